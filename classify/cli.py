@@ -1,0 +1,23 @@
+"""`classify` command-line entry point (a click group). Subcommands live in classify/commands/."""
+
+from __future__ import annotations
+
+import click
+
+from classify import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="classify (ganbalance)")
+def main() -> None:
+    """ganbalance classification stage: prepare data, train/evaluate classifiers, run ablations."""
+
+
+def _register() -> None:
+    # Import here so that `classify --help` lists every subcommand; each module defines one.
+    from classify.commands import prepare
+
+    main.add_command(prepare.prepare)
+
+
+_register()

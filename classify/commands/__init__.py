@@ -1,0 +1,1 @@
+"""One module per `classify` subcommand. Each is a thin click wrapper: flags -> config -> library call."""

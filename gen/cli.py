@@ -1,0 +1,21 @@
+"""`gen` command-line entry point (a click group). Subcommands live in gen/commands/."""
+
+from __future__ import annotations
+
+import click
+
+from classify import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gen (ganbalance)")
+def main() -> None:
+    """ganbalance GAN stage: train StyleGAN2-ADA on the rare class, sample and filter synthetic images."""
+
+
+def _register() -> None:
+    # Each subcommand module adds itself here in one line.
+    pass
+
+
+_register()

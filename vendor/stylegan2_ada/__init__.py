@@ -1,0 +1,5 @@
+"""A clean-room, pure-PyTorch StyleGAN2-ADA engine (networks, ADA augmentation, losses).
+
+Written from `shared/spec/stylegan2-ada.md` and the papers (Karras et al. 2020a, 2020b).
+State-dict names match the widely shared reference checkpoints so that their weights load.
+"""
