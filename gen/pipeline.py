@@ -1,0 +1,136 @@
+"""Run the whole suite from one TOML file: plain CLI steps, each skipped once done.
+
+    python -m gen.pipeline --config scripts/demo-cpu.toml --out runs/demo
+
+A step is a command line (list of strings) with `{placeholders}` filled from the
+`[vars]` table plus `out`. After a step exits 0 a marker `OUT/.steps/<name>.done` is
+written; a rerun skips marked steps. A step killed half-way is simply run again: every
+command is itself resumable (prepare is idempotent, `gen train --resume`, `gen sample`
+skips written seeds, `classify ablate` skips finished cells). At the end `OUT/index.html`
+links every report (see `gen.site`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from classify.errors import UserError
+from classify.fileio import atomic_write_text
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+
+@dataclass
+class Step:
+    name: str
+    argv: list[str]
+    resume_if: str | None = None  # glob: when it matches, `resume_args` are appended
+    resume_args: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Step:
+        unknown = set(d) - {"name", "argv", "resume_if", "resume_args"}
+        if unknown:
+            raise UserError(f"pipeline step {d.get('name', '?')}: unknown keys {sorted(unknown)}")
+        return cls(d["name"], list(d["argv"]), d.get("resume_if"), list(d.get("resume_args", [])))
+
+
+@dataclass
+class PipelineConfig:
+    vars: dict[str, str]
+    steps: list[Step]
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PipelineConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"pipeline config {path} not found; see scripts/demo-cpu.toml for the format")
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path} is not valid TOML: {exc}") from None
+        steps = [Step.from_dict(s) for s in raw.get("step", [])]
+        if not steps:
+            raise UserError(f"{path} defines no [[step]] entries")
+        return cls({k: str(v) for k, v in raw.get("vars", {}).items()}, steps)
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    try:
+        return template.format(**values)
+    except KeyError as exc:
+        raise UserError(f"pipeline placeholder {exc} is not defined in [vars]") from None
+
+
+def _resolve_exe(argv: list[str]) -> list[str]:
+    # Console scripts live next to the running interpreter (the venv); prefer those so the
+    # pipeline works without an activated environment.
+    local = Path(sys.executable).with_name(argv[0])
+    if local.exists():
+        return [str(local), *argv[1:]]
+    if shutil.which(argv[0]) is None:
+        raise UserError(f"command {argv[0]!r} not found; run scripts/demo.sh, which installs ganbalance into .venv")
+    return argv
+
+
+def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
+    """Run every step not yet done; return the wall seconds each step took when it ran."""
+    values = dict(config.vars, out=str(out))
+    marks = out / ".steps"
+    marks.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    for i, step in enumerate(config.steps, 1):
+        mark = marks / f"{step.name}.done"
+        head = f"[pipeline] step {i}/{len(config.steps)} {step.name}"
+        if mark.exists():
+            print(f"{head}: done earlier, skipped", flush=True)
+            timings[step.name] = float(mark.read_text() or 0)  # the wall time of the run that did it
+            continue
+        argv = [_fill(a, values) for a in step.argv]
+        if step.resume_if and glob.glob(_fill(step.resume_if, values)):
+            argv += [_fill(a, values) for a in step.resume_args]
+        print(f"{head}: {' '.join(argv)}", flush=True)
+        t0 = time.time()
+        rc = subprocess.call(_resolve_exe(argv))
+        if rc != 0:
+            raise UserError(f"step {step.name} failed with exit code {rc}; fix the cause and rerun — finished steps are kept")
+        timings[step.name] = time.time() - t0
+        atomic_write_text(mark, f"{timings[step.name]:.1f}\n")
+        print(f"{head}: finished in {timings[step.name]:.0f}s", flush=True)
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gen.pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="pipeline TOML (scripts/demo-cpu.toml, demo-gpu.toml)")
+    parser.add_argument("--out", required=True, help="output folder for every step")
+    args = parser.parse_args(argv)
+    from gen.site import write_index
+
+    try:
+        config = PipelineConfig.load(args.config)
+        out = Path(args.out)
+        t0 = time.time()
+        timings = run_pipeline(config, out)
+        index = write_index(out, timings)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"[pipeline] all steps done in {time.time() - t0:.0f}s; report: {index.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
