@@ -1,0 +1,93 @@
+"""The TOML pipeline runner: steps run in order, finished steps are skipped, a failure stops it."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from classify.errors import UserError
+from gen.grids import grid_image, save_grid, to_uint8
+from gen.pipeline import PipelineConfig, run_pipeline
+from gen.site import write_index
+
+CONFIG = """
+[vars]
+word = "hello"
+
+[[step]]
+name = "first"
+argv = ["python", "-c", "import pathlib,sys; p=pathlib.Path(sys.argv[1]); p.write_text(p.read_text()+'x' if p.exists() else 'x')", "{out}/count.txt"]
+
+[[step]]
+name = "second"
+argv = ["python", "-c", "import pathlib,sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])", "{out}/word.txt", "{word}"]
+resume_if = "{out}/word.txt"
+resume_args = ["--resumed"]
+"""
+
+
+def _config(tmp_path: Path, text: str = CONFIG) -> PipelineConfig:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    return PipelineConfig.load(path)
+
+
+def test_steps_run_once_and_are_skipped_on_rerun(tmp_path):
+    out = tmp_path / "out"
+    cfg = _config(tmp_path)
+    timings = run_pipeline(cfg, out)
+    assert set(timings) == {"first", "second"}
+    assert (out / "count.txt").read_text() == "x"
+    assert (out / "word.txt").read_text() == "hello"
+    run_pipeline(cfg, out)  # everything marked done: nothing runs again
+    assert (out / "count.txt").read_text() == "x"
+
+
+def test_killed_step_reruns_with_resume_args(tmp_path):
+    out = tmp_path / "out"
+    cfg = _config(tmp_path)
+    run_pipeline(cfg, out)
+    (out / ".steps" / "second.done").unlink()  # as if killed before the marker was written
+    # The resume glob matches now, so the step gets --resumed appended; our tiny script
+    # treats that as argv[3] and ignores it, so the output is unchanged.
+    run_pipeline(cfg, out)
+    assert (out / "word.txt").read_text() == "hello"
+
+
+def test_failing_step_stops_with_user_error(tmp_path):
+    cfg = _config(tmp_path, '[[step]]\nname = "bad"\nargv = ["python", "-c", "raise SystemExit(3)"]\n')
+    with pytest.raises(UserError, match="bad failed with exit code 3"):
+        run_pipeline(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / ".steps" / "bad.done").exists()
+
+
+def test_undefined_placeholder_is_a_user_error(tmp_path):
+    cfg = _config(tmp_path, '[[step]]\nname = "s"\nargv = ["python", "{nope}"]\n')
+    with pytest.raises(UserError, match="nope"):
+        run_pipeline(cfg, tmp_path / "out")
+
+
+def test_index_lists_only_existing_outputs(tmp_path):
+    out = tmp_path / "out"
+    (out / "gan").mkdir(parents=True)
+    save_grid(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), out / "gan" / "reals.png", nrow=2)
+    (out / "gan" / "metrics.jsonl").write_text(
+        json.dumps({"kimg": 1, "fd_judge": 5.0, "ada_p": 0.1}) + "\n" + json.dumps({"kimg": 2, "fd_judge": 3.0, "ada_p": 0.2}) + "\n{torn"
+    )
+    index = write_index(out, {"prepare": 3.0})
+    page = index.read_text()
+    assert 'src="gan/reals.png"' in page and 'src="gan/training_curves.png"' in page
+    assert (out / "gan" / "training_curves.png").is_file()
+    assert "not run yet" in page  # the other sections
+
+
+def test_grid_layout_and_labels():
+    imgs = torch.full((5, 3, 6, 6), 200, dtype=torch.uint8)
+    plain = grid_image(imgs, nrow=3)
+    labelled = grid_image(imgs, nrow=3, labels=["judge", "realism"])
+    assert plain.size[1] == labelled.size[1] == 2 * (6 + 2) + 2  # two rows
+    assert labelled.size[0] > plain.size[0]  # a label strip, tiles not covered
+    assert to_uint8(torch.tensor([-1.5, -1.0, 0.0, 1.0, 2.0])).tolist() == [0, 0, 128, 255, 255]
+    with pytest.raises(ValueError, match="uint8"):
+        grid_image(imgs.float(), nrow=2)
