@@ -1,0 +1,62 @@
+"""Batch augmentation on the training device: classic (kornia) and mixup/cutmix.
+
+All functions take float images in [0, 1], shape [B, C, H, W], already on the device, so no
+per-image PIL work happens during training.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def classic_augment(p: float = 0.5) -> nn.Module:
+    """Augmentations chosen for grayscale defect images (solar cells, parts on a line).
+
+    Cells and parts have no canonical orientation, so flips and 90-degree turns are safe;
+    the affine stays small so cracks keep their shape; brightness/contrast mimic exposure
+    drift between line cameras; noise mimics sensor noise; erasing asks the model not to
+    rely on one spot. Hue/saturation jitter is left out: it means nothing in grayscale.
+    """
+    import kornia.augmentation as K
+
+    return K.AugmentationSequential(
+        K.RandomHorizontalFlip(p=p),
+        K.RandomVerticalFlip(p=p),
+        K.RandomRotation90(times=(0, 3), p=p),
+        K.RandomAffine(degrees=5.0, translate=(0.05, 0.05), scale=(0.95, 1.05), p=p, padding_mode="reflection"),
+        K.RandomBrightness(brightness=(0.85, 1.15), p=p),
+        K.RandomContrast(contrast=(0.8, 1.2), p=p),
+        K.RandomGaussianNoise(mean=0.0, std=0.02, p=p),
+        K.RandomErasing(scale=(0.01, 0.05), ratio=(0.3, 3.3), value=0.0, p=p * 0.5),
+    )
+
+
+def apply_classic(aug: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Run the kornia pipeline and keep the result a valid image in [0, 1]."""
+    return aug(x).clamp_(0.0, 1.0)
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend each image and its soft label with a random partner (Zhang et al. 2018)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
+
+
+def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paste a random box from a partner image; labels mix by the pasted area (Yun et al. 2019)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
+    perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    h, w = x.shape[-2:]
+    cut = (1.0 - lam) ** 0.5
+    bh, bw = int(round(h * cut)), int(round(w * cut))
+    cy = int(torch.randint(0, h, (1,), generator=gen))
+    cx = int(torch.randint(0, w, (1,), generator=gen))
+    y0, y1 = max(cy - bh // 2, 0), min(cy + (bh + 1) // 2, h)
+    x0, x1 = max(cx - bw // 2, 0), min(cx + (bw + 1) // 2, w)
+    out = x.clone()
+    out[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+    # The box can be clipped at the border, so the label uses the area actually pasted.
+    area = (y1 - y0) * (x1 - x0) / float(h * w)
+    return out, (1 - area) * y + area * y[perm]
