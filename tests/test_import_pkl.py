@@ -1,0 +1,181 @@
+"""Safe import of reference StyleGAN2-ADA `.pkl` snapshots (vendor/stylegan2_ada/import_pkl.py)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from reference_pkl_builder import FakePersistent, module_state, reference_names, split, write_reference_pkl
+from stylegan2_ada.import_pkl import load_reference_pkl
+from stylegan2_ada.safe_unpickle import safe_load_pkl
+
+from classify.errors import UserError
+
+GOLDEN = Path(__file__).parent / "golden"
+COND = GOLDEN / "sg2ada_cond_gray32.safetensors"
+RGB = GOLDEN / "sg2ada_uncond_rgb64.safetensors"
+
+
+class ShellCommand:
+    """Loading this with plain pickle would run a shell command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+class PythonExec:
+    """Loading this with plain pickle would exec Python source."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return builtins.exec, (f"open({str(self.marker)!r}, 'w').write('ran')",)
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+# ---- (a) code in the file is never run ----------------------------------------------------------
+
+@pytest.mark.parametrize("payload, global_name", [(ShellCommand, f"{os.system.__module__}.system"),
+                                                  (PythonExec, "builtins.exec")])
+def test_code_executing_pickle_is_refused_and_runs_nothing(tmp_path, payload, global_name):
+    marker = tmp_path / "marker"
+    pkl = tmp_path / "evil.pkl"
+    pkl.write_bytes(pickle.dumps({"G_ema": payload(marker)}, protocol=3))
+    with pytest.raises(UserError) as exc:
+        load_reference_pkl(pkl)
+    msg = _one_line(exc)
+    assert global_name in msg and str(pkl) in msg
+    assert not marker.exists()
+
+
+def test_plain_pickle_would_have_run_the_payload(tmp_path):
+    # Control for the test above: the payload is live, so "marker absent" means something.
+    marker = tmp_path / "marker"
+    pickle.loads(pickle.dumps(PythonExec(marker)))
+    assert marker.read_text() == "ran"
+
+
+def test_payload_hidden_inside_a_valid_snapshot_is_refused(tmp_path):
+    marker = tmp_path / "marker"
+    with reference_names():
+        record = FakePersistent("AugmentPipe", module_state({}, {}, {}, {"hook": PythonExec(marker)}), marker)
+        blob = pickle.dumps({"G_ema": record}, protocol=3)
+    pkl = tmp_path / "nested.pkl"
+    pkl.write_bytes(blob)
+    with pytest.raises(UserError, match="builtins.exec"):
+        load_reference_pkl(pkl)
+    assert not marker.exists()
+
+
+class EvilStorageBlob:
+    """A tensor-storage blob whose inner torch pickle would run code."""
+
+    def __init__(self, marker: Path):
+        self.blob = pickle.dumps(PythonExec(marker), protocol=2)
+
+    def __reduce__(self):
+        return torch.storage._load_from_bytes, (self.blob,)
+
+
+def test_payload_inside_a_tensor_blob_is_refused(tmp_path):
+    marker = tmp_path / "marker"
+    pkl = tmp_path / "blob.pkl"
+    pkl.write_bytes(pickle.dumps({"G_ema": EvilStorageBlob(marker)}, protocol=3))
+    with pytest.raises(UserError) as exc:
+        safe_load_pkl(pkl)
+    assert str(pkl) in _one_line(exc)
+    assert not marker.exists()
+
+
+def test_embedded_module_source_is_never_executed(tmp_path):
+    marker = tmp_path / "marker"
+    write_reference_pkl(COND, tmp_path / "ref.pkl", marker)
+    ckpt = load_reference_pkl(tmp_path / "ref.pkl")
+    assert ckpt.G_ema_state and not marker.exists()
+
+
+# ---- (b) the structure of a reference snapshot imports exactly ----------------------------------
+
+@pytest.mark.parametrize("golden_path", [COND, RGB])
+def test_state_dicts_and_extras_round_trip(tmp_path, golden_path):
+    state = write_reference_pkl(golden_path, tmp_path / "ref.pkl", tmp_path / "marker")
+    ckpt = load_reference_pkl(tmp_path / "ref.pkl")
+    g, d = split(state, "G."), split(state, "D.")
+    assert set(ckpt.G_ema_state) == set(g) and set(ckpt.D_state) == set(d)
+    for key, tensor in g.items():
+        assert torch.equal(ckpt.G_ema_state[key], tensor), key
+        assert torch.equal(ckpt.G_state[key], tensor * 1.5), key  # G and G_ema are told apart
+    for key, tensor in d.items():
+        assert torch.equal(ckpt.D_state[key], tensor), key
+    assert ckpt.augment_p == pytest.approx(0.25)
+    assert ckpt.augment_kwargs == {"xflip": 1, "rotate90": 1, "xint": 1, "scale": 1}
+    tsk = ckpt.extras["training_set_kwargs"]
+    assert tsk["max_size"] == 120 and type(tsk["max_size"]) is int  # numpy scalar -> plain int
+    assert type(tsk) is dict
+
+
+def test_old_numpy_module_name_is_accepted(tmp_path):
+    # Files written under numpy 1.x name `numpy.core.multiarray.scalar`; protocol 3 stores it as text.
+    write_reference_pkl(COND, tmp_path / "ref.pkl", tmp_path / "marker")
+    blob = (tmp_path / "ref.pkl").read_bytes()
+    assert b"numpy._core.multiarray" in blob
+    (tmp_path / "old.pkl").write_bytes(blob.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    assert load_reference_pkl(tmp_path / "old.pkl").extras["training_set_kwargs"]["max_size"] == 120
+
+
+@pytest.mark.parametrize("which, arch, word", [("G", "resnet", "generator"), ("D", "skip", "discriminator")])
+def test_unsupported_architecture_is_refused(tmp_path, which, arch, word):
+    kwargs = {"g_arch": arch} if which == "G" else {"d_arch": arch}
+    write_reference_pkl(COND, tmp_path / "ref.pkl", tmp_path / "marker", **kwargs)
+    with pytest.raises(UserError) as exc:
+        load_reference_pkl(tmp_path / "ref.pkl")
+    msg = _one_line(exc)
+    assert word in msg and repr(arch) in msg and "architecture" in msg
+
+
+def test_snapshot_without_g_ema_names_what_it_holds(tmp_path):
+    pkl = tmp_path / "x.pkl"
+    pkl.write_bytes(pickle.dumps({"weights": [1, 2, 3]}, protocol=3))
+    with pytest.raises(UserError, match=r"no G_ema network \(it holds: weights\)"):
+        load_reference_pkl(pkl)
+
+
+# ---- (c) damaged files ------------------------------------------------------------------------
+
+def test_truncated_file_is_a_one_line_error(tmp_path):
+    write_reference_pkl(COND, tmp_path / "ref.pkl", tmp_path / "marker")
+    blob = (tmp_path / "ref.pkl").read_bytes()
+    for cut in (len(blob) // 2, len(blob) - 1, 10):
+        bad = tmp_path / f"cut{cut}.pkl"
+        bad.write_bytes(blob[:cut])
+        with pytest.raises(UserError) as exc:
+            load_reference_pkl(bad)
+        msg = _one_line(exc)
+        assert str(bad) in msg and "truncated or corrupt" in msg
+
+
+@pytest.mark.parametrize("content", [b"", b"not a pickle at all\n", bytes(range(256)) * 4])
+def test_garbage_file_is_a_one_line_error(tmp_path, content):
+    bad = tmp_path / "garbage.pkl"
+    bad.write_bytes(content)
+    with pytest.raises(UserError) as exc:
+        load_reference_pkl(bad)
+    assert str(bad) in _one_line(exc)
+
+
+def test_missing_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="cannot open"):
+        load_reference_pkl(tmp_path / "nope.pkl")
