@@ -1,0 +1,246 @@
+"""ADA augment pipeline: identity at p=0, each step's effect, gradients, ADA p rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from stylegan2_ada.augment import AugmentPipe, ada_update
+from stylegan2_ada.augment_warp import lowpass
+
+GEOMETRIC = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")
+COLOUR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
+
+
+def only(step: str, channels: int = 3, p: float = 1.0, **strengths) -> AugmentPipe:
+    """A pipe with every step off except `step`."""
+    off = {name: 0 for name in GEOMETRIC + COLOUR if name != step}
+    pipe = AugmentPipe(channels, **off, **strengths)
+    pipe.p = p
+    return pipe
+
+
+def images(n: int, c: int, size: int = 8, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, c, size, size, generator=g) * 2 - 1
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_p_zero_is_exact_identity(channels):
+    pipe = AugmentPipe(channels)
+    x = images(6, channels)
+    torch.manual_seed(1)
+    assert torch.equal(pipe(x), x)
+
+
+def test_p_is_a_settable_buffer_in_the_state_dict():
+    pipe = AugmentPipe(3)
+    pipe.p = 0.25
+    assert isinstance(pipe.p, torch.Tensor) and pipe.p.item() == pytest.approx(0.25)
+    other = AugmentPipe(3)
+    other.load_state_dict(pipe.state_dict())
+    assert other.p.item() == pytest.approx(0.25)
+    other.p = torch.tensor(0.5)
+    assert other.p.item() == 0.5
+
+
+def test_rejects_unsupported_channel_counts_and_shapes():
+    with pytest.raises(ValueError, match="num_channels"):
+        AugmentPipe(2)
+    with pytest.raises(ValueError, match="expected images"):
+        AugmentPipe(3)(torch.zeros(2, 1, 8, 8))
+
+
+def _matches_one_of(out: torch.Tensor, x: torch.Tensor, candidates) -> list[int]:
+    """For each sample: -1 if untouched, else the index of the candidate it equals."""
+    found = []
+    for i in range(x.shape[0]):
+        if torch.equal(out[i], x[i]):
+            found.append(-1)
+            continue
+        errs = [(out[i] - c[i]).abs().max().item() for c in candidates]
+        best = min(range(len(errs)), key=errs.__getitem__)
+        assert errs[best] < 1e-5, f"sample {i} matches no candidate (errors {errs})"
+        found.append(best)
+    return found
+
+
+def test_xflip_at_p1_flips_about_half():
+    x = images(32, 3)
+    torch.manual_seed(0)
+    found = _matches_one_of(only("xflip")(x), x, [lowpass(x).flip(3)])
+    assert 5 < found.count(0) < 27 and found.count(-1) == 32 - found.count(0)
+
+
+def test_rotate90_gives_quarter_turns():
+    x = images(32, 1)
+    torch.manual_seed(0)
+    lp = lowpass(x)
+    found = _matches_one_of(only("rotate90", channels=1)(x), x, [torch.rot90(lp, k, (2, 3)) for k in (1, 2, 3)])
+    assert {0, 1, 2} <= set(found)
+
+
+def test_integer_translation_shifts_content_by_whole_pixels():
+    size = 16  # xint_max 0.125 -> shifts of at most 2 pixels
+    x = images(16, 1, size)
+    torch.manual_seed(0)
+    out = only("xint", channels=1)(x)
+    lp = lowpass(x)
+    shifts = []
+    for i in range(x.shape[0]):
+        if torch.equal(out[i], x[i]):
+            continue
+        inner = out[i, :, 2:-2, 2:-2]
+        errs = {
+            (dx, dy): (inner - lp[i, :, 2 - dy : size - 2 - dy, 2 - dx : size - 2 - dx]).abs().max().item()
+            for dx in range(-2, 3)
+            for dy in range(-2, 3)
+        }
+        best = min(errs, key=errs.get)
+        assert errs[best] < 1e-5
+        shifts.append(best)
+    assert any(s != (0, 0) for s in shifts)
+
+
+def test_geometric_resampling_stays_within_input_range():
+    # Bilinear weights and the [1, 3, 3, 1] filter are non-negative, so every output
+    # pixel is a convex combination of input pixels.
+    x = images(16, 3, 16)
+    pipe = AugmentPipe(3, **{name: 0 for name in COLOUR})
+    pipe.p = 1.0
+    torch.manual_seed(0)
+    out = pipe(x)
+    assert out.min() >= x.min() - 1e-5 and out.max() <= x.max() + 1e-5
+    assert not torch.allclose(out, x, atol=1e-2)
+
+
+def test_geometric_matrix_statistics():
+    n, size = 4000, 32
+    torch.manual_seed(0)
+    m = only("scale").geometric_matrices(n, size, size, torch.device("cpu"))
+    assert torch.log2(m[:, 0, 0]).std().item() == pytest.approx(0.2, rel=0.1)
+    assert torch.equal(m[:, 0, 0], m[:, 1, 1])
+    m = only("aniso").geometric_matrices(n, size, size, torch.device("cpu"))
+    assert torch.allclose(m[:, 0, 0] * m[:, 1, 1], torch.ones(n))
+    m = only("xfrac").geometric_matrices(n, size, size, torch.device("cpu"))
+    assert (m[:, :2, 2] / size).std().item() == pytest.approx(0.125, rel=0.1)
+    m = only("rotate", p=0.5).geometric_matrices(n, size, size, torch.device("cpu"))
+    rotated = (m[:, 0, 1].abs() > 0).float().mean().item()
+    assert rotated == pytest.approx(0.5, abs=0.04)  # two draws at 1 - sqrt(1 - p) each
+
+
+def test_per_sample_probability():
+    torch.manual_seed(0)
+    m = only("xfrac", p=0.3).geometric_matrices(4000, 8, 8, torch.device("cpu"))
+    moved = (m[:, :2, 2].abs().sum(1) > 0).float().mean().item()
+    assert moved == pytest.approx(0.3, abs=0.03)
+
+
+def test_brightness_shifts_the_mean_by_a_constant_per_image():
+    x = images(2000, 1, 2)
+    torch.manual_seed(0)
+    delta = only("brightness", channels=1)(x) - x
+    per_image = delta.mean(dim=(1, 2, 3))
+    assert torch.allclose(delta, per_image[:, None, None, None].expand_as(delta), atol=1e-6)
+    assert per_image.std().item() == pytest.approx(0.2, rel=0.1)
+
+
+def test_contrast_scales_the_std_about_zero():
+    x = images(2000, 3, 2)
+    torch.manual_seed(0)
+    out = only("contrast")(x)
+    ratio = out.std(dim=(1, 2, 3)) / x.std(dim=(1, 2, 3))
+    assert torch.allclose(out, x * ratio[:, None, None, None], atol=1e-5)
+    assert torch.log2(ratio).std().item() == pytest.approx(0.5, rel=0.1)
+
+
+def _luma_and_chroma(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = x[:, :3].mean(1, keepdim=True)
+    return mean, x[:, :3] - mean
+
+
+def test_lumaflip_negates_luma_and_keeps_chroma():
+    x = images(16, 3)
+    torch.manual_seed(0)
+    out = only("lumaflip")(x)
+    (l_in, c_in), (l_out, c_out) = _luma_and_chroma(x), _luma_and_chroma(out)
+    assert torch.allclose(c_out, c_in, atol=1e-5)
+    flipped = [not torch.equal(out[i], x[i]) for i in range(16)]
+    assert 0 < sum(flipped) < 16
+    for i, f in enumerate(flipped):
+        assert torch.allclose(l_out[i], -l_in[i] if f else l_in[i], atol=1e-5)
+
+
+@pytest.mark.parametrize("step", ["hue", "saturation"])
+def test_hue_and_saturation_keep_luma(step):
+    x = images(16, 3)
+    torch.manual_seed(0)
+    out = only(step)(x)
+    (l_in, c_in), (l_out, c_out) = _luma_and_chroma(x), _luma_and_chroma(out)
+    assert torch.allclose(l_out, l_in, atol=1e-5)
+    assert not torch.allclose(c_out, c_in, atol=1e-3)
+    if step == "hue":  # a rotation about the luma axis keeps the chroma length
+        assert torch.allclose(c_out.norm(dim=1), c_in.norm(dim=1), atol=1e-5)
+
+
+def test_grey_images_get_brightness_and_contrast_only():
+    x = images(8, 1)
+    pipe = AugmentPipe(1, **{name: 0 for name in GEOMETRIC}, brightness=0, contrast=0)
+    pipe.p = 1.0
+    assert torch.equal(pipe(x), x)
+
+
+def test_alpha_channel_is_not_colour_transformed():
+    x = images(8, 4)
+    pipe = AugmentPipe(4, **{name: 0 for name in GEOMETRIC})
+    pipe.p = 1.0
+    torch.manual_seed(0)
+    out = pipe(x)
+    assert torch.equal(out[:, 3], x[:, 3]) and not torch.allclose(out[:, :3], x[:, :3])
+
+
+def test_gradients_flow_to_the_input_twice():
+    # R1 differentiates the gradient of D(aug(x)) w.r.t. x, so aug must be twice differentiable.
+    pipe = AugmentPipe(3)
+    pipe.p = 0.8
+    x = images(8, 3).requires_grad_(True)
+    weight = torch.randn(1, 3, 8, 8, requires_grad=True)
+    torch.manual_seed(0)
+    score = (pipe(x) * weight).square().sum()
+    (grad,) = torch.autograd.grad(score, x, create_graph=True)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    grad.square().sum().backward()
+    assert torch.isfinite(weight.grad).all() and weight.grad.abs().sum() > 0
+
+
+def test_output_range_is_sane_at_high_p():
+    pipe = AugmentPipe(3)
+    pipe.p = 1.0
+    torch.manual_seed(0)
+    out = pipe(images(64, 3))
+    assert torch.isfinite(out).all()
+    # Brightness 0.2, contrast 2^N(0, 0.5) and saturation 2^N(0, 1) can stretch, but not wildly.
+    assert out.abs().quantile(0.99) < 8
+
+
+def test_ada_update_rises_falls_and_floors():
+    step = 64 * 4 / (500 * 1000)
+    assert ada_update(0.1, 0.8, 0.6, 64 * 4) == pytest.approx(0.1 + step)
+    assert ada_update(0.1, 0.2, 0.6, 64 * 4) == pytest.approx(0.1 - step)
+    assert ada_update(0.1, 0.6, 0.6, 64 * 4) == pytest.approx(0.1)
+    assert ada_update(step / 2, 0.0, 0.6, 64 * 4) == 0.0
+    assert ada_update(0.0, 0.7, 0.6, 100, ada_kimg=100) == pytest.approx(0.001)
+    out = ada_update(torch.tensor(0.0), torch.tensor(-1.0), 0.6, 64)
+    assert isinstance(out, torch.Tensor) and out.item() == 0.0
+    assert ada_update(torch.tensor(0.5), 1.0, 0.6, 500).item() == pytest.approx(0.501)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda():
+    pipe = AugmentPipe(3).cuda()
+    pipe.p = 0.5
+    x = images(4, 3).cuda().requires_grad_(True)
+    out = pipe(x)
+    out.sum().backward()
+    assert out.device.type == "cuda" and math.isfinite(x.grad.sum().item())
