@@ -3,3 +3,12 @@
 Written from `shared/spec/stylegan2-ada.md` and the papers (Karras et al. 2020a, 2020b).
 State-dict names match the widely shared reference checkpoints so that their weights load.
 """
+
+from .config import DiscriminatorConfig, GeneratorConfig
+from .discriminator import Discriminator
+from .generator import Generator
+
+# AugmentPipe: exported here by the augment engineer once augment.py exists
+# (`from .augment import AugmentPipe`).
+
+__all__ = ["DiscriminatorConfig", "Discriminator", "GeneratorConfig", "Generator"]
