@@ -4,11 +4,9 @@ Written from `shared/spec/stylegan2-ada.md` and the papers (Karras et al. 2020a,
 State-dict names match the widely shared reference checkpoints so that their weights load.
 """
 
+from .augment import AugmentPipe
 from .config import DiscriminatorConfig, GeneratorConfig
 from .discriminator import Discriminator
 from .generator import Generator
 
-# AugmentPipe: exported here by the augment engineer once augment.py exists
-# (`from .augment import AugmentPipe`).
-
-__all__ = ["DiscriminatorConfig", "Discriminator", "GeneratorConfig", "Generator"]
+__all__ = ["AugmentPipe", "DiscriminatorConfig", "Discriminator", "GeneratorConfig", "Generator"]
