@@ -16,6 +16,8 @@ def main() -> None:
 def _register() -> None:
     # Each subcommand module adds itself here in one line.
     pass
+    from gen.commands.import_pkl import import_pkl
+    main.add_command(import_pkl)
 
 
 _register()

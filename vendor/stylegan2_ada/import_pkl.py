@@ -123,16 +123,22 @@ def to_plain(obj: Any) -> Any:
     return repr(obj)
 
 
-def build_networks(ckpt: ReferenceCheckpoint, device: str | torch.device = "cpu") -> dict[str, torch.nn.Module]:
-    """Our networks with the checkpoint's weights: keys 'G_ema' and, when present, 'G' and 'D'."""
+def build_networks(ckpt: ReferenceCheckpoint, device: str | torch.device = "cpu",
+                   include: tuple[str, ...] = ("G", "D", "G_ema")) -> dict[str, torch.nn.Module]:
+    """Our networks with the checkpoint's weights, for the names in `include` the file holds."""
     from stylegan2_ada import Discriminator, Generator
 
-    nets: dict[str, torch.nn.Module] = {"G_ema": _loaded(Generator, ckpt.G_config, ckpt.G_ema_state, "G_ema", ckpt.path)}
-    if ckpt.G_state is not None:
-        nets["G"] = _loaded(Generator, ckpt.G_config, ckpt.G_state, "G", ckpt.path)
-    if ckpt.D_state is not None:
-        nets["D"] = _loaded(Discriminator, ckpt.D_config, ckpt.D_state, "D", ckpt.path)
-    return {name: net.to(device) for name, net in nets.items()}
+    wanted = {
+        "G": (Generator, ckpt.G_config, ckpt.G_state),
+        "D": (Discriminator, ckpt.D_config, ckpt.D_state),
+        "G_ema": (Generator, ckpt.G_config, ckpt.G_ema_state),
+    }
+    nets = {}
+    for name in include:
+        cls, config, state = wanted[name]
+        if state is not None:
+            nets[name] = _loaded(cls, config, state, name, ckpt.path).to(device)
+    return nets
 
 
 def _loaded(cls: Any, config: Any, state: dict[str, torch.Tensor], name: str, path: Path) -> torch.nn.Module:

@@ -52,6 +52,20 @@ def count_fc_layers(mapping: PersistentRecord | None) -> int:
     return sum(1 for n in names if isinstance(n, str) and n.startswith("fc") and n[2:].isdigit())
 
 
+def mapping_layers(rec: PersistentRecord, mapping_kwargs: dict[str, Any], path: Path) -> int:
+    """Mapping depth from the weights; the recorded `num_layers` must agree with them."""
+    mapping = _child(rec, "mapping")
+    stated = mapping_kwargs.get("num_layers")
+    if mapping is None:
+        # An unconditional D has no mapping network; the value is then unused, keep the default.
+        return int(stated) if isinstance(stated, int) else 8
+    counted = count_fc_layers(mapping)
+    if stated is not None and stated != counted:
+        raise UserError(f"{path}: {rec.class_name} says num_layers={stated} but its mapping has {counted} layers; "
+                        "the file is inconsistent")
+    return counted
+
+
 def _require(value: Any, allowed: tuple, what: str, path: Path, hint: str) -> None:
     if value not in allowed:
         raise UserError(f"{path}: {what} is {value!r}; ganbalance supports only {allowed[0]!r} ({hint})")
@@ -80,9 +94,9 @@ def generator_values(rec: PersistentRecord, path: Path) -> dict[str, Any]:
     for key in ("embed_features", "layer_features"):
         if mk.get(key) not in (None, values["w_dim"]):
             raise UserError(f"{path}: mapping {key}={mk[key]} differs from w_dim={values['w_dim']}; not supported")
-    _require(float(mk.get("lr_multiplier", 0.01)), (0.01,), "the mapping lr_multiplier", path, "the reference default")
     values.update(
-        mapping_layers=count_fc_layers(_child(rec, "mapping")),
+        mapping_layers=mapping_layers(rec, mk, path),
+        mapping_lr_mul=float(mk.get("lr_multiplier", 0.01)),
         w_avg_beta=float(mk.get("w_avg_beta", 0.995)),
         channel_base=int(sk.get("channel_base", 32768)),
         channel_max=int(sk.get("channel_max", 512)),
@@ -110,7 +124,8 @@ def discriminator_values(rec: PersistentRecord, path: Path) -> dict[str, Any]:
         num_fp16_res=int(kw.get("num_fp16_res", 0)),
         conv_clamp=kw.get("conv_clamp"),
         cmap_dim=kw.get("cmap_dim"),
-        mapping_layers=count_fc_layers(_child(rec, "mapping")),
+        mapping_layers=mapping_layers(rec, mk, path),
+        mapping_lr_mul=float(mk.get("lr_multiplier", 0.01)),
         mbstd_group_size=int(ek.get("mbstd_group_size", 4)),
         mbstd_num_channels=int(ek.get("mbstd_num_channels", 1)),
     )
