@@ -1,0 +1,169 @@
+"""`classify prepare` through click: bad inputs, one-line errors, sources, refusal/--force."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from classify.cli import main
+from classify.dataset import open_prepared
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["prepare", *map(str, args)])
+
+
+def _manifest(out):
+    return list(csv.DictReader(open(out / "manifest.csv")))
+
+
+def _one_line_error(result, *needles):
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_bad_inputs_are_reported_not_fatal(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 6, "bad": 4})
+    good = root / "good"
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 48), dtype=np.uint8)).save(buf, "JPEG")
+    (good / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    (good / "zero.png").write_bytes(b"")
+    (good / "notes.png").write_text("this is text, not a PNG\n")
+    Image.new("CMYK", (40, 32), (0, 200, 200, 0)).save(good / "cmyk.jpg")
+    Image.fromarray(np.full((32, 40), 40000, dtype=np.uint16)).save(good / "deep.png")
+    Image.new("RGBA", (40, 32), (90, 90, 90, 128)).save(root / "bad" / "alpha.png")
+    out = tmp_path / "data"
+    result = _run(f"folder:{root}", "--out", out)
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text()
+    rows = {"/".join(r["path"].split("/")[-2:]): r for r in _manifest(out)}
+    # 10 plain images + cmyk + 16-bit + rgba kept; the three broken files rejected, nothing else lost.
+    assert len(rows) == 13
+    for name in ("truncated.jpg", "zero.png", "notes.png"):
+        assert f"good/{name}" not in rows
+    assert "3 files were not used" in report
+    assert "truncated.jpg`: corrupt or truncated" in report
+    assert "zero.png`: empty file (0 bytes)" in report
+    assert "notes.png`: not an image" in report
+    assert rows["good/cmyk.jpg"]["note"] == "CMYK converted to RGB" and rows["good/cmyk.jpg"]["channels"] == "3"
+    assert "16-bit scaled to 8-bit" in rows["good/deep.png"]["note"] and rows["good/deep.png"]["channels"] == "1"
+    assert "alpha dropped" in rows["bad/alpha.png"]["note"]
+    assert "CMYK converted to RGB: 1" in report and "3 images were converted" in report
+    data = open_prepared(out)
+    assert data.channels == 3  # mixed modes -> RGB
+    x = data.images(res=16, fit="stretch")
+    assert x.shape == (13, 3, 16, 16)
+    deep = data.indices[[r["path"].endswith("deep.png") for r in data.rows].index(True)]
+    assert abs(int(x[deep].float().mean()) - 40000 // 257) <= 1
+
+
+def test_counts_classes_json_and_rerun(tiny_image_folder, tmp_path):
+    out = tmp_path / "d"
+    assert _run(f"folder:{tiny_image_folder}", "--out", out).exit_code == 0
+    info = json.loads((out / "classes.json").read_text())
+    assert info["classes"] == ["bad", "good"] and info["channels"] == 1
+    assert sum(info["counts"]["bad"].values()) == 8 and sum(info["counts"]["good"].values()) == 24
+    assert info["manifest_hash"] == open_prepared(out).manifest_hash
+    rows = _manifest(out)
+    assert all(Path(r["path"]).is_absolute() for r in rows)  # sources outside --out: absolute paths
+    before = (out / "manifest.csv").read_text()
+    again = _run(f"folder:{tiny_image_folder}", "--out", out)  # same settings: allowed, same manifest
+    assert again.exit_code == 0 and (out / "manifest.csv").read_text() == before
+
+
+def test_refuses_different_manifest_unless_force(tiny_image_folder, tmp_path):
+    out = tmp_path / "d"
+    assert _run(f"folder:{tiny_image_folder}", "--out", out).exit_code == 0
+    before = (out / "manifest.csv").read_text()
+    res = _run(f"folder:{tiny_image_folder}", "--out", out, "--seed", "5")
+    _one_line_error(res, "different manifest", "--force", str(out / "manifest.csv"))
+    assert (out / "manifest.csv").read_text() == before
+    assert _run(f"folder:{tiny_image_folder}", "--out", out, "--seed", "5", "--force").exit_code == 0
+    assert (out / "manifest.csv").read_text() != before
+
+
+def test_minority_fraction_cli(tiny_image_folder, tmp_path):
+    out = tmp_path / "d"
+    res = _run(f"folder:{tiny_image_folder}", "--out", out, "--minority-class", "bad", "--minority-fraction", "0.4")
+    assert res.exit_code == 0, res.output
+    rows = _manifest(out)
+    bad = [r for r in rows if r["label"] == "bad"]
+    assert len(bad) == 8  # dropped rows stay in the manifest
+    assert {r["split"] for r in bad} == {"train", "val", "test", "unused"}
+    assert sum(r["split"] == "train" for r in bad) == 2  # 5 train * 0.4
+    assert all(r["split"] != "unused" for r in rows if r["label"] == "good")
+    assert "unused" in (out / "report.md").read_text()
+    assert len(open_prepared(out).select(split="unused")) == 3
+
+
+def test_csv_source(tiny_image_folder, tmp_path):
+    listing = tmp_path / "list.csv"
+    lines = ["path,label,site"]
+    for p in sorted(tiny_image_folder.rglob("*.png")):
+        lines.append(f"{p.relative_to(tmp_path)},{p.parent.name},plantA")
+    lines.append("images/good/missing.png,good,plantA")
+    listing.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "d"
+    res = _run(f"csv:{listing}", "--out", out)
+    assert res.exit_code == 0, res.output
+    rows = _manifest(out)
+    assert len(rows) == 32 and {r["src_site"] for r in rows} == {"plantA"}
+    assert "missing.png" in (out / "report.md").read_text()
+
+
+def test_duplicates_grouped_and_reported(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 10, "bad": 6})
+    for k in range(3):  # three extra copies of one image
+        (root / "good" / f"copy{k}.png").write_bytes((root / "good" / "img000.png").read_bytes())
+    out = tmp_path / "d"
+    assert _run(f"folder:{root}", "--out", out).exit_code == 0
+    rows = _manifest(out)
+    group = [r for r in rows if r["dup_group"]]
+    assert len(group) == 4 and len({r["split"] for r in group}) == 1
+    assert "1 duplicate groups covering 4 rows" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "setup,args,needles",
+    [
+        ("none", ["folder:{tmp}/nowhere"], ["does not exist", "nowhere"]),
+        ("none", ["imagenet"], ["unknown source", "folder:PATH"]),
+        ("none", ["csv:{tmp}/nope.csv"], ["does not exist", "nope.csv"]),
+        ("empty_class", ["folder:{tmp}/images"], ["no image files", "bad"]),
+        ("one_image", ["folder:{tmp}/images"], ["'bad'", "1 usable image", "at least 2"]),
+        ("ok", ["folder:{tmp}/images", "--val", "0.5", "--test", "0.5"], ["--val", "< 1"]),
+        ("ok", ["folder:{tmp}/images", "--minority-fraction", "0.5"], ["--minority-class"]),
+        ("ok", ["folder:{tmp}/images", "--minority-class", "cat", "--minority-fraction", "0.5"], ["'cat'"]),
+        ("no_classes", ["folder:{tmp}/images"], ["no class sub-folders"]),
+    ],
+)
+def test_one_line_errors(make_image_folder, tmp_path, setup, args, needles):
+    if setup == "ok":
+        make_image_folder()
+    elif setup == "empty_class":
+        make_image_folder()
+        (tmp_path / "images" / "bad").mkdir(exist_ok=True)
+        for p in (tmp_path / "images" / "bad").iterdir():
+            p.unlink()
+        (tmp_path / "images" / "bad" / "readme.txt").write_text("x")
+    elif setup == "one_image":
+        make_image_folder(counts={"good": 5, "bad": 1})
+    elif setup == "no_classes":
+        (tmp_path / "images").mkdir()
+        (tmp_path / "images" / "loose.png").write_bytes(b"")
+    args = [a.format(tmp=tmp_path) for a in args]
+    _one_line_error(_run(*args, "--out", tmp_path / "out"), *needles)
+    assert not (tmp_path / "out" / "manifest.csv").exists()
