@@ -1,0 +1,116 @@
+"""Checks that a `gen sample` folder may be used by an ablation cell (the leak guard).
+
+A GAN trained on more real minority images than a cell is allowed to see smuggles those extra
+images into the cell through its samples: a "scarce data" result would then be measured with
+data the cell was not supposed to have. The guard compares `sample_info.json` `real_counts`
+with the number of real minority train images the cell keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classify.errors import UserError
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What the ablation needs to know about a prepared data folder."""
+
+    classes: list[str]
+    train_counts: dict[str, int]  # real train images per class
+    manifest_hash: str
+
+
+@dataclass(frozen=True)
+class SampleCheck:
+    samples_dir: str
+    generator_real_minority: int
+    allowed_real_minority: int
+    leak: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"samples_dir": self.samples_dir, "generator_real_minority": self.generator_real_minority,
+                "allowed_real_minority": self.allowed_real_minority, "leak": self.leak,
+                "warnings": list(self.warnings)}
+
+
+def inspect_prepared(data_dir: str) -> DataFacts:
+    """DataFacts from the data layer (`classify.dataset`)."""
+    from classify.dataset import open_prepared
+
+    data = open_prepared(data_dir)
+    train = data.select(split="train")
+    counts = {name: 0 for name in data.classes}
+    for label in train.labels.tolist():
+        counts[data.classes[int(label)]] += 1
+    return DataFacts(classes=list(data.classes), train_counts=counts, manifest_hash=str(data.manifest_hash))
+
+
+def pick_minority(facts: DataFacts, minority_class: str | None, data_dir: str) -> str:
+    """The configured minority class, or the rarest train class when none is given."""
+    if minority_class is None:
+        return min(facts.classes, key=lambda c: (facts.train_counts.get(c, 0), c))
+    if minority_class not in facts.classes:
+        raise UserError(f"minority class {minority_class!r} is not in {data_dir} (classes: {', '.join(facts.classes)}); "
+                        "fix --minority-class")
+    return minority_class
+
+
+def allowed_real_minority(n_train_minority: int, fraction: float) -> int:
+    """Real minority train images a cell keeps at `fraction`.
+
+    Rounds up (and keeps at least one image), so the guard can only be more lenient than the
+    trainer by a single image, never refuse a generator that saw exactly the cell's count.
+    """
+    return max(1, math.ceil(fraction * n_train_minority - 1e-9))
+
+
+def read_sample_info(samples_dir: str) -> dict:
+    path = Path(samples_dir) / "sample_info.json"
+    if not (Path(samples_dir) / "samples.csv").is_file():
+        raise UserError(f"{samples_dir} has no samples.csv; point --samples at a `gen sample` output folder")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; rerun `gen sample` so the leak guard can read real_counts") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg}); rerun `gen sample`") from None
+
+
+def check_sample_set(
+    samples_dir: str, *, minority: str, res: int, allowed: int, facts: DataFacts, allow_leak: bool
+) -> SampleCheck:
+    """Refuse sample sets for another class, a lower resolution, or (by default) a leaky generator."""
+    info = read_sample_info(samples_dir)
+    classes = [str(c) for c in info.get("classes", [])]
+    if minority not in classes:
+        raise UserError(f"{samples_dir}/sample_info.json is for classes {classes}, not the minority class "
+                        f"{minority!r}; sample that class with `gen sample`")
+    sample_res = int(info.get("res", 0))
+    if sample_res < res:
+        raise UserError(f"{samples_dir} holds {sample_res}px samples but the ablation trains at {res}px; "
+                        "upsampled fakes are trivially blurrier than reals — sample at >= the ablation --res")
+    counts = info.get("real_counts")
+    if not isinstance(counts, dict) or minority not in counts:
+        raise UserError(f"{samples_dir}/sample_info.json has no real_counts[{minority!r}]; "
+                        "rerun `gen sample` with a generator that records them")
+    seen = int(counts[minority])
+    leak = seen > allowed
+    if leak and not allow_leak:
+        raise UserError(f"{samples_dir}: its generator saw {seen} real {minority!r} images but this cell may see only "
+                        f"{allowed}; train a GAN on the reduced set, or pass --allow-generator-leak (flagged in the report)")
+    warnings: list[str] = []
+    if leak:
+        warnings.append(f"generator saw {seen} real minority images, cell allows {allowed} (--allow-generator-leak)")
+    if str(info.get("manifest_hash", facts.manifest_hash)) != facts.manifest_hash:
+        # Not refused: the user may have prepared a reduced copy of the data for the GAN. But we
+        # cannot prove that copy's train split excludes this folder's val/test images.
+        warnings.append("sample set was generated from a different data manifest; cannot verify that its "
+                        "generator never saw this folder's val/test images")
+    return SampleCheck(samples_dir=str(samples_dir), generator_real_minority=seen,
+                       allowed_real_minority=allowed, leak=leak, warnings=warnings)

@@ -1,0 +1,169 @@
+"""`classify report ABLATE_DIR`: tables, paired comparisons, plots and plain-words answers.
+
+Reads only `cells/*.json`, so it can run at any time (mid-grid, after a shard, on a laptop
+with a copied folder). Writes report.md, report.html (images inlined), results.csv,
+results.json and plots/*.png into ABLATE_DIR.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from classify import reportdoc as doc
+from classify.ablate import load_cells
+from classify.ablation_analysis import (
+    HEADLINE,
+    METRICS,
+    arm_is_gan,
+    arm_stats,
+    best_non_gan,
+    comparisons,
+    paired,
+    values_by_arm,
+)
+from classify.errors import UserError
+from classify.fileio import atomic_write_json, atomic_write_text
+from classify.report_figures import figure_blocks
+from classify.stats import sentence, summarize
+
+
+def _f(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def stats_table(rows: list[dict[str, Any]]) -> doc.Table:
+    return doc.Table(
+        ["model", "minority fraction", "strategy @ ratio", "seeds", "mean ± std", "95% CI (t)"],
+        [[r["model"], f"{r['fraction']:g}", r["arm"], str(r["n"]), f"{_f(r['mean'])} ± {_f(r['std'])}",
+          f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}]"] for r in rows])
+
+
+def comparison_table(rows: list[dict[str, Any]]) -> doc.Table:
+    return doc.Table(
+        ["model", "fraction", "A", "B", "pairs", "mean A−B", "95% CI (paired t)", "bootstrap CI",
+         "Wilcoxon p", "Holm p", "verdict"],
+        [[r["model"], f"{r['fraction']:g}", c.a, f"{c.b} ({r['kind']})" if r["kind"] != "baseline" else c.b,
+          str(c.n), f"{c.diff:+.3f}" if math.isfinite(c.diff) else "n/a", f"[{_f(c.ci_low)}, {_f(c.ci_high)}]",
+          f"[{_f(c.boot_low)}, {_f(c.boot_high)}]", _f(c.wilcoxon_p, 3), _f(r["holm_p"], 3), c.verdict]
+         for r in rows for c in [r["cmp"]]])
+
+
+def answer_blocks(records: list[dict]) -> list[doc.Block]:
+    """The user's question first: does the best GAN arm beat the best cheap alternative?"""
+    blocks: list[doc.Block] = [doc.Heading("Answer")]
+    items = []
+    for m in HEADLINE:
+        for (model, fraction), arms in sorted(values_by_arm(records, m.key).items()):
+            where = f"[{model}, minority fraction {fraction:g}]"
+            gan = [a for a in arms if arm_is_gan(a)]
+            best = best_non_gan(arms, m)
+            if not gan or best is None:
+                items.append(f"{where} no {'GAN' if not gan else 'non-GAN'} strategy in this grid; nothing to compare on {m.label}.")
+                continue
+            top = max(gan, key=lambda a: summarize(list(arms[a].values())).mean * (1 if m.higher_is_better else -1))
+            items.append(f"{where} best GAN arm vs best non-GAN arm: {sentence(paired(arms, top, best, m), m.label)}")
+    blocks.append(doc.Bullets(items))
+    return blocks
+
+
+def caveat_blocks(records: list[dict]) -> list[doc.Block]:
+    items = [
+        "Seeds repeat training (init, minority subsample, synthetic draw); the test split is the same for every "
+        "cell, so the intervals describe training variability, not test-set sampling error.",
+        "Verdicts use the 95% paired t-interval over seeds; a CI that includes 0 is reported as 'no detectable "
+        "difference'. The percentile bootstrap is shown but not used: with few seeds it is about [min, max] of the "
+        "differences. With <= 5 seeds a two-sided Wilcoxon p cannot fall below 0.0625.",
+        "Many comparisons are made; 'Holm p' adjusts the Wilcoxon p-values within each metric. Verdicts are not "
+        "adjusted, so expect some false 'beats' in a large grid.",
+        "'Best non-GAN' is chosen on the same test data it is then compared on, which flatters it: this makes "
+        "'GAN beats best non-GAN' conservative and 'GAN is worse' optimistic.",
+    ]
+    leaks = sorted({r["id"] for r in records if r.get("generator_leak")})
+    if leaks:
+        items.insert(0, f"WARNING: {len(leaks)} cell(s) used a generator that saw more real minority images than the "
+                        f"cell allows (--allow-generator-leak): {', '.join(leaks[:8])}{' …' if len(leaks) > 8 else ''}. "
+                        "Their results overstate what the GAN can do with scarce data.")
+    notes = sorted({w for r in records for w in ((r.get("sample_check") or {}).get("warnings") or [])})
+    items += [f"Sample set note: {w}" for w in notes]
+    return [doc.Heading("Caveats"), doc.Bullets(items)]
+
+
+def settings_blocks(records: list[dict]) -> list[doc.Block]:
+    first = records[0]
+    tc = first.get("train_config", {})
+    arms = sorted({r["arm"] for r in records})
+    seeds = sorted({int(r["cell"]["seed"]) for r in records})
+    total = sum(float(r.get("wall_time_s", 0.0)) for r in records)
+    v = first.get("versions", {})
+    items = [
+        f"data: {tc.get('data_dir')} — minority class {tc.get('minority_class')!r}",
+        f"cells: {len(records)} finished; arms: {', '.join(arms)}; seeds: {', '.join(map(str, seeds))}",
+        f"training: epochs={tc.get('epochs')}, res={tc.get('res')}, batch={tc.get('batch')}, lr={tc.get('lr')}, "
+        f"device={tc.get('device')}",
+        f"summed cell wall time: {total / 60:.1f} min (cells may have run in parallel)",
+        f"machine: {v.get('platform', 'unknown')}; python {v.get('python')}, torch {v.get('torch')}, "
+        f"ganbalance {v.get('ganbalance')}",
+    ]
+    return [doc.Heading("Settings"), doc.Bullets(items)]
+
+
+def result_rows(records: list[dict]) -> list[dict[str, Any]]:
+    """Flat per-cell rows (scalar metrics only; curves and scores stay in cells/<id>.json)."""
+    rows = []
+    for r in records:
+        c = r["cell"]
+        row = {"id": r["id"], "arm": r["arm"], "strategy": c["strategy"], "model": c["model"], "seed": c["seed"],
+               "minority_fraction": c["minority_fraction"], "synthetic_ratio": c.get("synthetic_ratio"),
+               "generator_leak": bool(r.get("generator_leak")), "wall_time_s": r.get("wall_time_s")}
+        row |= {k: v for k, v in sorted(r["metrics"].items()) if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        rows.append(row)
+    return rows
+
+
+def _csv_text(rows: list[dict[str, Any]]) -> str:
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def build_blocks(records: list[dict], out_dir: Path) -> list[doc.Block]:
+    blocks: list[doc.Block] = [doc.Heading("Ablation report", 1)]
+    blocks += answer_blocks(records) + caveat_blocks(records) + settings_blocks(records)
+    for m in METRICS:
+        direction = "higher is better" if m.higher_is_better else "lower is better"
+        blocks.append(doc.Heading(f"{m.label} ({direction})"))
+        blocks.append(stats_table(arm_stats(records, m.key)))
+        rows = comparisons(records, m)
+        if rows:
+            blocks.append(doc.Heading(f"Paired differences on {m.label}", 3))
+            if m in HEADLINE:
+                blocks.append(doc.Bullets([f"[{r['model']}, fraction {r['fraction']:g}] " + sentence(r["cmp"], m.label)
+                                           for r in rows]))
+            blocks.append(comparison_table(rows))
+    blocks += figure_blocks(records, out_dir, [(m.key, m.label) for m in HEADLINE])
+    blocks.append(doc.Para("Every cell: results.csv / results.json; full records with curves: cells/<id>.json."))
+    return blocks
+
+
+def write_report(ablate_dir: str | Path) -> Path:
+    """Write report.md, report.html, results.csv/json and plots/; returns the report.md path."""
+    out = Path(ablate_dir)
+    records = load_cells(out)
+    if not records:
+        raise UserError(f"{out}/cells has no finished cells yet; run `classify ablate --out {out}` first")
+    rows = result_rows(records)
+    atomic_write_text(out / "results.csv", _csv_text(rows))
+    atomic_write_json(out / "results.json", rows)
+    blocks = build_blocks(records, out)
+    atomic_write_text(out / "report.md", doc.render_markdown(blocks))
+    atomic_write_text(out / "report.html", doc.render_html(blocks, out, title=f"ganbalance ablation — {out.name}"))
+    return out / "report.md"

@@ -1,0 +1,223 @@
+"""The ablation runner and report with an injected fake cell function (no training).
+
+The fake is a parameter of the runner, not a patched global, and its metrics are a fixed
+function of the cell, so the report's statistics can be checked against constructed effects.
+"""
+
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from classify.ablate import plan_ablation, run_ablation
+from classify.ablate_cell import CellTask
+from classify.ablate_config import AblationConfig
+from classify.ablate_grid import Shard, build_grid
+from classify.ablate_samples import DataFacts
+from classify.errors import UserError
+from classify.report_ablation import write_report
+
+FACTS = DataFacts(classes=["defective", "ok"], train_counts={"defective": 40, "ok": 200}, manifest_hash="h1")
+
+
+def fake_facts(_data_dir: str) -> DataFacts:
+    return FACTS
+
+
+def fake_cell(task: CellTask) -> dict:
+    """Metrics with a built-in effect: GAN arms +0.10 minority F1, others equal up to noise."""
+    c = task.cell
+    rng = np.random.default_rng(zlib.crc32(f"{c.strategy}/{c.seed}".encode()))
+    gain = 0.10 if "gan" in c.strategy else 0.0
+    f1 = 0.5 + gain + 0.02 * c.seed + float(rng.normal(0, 0.004))
+    y_true = [0] * 20 + [1] * 5
+    y_score = list(np.linspace(0, 1, 25))
+    return {"train": {"best_epoch": 1},
+            "metrics": {"minority_f1": f1, "average_precision": f1 + 0.1, "roc_auc": 0.8, "balanced_accuracy": 0.7,
+                        "ece": 0.1 - gain / 2, "n": 25, "y_true": y_true, "y_score": y_score,
+                        "pr": {"precision": [1.0, 0.8, 0.5], "recall": [0.0, 0.5, 1.0]},
+                        "synthetic_dir": task.train["synthetic_dir"]}}
+
+
+def broken_cell(task: CellTask) -> dict:
+    if task.cell.seed == 1:
+        raise RuntimeError("exploded on purpose")
+    return fake_cell(task)
+
+
+def make_samples(tmp_path: Path, real_seen: int, classes=("defective",), res: int = 16) -> str:
+    d = tmp_path / f"samples_{real_seen}_{res}"
+    d.mkdir()
+    (d / "samples.csv").write_text("file,seed,class,trunc,snapshot,accepted,rejected_by\n")
+    (d / "sample_info.json").write_text(json.dumps(
+        {"classes": list(classes), "res": res, "channels": 1, "real_counts": {"defective": real_seen},
+         "manifest_hash": "h1"}))
+    Image.new("L", (8, 8), 128).save(d / "accepted.png")
+    return str(d)
+
+
+def config(tmp_path: Path, **kw) -> AblationConfig:
+    base = dict(data_dir=str(tmp_path / "data"), out_dir=str(tmp_path / "abl"), strategies=["baseline", "oversample"],
+                models=["resnet18"], seeds=[0, 1], epochs=1, res=16, batch=8)
+    return AblationConfig(**(base | kw))
+
+
+def run(cfg, shard=None, cell_fn=fake_cell, jobs=1):
+    plan = plan_ablation(cfg, shard, jobs=jobs, inspect=fake_facts)
+    return plan, run_ablation(plan, jobs=jobs, cell_fn=cell_fn)
+
+
+def test_grid_multiplies_only_gan_strategies_by_ratio():
+    grid = build_grid(["baseline", "gan", "gan_filtered+classic"], ["resnet18"], [0, 1], [0.5, 1, 2], [1, 0.25])
+    assert len(grid) == 2 * 2 * (1 + 3 + 3)
+    ids = [c.id for c in grid]
+    assert len(set(ids)) == len(ids)
+    assert "baseline__resnet18__frac0.25__seed1" in ids
+    assert "gan_filtered+classic__resnet18__frac1__ratio0.5__seed0" in ids
+    with pytest.raises(UserError, match="twice"):
+        build_grid(["baseline", "baseline"], ["resnet18"], [0], [1], [1])
+
+
+def test_shards_cover_grid_without_overlap(tmp_path):
+    grid = build_grid(["baseline", "gan"], ["resnet18", "vgg11_bn"], [0, 1, 2], [1, 2], [1])
+    for n in (1, 2, 3, 5):
+        parts = [Shard(i, n).select(grid) for i in range(n)]
+        ids = [c.id for p in parts for c in p]
+        assert sorted(ids) == sorted(c.id for c in grid) and len(set(ids)) == len(grid)
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert Shard.parse("1/2") == Shard(1, 2)
+    assert Shard.from_env({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}) == Shard(2, 4)
+    assert Shard.from_env({}) is None
+    for bad in ("2/2", "x", "1/0"):
+        with pytest.raises(UserError):
+            Shard.parse(bad)
+
+
+def test_run_resume_and_rerun_of_one_deleted_cell(tmp_path):
+    cfg = config(tmp_path)
+    _, first = run(cfg)
+    assert len(first.ran) == 4 and not first.failed
+    cells = tmp_path / "abl" / "cells"
+    assert len(list(cells.glob("*.json"))) == 4
+    record = json.loads((cells / "oversample__resnet18__frac1__seed1.json").read_text())
+    assert record["train_config"]["minority_fraction"] == 1.0 and record["versions"]["python"]
+    _, second = run(cfg)
+    assert second.ran == [] and len(second.skipped) == 4
+    (cells / "baseline__resnet18__frac1__seed0.json").unlink()
+    _, third = run(cfg)
+    assert third.ran == ["baseline__resnet18__frac1__seed0"]
+
+
+def test_two_shards_together_run_the_grid_once(tmp_path):
+    cfg = config(tmp_path, seeds=[0, 1, 2])
+    _, a = run(cfg, Shard(0, 2))
+    _, b = run(cfg, Shard(1, 2))
+    assert not set(a.ran) & set(b.ran)
+    assert len(a.ran) + len(b.ran) == 6 and b.skipped == []
+
+
+def test_parallel_jobs_write_every_cell(tmp_path):
+    _, summary = run(config(tmp_path), jobs=2)
+    assert sorted(summary.ran) == sorted(p.stem for p in (tmp_path / "abl" / "cells").glob("*.json"))
+    assert len(summary.ran) == 4
+
+
+def test_failed_cell_is_recorded_and_retried(tmp_path):
+    cfg = config(tmp_path)
+    _, summary = run(cfg, cell_fn=broken_cell)
+    assert set(summary.failed) == {"baseline__resnet18__frac1__seed1", "oversample__resnet18__frac1__seed1"}
+    assert "exploded on purpose" in summary.failed["baseline__resnet18__frac1__seed1"]
+    assert (tmp_path / "abl" / "failed" / "baseline__resnet18__frac1__seed1.json").is_file()
+    _, retry = run(cfg)
+    assert sorted(retry.ran) == sorted(summary.failed)
+    assert not list((tmp_path / "abl" / "failed").glob("*.json"))
+
+
+def test_report_states_constructed_effect_and_writes_all_outputs(tmp_path):
+    samples = make_samples(tmp_path, real_seen=40)
+    cfg = config(tmp_path, strategies=["baseline", "oversample", "gan_filtered"], seeds=[0, 1, 2],
+                 samples={"all": samples})
+    run(cfg)
+    write_report(cfg.out_dir)
+    out = Path(cfg.out_dir)
+    md = (out / "report.md").read_text()
+    assert "gan_filtered@1 beats baseline by +0.1" in md  # the built-in +0.10 effect
+    assert "No detectable difference between oversample and baseline on minority F1" in md
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "plots/" not in html.split("<body>")[1].split("src=")[0]
+    for name in ("bar_minority_f1.png", "bar_average_precision.png", "pr_resnet18_frac1.png"):
+        assert (out / "plots" / name).stat().st_size > 1000
+    lines = (out / "results.csv").read_text().splitlines()
+    assert len(lines) == 1 + 9 and lines[0].startswith("id,arm,strategy")
+    assert len(json.loads((out / "results.json").read_text())) == 9
+
+
+def test_gan_cells_get_only_train_side_samples_and_leak_guard(tmp_path):
+    leaky = make_samples(tmp_path, real_seen=40)
+    cfg = config(tmp_path, strategies=["baseline", "gan"], minority_fractions=[1.0, 0.25], samples={"all": leaky})
+    with pytest.raises(UserError, match="saw 40 real 'defective' images but this cell may see only 10"):
+        plan_ablation(cfg, inspect=fake_facts)
+    ok = make_samples(tmp_path, real_seen=10)
+    plan = plan_ablation(config(tmp_path, strategies=["baseline", "gan"], minority_fractions=[1.0, 0.25],
+                                samples={"all": leaky, "0.25": ok}), inspect=fake_facts)
+    by_id = {t.cell.id: t for t in plan.todo}
+    assert by_id["gan__resnet18__frac0.25__ratio1__seed0"].train["synthetic_dir"] == ok
+    assert by_id["baseline__resnet18__frac0.25__seed0"].train["synthetic_dir"] is None
+    # the minority subsample is the trainer's job, keyed only by seed and fraction: same for every strategy
+    same = {(t.train["seed"], t.train["minority_fraction"], t.train["minority_class"]) for t in plan.todo}
+    assert len(same) == 4
+
+
+def test_allowed_leak_is_flagged_in_cells_and_report(tmp_path):
+    leaky = make_samples(tmp_path, real_seen=40)
+    cfg = config(tmp_path, strategies=["baseline", "gan"], seeds=[0, 1, 2], minority_fractions=[0.25],
+                 samples={"all": leaky}, allow_generator_leak=True)
+    run(cfg)
+    cell = json.loads((Path(cfg.out_dir) / "cells" / "gan__resnet18__frac0.25__ratio1__seed0.json").read_text())
+    assert cell["generator_leak"] is True
+    write_report(cfg.out_dir)
+    assert "WARNING: 3 cell(s) used a generator that saw more real minority images" in (
+        Path(cfg.out_dir) / "report.md").read_text()
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(strategies=["baseline", "gan"]), "need a sample set"),
+    (dict(strategies=["baseline", "warp"]), "valid strategies: baseline"),
+    (dict(models=["resnet999"]), "valid models: resnet18"),
+    (dict(seeds=list(range(300))), "more than --max-cells"),
+    (dict(minority_class="cracked"), "classes: defective, ok"),
+])
+def test_bad_requests_are_user_errors(tmp_path, kw, message):
+    with pytest.raises(UserError, match=message):
+        plan_ablation(config(tmp_path, **kw), inspect=fake_facts)
+
+
+def test_sample_set_for_other_class_or_lower_resolution_is_refused(tmp_path):
+    other = make_samples(tmp_path, real_seen=5, classes=("ok",))
+    with pytest.raises(UserError, match="not the minority class"):
+        plan_ablation(config(tmp_path, strategies=["gan"], samples={"all": other}), inspect=fake_facts)
+    small = make_samples(tmp_path, real_seen=5, res=8)
+    with pytest.raises(UserError, match="8px samples"):
+        plan_ablation(config(tmp_path, strategies=["gan"], samples={"all": small}), inspect=fake_facts)
+
+
+def test_changed_training_settings_refuse_the_old_folder(tmp_path):
+    run(config(tmp_path))
+    with pytest.raises(UserError, match="epochs=1 .now 2."):
+        plan_ablation(config(tmp_path, epochs=2), inspect=fake_facts)
+    plan_ablation(config(tmp_path, seeds=[0, 1, 2]), inspect=fake_facts)  # growing the grid is fine
+
+
+def test_toml_config_round_trip_and_unknown_keys(tmp_path):
+    path = tmp_path / "ablation.toml"
+    path.write_text('data_dir = "d"\nout_dir = "o"\nstrategies = ["baseline", "gan_filtered"]\n'
+                    'seeds = [0, 1]\nsynthetic_ratios = [1, 2]\nsamples = "s"\n')
+    cfg = AblationConfig.from_dict(AblationConfig.read_toml(path), source=str(path))
+    assert cfg.synthetic_ratios == [1.0, 2.0] and cfg.samples_for(0.25) == "s"
+    assert AblationConfig.from_dict(cfg.to_dict()) == cfg
+    path.write_text('data_dir = "d"\nout_dir = "o"\nepoch = 3\n')
+    with pytest.raises(UserError, match="unknown key.*epoch"):
+        AblationConfig.from_dict(AblationConfig.read_toml(path), source=str(path))
