@@ -262,3 +262,38 @@ def test_cli_bad_file_is_one_line_error(tmp_path):
     assert result.exit_code == 1
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert str(bad) in result.output and not (tmp_path / "g.safetensors").exists()
+
+
+class TensorView:
+    """A tensor rebuild call with a chosen view onto a small storage."""
+
+    def __init__(self, numel: int, offset: int, size: tuple, stride: tuple):
+        self.args = (torch.zeros(numel).untyped_storage(), offset, size, stride)
+
+    def __reduce__(self):
+        import collections
+        import warnings
+
+        storage, offset, size, stride = self.args
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            typed = torch.TypedStorage(wrap_storage=storage, dtype=torch.float32, _internal=True)
+        return torch._utils._rebuild_tensor_v2, (typed, offset, size, stride, False, collections.OrderedDict())
+
+
+@pytest.mark.parametrize("view", [(4, 3, (2,), (1,)),          # reads past the end of the storage
+                                  (1, 0, (10**12,), (0,)),     # stride-0 view that would explode on copy
+                                  (4, 0, (2, 3), (1,))])       # size/stride length mismatch
+def test_tensor_views_outside_their_storage_are_refused(tmp_path, view):
+    pkl = tmp_path / "view.pkl"
+    pkl.write_bytes(pickle.dumps({"G_ema": TensorView(*view)}, protocol=3))
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        safe_load_pkl(pkl)
+
+
+def test_in_bounds_view_is_rebuilt_exactly(tmp_path):
+    pkl = tmp_path / "view.pkl"
+    view = TensorView(6, 1, (2, 2), (2, 1))
+    view.args[0].copy_(torch.arange(6, dtype=torch.float32).untyped_storage())
+    pkl.write_bytes(pickle.dumps([view], protocol=3))
+    assert torch.equal(safe_load_pkl(pkl)[0], torch.tensor([[1.0, 2.0], [3.0, 4.0]]))

@@ -42,6 +42,13 @@ def load_reference_pkl(path: str | os.PathLike) -> ReferenceCheckpoint:
     """Read a reference snapshot (`network-snapshot-*.pkl`) safely; see the module doc."""
     path = Path(path)
     data = safe_load_pkl(path)
+    try:
+        return _checkpoint_from(data, path)
+    except RecursionError:
+        raise UserError(f"{path} nests its objects implausibly deep; it is not a reference snapshot") from None
+
+
+def _checkpoint_from(data: Any, path: Path) -> ReferenceCheckpoint:
     if not isinstance(data, dict):
         raise UserError(f"{path} holds a {type(data).__name__}, not a StyleGAN2-ADA snapshot dict; pass a network-snapshot-*.pkl")
     g_ema = _network_record(data, "G_ema", path, required=True)

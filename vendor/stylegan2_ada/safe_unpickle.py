@@ -19,6 +19,7 @@ import collections
 import io
 import os
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,25 @@ def _is_int_tuple(value: Any) -> bool:
     return isinstance(value, tuple) and all(isinstance(v, int) and v >= 0 for v in value)
 
 
+def _check_fits(storage, offset: int, size: tuple, stride: tuple) -> None:
+    """Refuse views that reach outside their storage or claim more elements than it holds.
+
+    torch does not bounds-check a rebuilt view, so a crafted offset would read foreign
+    memory; and a stride-0 view with a huge size would explode once copied.
+    """
+    with warnings.catch_warnings():  # the legacy blobs give TypedStorage, whose methods warn
+        warnings.simplefilter("ignore", UserWarning)
+        stored = storage.size() if isinstance(storage, torch.TypedStorage) else storage.nbytes()
+    numel = 1
+    for n in size:
+        numel *= n
+    if numel == 0:
+        return
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if offset < 0 or last >= stored or numel > stored:
+        raise _BadFile(f"tensor view (offset {offset}, size {list(size)}) does not fit its storage of {stored}")
+
+
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
                        metadata=None) -> torch.Tensor:
     if not isinstance(storage, (torch.UntypedStorage, torch.TypedStorage)):
@@ -84,6 +104,7 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
         raise _BadFile("tensor with a malformed offset, size or stride")
     if len(size) != len(stride):
         raise _BadFile("tensor whose size and stride differ in length")
+    _check_fits(storage, storage_offset, size, stride)
     # Hooks and metadata from the file are dropped: a weight needs neither, and hooks are callables.
     from torch._utils import _rebuild_tensor_v2 as torch_rebuild
 
