@@ -125,3 +125,32 @@ def _coerce(d: dict[str, Any]) -> dict[str, Any]:
     if "lr" in out:
         out["lr"] = float(out["lr"])
     return out
+
+
+def parse_list(text: str, cast: type, flag: str) -> list:
+    """'0,1,2' -> [0, 1, 2]; a bad item is a one-line user error naming the flag."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return [cast(t) for t in items]
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: every comma-separated item must be a {cast.__name__}") from None
+
+
+def parse_samples(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """--samples DIR (every fraction) or --samples FRACTION=DIR, repeatable."""
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, path = value.partition("=")
+        if not sep:
+            out["all"] = value
+            continue
+        try:
+            out[f"{float(key):g}"] = path
+        except ValueError:
+            raise UserError(f"--samples {value!r}: use DIR or FRACTION=DIR (e.g. 0.25=runs/samples_q)") from None
+    return out
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Flags given on the command line (not None) win over the config file."""
+    return base | {k: v for k, v in overrides.items() if v is not None}

@@ -15,9 +15,12 @@ def main() -> None:
 
 def _register() -> None:
     # Import here so that `classify --help` lists every subcommand; each module defines one.
-    from classify.commands import prepare
+    from classify.commands import ablate, prepare
+    from classify.commands import report as report_cmd
 
     main.add_command(prepare.prepare)
+    main.add_command(ablate.ablate)
+    main.add_command(report_cmd.report)
 
 
 _register()
