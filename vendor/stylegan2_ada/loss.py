@@ -1,0 +1,232 @@
+"""StyleGAN2-ADA losses: small pure functions plus `StyleGAN2Loss`, which runs one phase.
+
+Written from `shared/spec/stylegan2-ada.md` (Training) and Karras et al. 2020a/2020b:
+non-saturating logistic loss, lazy R1 on reals, path-length regularisation with an EMA
+target, per-sample style mixing, and the Adam adjustment for lazy regularisation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
+
+
+def g_nonsaturating_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Mean of softplus(-D(G(z))): G wants D to call its images real."""
+    return F.softplus(-fake_logits).mean()
+
+
+def d_fake_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    return F.softplus(fake_logits).mean()
+
+
+def d_real_loss(real_logits: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-real_logits).mean()
+
+
+def d_logistic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """mean softplus(D(fake)) + mean softplus(-D(real))."""
+    return d_fake_loss(fake_logits) + d_real_loss(real_logits)
+
+
+def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample |d sum(D) / d real_img[n]|^2, shape [N]; R1 is gamma / 2 times this.
+
+    `real_img` must be the tensor *before* augmentation (it requires grad) and
+    `real_logits` must come from it. create_graph=True so the penalty trains D.
+    """
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_img, create_graph=True)
+    return grad.square().sum(dim=tuple(range(1, grad.ndim)))
+
+
+def path_length(img: torch.Tensor, ws: torch.Tensor, pl_noise: torch.Tensor) -> torch.Tensor:
+    """Per-sample sqrt(mean over ws of sum over w_dim of (d (img . y) / d w)^2), shape [N].
+
+    `pl_noise` is y ~ N(0, 1) / sqrt(H * W); the length is a random projection of the
+    Jacobian of the synthesis, so its expectation measures how much the image moves per
+    unit step in W.
+    """
+    (grad,) = torch.autograd.grad((img * pl_noise).sum(), ws, create_graph=True)
+    return grad.square().sum(dim=2).mean(dim=1).sqrt()
+
+
+def pl_penalty(lengths: torch.Tensor, pl_mean: torch.Tensor) -> torch.Tensor:
+    """Per-sample (len - pl_mean)^2: push every Jacobian towards the same length."""
+    return (lengths - pl_mean).square()
+
+
+def style_mix(
+    G_mapping: Callable[..., torch.Tensor], z: torch.Tensor, c: torch.Tensor, ws: torch.Tensor, prob: float
+) -> torch.Tensor:
+    """With probability `prob` per sample, take the ws from layer `cutoff` on from a second z.
+
+    `cutoff` is uniform in [1, num_ws). Mixing stops the network from assuming that
+    adjacent layers' styles are correlated (Karras et al. 2019, section 3.1).
+    """
+    n, num_ws = ws.shape[:2]
+    if prob <= 0 or num_ws < 2:
+        return ws
+    cutoff = torch.randint(1, num_ws, (n,), device=ws.device)
+    mixed = torch.rand(n, device=ws.device) < prob
+    cutoff = torch.where(mixed, cutoff, torch.full_like(cutoff, num_ws))
+    other = G_mapping(torch.randn_like(z), c, update_emas=False)
+    from_other = torch.arange(num_ws, device=ws.device)[None, :] >= cutoff[:, None]
+    return torch.where(from_other[:, :, None], other, ws)
+
+
+def lazy_regularization(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple]:
+    """Adam settings for a network whose regulariser runs every `interval` steps.
+
+    Its optimizer steps interval + 1 times per interval minibatches, so lr and the
+    momentum horizon are rescaled by c = interval / (interval + 1). No interval: unchanged.
+    """
+    if not interval:
+        return lr, tuple(betas)
+    c = interval / (interval + 1)
+    return lr * c, tuple(b**c for b in betas)
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module) -> Iterator[None]:
+    """Turn off requires_grad on `module` and restore each parameter's flag afterwards."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _module_device(module: torch.nn.Module) -> torch.device:
+    for tensor in module.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+class StyleGAN2Loss:
+    """Runs one training phase: computes its terms, calls .backward(), returns stats.
+
+    The caller owns the optimizers and zeroes gradients. Every term is multiplied by
+    `gain` (the loop passes the lazy interval for the reg phases, 1 otherwise).
+    Only a phase with the main D loss reports `real_sign_sum`/`real_count` for ADA.
+    Not an nn.Module on purpose: its state is only `pl_mean`, never G or D.
+    """
+
+    def __init__(
+        self, G: torch.nn.Module, D: torch.nn.Module, augment_pipe: torch.nn.Module | None = None,
+        r1_gamma: float = 10, style_mixing_prob: float = 0.9, pl_weight: float = 2.0,
+        pl_batch_shrink: int = 2, pl_decay: float = 0.01,
+    ) -> None:
+        if pl_batch_shrink < 1:
+            raise ValueError(f"pl_batch_shrink must be >= 1, got {pl_batch_shrink}")
+        self.G, self.D, self.augment_pipe = G, D, augment_pipe
+        self.r1_gamma, self.style_mixing_prob = r1_gamma, style_mixing_prob
+        self.pl_weight, self.pl_batch_shrink, self.pl_decay = pl_weight, pl_batch_shrink, pl_decay
+        self.pl_mean = torch.zeros([], device=_module_device(G))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"pl_mean": self.pl_mean.detach().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if set(state) != {"pl_mean"}:
+            raise ValueError(f"StyleGAN2Loss state must hold exactly 'pl_mean', got {sorted(state)}")
+        self.pl_mean = torch.as_tensor(state["pl_mean"], dtype=torch.float32).to(self.pl_mean.device).reshape([])
+
+    def run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False):
+        """(img, ws) with style mixing and random noise, as in training."""
+        ws = self.G.mapping(z, c, update_emas=update_emas)
+        ws = style_mix(self.G.mapping, z, c, ws, self.style_mixing_prob)
+        return self.G.synthesis(ws, noise_mode="random"), ws
+
+    def run_D(self, img: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        if self.augment_pipe is not None:
+            img = self.augment_pipe(img)
+        return self.D(img, c)
+
+    def accumulate_gradients(
+        self, phase: str, real_img: torch.Tensor, real_c: torch.Tensor,
+        gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float,
+    ) -> dict[str, float]:
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
+        stats: dict[str, float] = {}
+        if phase.startswith("G"):
+            with frozen(self.D):  # G's loss must not leave gradients on D
+                if phase in ("Gmain", "Gboth"):
+                    stats.update(self._g_main(gen_z, gen_c, gain))
+                if phase in ("Greg", "Gboth") and self.pl_weight != 0:
+                    stats.update(self._g_path_length(gen_z, gen_c, gain))
+            return stats
+        do_main = phase in ("Dmain", "Dboth")
+        do_r1 = phase in ("Dreg", "Dboth") and self.r1_gamma != 0
+        if do_main:
+            stats.update(self._d_fake(gen_z, gen_c, gain))
+        if do_main or do_r1:
+            stats.update(self._d_real(real_img, real_c, gain, do_main, do_r1))
+        if do_main:
+            stats["loss_D"] = stats["loss_D_fake"] + stats["loss_D_real"]
+        return stats
+
+    def _g_main(self, gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float) -> dict[str, float]:
+        img, _ = self.run_G(gen_z, gen_c)
+        logits = self.run_D(img, gen_c)
+        loss = g_nonsaturating_loss(logits)
+        (loss * gain).backward()
+        return {"loss_G": loss.item(), "scores_fake": logits.detach().mean().item()}
+
+    def _g_path_length(self, gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float) -> dict[str, float]:
+        n = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
+        img, ws = self.run_G(gen_z[:n], gen_c[:n])
+        pl_noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
+        lengths = path_length(img, ws, pl_noise)
+        # Update the EMA first (outside the graph), then measure against it.
+        self.pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.detach().float().mean(), self.pl_decay)
+        penalty = pl_penalty(lengths, self.pl_mean.to(lengths.dtype))
+        loss = penalty.mean() * self.pl_weight
+        (loss * gain).backward()
+        return {
+            "pl_length": lengths.detach().mean().item(),
+            "pl_penalty": penalty.detach().mean().item(),
+            "pl_mean": self.pl_mean.item(),
+            "loss_Gpl": loss.item(),
+        }
+
+    def _d_fake(self, gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float) -> dict[str, float]:
+        with torch.no_grad():  # D's step never trains G; the w_avg EMA updates here
+            img, _ = self.run_G(gen_z, gen_c, update_emas=True)
+        logits = self.run_D(img, gen_c)
+        loss = d_fake_loss(logits)
+        (loss * gain).backward()
+        return {"loss_D_fake": loss.item(), "scores_fake": logits.detach().mean().item()}
+
+    def _d_real(
+        self, real_img: torch.Tensor, real_c: torch.Tensor, gain: float, do_main: bool, do_r1: bool
+    ) -> dict[str, float]:
+        # R1 differentiates w.r.t. the real image *before* augmentation.
+        real = real_img.detach().requires_grad_(do_r1)
+        logits = self.run_D(real, real_c)
+        total = logits.new_zeros([])
+        stats: dict[str, float] = {}
+        if do_main:
+            loss_real = d_real_loss(logits)
+            total = total + loss_real
+            signs = logits.detach().sign()
+            stats.update(
+                loss_D_real=loss_real.item(), scores_real=logits.detach().mean().item(),
+                real_sign_sum=signs.sum().item(), real_count=float(signs.numel()),
+            )
+        if do_r1:
+            penalty = r1_penalty(real, logits)
+            loss_r1 = penalty.mean() * (self.r1_gamma / 2)
+            total = total + loss_r1
+            stats.update(r1_penalty=penalty.detach().mean().item(), loss_Dr1=loss_r1.item())
+        (total * gain).backward()
+        return stats
