@@ -9,7 +9,6 @@ with the number of real minority train images the cell keeps.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +53,8 @@ def inspect_prepared(data_dir: str) -> DataFacts:
 def pick_minority(facts: DataFacts, minority_class: str | None, data_dir: str) -> str:
     """The configured minority class, or the rarest train class when none is given."""
     if minority_class is None:
-        return min(facts.classes, key=lambda c: (facts.train_counts.get(c, 0), c))
+        present = [c for c in facts.classes if facts.train_counts.get(c, 0) > 0] or facts.classes
+        return min(present, key=lambda c: (facts.train_counts.get(c, 0), c))
     if minority_class not in facts.classes:
         raise UserError(f"minority class {minority_class!r} is not in {data_dir} (classes: {', '.join(facts.classes)}); "
                         "fix --minority-class")
@@ -64,10 +64,12 @@ def pick_minority(facts: DataFacts, minority_class: str | None, data_dir: str) -
 def allowed_real_minority(n_train_minority: int, fraction: float) -> int:
     """Real minority train images a cell keeps at `fraction`.
 
-    Rounds up (and keeps at least one image), so the guard can only be more lenient than the
-    trainer by a single image, never refuse a generator that saw exactly the cell's count.
+    The same count as the trainer's subsample (classify.traindata.subsample_minority), so the
+    guard refuses exactly the generators that saw more real minority images than the cell.
     """
-    return max(1, math.ceil(fraction * n_train_minority - 1e-9))
+    if fraction >= 1.0:
+        return n_train_minority
+    return max(1, int(round(fraction * n_train_minority)))
 
 
 def read_sample_info(samples_dir: str) -> dict:
