@@ -8,6 +8,7 @@ extension, a CSV row pointing nowhere) are returned as rejections, never dropped
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,7 @@ def list_elpv(arg: str, out_dir: Path, elpv_threshold: float = 0.5, **_: object)
         raise UserError("the elpv source needs the elpv-dataset package; run: pip install 'ganbalance[elpv]'") from None
     from PIL import Image
 
-    from classify.fileio import atomic_save_image
+    from classify.fileio import atomic_write_bytes
 
     images, probs, types = load_dataset()
     export = Path(out_dir) / ELPV_EXPORT_DIR
@@ -132,7 +133,10 @@ def list_elpv(arg: str, out_dir: Path, elpv_threshold: float = 0.5, **_: object)
     for i, (pixels, prob, cell_type) in enumerate(zip(images, probs, types)):
         path = export / f"cell{i:04d}.png"
         if not path.exists():  # exported once; a rerun reuses the files (PNG encoding is deterministic)
-            atomic_save_image(Image.fromarray(pixels), path)
+            buf = io.BytesIO()
+            # Lossless either way; level 1 encodes ~2.5x faster than the default 6 for ~16% more bytes.
+            Image.fromarray(pixels).save(buf, format="PNG", compress_level=1)
+            atomic_write_bytes(path, buf.getvalue())
         label = "defective" if float(prob) >= elpv_threshold else "functional"
         extras = {"source_index": str(i), "elpv_probability": f"{float(prob):.6g}", "elpv_type": str(cell_type)}
         items.append(SourceItem(path=path.resolve(), label=label, extras=extras))
