@@ -132,10 +132,16 @@ def reference_kwargs(cfg: dict[str, Any], g_arch: str = "skip", d_arch: str = "r
 
 
 def write_reference_pkl(golden_path: Path, out: Path, marker: Path, *, g_scale: float = 1.5,
-                        g_arch: str = "skip", d_arch: str = "resnet", protocol: int = 3) -> dict[str, torch.Tensor]:
-    """Write a snapshot: G_ema and D from the golden file, G = G_ema * g_scale. Returns the golden tensors."""
+                        g_arch: str = "skip", d_arch: str = "resnet", protocol: int = 3,
+                        synthesis_kwargs: dict | None = None, mapping_kwargs: dict | None = None) -> dict[str, torch.Tensor]:
+    """Write a snapshot: G_ema and D from the golden file, G = G_ema * g_scale. Returns the golden tensors.
+
+    `synthesis_kwargs` / `mapping_kwargs` override what the G record claims (to make it lie).
+    """
     state, cfg = golden(golden_path)
     g_kwargs, d_kwargs = reference_kwargs(cfg, g_arch, d_arch)
+    g_kwargs["synthesis_kwargs"].update(synthesis_kwargs or {})
+    g_kwargs["mapping_kwargs"].update(mapping_kwargs or {})
     g_state = split(state, "G.")
     aug_state = module_state({}, {"p": torch.tensor(0.25)}, {}, dict(xflip=1, rotate90=1, xint=1, scale=1))
     data = dict(
