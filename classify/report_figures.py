@@ -12,7 +12,9 @@ from typing import Any
 from classify import plots
 from classify import reportdoc as doc
 from classify.ablation_analysis import METRICS, arm_is_gan, arm_stats, best_non_gan, values_by_arm
+from classify.errors import UserError
 from classify.fileio import atomic_write_bytes
+from classify.report_features import feature_map_blocks
 
 
 def _save(out_dir: Path, name: str, png: bytes, caption: str) -> doc.Image:
@@ -101,4 +103,8 @@ def figure_blocks(records: list[dict], out_dir: Path, metrics: list[tuple[str, s
     grids = sample_grid_images(records, out_dir)
     if grids:
         blocks += [doc.Heading("Sample sets used")] + grids
+    try:
+        blocks += feature_map_blocks(records, out_dir)
+    except UserError as exc:  # a moved data folder must not cost the whole report
+        blocks.append(doc.Para(f"No feature map: {exc}"))
     return blocks
