@@ -71,8 +71,8 @@ def tiny_rgb_image_folder(make_image_folder) -> Path:
 def tiny_prepared(tiny_image_folder: Path, tmp_path: Path) -> Path:
     """`classify prepare folder:<tiny_image_folder> --out tmp_path/data` (library call); returns the folder.
 
-    Splits with the defaults (val 0.15, test 0.20, seed 0): good 16/4/4... exact counts are
-    whatever prepare decides; read them from the manifest, not from here.
+    Defaults (val 0.15, test 0.20, seed 0) give train/val/test: good 15/4/5, bad 5/1/2
+    (asserted in tests/test_data_dataset.py). Paths in its manifest are absolute.
     """
     out = tmp_path / "data"
     prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out=str(out)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -29,6 +30,9 @@ def test_select_labels_paths(tiny_prepared):
     assert len(data.select(split="train")) + len(both) == 32
     assert data.labels.dtype == torch.int64
     assert len(data.manifest_hash) == 64
+    counts = {(c, s): len(data.select(split=s, classes=[c])) for c in data.classes for s in ("train", "val", "test")}
+    assert counts == {("good", "train"): 15, ("good", "val"): 4, ("good", "test"): 5,
+                      ("bad", "train"): 5, ("bad", "val"): 1, ("bad", "test"): 2}  # as conftest documents
 
 
 def test_select_unknown_names(tiny_prepared):
@@ -109,8 +113,6 @@ def test_open_prepared_errors(tiny_prepared, tmp_path):
         fh.write(b"x")
     with pytest.raises(UserError, match="changed since"):
         open_prepared(tiny_prepared)
-    import os
-
     os.unlink(victim)
     with pytest.raises(UserError, match="missing"):
         open_prepared(tiny_prepared)

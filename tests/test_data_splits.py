@@ -27,7 +27,7 @@ rows_strategy = st.lists(
 fractions = st.tuples(st.floats(0.0, 0.45), st.floats(0.0, 0.45))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(rows=rows_strategy, fr=fractions, seed=st.integers(0, 10**6))
 def test_no_md5_group_straddles_splits(rows, fr, seed):
     labels = [r[0] for r in rows]
@@ -38,7 +38,7 @@ def test_no_md5_group_straddles_splits(rows, fr, seed):
         assert len({splits[i] for i in members}) == 1
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(
     counts=st.dictionaries(st.sampled_from(["x", "y", "z"]), st.integers(2, 80), min_size=1),
     fr=fractions,
@@ -56,7 +56,7 @@ def test_stratified_exactly_without_duplicates(counts, fr, seed):
         assert abs(n_test - fr[1] * n) <= 1 and abs(n_val - fr[0] * n) <= 1 or n < 4
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(rows=rows_strategy, fr=fractions, seed=st.integers(0, 10**6))
 def test_stratified_within_group_size_with_duplicates(rows, fr, seed):
     labels = [r[0] for r in rows]
