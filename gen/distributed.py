@@ -1,0 +1,77 @@
+"""Multi-process training helpers (torchrun): process group, gradient and stat averaging.
+
+We average gradients ourselves after each phase instead of wrapping G and D in
+DistributedDataParallel: the loss calls G.mapping / G.synthesis / D separately and
+differentiates twice for R1 and path length, which DDP's forward hooks do not follow.
+One flat all-reduce per phase costs the same as DDP's bucketed one at these sizes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: str = "cpu"  # NCCL reduces only CUDA tensors
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world == 1:
+            return t
+        out = t.to(self.device, copy=True)
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out.to(t.device)
+
+    def average_grads(self, params: list[torch.nn.Parameter]) -> None:
+        if self.world == 1:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def any_flag(self, flag: bool) -> bool:
+        """True on every rank if any rank has the flag (stop requests, non-finite losses)."""
+        if self.world == 1:
+            return flag
+        return bool(self.all_reduce_sum(torch.tensor([float(flag)])).item() > 0)
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def env_rank() -> tuple[int, int]:
+    """(rank, world size) as set by torchrun; (0, 1) when run directly."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_process_group(device: torch.device) -> Dist:
+    """Join the process group when launched by torchrun, else a single-process Dist."""
+    rank, world = env_rank()
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), device=str(device))
+
+
+def shutdown(d: Dist) -> None:
+    if d.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()
