@@ -18,6 +18,7 @@ def _register() -> None:
     pass
     from gen.commands.import_pkl import import_pkl
     main.add_command(import_pkl)
+    from gen.commands.train import train_command; main.add_command(train_command)  # noqa: E702, I001
 
 
 _register()
