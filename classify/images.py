@@ -64,18 +64,26 @@ def decode_image(path: str | Path) -> DecodedImage:
         raise ImageRejected("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            # A decompression-bomb warning is not an error for a genuinely large scan.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about large images and damaged EXIF; neither makes the pixels
+            # unusable, and thousands of warnings would bury the one-line summary.
+            warnings.simplefilter("ignore")
             with Image.open(path) as img:
                 img.load()
                 return _to_8bit(img)
+    except ImageRejected:
+        raise
     except UnidentifiedImageError:
         raise ImageRejected("not an image Pillow can read (wrong extension or corrupt header)") from None
     except Image.DecompressionBombError as exc:
         raise ImageRejected(f"image too large to decode safely ({exc})") from None
+    except PermissionError:
+        raise ImageRejected("permission denied when reading the file") from None
     except (OSError, SyntaxError, ValueError) as exc:
         # Pillow reports truncated or corrupt pixel data as OSError ("image file is truncated").
         raise ImageRejected(f"corrupt or truncated image data ({_first_line(exc)})") from None
+    except Exception as exc:  # noqa: BLE001 - hostile files reach odd decoder paths (struct.error, IndexError...)
+        # One malformed file must cost one report line, not the whole prepare run.
+        raise ImageRejected(f"decoder failed ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
 def _first_line(exc: BaseException) -> str:

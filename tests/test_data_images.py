@@ -6,6 +6,8 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from classify.images import ImageRejected, decode_image, fit_square, to_channels
@@ -111,3 +113,31 @@ def test_rejections(tmp_path):
         decode_image(tmp_path / "cut.jpg")
     with pytest.raises(ImageRejected, match="cannot read"):
         decode_image(tmp_path / "absent.png")
+
+
+def _valid_bytes(fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.arange(24 * 16, dtype=np.uint8).reshape(16, 24)).save(buf, fmt)
+    return buf.getvalue()
+
+
+@settings(max_examples=120, deadline=None, database=None)
+@given(
+    fmt=st.sampled_from(["PNG", "JPEG", "BMP", "TIFF", "WEBP"]),
+    cut=st.floats(0.0, 1.0),
+    flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=6),
+)
+def test_damaged_files_never_crash(tmp_path_factory, fmt, cut, flips):
+    """A damaged file either decodes to a valid uint8 array or is rejected with a reason."""
+    data = bytearray(_valid_bytes(fmt))
+    for where, value in flips:
+        data[int(where * (len(data) - 1))] = value
+    data = bytes(data[: int(cut * len(data))]) if cut < 0.98 else bytes(data)
+    path = tmp_path_factory.mktemp("fuzz") / f"f.{fmt.lower()}"
+    path.write_bytes(data)
+    try:
+        out = decode_image(path)
+    except ImageRejected as exc:
+        assert str(exc)
+    else:
+        assert out.pixels.dtype == np.uint8 and out.pixels.ndim in (2, 3) and out.width > 0
