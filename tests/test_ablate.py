@@ -221,3 +221,25 @@ def test_toml_config_round_trip_and_unknown_keys(tmp_path):
     path.write_text('data_dir = "d"\nout_dir = "o"\nepoch = 3\n')
     with pytest.raises(UserError, match="unknown key.*epoch"):
         AblationConfig.from_dict(AblationConfig.read_toml(path), source=str(path))
+
+
+def test_ratio_and_fraction_plots_appear_only_when_they_vary(tmp_path):
+    samples = {"1": make_samples(tmp_path, real_seen=40), "0.5": make_samples(tmp_path, real_seen=20)}
+    cfg = config(tmp_path, strategies=["baseline", "gan"], seeds=[0, 1, 2], synthetic_ratios=[0.5, 1],
+                 minority_fractions=[1, 0.5], samples=samples)
+    run(cfg)
+    write_report(cfg.out_dir)
+    plots = {p.name for p in (Path(cfg.out_dir) / "plots").glob("*.png")}
+    assert {"ratio_minority_f1.png", "fraction_minority_f1.png", "pr_resnet18_frac0.5.png"} <= plots
+    md = (Path(cfg.out_dir) / "report.md").read_text()
+    assert "| resnet18 | 0.5 | gan@0.5 | 3 |" in md  # one row per arm, ratio kept apart
+
+
+def test_markdown_and_html_say_the_same_and_escape():
+    from classify import reportdoc as doc
+
+    blocks = [doc.Heading("A <b>"), doc.Para("x | y"), doc.Table(["k", "v"], [["a|b", "<i>"]])]
+    md = doc.render_markdown(blocks)
+    html = doc.render_html(blocks, Path("."), "t")
+    assert "## A <b>" in md and "a\\|b" in md
+    assert "&lt;b&gt;" in html and "<td>&lt;i&gt;</td>" in html and "<b>" not in html.split("<body>")[1]
