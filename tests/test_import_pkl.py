@@ -128,6 +128,15 @@ def test_state_dicts_and_extras_round_trip(tmp_path, golden_path):
     assert type(tsk) is dict
 
 
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_other_pickle_protocols_import_the_same(tmp_path, protocol):
+    # Python 3.8+ pickles default to protocol 4 (STACK_GLOBAL, EMPTY_SET); the reference era used 3.
+    state = write_reference_pkl(COND, tmp_path / "ref.pkl", tmp_path / "marker", protocol=protocol)
+    ckpt = load_reference_pkl(tmp_path / "ref.pkl")
+    assert all(torch.equal(ckpt.D_state[k], v) for k, v in split(state, "D.").items())
+    assert ckpt.G_config.mapping_layers == 2 and ckpt.augment_p == pytest.approx(0.25)
+
+
 def test_old_numpy_module_name_is_accepted(tmp_path):
     # Files written under numpy 1.x name `numpy.core.multiarray.scalar`; protocol 3 stores it as text.
     write_reference_pkl(COND, tmp_path / "ref.pkl", tmp_path / "marker")
