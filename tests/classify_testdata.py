@@ -1,0 +1,32 @@
+"""Tiny prepared datasets for the classification tests (built through the data layer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from classify.prepare import PrepareConfig, prepare_dataset
+
+
+def write_square_images(folder: Path, n: int, defect: bool, seed: int, size: int = 32, noise: int = 20) -> None:
+    """Grey noisy images; defects carry one bright 8x8 square somewhere (the obvious signal)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        img = rng.integers(110 - noise, 110 + noise, size=(size, size)).astype(np.uint8)
+        if defect:
+            top, left = rng.integers(0, size - 8, size=2)
+            img[top:top + 8, left:left + 8] = 250
+        Image.fromarray(img, mode="L").save(folder / f"{'bad' if defect else 'good'}{i:03d}.png")
+
+
+def make_square_dataset(root: Path, n_good: int = 48, n_bad: int = 24, size: int = 32) -> Path:
+    """Prepare a two-class (bad/good) grayscale set under root/data and return that folder."""
+    images = root / "square_images"
+    write_square_images(images / "good", n_good, defect=False, seed=1, size=size)
+    write_square_images(images / "bad", n_bad, defect=True, seed=2, size=size)
+    out = root / "square_data"
+    prepare_dataset(PrepareConfig(source=f"folder:{images}", out=str(out)))
+    return out
