@@ -94,8 +94,9 @@ def plan_ablation(
     mine = shard.select(grid)
     done = [c.id for c in mine if is_finished(out, c.id)]
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    finished = set(done)
     todo = [_task(cfg, c, minority, checks.get(fmt_number(c.minority_fraction)), threads)
-            for c in mine if c.id not in set(done)]
+            for c in mine if c.id not in finished]
     return Plan(cfg, grid, shard, mine, done, todo, minority, facts, checks)
 
 

@@ -52,6 +52,11 @@ def comparison_table(rows: list[dict[str, Any]]) -> doc.Table:
          for r in rows for c in [r["cmp"]]])
 
 
+def _signed_mean(by_seed: dict[int, float], higher_is_better: bool) -> float:
+    mean = summarize(list(by_seed.values())).mean
+    return -math.inf if not math.isfinite(mean) else (mean if higher_is_better else -mean)
+
+
 def answer_blocks(records: list[dict]) -> list[doc.Block]:
     """The user's question first: does the best GAN arm beat the best cheap alternative?"""
     blocks: list[doc.Block] = [doc.Heading("Answer")]
@@ -64,7 +69,7 @@ def answer_blocks(records: list[dict]) -> list[doc.Block]:
             if not gan or best is None:
                 items.append(f"{where} no {'GAN' if not gan else 'non-GAN'} strategy in this grid; nothing to compare on {m.label}.")
                 continue
-            top = max(gan, key=lambda a: summarize(list(arms[a].values())).mean * (1 if m.higher_is_better else -1))
+            top = max(gan, key=lambda a: _signed_mean(arms[a], m.higher_is_better))
             items.append(f"{where} best GAN arm vs best non-GAN arm: {sentence(paired(arms, top, best, m), m.label)}")
     blocks.append(doc.Bullets(items))
     return blocks
