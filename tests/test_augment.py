@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
-from stylegan2_ada.augment import AugmentPipe, ada_update
-from stylegan2_ada.augment_warp import lowpass
+from stylegan2_ada.augment import AugmentPipe, ada_update, apply_geometric
+from stylegan2_ada.augment_warp import bilinear_reflect, lowpass
 
 GEOMETRIC = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")
 COLOUR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
@@ -237,10 +237,30 @@ def test_ada_update_rises_falls_and_floors():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_runs_on_cuda():
+def test_runs_on_cuda_twice_differentiable_and_matches_cpu():
     pipe = AugmentPipe(3).cuda()
     pipe.p = 0.5
     x = images(4, 3).cuda().requires_grad_(True)
     out = pipe(x)
-    out.sum().backward()
+    (grad,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    grad.sum().backward()
     assert out.device.type == "cuda" and math.isfinite(x.grad.sum().item())
+    torch.manual_seed(0)
+    geom = AugmentPipe(3)
+    geom.p = 1.0
+    m = geom.geometric_matrices(4, 8, 8, torch.device("cpu"))
+    on_cpu = apply_geometric(images(4, 3), m)
+    on_gpu = apply_geometric(images(4, 3).cuda(), m.cuda()).cpu()
+    assert torch.allclose(on_cpu, on_gpu, atol=1e-5)
+
+
+def test_bilinear_reflect_matches_grid_sample_reflection():
+    # The forward of our gather-based sampler equals torch's reflection-padded bilinear
+    # grid_sample (align_corners=False), also far outside the image.
+    g = torch.Generator().manual_seed(0)
+    img = torch.randn(2, 3, 5, 7, generator=g)
+    coords = torch.rand(2, 6, 4, 2, generator=g) * 30 - 12  # pixel units, well beyond the edges
+    ours = bilinear_reflect(img, coords)
+    norm = (2 * coords + 1) / torch.tensor([7.0, 5.0]) - 1
+    ref = torch.nn.functional.grid_sample(img, norm, mode="bilinear", padding_mode="reflection", align_corners=False)
+    assert torch.allclose(ours, ref, atol=1e-5)

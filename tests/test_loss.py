@@ -244,22 +244,29 @@ def _grads(module: torch.nn.Module) -> list[torch.Tensor]:
     return [p.grad for p in module.parameters() if p.grad is not None]
 
 
-@pytest.mark.parametrize("c_dim, channels", [(2, 3), (0, 1)])
-def test_every_phase_runs_with_real_networks_and_augmentation(c_dim, channels):
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.parametrize(
+    "c_dim, channels, device",
+    [(2, 3, "cpu"), (0, 1, "cpu"), pytest.param(2, 3, "cuda", marks=CUDA)],
+)
+def test_every_phase_runs_with_real_networks_and_augmentation(c_dim, channels, device):
     torch.manual_seed(0)
-    G, D = _tiny_networks(c_dim, channels)
-    pipe = AugmentPipe(channels)
+    G, D = (net.to(device) for net in _tiny_networks(c_dim, channels))
+    pipe = AugmentPipe(channels).to(device)
     pipe.p = 0.5
     loss = StyleGAN2Loss(G, D, augment_pipe=pipe, r1_gamma=1.0)
     n = 4
     c = F.one_hot(torch.arange(n) % 2, 2).float() if c_dim else torch.zeros(n, 0)
-    real = torch.rand(n, channels, 8, 8) * 2 - 1
+    c = c.to(device)
+    real = torch.rand(n, channels, 8, 8, device=device) * 2 - 1
     for phase, trained, other in [
         ("Gmain", G, D), ("Greg", G, D), ("Gboth", G, D), ("Dmain", D, G), ("Dreg", D, G), ("Dboth", D, G),
     ]:
         G.zero_grad(set_to_none=True)
         D.zero_grad(set_to_none=True)
-        stats = loss.accumulate_gradients(phase, real, c, torch.randn(n, 8), c, gain=2.0)
+        stats = loss.accumulate_gradients(phase, real, c, torch.randn(n, 8, device=device), c, gain=2.0)
         grads = _grads(trained)
         assert grads and all(torch.isfinite(g).all() for g in grads), phase
         assert sum(g.abs().sum().item() for g in grads) > 0, phase
@@ -271,4 +278,4 @@ def test_every_phase_runs_with_real_networks_and_augmentation(c_dim, channels):
             assert stats["pl_length"] > 0
         if phase in ("Dreg", "Dboth"):
             assert stats["r1_penalty"] > 0
-    assert torch.isfinite(loss.state_dict()["pl_mean"])
+    assert torch.isfinite(loss.state_dict()["pl_mean"]) and loss.pl_mean.device.type == device

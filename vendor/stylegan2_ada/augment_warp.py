@@ -4,7 +4,8 @@ A geometric augmentation must not add frequencies that real images never contain
 discriminator learns to spot augmented images and the generator copies the artefacts
 (Karras et al. 2020b, "Training GANs with limited data", section 2.3). So each image is
   1. upsampled 2x with the [1, 3, 3, 1] low-pass filter,
-  2. warped once with bilinear sampling on that finer grid, and
+  2. warped once with bilinear sampling on that finer grid (gather-based, twice
+     differentiable on every supported torch), and
   3. low-pass filtered and downsampled 2x back to its size.
 Borders are extended by mirroring about the image edge (symmetric reflection) in every
 step, so the three steps agree about what lies outside the image.
@@ -66,18 +67,58 @@ def _fine_axis(size: int, device: torch.device) -> torch.Tensor:
     return (k - 0.5) / 2 - (size - 1) / 2
 
 
-def sampling_grid(matrices: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Normalised `grid_sample` grid [N, 2H + 2, 2W + 2, 2] that realises `matrices`."""
+def source_coords(matrices: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Fine-grid pixel coordinates (x, y) to read for each output fine sample.
+
+    Returns [N, 2H + 2, 2W + 2, 2]; output fine samples k = -1 .. 2H (the margin that
+    `downsample2x` consumes), input indices on the 2H x 2W fine image.
+    """
     device = matrices.device
     ys = _fine_axis(height, device)
     xs = _fine_axis(width, device)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     points = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1)  # [H2, W2, 3]
     inverse = torch.linalg.inv(matrices.float())[:, :2, :]  # output -> input
-    src = torch.einsum("nij,hwj->nhwi", inverse, points)
-    # With align_corners=False, normalised u = 2 * p / size for centred pixel coordinate p.
-    scale = torch.tensor([2.0 / width, 2.0 / height], device=device)
-    return src * scale
+    src = torch.einsum("nij,hwj->nhwi", inverse, points)  # centred coarse coordinates
+    # Coarse coordinate s = p + (size - 1) / 2 sits at fine index 2 s + 0.5.
+    sizes = torch.tensor([width, height], device=device, dtype=torch.float32)
+    return 2 * src + sizes - 0.5
+
+
+def _reflect(coord: torch.Tensor, size: int) -> torch.Tensor:
+    """Fold a pixel coordinate into [-0.5, size - 0.5] by mirroring about the image edges."""
+    period = 2 * size
+    u = torch.remainder(coord + 0.5, period)
+    u = torch.where(u > size, period - u, u)
+    return u - 0.5
+
+
+def bilinear_reflect(img: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Bilinear read of `img` [N, C, H, W] at `coords` [N, Ho, Wo, 2] (x, y pixel indices).
+
+    Written with gather rather than `F.grid_sample` because R1 differentiates through it
+    twice, and grid_sample's backward has no derivative in the torch versions we support.
+    Gradients flow to `img` only (the coordinates are random draws, not parameters).
+    """
+    n, c, h, w = img.shape
+    ho, wo = coords.shape[1:3]
+    x = _reflect(coords[..., 0], w)
+    y = _reflect(coords[..., 1], h)
+    x0, y0 = torch.floor(x), torch.floor(y)
+    fx, fy = (x - x0).to(img.dtype), (y - y0).to(img.dtype)
+    flat = img.reshape(n, c, h * w)
+
+    def tap(xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        # Just outside [0, size - 1] the mirrored neighbour is the edge pixel itself.
+        xi = xi.clamp(0, w - 1).long()
+        yi = yi.clamp(0, h - 1).long()
+        index = (yi * w + xi).reshape(n, 1, ho * wo).expand(n, c, ho * wo)
+        return flat.gather(2, index).reshape(n, c, ho, wo)
+
+    fx, fy = fx[:, None], fy[:, None]
+    top = tap(x0, y0) * (1 - fx) + tap(x0 + 1, y0) * fx
+    bottom = tap(x0, y0 + 1) * (1 - fx) + tap(x0 + 1, y0 + 1) * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def warp(x: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
@@ -85,10 +126,8 @@ def warp(x: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     n, _, h, w = x.shape
     if matrices.shape != (n, 3, 3):
         raise ValueError(f"warp: expected matrices of shape [{n}, 3, 3], got {list(matrices.shape)}")
-    grid = sampling_grid(matrices, h, w).to(x.dtype)
-    fine = upsample2x(x)
-    # Reflection about the fine image's edges is reflection about the coarse image's edges.
-    fine = F.grid_sample(fine, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    coords = source_coords(matrices, h, w)
+    fine = bilinear_reflect(upsample2x(x), coords)
     return downsample2x(fine)
 
 
