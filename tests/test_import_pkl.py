@@ -304,3 +304,22 @@ def test_in_bounds_view_is_rebuilt_exactly(tmp_path):
     view.args[0].copy_(torch.arange(6, dtype=torch.float32).untyped_storage())
     pkl.write_bytes(pickle.dumps([view], protocol=3))
     assert torch.equal(safe_load_pkl(pkl)[0], torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+
+
+class RepointedTensor:
+    """A valid tensor followed by a BUILD whose Tensor.__setstate__ re-points it (unchecked set_)."""
+
+    def __reduce__(self):
+        import collections
+
+        small = TensorView(1, 0, (1,), (1,)).__reduce__()[1][0]
+        return (torch._utils._rebuild_tensor_v2, (small, 0, (1,), (1,), False, collections.OrderedDict()),
+                (TensorView(2, 0, (1,), (1,)).__reduce__()[1][0], 1, (64,), (1,)))
+
+
+def test_tensor_repointed_by_build_is_refused(tmp_path):
+    # Without the post-load check this yields 64 floats, 62 of them uninitialised memory.
+    pkl = tmp_path / "repoint.pkl"
+    pkl.write_bytes(pickle.dumps([RepointedTensor()], protocol=3))
+    with pytest.raises(UserError, match="re-pointed"):
+        safe_load_pkl(pkl)

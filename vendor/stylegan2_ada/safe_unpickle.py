@@ -63,13 +63,17 @@ class _BadFile(Exception):
     """Raised inside the unpickler; turned into a UserError naming the file."""
 
 
-def _load_from_bytes(blob: Any) -> torch.UntypedStorage | torch.TypedStorage:
+def _load_from_bytes(blob: Any, loaded: dict[int, tuple[int, Any]]) -> torch.UntypedStorage | torch.TypedStorage:
+    """Rebuild one storage blob; remember its address and size in `loaded` for `_validate`."""
     if not isinstance(blob, (bytes, bytearray)):
         raise _BadFile("tensor storage blob is not bytes")
     # torch's weights_only loader has its own allow-list, so the blob cannot run code either.
     storage = torch.load(io.BytesIO(bytes(blob)), map_location="cpu", weights_only=True)
     if not isinstance(storage, (torch.UntypedStorage, torch.TypedStorage)):
         raise _BadFile(f"tensor storage blob holds a {type(storage).__name__}, not a storage")
+    untyped = storage._untyped_storage if isinstance(storage, torch.TypedStorage) else storage
+    # Keeping the storage alive in `loaded` also stops its address being reused during the load.
+    loaded[untyped.data_ptr()] = (untyped.nbytes(), untyped)
     return storage
 
 
@@ -136,15 +140,15 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> int | float | complex | bool:
     return np.frombuffer(data, dtype=dtype)[0].item()
 
 
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    """(module, name) -> the object we hand back. Built per call: no module-level mutable state."""
+def _allowed_globals(loaded: dict[int, tuple[int, Any]]) -> dict[tuple[str, str], Any]:
+    """(module, name) -> the object we hand back. Built per load: no module-level mutable state."""
     return {
         RECONSTRUCT: _reconstruct_persistent_obj,
         ("dnnlib.util", "EasyDict"): LooseDict,
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("torch.storage", "_load_from_bytes"): _load_from_bytes,
+        ("torch.storage", "_load_from_bytes"): lambda blob: _load_from_bytes(blob, loaded),
         ("numpy.core.multiarray", "scalar"): _numpy_scalar,
         ("numpy._core.multiarray", "scalar"): _numpy_scalar,
         ("numpy", "dtype"): _numpy_dtype,
@@ -160,7 +164,9 @@ class RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, file, path: Path):
         super().__init__(file)
         self._path = path
-        self._allowed = _allowed_globals()
+        # Address -> (byte size, storage) of every storage this load rebuilt from a blob.
+        self.loaded_storages: dict[int, tuple[int, Any]] = {}
+        self._allowed = _allowed_globals(self.loaded_storages)
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -176,12 +182,55 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise _BadFile("pickle uses persistent ids, which StyleGAN2-ADA checkpoints do not")
 
 
+def _check_tensor(t: torch.Tensor, loaded: dict[int, tuple[int, Any]]) -> None:
+    """A tensor must view, in bounds, a storage we rebuilt from a blob, and carry no hooks.
+
+    Needed after loading because a BUILD opcode on a tensor calls `Tensor.__setstate__`,
+    which re-points it with an unchecked `set_` (that silently grows the storage into
+    uninitialised memory) and can attach hooks.
+    """
+    if t._backward_hooks:
+        raise _BadFile("tensor with backward hooks")
+    if t.numel() == 0:
+        return
+    storage = t.untyped_storage()
+    if loaded.get(storage.data_ptr(), (None,))[0] != storage.nbytes():
+        raise _BadFile(f"tensor of shape {list(t.shape)} was re-pointed after it was rebuilt")
+    if any(s < 0 for s in t.stride()):
+        raise _BadFile("tensor with a negative stride")
+    extent = t.storage_offset() + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) + 1
+    if max(extent, t.numel()) * t.element_size() > storage.nbytes():
+        raise _BadFile(f"tensor view of shape {list(t.shape)} does not fit its storage")
+
+
+def _validate(root: Any, loaded: dict[int, tuple[int, Any]]) -> None:
+    """Check every tensor reachable from `root` (iteratively: the graph may be deep)."""
+    stack, seen = [root], set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            _check_tensor(obj, loaded)
+        elif isinstance(obj, PersistentRecord):
+            stack.append(obj.state)
+        elif isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+
+
 def safe_load_pkl(path: str | os.PathLike) -> Any:
     """Unpickle `path` with the allow-list; returns records, tensors and plain containers."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
-            return RestrictedUnpickler(fh, path).load()
+            unpickler = RestrictedUnpickler(fh, path)
+            data = unpickler.load()
+        _validate(data, unpickler.loaded_storages)
+        return data
     except UserError:
         raise
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
