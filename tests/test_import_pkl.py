@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import pickle
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,16 @@ class ShellCommand:
         return os.system, (f"touch {self.marker}",)
 
 
+class Subprocess:
+    """Loading this with plain pickle would start a process."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return subprocess.Popen, (["touch", str(self.marker)],)
+
+
 class PythonExec:
     """Loading this with plain pickle would exec Python source."""
 
@@ -50,6 +61,7 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
 # ---- (a) code in the file is never run ----------------------------------------------------------
 
 @pytest.mark.parametrize("payload, global_name", [(ShellCommand, f"{os.system.__module__}.system"),
+                                                  (Subprocess, "subprocess.Popen"),
                                                   (PythonExec, "builtins.exec")])
 def test_code_executing_pickle_is_refused_and_runs_nothing(tmp_path, payload, global_name):
     marker = tmp_path / "marker"
