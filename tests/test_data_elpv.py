@@ -15,13 +15,21 @@ from classify.dataset import open_prepared
 pytestmark = pytest.mark.elpv
 
 
-def test_prepare_elpv(tmp_path):
+def test_prepare_elpv(tmp_path, monkeypatch):
     utils = pytest.importorskip("elpv_dataset.utils")
+    loaded = []
+    real_loader = utils.load_dataset
+
+    def remembering_loader(*args, **kwargs):  # the real data, decoded once for prepare and the checks
+        loaded.append(real_loader(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(utils, "load_dataset", remembering_loader)
     out = tmp_path / "elpv"
     result = CliRunner().invoke(main, ["prepare", "elpv", "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(out / "manifest.csv")))
-    images, probs, types = utils.load_dataset()
+    (images, probs, types), = loaded
     n_dup_rows = sum(1 for r in rows if r["dup_group"])
     n_groups = len({r["dup_group"] for r in rows if r["dup_group"]})
     # Every cell is one row; duplicates (none in elpv-dataset 1.x) would collapse to groups, not vanish.
