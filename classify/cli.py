@@ -16,11 +16,17 @@ def main() -> None:
 def _register() -> None:
     # Import here so that `classify --help` lists every subcommand; each module defines one.
     from classify.commands import ablate, prepare
+    from classify.commands import evaluate as evaluate_cmd
+    from classify.commands import models as models_cmd
     from classify.commands import report as report_cmd
+    from classify.commands import train as train_cmd
 
     main.add_command(prepare.prepare)
     main.add_command(ablate.ablate)
     main.add_command(report_cmd.report)
+    main.add_command(train_cmd.train)
+    main.add_command(evaluate_cmd.evaluate)
+    main.add_command(models_cmd.models)
 
 
 _register()

@@ -1,0 +1,34 @@
+"""`classify eval MODEL --data DIR --split test`: metrics JSON, plots and a summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from classify.clitools import parse_device, user_errors
+
+
+@click.command("eval")
+@click.argument("model", type=click.Path())
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="Prepared data folder.")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Where eval.json and the plots go (default: the model's folder).")
+@click.option("--threshold", default=None, type=float, help="Override the validation-chosen threshold.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@user_errors
+def evaluate(model, data_dir, split, out_dir, threshold, device) -> None:
+    """Evaluate MODEL (a model.pt or its run folder) on one split of a prepared folder."""
+    from classify.evalplots import write_eval_plots
+    from classify.evaluate import evaluate_checkpoint, summary_text
+    from classify.fileio import atomic_write_json
+
+    m = evaluate_checkpoint(model, data_dir, split=split, device=parse_device(device), threshold=threshold)
+    model_path = Path(model)
+    out = Path(out_dir) if out_dir else (model_path if model_path.is_dir() else model_path.parent)
+    name = "eval.json" if split == "test" else f"eval_{split}.json"
+    atomic_write_json(out / name, m)
+    plots = write_eval_plots(m, out)
+    click.echo(summary_text(m))
+    click.echo(f"wrote {out / name} and {', '.join(p.name for p in plots)}")

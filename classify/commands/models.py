@@ -1,0 +1,21 @@
+"""`classify models`: list the model registry and the strategy parts."""
+
+from __future__ import annotations
+
+import click
+
+from classify.clitools import user_errors
+
+
+@click.command("models")
+@user_errors
+def models() -> None:
+    """List the classifier models and the strategies they can be trained with."""
+    from classify.models import list_models, model_spec
+    from classify.strategies import list_strategies
+
+    click.echo("models (in_chans 1 or 3; random init, or --pretrained LOCAL_FILE):")
+    for name in list_models():
+        spec = model_spec(name)
+        click.echo(f"  {name:16s} {spec.source}:{spec.arch}")
+    click.echo("strategies (combine with '+', e.g. oversample+classic): " + ", ".join(list_strategies()))

@@ -1,0 +1,61 @@
+"""`classify train --data DIR --out RUN_DIR ...`: flags -> TrainConfig -> train_classifier."""
+
+from __future__ import annotations
+
+import click
+
+from classify.clitools import parse_device, user_errors
+
+
+@click.command("train")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="Prepared data folder.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--model", default="resnet18", show_default=True, help="Registry model (see `classify models`).")
+@click.option("--strategy", default="baseline", show_default=True, help="Strategy, parts joined by '+'.")
+@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--res", default=128, show_default=True, type=int, help="Training resolution (square).")
+@click.option("--batch", default=64, show_default=True, type=int)
+@click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak learning rate.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--pretrained", default=None, type=click.Path(dir_okay=False), help="Local backbone state-dict file.")
+@click.option("--synthetic", "synthetic_dir", default=None, type=click.Path(file_okay=False),
+              help="`gen sample` folder for the gan / gan_filtered strategies.")
+@click.option("--synthetic-ratio", default=1.0, show_default=True, type=float,
+              help="Synthetic images added = round(ratio x real minority train images).")
+@click.option("--minority-class", default=None, help="Class to treat as minority (default: rarest in train).")
+@click.option("--minority-fraction", default=1.0, show_default=True, type=float,
+              help="Keep this fraction of the real minority train images (seeded).")
+@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
+@click.option("--weight-decay", default=0.05, show_default=True, type=float)
+@click.option("--warmup-epochs", default=1.0, show_default=True, type=float)
+@click.option("--label-smoothing", default=0.0, show_default=True, type=float)
+@click.option("--target-recall", default=None, type=float, help="Choose the threshold reaching this val recall.")
+@click.option("--patience", default=0, show_default=True, type=int, help="Early-stop patience in epochs; 0 = off.")
+@click.option("--fit", type=click.Choice(["crop", "pad", "stretch"]), default="crop", show_default=True)
+@click.option("--amp/--no-amp", default=True, show_default=True, help="bf16 autocast (CUDA only).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
+@click.option("--deterministic", is_flag=True, help="Deterministic kernels (slower; for exact reruns).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def train(data_dir, out_dir, model, strategy, epochs, res, batch, lr, seed, device, pretrained, synthetic_dir,
+          synthetic_ratio, minority_class, minority_fraction, optimizer, weight_decay, warmup_epochs,
+          label_smoothing, target_recall, patience, fit, amp, compile_, deterministic, quiet) -> None:
+    """Train a classifier; keeps the best validation epoch in OUT/model.pt."""
+    from classify.train import TrainConfig, train_classifier
+
+    cfg = TrainConfig(
+        data_dir=data_dir, out_dir=out_dir, model=model, strategy=strategy, epochs=epochs, res=res, batch=batch,
+        lr=lr, seed=seed, device=parse_device(device), pretrained=pretrained, synthetic_dir=synthetic_dir,
+        synthetic_ratio=synthetic_ratio, minority_class=minority_class, minority_fraction=minority_fraction,
+        optimizer=optimizer, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
+        label_smoothing=label_smoothing, target_recall=target_recall, patience=patience, fit=fit, amp=amp,
+        compile=compile_, deterministic=deterministic, progress=not quiet,
+    )
+    r = train_classifier(cfg)
+    v = r["val"]
+    click.echo(f"best epoch {r['best_epoch']}/{r['epochs_run']}: val AP {v['average_precision']:.4f}, "
+               f"ROC-AUC {v['roc_auc']:.4f}, minority F1 {v['minority_f1']:.4f} at threshold "
+               + ("argmax" if r["threshold"] is None else f"{r['threshold']:.4f}"))
+    click.echo(f"train images: {r['n_train_real']} real + {r['n_train_synthetic']} synthetic; "
+               f"{r['wall_time_s']:.1f} s; wrote {r['checkpoint']}")
