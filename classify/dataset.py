@@ -135,11 +135,17 @@ def build_cache(root: Path, rows: list[dict[str, str]], manifest_hash: str, res:
     shape = (len(rows), channels, res, res)
     # Stream rows into a .npy through an atomic temporary file: memory stays at one image,
     # and a kill mid-build never leaves a half-written cache under the final name.
-    with atomic_open(path) as fh:
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
-        np.lib.format.write_array_header_1_0(fh, header)
-        for row in rows:
-            fh.write(_decode_row(root, row, res, channels, fit).tobytes())
+    try:
+        with atomic_open(path) as fh:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(fh, header)
+            for row in rows:
+                fh.write(_decode_row(root, row, res, channels, fit).tobytes())
+    except PermissionError:
+        raise UserError(
+            f"cannot write the image cache in {path.parent} (permission denied); make {root} writable "
+            "or copy the prepared folder somewhere writable"
+        ) from None
     _remove_stale(path.parent, keep_prefix=manifest_hash[:16])
     return path
 

@@ -72,13 +72,14 @@ class PrepareResult:
     counts: dict[str, dict[str, int]]  # class -> split -> count
 
 
-def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
+def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareResult:
+    """Write DATA_DIR (cfg.out); `show_progress` draws a tqdm bar on stderr while decoding."""
     cfg.validate()
     out = Path(cfg.out).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder; choose another path")
     listing = list_source(cfg.source, out_dir=out, elpv_threshold=cfg.elpv_threshold)
-    rows, rejected = _decode_all(listing.items, out)
+    rows, rejected = _decode_all(listing.items, out, show_progress)
     rejected = listing.rejected + rejected
     _check_class_sizes(rows, cfg.source)
     _assign(rows, cfg)
@@ -92,10 +93,14 @@ def prepare_dataset(cfg: PrepareConfig) -> PrepareResult:
     return PrepareResult(out=out, manifest_hash=digest, rows=len(rows), rejected=len(rejected), counts=counts)
 
 
-def _decode_all(items: list[SourceItem], out: Path) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+def _decode_all(
+    items: list[SourceItem], out: Path, show_progress: bool
+) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+    from tqdm import tqdm
+
     rows: list[dict[str, str]] = []
     rejected: list[tuple[str, str]] = []
-    for item in items:
+    for item in tqdm(items, desc="checking images", unit="img", disable=not show_progress, leave=False):
         try:
             decoded = decode_image(item.path)
         except ImageRejected as exc:

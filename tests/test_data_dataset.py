@@ -126,3 +126,13 @@ def test_bad_image_args(tiny_prepared):
         data.images(res=8, channels=2)
     with pytest.raises(UserError, match="resolution"):
         data.images(res=0)
+
+
+
+def test_unwritable_cache_is_a_user_error(tiny_prepared, monkeypatch):
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(dataset_mod, "atomic_open", denied)
+    with pytest.raises(UserError, match="permission denied"):
+        open_prepared(tiny_prepared).images(res=8)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from classify.clitools import user_errors
@@ -31,7 +33,8 @@ def prepare(source: str, out: str, val: float, test: float, seed: int, minority_
 
     cfg = PrepareConfig(source=source, out=out, val=val, test=test, seed=seed, minority_class=minority_class,
                         minority_fraction=minority_fraction, elpv_threshold=elpv_threshold, force=force)
-    result = prepare_dataset(cfg)
+    # A bar only on a terminal: in logs and CI it would be carriage-return noise.
+    result = prepare_dataset(cfg, show_progress=sys.stderr.isatty())
     for label, per in result.counts.items():
         click.echo(f"{label}: " + ", ".join(f"{s} {n}" for s, n in per.items()))
     click.echo(f"{result.rows} images in {result.out / 'manifest.csv'}; {result.rejected} rejected "
