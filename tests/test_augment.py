@@ -264,3 +264,13 @@ def test_bilinear_reflect_matches_grid_sample_reflection():
     norm = (2 * coords + 1) / torch.tensor([7.0, 5.0]) - 1
     ref = torch.nn.functional.grid_sample(img, norm, mode="bilinear", padding_mode="reflection", align_corners=False)
     assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_resampling_is_aligned_and_keeps_constants():
+    # Up- and down-filters reproduce linear functions, so a ramp survives the identity
+    # warp away from the mirrored borders; a half-pixel misalignment would shift it.
+    ramp = torch.arange(16.0).expand(1, 1, 16, 16)
+    for img in (ramp, ramp.transpose(2, 3)):
+        assert torch.allclose(lowpass(img)[..., 2:-2, 2:-2], img[..., 2:-2, 2:-2], atol=1e-5)
+    flat = torch.full((2, 3, 8, 8), 0.7)
+    assert torch.allclose(lowpass(flat), flat, atol=1e-6)

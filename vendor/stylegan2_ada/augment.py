@@ -153,6 +153,10 @@ class AugmentPipe(torch.nn.Module):
             raise ValueError(
                 f"AugmentPipe: expected images [N, {self.num_channels}, H, W], got {list(images.shape)}"
             )
+        if float(self.p) == 0:
+            # Early in ADA p sits at 0 for a while; skip the warp's work. (One host sync on
+            # CUDA, small next to a training step.)
+            return images
         n, _, h, w = images.shape
         device = images.device
         geom = self.geometric_matrices(n, w, h, device)

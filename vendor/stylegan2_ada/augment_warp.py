@@ -21,18 +21,19 @@ import torch
 import torch.nn.functional as F
 
 
-def _filter_1d(device: torch.device, dtype: torch.dtype, gain: float) -> torch.Tensor:
-    """The normalised [1, 3, 3, 1] binomial filter times `gain` (per axis)."""
-    k = torch.tensor([1.0, 3.0, 3.0, 1.0], device=device, dtype=dtype)
-    return k * (gain / k.sum())
+def _upsample_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """2x along `dim` of a signal padded by one sample at each end (length L + 2 -> 2L).
 
-
-def _separable_conv(x: torch.Tensor, k: torch.Tensor, stride: int) -> torch.Tensor:
-    """Valid depthwise convolution of every channel with `k` along H, then along W."""
-    c = x.shape[1]
-    taps = k.numel()
-    x = F.conv2d(x, k.view(1, 1, taps, 1).expand(c, 1, taps, 1), stride=(stride, 1), groups=c)
-    return F.conv2d(x, k.view(1, 1, 1, taps).expand(c, 1, 1, taps), stride=(1, stride), groups=c)
+    Zero-stuffing then filtering with [1, 3, 3, 1] / 4 leaves two phases: the fine sample
+    at i - 1/4 is (x[i-1] + 3 x[i]) / 4 and the one at i + 1/4 is (3 x[i] + x[i+1]) / 4.
+    Computing the phases directly skips the multiplications by the stuffed zeros.
+    """
+    length = x.shape[dim] - 2
+    left, mid, right = (x.narrow(dim, start, length) for start in (0, 1, 2))
+    even = 0.25 * left + 0.75 * mid
+    odd = 0.75 * mid + 0.25 * right
+    out = torch.stack([even, odd], dim=dim + 1)
+    return out.flatten(dim, dim + 1)
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:
@@ -40,25 +41,25 @@ def upsample2x(x: torch.Tensor) -> torch.Tensor:
 
     A one-pixel replicate pad is exactly the symmetric extension the filter needs.
     """
-    n, c, h, w = x.shape
     x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    # Zero-stuff: each sample is followed by a zero along both axes (out-of-place, so
-    # autograd sees a plain pad and the op stays twice differentiable).
-    x = F.pad(x.reshape(n, c, h + 2, 1, w + 2, 1), (0, 1, 0, 0, 0, 1))
-    x = x.reshape(n, c, 2 * h + 4, 2 * w + 4)
-    # Gain 2 per axis restores the energy lost to the inserted zeros. The valid conv
-    # yields 2H + 1 samples starting at coarse coordinate -0.25; keep the first 2H.
-    x = _separable_conv(x, _filter_1d(x.device, x.dtype, 2.0), stride=1)
-    return x[:, :, : 2 * h, : 2 * w]
+    return _upsample_axis(_upsample_axis(x, 2), 3)
+
+
+def _downsample_axis(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """[1, 3, 3, 1] / 8 filter and keep every other sample: length 2L + 2 -> L."""
+    length = (x.shape[dim] - 2) // 2
+    lead = (slice(None),) * dim
+    taps = [x[lead + (slice(start, start + 2 * length, 2),)] for start in range(4)]
+    return (taps[0] + 3 * taps[1] + 3 * taps[2] + taps[3]) / 8
 
 
 def downsample2x(x: torch.Tensor) -> torch.Tensor:
     """[N, C, 2H + 2, 2W + 2] fine samples k = -1 .. 2H -> [N, C, H, W] coarse pixels.
 
     The caller supplies the one-sample margin on each side (it comes from the warp), so
-    the valid filter lands exactly on the coarse pixel centres.
+    the filter's four taps k = 2m - 1 .. 2m + 2 centre exactly on coarse pixel m.
     """
-    return _separable_conv(x, _filter_1d(x.device, x.dtype, 1.0), stride=2)
+    return _downsample_axis(_downsample_axis(x, 2), 3)
 
 
 def _fine_axis(size: int, device: torch.device) -> torch.Tensor:
