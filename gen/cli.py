@@ -18,6 +18,8 @@ def _register() -> None:
     pass
     from gen.commands.import_pkl import import_pkl
     main.add_command(import_pkl)
+    from gen.commands.sample import sample; main.add_command(sample)  # noqa: E702, I001
+    from gen.commands.grid import grid; main.add_command(grid)  # noqa: E702, I001
     from gen.commands.train import train_command; main.add_command(train_command)  # noqa: E702, I001
 
 

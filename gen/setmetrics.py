@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
-from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
-from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 
 from classify.errors import UserError
+
+# torch-fidelity is imported inside the functions: importing it pulls in CLIP/torchvision
+# detection modules (seconds), and `gen --help` should not pay for that.
 
 KID_MAX_SUBSET = 1000
 KID_SUBSETS = 100
@@ -50,6 +50,8 @@ def knn_radii(feats: torch.Tensor, k: int) -> torch.Tensor:
 
 def frechet_distance(fake: torch.Tensor, real: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to the two feature sets (torch-fidelity's formula)."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
     f, r = _as_2d(fake, "fake"), _as_2d(real, "real")
     if len(f) < 2 or len(r) < 2:
         raise UserError(f"Fréchet distance needs at least 2 images per set, got {len(f)} fake and {len(r)} real")
@@ -64,6 +66,8 @@ def kid_subset_size(n_fake: int, n_real: int) -> int:
 
 def kernel_distance(fake: torch.Tensor, real: torch.Tensor, subsets: int = KID_SUBSETS, seed: int = 0) -> dict:
     """KID-style unbiased MMD² with the cubic polynomial kernel: {'mean', 'std', 'subset_size'}."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
     f, r = _as_2d(fake, "fake"), _as_2d(real, "real")
     size = kid_subset_size(len(f), len(r))
     if size < 2:
@@ -82,6 +86,8 @@ def prdc(fake: torch.Tensor, real: torch.Tensor, k: int = 5) -> dict[str, float]
     (about 1 when fakes look like reals, >1 when they crowd dense regions); coverage: fraction
     of reals whose ball holds at least one fake.
     """
+    from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
+
     f, r = _as_2d(fake, "fake"), _as_2d(real, "real")
     if len(f) <= k or len(r) <= k:
         raise UserError(f"PRDC with k={k} needs more than {k} images per set, got {len(f)} fake and {len(r)} real")

@@ -1,0 +1,25 @@
+"""`gen grid RUN_DIR --seeds 0-15 --trunc 0.7 --out grid.png`: look at a generator without a sample set."""
+
+from __future__ import annotations
+
+import click
+
+from classify.clitools import parse_device, user_errors
+
+
+@click.command("grid")
+@click.argument("generator", type=click.Path())
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--seeds", default="0-15", show_default=True, help="A-B, A,B,C or 0-9,20.")
+@click.option("--trunc", type=float, default=1.0, show_default=True)
+@click.option("--class", "class_name", default=None, help="One class (default: one row per class if conditional).")
+@click.option("--snapshot", default="best", show_default=True)
+@click.option("--nrow", type=int, default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@user_errors
+def grid(generator, out, seeds, trunc, class_name, snapshot, nrow, device) -> None:
+    """Write a grid of generated images for the given seeds."""
+    from gen.sample_grid import write_seed_grid
+
+    path = write_seed_grid(generator, out, seeds, trunc, class_name, snapshot, nrow, parse_device(device))
+    click.echo(f"wrote {path}")

@@ -1,0 +1,62 @@
+"""`gen sample RUN_DIR|G.safetensors --out SAMPLES_DIR --n N ...`: thin CLI over gen.sample.run_sample."""
+
+from __future__ import annotations
+
+import click
+
+from classify.clitools import parse_device, user_errors
+from classify.errors import UserError
+from gen.filters import ORDER, FilterConfig
+
+
+def parse_filters(text: str) -> list[str]:
+    """`judge,realism` -> ['judge', 'realism']; `none` or '' -> []."""
+    names = [] if text.strip().lower() in ("", "none") else [t.strip() for t in text.split(",") if t.strip()]
+    bad = [n for n in names if n not in ORDER]
+    if bad:
+        raise UserError(f"unknown --filters {', '.join(bad)}; choose from {', '.join(ORDER)} (or none)")
+    return names
+
+
+@click.command("sample")
+@click.argument("generator", type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="SAMPLES_DIR to write (or resume).")
+@click.option("--n", "n", type=int, default=None, help="Number of samples (seeds 0..N-1) unless --seeds is given.")
+@click.option("--seeds", default=None, help="Seeds: A-B (inclusive), A,B,C or 0-9,20.")
+@click.option("--class", "class_name", default=None, help="Class to sample (default: round-robin over classes).")
+@click.option("--trunc", type=float, default=1.0, show_default=True, help="Truncation psi.")
+@click.option("--snapshot", default="best", show_default=True, help="best, latest or a kimg number (run folders).")
+@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--judge", default=None, type=click.Path(), help="model.pt from `classify train` (train split only).")
+@click.option("--inception-weights", default=None, type=click.Path(), help="Local Inception .pth for fid/kid.")
+@click.option("--features", type=click.Choice(["judge", "inception"]), default=None,
+              help="Features for realism/memorisation/metrics (default: judge if given).")
+@click.option("--data", default=None, type=click.Path(), help="Data folder of the generator (default: from its info).")
+@click.option("--resize-to", default=None, help="Also write samples resized to WxH (e.g. 300x300) for training.")
+@click.option("--filters", "filters", default="judge,realism,memorisation,duplicates", show_default=True,
+              help=f"Comma list from {', '.join(ORDER)}, or none.")
+@click.option("--min-confidence", type=float, default=0.5, show_default=True)
+@click.option("--max-confidence", type=float, default=None, help="Also reject 'too easy' samples above this.")
+@click.option("--realism-k", type=int, default=3, show_default=True)
+@click.option("--min-realism", type=float, default=1.0, show_default=True)
+@click.option("--memorisation-percentile", type=float, default=1.0, show_default=True,
+              help="Reject samples closer to a real than this percentile of real-to-real NN distances.")
+@click.option("--fid-select-max-drop", type=float, default=0.2, show_default=True)
+@click.option("--keep", type=int, default=None, help="Keep the top-K by combined judge/realism rank instead.")
+@user_errors
+def sample(generator, out, n, seeds, class_name, trunc, snapshot, batch, device, precision, judge, inception_weights,
+           features, data, resize_to, filters, min_confidence, max_confidence, realism_k, min_realism,
+           memorisation_percentile, fid_select_max_drop, keep) -> None:
+    """Generate seeded samples, score every filter into samples.csv, write grids and index.html."""
+    from gen.sample import SampleConfig, run_sample
+
+    fcfg = FilterConfig(filters=parse_filters(filters), min_confidence=min_confidence, max_confidence=max_confidence,
+                        realism_k=realism_k, min_realism=min_realism, memorisation_percentile=memorisation_percentile,
+                        fid_select_max_drop=fid_select_max_drop, keep=keep)
+    cfg = SampleConfig(generator=generator, out=out, n=n, seeds=seeds, snapshot=snapshot, class_name=class_name,
+                       trunc=trunc, batch=batch, device=parse_device(device), precision=precision, judge=judge,
+                       inception_weights=inception_weights, features=features, data=data, resize_to=resize_to,
+                       filters=fcfg)
+    run_sample(cfg, log=click.echo)

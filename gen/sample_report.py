@@ -1,0 +1,83 @@
+"""filter_report.json: how each filter voted and what the set looks like before vs after.
+
+Set metrics per class (samples of class c against the TRAIN reals of class c): FD/KD named by
+the extractor (gen/metrics.py) and precision/recall/density/coverage. A set too small for a
+metric gets `null` plus the reason, never a made-up number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from classify.errors import UserError
+from gen.filters import ORDER, FilterOutcome
+from gen.metrics import metrics_from_features
+from gen.setmetrics import prdc
+
+PRDC_K = 5
+
+
+def set_metrics(fake: torch.Tensor, real: torch.Tensor, label: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"n": len(fake)}
+    try:
+        out.update(metrics_from_features(fake, real, label))
+    except UserError as exc:
+        out["fd_kd_skipped"] = str(exc)
+    try:
+        out.update(prdc(fake, real, k=min(PRDC_K, len(real) - 1)))
+    except UserError as exc:
+        out["prdc_skipped"] = str(exc)
+    return out
+
+
+def build_report(
+    outcome: FilterOutcome, class_idx: np.ndarray, classes: list[str],
+    feats: torch.Tensor | None, real_feats: dict[int, torch.Tensor], label: str | None,
+) -> dict[str, Any]:
+    n = len(class_idx)
+    report: dict[str, Any] = {
+        "n_samples": n,
+        "n_accepted": int(outcome.accepted.sum()),
+        "accepted_fraction": float(outcome.accepted.mean()) if n else 0.0,
+        "extractor": label,
+        "rejected_by": {name: outcome.rejected_by.count(name) for name in (*ORDER, "keep_rank")
+                        if outcome.rejected_by.count(name)},
+        "filters": outcome.info,
+        "per_class": {},
+    }
+    for c in np.unique(class_idx):
+        rows = class_idx == c
+        entry: dict[str, Any] = {"n": int(rows.sum()), "n_accepted": int((rows & outcome.accepted).sum())}
+        if feats is not None and label is not None and int(c) in real_feats:
+            real = real_feats[int(c)]
+            entry["all_vs_real"] = set_metrics(feats[rows], real, label)
+            entry["accepted_vs_real"] = set_metrics(feats[rows & outcome.accepted], real, label)
+        report["per_class"][classes[int(c)]] = entry
+    return report
+
+
+def _fmt_metrics(m: dict[str, Any]) -> str:
+    keys = [k for k in m if k.startswith(("fd_", "fid_", "kd_", "kid_")) and isinstance(m[k], float)
+            and not k.endswith(("_std", "_subset"))]
+    keys += [k for k in ("precision", "recall", "density", "coverage") if k in m]
+    return " ".join(f"{k}={m[k]:.4g}" for k in keys) or "(too few samples for set metrics)"
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """What `gen sample` prints: counts per filter, then before/after set metrics per class."""
+    lines = [f"accepted {report['n_accepted']}/{report['n_samples']} ({100 * report['accepted_fraction']:.1f}%)"]
+    for name, info in report["filters"].items():
+        if isinstance(info, dict) and "pass_alone" in info:
+            extra = "" if info.get("decides", True) else " (score only: --keep ranks by it)"
+            lines.append(f"  {name:<13} passes alone {100 * info['pass_alone']:.1f}%, "
+                         f"rejected first {report['rejected_by'].get(name, 0)}{extra}")
+    if "keep_rank" in report["rejected_by"]:
+        lines.append(f"  keep_rank     rejected {report['rejected_by']['keep_rank']}")
+    for cls, entry in report["per_class"].items():
+        if "all_vs_real" in entry:
+            lines.append(f"  [{cls}] all      n={entry['n']}: {_fmt_metrics(entry['all_vs_real'])}")
+            lines.append(f"  [{cls}] accepted n={entry['n_accepted']}: {_fmt_metrics(entry['accepted_vs_real'])}")
+    return lines

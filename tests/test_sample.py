@@ -1,0 +1,158 @@
+"""`gen sample` end to end on a tiny generator, a tiny judge and the tiny prepared data."""
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from sample_fixtures import tiny_generator, tiny_judge
+
+from classify.errors import UserError
+from gen.cli import main
+from gen.filters import FilterConfig
+from gen.generator_file import load_generator
+from gen.sample import SampleConfig, run_sample
+from gen.sampling import generate, parse_seeds
+
+
+@pytest.fixture
+def setup(tiny_prepared, tmp_path):
+    run = tiny_generator(tmp_path / "run", tiny_prepared, ["bad"])
+    judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"])
+    return run, judge
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "samples.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+def test_sample_writes_n_images_consistent_csv_report_and_pages(setup, tmp_path):
+    run, judge = setup
+    out = tmp_path / "s"
+    cfg = SampleConfig(generator=str(run), out=str(out), n=12, judge=str(judge), batch=5,
+                       filters=FilterConfig(filters=["judge", "realism", "memorisation", "duplicates", "fid_select"],
+                                            min_confidence=0.0, min_realism=0.0))
+    report = run_sample(cfg, log=_quiet)
+    rows = _rows(out)
+    assert len(rows) == 12 and [int(r["seed"]) for r in rows] == list(range(12))
+    for r in rows:
+        img = Image.open(out / r["file"])
+        assert img.size == (16, 16) and img.mode == "L"
+        assert r["accepted"] in ("0", "1") and (r["accepted"] == "1") == (r["rejected_by"] == "")
+        assert 0.0 <= float(r["judge_confidence"]) <= 1.0
+        assert r["nearest_real"] and float(r["nearest_real_distance"]) >= 0
+    assert report["n_accepted"] == sum(r["accepted"] == "1" for r in rows)
+    info = json.loads((out / "sample_info.json").read_text())
+    assert info["real_counts"] == {"bad": 5} and info["classes"] == ["bad"] and info["channels"] == 1
+    fr = json.loads((out / "filter_report.json").read_text())
+    assert "fd_judge" in fr["per_class"]["bad"]["all_vs_real"]
+    assert not any(k.startswith("fid_") for k in fr["per_class"]["bad"]["all_vs_real"])
+    html = (out / "index.html").read_text()
+    refs = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"href='([^']+)'", html)
+    assert "accepted.png" in refs and "nearest_real.png" in refs
+    for ref in refs:
+        assert (out / ref).is_file(), ref
+
+
+def test_same_seed_same_image_and_batch_layout_only_moves_last_bit(setup):
+    run, _ = setup
+    G, _ = load_generator(run)
+    a = generate(G, [3, 7, 11], [0, 0, 0])
+    b = generate(G, [3, 7, 11], [0, 0, 0])
+    assert torch.equal(a, b)
+    single = torch.cat([generate(G, [s], [0]) for s in (3, 7, 11)])
+    assert (a.int() - single.int()).abs().max() <= 1
+    assert not torch.equal(a[0], a[1])
+
+
+def test_rerun_resumes_and_extends(setup, tmp_path):
+    run, judge = setup
+    out = tmp_path / "s"
+    msgs = []
+    cfg = SampleConfig(generator=str(run), out=str(out), n=6, judge=str(judge), filters=FilterConfig(filters=["judge"], min_confidence=0.0))
+    run_sample(cfg, log=msgs.append)
+    first = (out / "images/bad/seed0000002.png").read_bytes()
+    cfg.n = 9
+    run_sample(cfg, log=msgs.append)
+    assert any("generated 6 samples, reused 0" in m for m in msgs)
+    assert any("generated 3 samples, reused 6" in m for m in msgs)
+    assert (out / "images/bad/seed0000002.png").read_bytes() == first
+    assert len(_rows(out)) == 9
+    with pytest.raises(UserError, match="trunc"):
+        run_sample(SampleConfig(generator=str(run), out=str(out), n=3, trunc=0.5, filters=FilterConfig(filters=[])), log=_quiet)
+
+
+def test_conditional_per_class_grid_and_resize(tiny_prepared, tmp_path):
+    run = tiny_generator(tmp_path / "run", tiny_prepared, ["bad", "good"])
+    judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"], res=32)
+    out = tmp_path / "s"
+    msgs = []
+    cfg = SampleConfig(generator=str(run), out=str(out), n=8, judge=str(judge), resize_to="24x20",
+                       filters=FilterConfig(filters=["judge", "memorisation"], min_confidence=0.0))
+    run_sample(cfg, log=msgs.append)
+    rows = _rows(out)
+    assert [r["class"] for r in rows] == ["bad", "good"] * 4
+    assert Image.open(out / rows[0]["file"]).size == (24, 20)
+    assert Image.open(out / rows[0]["native_file"]).size == (16, 16)
+    assert (out / "per_class.png").is_file()
+    assert any("resized to 32px" in m for m in msgs)
+
+
+def test_judge_on_other_classes_or_channels_is_a_clear_error(setup, tmp_path):
+    run, _ = setup
+    other = tiny_judge(tmp_path / "other.pt", ["cat", "dog"])
+    with pytest.raises(UserError, match=r"trained on classes .*cat"):
+        run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "a"), n=4, judge=str(other)), log=_quiet)
+    rgb = tiny_judge(tmp_path / "rgb.pt", ["bad", "good"], in_chans=3)
+    with pytest.raises(UserError, match="3-channel"):
+        run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "b"), n=4, judge=str(rgb)), log=_quiet)
+
+
+def test_empty_accepted_set_names_the_filter_and_still_writes_scores(setup, tmp_path):
+    run, judge = setup
+    out = tmp_path / "s"
+    cfg = SampleConfig(generator=str(run), out=str(out), n=5, judge=str(judge),
+                       filters=FilterConfig(filters=["judge"], min_confidence=1.01))
+    with pytest.raises(UserError, match=r"filter 'judge'.*judge_confidence min"):
+        run_sample(cfg, log=_quiet)
+    assert len(_rows(out)) == 5 and (out / "rejected.png").is_file()
+
+
+def test_n_larger_than_disk_allows(setup, tmp_path):
+    run, _ = setup
+    with pytest.raises(UserError, match="MiB free"):
+        run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "s"), n=10**12, filters=FilterConfig(filters=[])),
+                   log=_quiet)
+
+
+def test_parse_seeds():
+    assert parse_seeds("0-3,7", None) == [0, 1, 2, 3, 7]
+    assert parse_seeds(None, 3) == [0, 1, 2]
+    for bad in ("5-2", "a-b", "1,1"):
+        with pytest.raises(UserError):
+            parse_seeds(bad, None)
+
+
+def test_cli_sample_and_grid(setup, tmp_path):
+    run, judge = setup
+    r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "s"), "--seeds", "0-5", "--judge",
+                                  str(judge), "--filters", "judge,realism", "--keep", "3"])
+    assert r.exit_code == 0, r.output
+    assert "accepted 3/6" in r.output
+    rows = _rows(tmp_path / "s")
+    assert sum(x["accepted"] == "1" for x in rows) == 3 and "combined_rank" in rows[0]
+    r = CliRunner().invoke(main, ["grid", str(run), "--seeds", "0-7", "--trunc", "0.7", "--out", str(tmp_path / "g.png")])
+    assert r.exit_code == 0, r.output and (tmp_path / "g.png").is_file()
+    r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "x"), "--n", "2", "--filters", "blur"])
+    assert r.exit_code != 0 and "unknown --filters blur" in r.output and "Traceback" not in r.output
+    assert np.asarray(Image.open(tmp_path / "g.png")).shape[2] == 3
