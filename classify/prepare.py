@@ -128,11 +128,14 @@ def _check_class_sizes(rows: list[dict[str, str]], source: str) -> None:
     if not rows:
         raise UserError(f"source {source} has no usable images (every file was rejected); see the reasons above")
     per_class = Counter(r["label"] for r in rows)
-    for label, n in sorted(per_class.items()):
+    # Exact copies count once: two identical files cannot be split into a train and a test image.
+    distinct = Counter(label for label, _ in {(r["label"], r["md5"]) for r in rows})
+    for label, n in sorted(distinct.items()):
         if n < 2:
             raise UserError(
-                f"class {label!r} in {source} has {n} usable image; a class needs at least 2 "
-                "(one to train, one to test) — add images or remove the class"
+                f"class {label!r} in {source} has {n} usable image ({per_class[label]} files counting exact "
+                "copies); a class needs at least 2 distinct images (one to train, one to test) — "
+                "add images or remove the class"
             )
     if len(per_class) < 2:
         raise UserError(f"source {source} has only one class {list(per_class)}; a classifier needs at least 2")

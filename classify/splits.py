@@ -63,8 +63,10 @@ def assign_splits(labels: list[str], md5s: list[str], val: float, test: float, s
         random.Random(f"{seed}:{label}").shuffle(groups)
         n_val, n_test = split_targets(sum(len(g) for g in groups), val, test)
         counts = {"test": 0, "val": 0}
-        for members in groups:
-            if counts["test"] < n_test:
+        for k, members in enumerate(groups):
+            if k == len(groups) - 1:
+                split = "train"  # the last group always trains, even when duplicates overshot the targets
+            elif counts["test"] < n_test:
                 split = "test"
             elif counts["val"] < n_val:
                 split = "val"

@@ -144,6 +144,7 @@ def test_duplicates_grouped_and_reported(make_image_folder, tmp_path):
         ("none", ["csv:{tmp}/nope.csv"], ["does not exist", "nope.csv"]),
         ("empty_class", ["folder:{tmp}/images"], ["no image files", "bad"]),
         ("one_image", ["folder:{tmp}/images"], ["'bad'", "1 usable image", "at least 2"]),
+        ("two_copies", ["folder:{tmp}/images"], ["'bad'", "1 usable image (2 files", "distinct"]),
         ("ok", ["folder:{tmp}/images", "--val", "0.5", "--test", "0.5"], ["--val", "< 1"]),
         ("ok", ["folder:{tmp}/images", "--minority-fraction", "0.5"], ["--minority-class"]),
         ("ok", ["folder:{tmp}/images", "--minority-class", "cat", "--minority-fraction", "0.5"], ["'cat'"]),
@@ -161,6 +162,9 @@ def test_one_line_errors(make_image_folder, tmp_path, setup, args, needles):
         (tmp_path / "images" / "bad" / "readme.txt").write_text("x")
     elif setup == "one_image":
         make_image_folder(counts={"good": 5, "bad": 1})
+    elif setup == "two_copies":
+        root = make_image_folder(counts={"good": 5, "bad": 1})
+        (root / "bad" / "again.png").write_bytes((root / "bad" / "img000.png").read_bytes())
     elif setup == "no_classes":
         (tmp_path / "images").mkdir()
         (tmp_path / "images" / "loose.png").write_bytes(b"")
