@@ -1,0 +1,69 @@
+"""gen.metrics with a real judge checkpoint: names by extractor, torch-fidelity agreement, no downloads."""
+
+import pytest
+import torch
+import torch_fidelity
+from sample_fixtures import tiny_judge
+
+from classify.errors import UserError
+from gen.metrics import ExtractorConfig, build_extractor, compute_metrics
+
+
+class _Images(torch.utils.data.Dataset):
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i]
+
+
+@pytest.fixture(scope="module")
+def judge_path(tmp_path_factory):
+    return tiny_judge(tmp_path_factory.mktemp("judge") / "model.pt", ["bad", "good"])
+
+
+def _images(seed, n, bright=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 150, (n, 1, 16, 16), generator=g) + bright).clamp(0, 255).to(torch.uint8)
+
+
+def test_compute_metrics_with_judge_matches_torch_fidelity(judge_path):
+    fake, real = _images(0, 24, bright=80), _images(1, 30)
+    ours = compute_metrics(fake, real, names=("fd", "kd"), extractor=ExtractorConfig("judge", str(judge_path)))
+    assert set(ours) == {"fd_judge", "kd_judge", "kd_judge_std", "kd_judge_subset"}
+    assert ours["kd_judge_subset"] == 24
+    theirs = torch_fidelity.calculate_metrics(
+        input1=_Images(fake), input2=_Images(real), fid=True, kid=True, cuda=False, verbose=False, cache=False,
+        feature_extractor="ganbalance-judge", feature_extractor_weights_path=str(judge_path),
+        kid_subset_size=24, kid_subsets=100, rng_seed=0, save_cpu_ram=True,
+    )
+    assert ours["fd_judge"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-4)
+    assert ours["kd_judge"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6)
+    same = compute_metrics(real[:15], real[15:], extractor=build_extractor("judge", weights_path=str(judge_path)))
+    assert same["fd_judge"] < ours["fd_judge"]
+
+
+def test_judge_extractor_refuses_other_channel_counts(judge_path):
+    ex = build_extractor("judge", weights_path=str(judge_path))
+    with pytest.raises(UserError, match="1-channel"):
+        ex.features(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+
+
+def test_inception_only_from_a_local_file(tmp_path, monkeypatch):
+    def no_network(*a, **k):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    with pytest.raises(UserError, match="local weights"):
+        build_extractor("inception")
+    with pytest.raises(UserError, match="do not exist"):
+        build_extractor("inception", weights_path=str(tmp_path / "missing.pth"))
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(UserError, match="plain-tensor"):
+        build_extractor("inception", weights_path=str(bad))
+    with pytest.raises(UserError, match="unknown feature extractor"):
+        build_extractor("clip")
