@@ -8,7 +8,6 @@ make the whole dataset unusable (missing path, empty class, one-image class...) 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,9 +86,11 @@ def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareR
     digest = text_hash(text)
     _refuse_foreign_manifest(out / MANIFEST_NAME, text, cfg.force)
     counts = _counts(rows)
-    write_manifest(out / MANIFEST_NAME, text)
-    atomic_write_json(out / CLASSES_NAME, _classes_json(cfg, counts, rows, digest))
     atomic_write_text(out / REPORT_NAME, build_report(cfg.to_dict(), rows, rejected, counts))
+    atomic_write_json(out / CLASSES_NAME, _classes_json(cfg, counts, rows, digest))
+    # The manifest goes last: it is what every stage reads, so a kill before this line
+    # leaves the previous manifest (and its cache) in force.
+    write_manifest(out / MANIFEST_NAME, text)
     return PrepareResult(out=out, manifest_hash=digest, rows=len(rows), rejected=len(rejected), counts=counts)
 
 
@@ -180,5 +181,5 @@ def _classes_json(cfg: PrepareConfig, counts, rows, digest: str) -> dict[str, An
         "counts": counts,
         "channels": channels,
         "manifest_hash": digest,
-        "config": json.loads(json.dumps(cfg.to_dict())),
+        "config": cfg.to_dict(),
     }
