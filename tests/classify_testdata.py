@@ -30,3 +30,20 @@ def make_square_dataset(root: Path, n_good: int = 48, n_bad: int = 24, size: int
     out = root / "square_data"
     prepare_dataset(PrepareConfig(source=f"folder:{images}", out=str(out)))
     return out
+
+
+def make_samples_folder(root: Path, n_accepted: int = 12, n_rejected: int = 12, size: int = 32,
+                        cls: str = "bad") -> Path:
+    """A hand-made `gen sample` folder: accepted samples are white (255), rejected black (0),
+    so a test can tell from pixels alone which kind reached the training set."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "images").mkdir(exist_ok=True)
+    lines = ["file,seed,class,trunc,snapshot,judge_confidence,accepted,rejected_by"]
+    for i in range(n_accepted + n_rejected):
+        accepted = i < n_accepted
+        name = f"images/seed{i:04d}.png"
+        Image.fromarray(np.full((size, size), 255 if accepted else 0, np.uint8), mode="L").save(root / name)
+        lines.append(f"{name},{i},{cls},1.0,net.pkl,{0.9 if accepted else 0.1},{int(accepted)},"
+                     f"{'' if accepted else 'judge_confidence'}")
+    (root / "samples.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
