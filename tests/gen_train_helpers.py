@@ -1,0 +1,47 @@
+"""Shared helpers for the gen train tests: a tiny prepared dataset and a tiny config.
+
+The config is far smaller than any preset (res 16, 16 channels, 32-d latents) so that a
+training step takes ~0.1 s on one CPU core; everything else is the real code path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from classify.prepare import PrepareConfig, prepare_dataset
+from gen.config import TrainConfig
+from gen.presets import resolve_config
+
+
+def make_prepared(root: Path, counts: dict[str, int] | None = None) -> Path:
+    """A prepared data folder with grayscale classes (default good x24, bad x24)."""
+    from conftest import write_class_images
+
+    images = root / "images"
+    for k, (label, n) in enumerate(sorted((counts or {"good": 24, "bad": 24}).items())):
+        write_class_images(images / label, n, defect=(label == "bad"), rgb=False, seed=k + 1)
+    out = root / "data"
+    prepare_dataset(PrepareConfig(source=f"folder:{images}", out=str(out)))
+    return out
+
+
+def tiny_overrides(data_dir: Path, out_dir: Path, **kw) -> dict:
+    base = dict(
+        preset="cpu-tiny", data_dir=str(data_dir), classes=["bad"], out_dir=str(out_dir), res=16, batch=4,
+        channel_base=256, channel_max=16, z_dim=32, w_dim=32, map_layers=1, kimg=0.04, tick_kimg=0.02, snap=1,
+        device="cpu", gamma=1.0,
+    )
+    base.update(kw)
+    return base
+
+
+def tiny_cfg(data_dir: Path, out_dir: Path, **kw) -> TrainConfig:
+    return resolve_config(tiny_overrides(data_dir, out_dir, **kw))
+
+
+def state_of(run_dir: Path) -> dict:
+    from gen.snapshot import list_snapshots
+
+    return torch.load(list_snapshots(run_dir)[-1], weights_only=True)

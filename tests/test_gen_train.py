@@ -1,0 +1,141 @@
+"""gen train: a tiny run writes every file; resume continues exactly; ADA reacts to D."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from gen_train_helpers import make_prepared, state_of, tiny_cfg
+
+from classify.errors import UserError
+from gen import train as train_mod
+from gen.snapshot import list_snapshots
+from gen.train import train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The CI box is 2 shared cores: intra-op threads only fight each other on tiny convs.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_prepared(tmp_path_factory.mktemp("gentrain"))
+
+
+def test_tiny_run_writes_every_file(data_dir, tmp_path):
+    out = tmp_path / "run"
+    result = train(tiny_cfg(data_dir, out, kimg=0.06), log=lambda m: None)
+    assert result["status"] == "done" and result["kimg"] == pytest.approx(0.06)
+    for name in ("reals.png", "fakes_init.png", "fakes000000.png", "training_options.json", "metrics.jsonl",
+                 "network-snapshot-000000.pt", "network-snapshot-000000.G_ema.safetensors"):
+        assert (out / name).is_file(), name
+    assert list(out.glob("events.out.tfevents.*")), "no TensorBoard event file"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["tick"] for r in rows] == list(range(len(rows))) and len(rows) >= 3
+    assert rows[-1]["nimg"] == 60
+    for r in rows:
+        for key in ("loss_G", "loss_D", "sec_per_kimg", "ada_p", "cpu_maxrss_gb"):
+            assert math.isfinite(r[key]), (key, r)
+    assert any("r1_penalty" in r for r in rows) and any("pl_penalty" in r for r in rows)
+    snap = torch.load(out / "network-snapshot-000000.pt", weights_only=True)
+    assert snap["format_version"] == 1 and snap["config"]["classes"] == ["bad"]
+    assert snap["counters"]["cur_nimg"] == 60 and set(snap["rng"]) >= {"torch", "numpy", "python"}
+    from gen.generator_file import load_generator
+
+    G, info = load_generator(out, which="latest")
+    import csv
+
+    rows_csv = list(csv.DictReader(open(data_dir / "manifest.csv")))
+    n_train_bad = sum(r["label"] == "bad" and r["split"] == "train" for r in rows_csv)
+    assert info["real_counts"] == {"bad": n_train_bad} and info["res"] == 16
+    assert info["classes"] == ["bad"] and info["channels"] == 1 and info["manifest_hash"]
+    img = G(torch.randn(2, 32), torch.zeros(2, 0), noise_mode="const")
+    assert img.shape == (2, 1, 16, 16) and torch.isfinite(img).all()
+
+
+def _flat(state: dict) -> dict:
+    return {f"{net}.{k}": v for net in ("G", "D", "G_ema") for k, v in state[net].items()}
+
+
+def test_resume_is_exact(data_dir, tmp_path):
+    """2N steps straight == N steps, stop, resume, N steps (weights, optimizer, ADA p, counters)."""
+    kw = dict(aug="ada", p=0.3, mirror=True, classes=["bad", "good"], tick_kimg=0.012, kimg=0.08)
+    straight = tmp_path / "straight"
+    train(tiny_cfg(data_dir, straight, **kw), log=lambda m: None)
+    split = tmp_path / "split"
+    train(tiny_cfg(data_dir, split, **dict(kw, kimg=0.04)), log=lambda m: None)
+    assert state_of(split)["counters"]["cur_nimg"] == 40
+    train(tiny_cfg(data_dir, split, **dict(kw, resume=str(split))), log=lambda m: None)
+    a, b = state_of(straight), state_of(split)
+    assert a["counters"]["batch_idx"] == b["counters"]["batch_idx"] == 20  # R1 ran at steps 0 and 16
+    fa, fb = _flat(a), _flat(b)
+    assert fa.keys() == fb.keys()
+    different = [k for k in fa if not torch.equal(fa[k], fb[k])]
+    assert not different, f"weights differ after resume: {different[:5]}"
+    assert a["ada"] == b["ada"] and a["ada"]["p"] != 0.3  # p moved, identically
+    assert torch.equal(a["loss"]["pl_mean"], b["loss"]["pl_mean"])
+    for opt in ("G_opt", "D_opt"):
+        for k, st in a[opt]["state"].items():
+            assert torch.equal(st["exp_avg_sq"], b[opt]["state"][k]["exp_avg_sq"])
+    rows = [json.loads(x) for x in (split / "metrics.jsonl").read_text().splitlines()]
+    assert [r["nimg"] for r in rows] == sorted({r["nimg"] for r in rows}), "metrics.jsonl repeats or reorders ticks"
+
+
+def test_resume_with_changed_config_is_refused(data_dir, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
+    with pytest.raises(UserError, match="gamma"):
+        train(tiny_cfg(data_dir, out, kimg=0.04, gamma=5.0, resume=str(out)), log=lambda m: None)
+
+
+class ConstD(torch.nn.Module):
+    """A discriminator that always answers `value` (sign says real/fake), differentiably."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, img, c):
+        return img.flatten(1).sum(1, keepdim=True) * 0 + self.w * 0 + self.value
+
+
+@pytest.mark.parametrize("value, expect_rise", [(5.0, True), (-5.0, False)])
+def test_ada_p_follows_the_discriminator(data_dir, tmp_path, monkeypatch, value, expect_rise):
+    real_build = train_mod.build_networks
+
+    def build_with_const_d(*args, **kw):
+        nets = real_build(*args, **kw)
+        nets.D = ConstD(value)
+        return nets
+
+    monkeypatch.setattr(train_mod, "build_networks", build_with_const_d)
+    out = tmp_path / "run"
+    result = train(tiny_cfg(data_dir, out, kimg=0.04, aug="ada", p=0.0, gamma=0.0), log=lambda m: None)
+    # 10 steps of batch 4 -> 2 ADA updates (every 4 D steps) of 4 * 4 / 500k each.
+    if expect_rise:
+        assert result["ada_p"] == pytest.approx(2 * 16 / 500_000)
+        assert state_of(out)["ada"]["last_rt"] == 1.0
+    else:
+        assert result["ada_p"] == 0.0
+        assert state_of(out)["ada"]["last_rt"] == -1.0
+
+
+def test_snapshots_are_pruned_to_keep(data_dir, tmp_path):
+    from gen.snapshot import prune_snapshots
+
+    out = tmp_path / "run"
+    out.mkdir()
+    for k in range(5):
+        (out / f"network-snapshot-{k:06d}.pt").write_bytes(b"x")
+        (out / f"network-snapshot-{k:06d}.G_ema.safetensors").write_bytes(b"x")
+    prune_snapshots(out, keep=2, protect={"network-snapshot-000001.pt"})
+    assert [p.name for p in list_snapshots(out)] == [f"network-snapshot-{k:06d}.pt" for k in (1, 3, 4)]
+    assert not (out / "network-snapshot-000000.G_ema.safetensors").exists()
