@@ -3,7 +3,7 @@
 Each step drops one sample. Recomputing the FD for every candidate removal would cost one
 D×D eigen-decomposition per candidate, so candidates are *ranked* by the first-order change
 of the FD (from the kept set's mean and covariance, updated incrementally in O(D²) per
-removal) and only the best few are checked exactly. A removal is kept only if the exact FD
+removal) and checked exactly in that order. A removal is kept only if the exact FD
 goes down, so the FD history is monotonically non-increasing by construction.
 
 FD(μ, Σ) = |μ − μr|² + tr Σ + tr Σr − 2 tr (A Σ A)^{1/2}, with A = Σr^{1/2} (fixed).
@@ -75,8 +75,8 @@ def _remove_one(x: np.ndarray, mu: np.ndarray, cov: np.ndarray, n: int) -> tuple
 def greedy_fd_selection(
     fake: np.ndarray, real: np.ndarray, max_drop: int, min_keep: int = 3, candidates: int = 5
 ) -> SelectionResult:
-    """Drop up to `max_drop` rows of `fake`, each time the one that lowers the exact FD most
-    among the `candidates` best by first-order prediction; stop when none lowers it."""
+    """Drop up to `max_drop` rows of `fake`, each time the best-predicted one whose removal
+    lowers the exact FD (trying up to `candidates`); stop when none of them lowers it."""
     fake = np.asarray(fake, np.float64)
     r = _real_stats(np.asarray(real, np.float64))
     alive = np.ones(len(fake), bool)
@@ -88,10 +88,13 @@ def greedy_fd_selection(
         pred = _predicted_change(fake[idx], mu, cov, grad, r)
         best = None
         for j in idx[np.argsort(pred)[:candidates]]:
+            # First candidate that truly lowers the FD wins: the prediction is usually right,
+            # so this costs one eigen-decomposition per step instead of `candidates`.
             mu_j, cov_j = _remove_one(fake[j], mu, cov, len(idx))
             fd_j, grad_j = _fd_and_grad(mu_j, cov_j, r)
-            if fd_j < fd and (best is None or fd_j < best[1]):
+            if fd_j < fd:
                 best = (j, fd_j, mu_j, cov_j, grad_j)
+                break
         if best is None:
             break
         j, fd, mu, cov, grad = best
