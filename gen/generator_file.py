@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
 
 from classify.errors import UserError
@@ -43,7 +43,7 @@ def read_generator_metadata(path: str | os.PathLike) -> tuple[dict[str, Any], di
     try:
         with safe_open(str(path), "pt") as fh:
             meta = fh.metadata() or {}
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable .safetensors generator file ({exc})") from None
     if "config" not in meta:
         raise UserError(f"{path} has no generator config in its metadata; export it with `gen train` or `gen import-pkl`")
