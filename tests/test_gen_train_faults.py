@@ -1,0 +1,187 @@
+"""gen train under bad input and bad luck: one-line errors, kill -9, SIGTERM, full disk, NaN."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from gen_train_helpers import make_prepared, state_of, tiny_cfg
+
+from classify.errors import UserError
+from gen import train as train_mod
+from gen.commands.train import train_command
+from gen.snapshot import list_snapshots
+from gen.train import train
+
+TESTS_DIR = Path(__file__).parent
+REPO = TESTS_DIR.parent
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_prepared(tmp_path_factory.mktemp("genfaults"))
+
+
+def _cli(*args: str):
+    return CliRunner().invoke(train_command, list(args), catch_exceptions=False)
+
+
+def _one_line_error(result, *needles: str) -> str:
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
+    assert len(lines) == 1, result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("flags, needles", [
+    (["--class", "nosuch"], ["unknown class nosuch", "available: bad, good"]),
+    (["--class", "bad", "--batch", "64"], ["fewer than --batch 64", "use --batch"]),
+    (["--class", "bad", "--res", "24"], ["--res 24 is not a power of two"]),
+    (["--class", "bad", "--aug", "ada", "--p", "2"], ["--p 2.0 must be in [0, 1]"]),
+])
+def test_bad_input_is_one_clear_line(data_dir, tmp_path, flags, needles):
+    out = tmp_path / "run"
+    _one_line_error(_cli("--data", str(data_dir), "--out", str(out), "--dry-run", *flags), *needles)
+
+
+def test_missing_data_folder(tmp_path):
+    _one_line_error(_cli("--data", str(tmp_path / "nope"), "--class", "bad", "--out", str(tmp_path / "r"), "--dry-run"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_gpu(data_dir, tmp_path):
+    _one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path), "--device", "cuda"),
+                    "no CUDA GPU", "--device cpu")
+
+
+def test_dry_run_prints_config_and_data(data_dir, tmp_path):
+    r = _cli("--data", str(data_dir), "--class", "bad", "--class", "good", "--out", str(tmp_path / "r"),
+             "--preset", "cpu-tiny", "--kimg", "3", "--batch", "8", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert '"kimg": 3.0' in r.output and '"channel_max": 64' in r.output
+    assert "conditional (2 classes)" in r.output and not (tmp_path / "r").exists()
+
+
+def test_cli_resume_with_other_config_is_refused(data_dir, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
+    _one_line_error(_cli("--resume", str(out), "--gamma", "7"), "gamma: 1.0 -> 7.0")
+
+
+def _spawn_training(data_dir: Path, out: Path) -> subprocess.Popen:
+    """A long tiny run in a child process, snapshotting after every step."""
+    code = (
+        "import sys, torch; sys.path.insert(0, sys.argv[1]); torch.set_num_threads(1)\n"
+        "from gen_train_helpers import tiny_cfg\nfrom gen.train import train\n"
+        "print(train(tiny_cfg(sys.argv[2], sys.argv[3], kimg=5.0, tick_kimg=0.004, snap=1), log=print), flush=True)\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    return subprocess.Popen([sys.executable, "-c", code, str(TESTS_DIR), str(data_dir), str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _wait_for_snapshot(proc: subprocess.Popen, out: Path, timeout: float = 90) -> None:
+    t0 = time.time()
+    while not list_snapshots(out):
+        if proc.poll() is not None:
+            pytest.fail(f"training exited early:\n{proc.stdout.read()}")
+        if time.time() - t0 > timeout:
+            proc.kill()
+            pytest.fail("no snapshot within the timeout")
+        time.sleep(0.05)
+
+
+def test_kill_9_leaves_a_resumable_snapshot(data_dir, tmp_path):
+    """SIGKILL while snapshots are rewritten every step: the file on disk is always whole."""
+    out = tmp_path / "run"
+    proc = _spawn_training(data_dir, out)
+    _wait_for_snapshot(proc, out)
+    time.sleep(random.Random(os.getpid()).uniform(0.2, 1.5))  # somewhere in the write/step cycle
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    snap = state_of(out)
+    done = snap["counters"]["cur_nimg"]
+    assert done >= 4 and snap["format_version"] == 1
+    result = train(tiny_cfg(data_dir, out, kimg=(done + 8) / 1000, tick_kimg=0.004, snap=1, resume="latest"),
+                   log=lambda m: None)
+    assert result["status"] == "done" and state_of(out)["counters"]["cur_nimg"] == done + 8
+
+
+def test_sigterm_snapshots_and_exits_cleanly(data_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = _spawn_training(data_dir, out)
+    _wait_for_snapshot(proc, out)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    assert "stopped by SIGTERM" in output and "'status': 'stopped'" in output
+    snap = state_of(out)
+    assert 0 < snap["counters"]["cur_nimg"] < 5000
+
+
+def test_full_disk_keeps_the_old_snapshot(data_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
+    old = (out / "network-snapshot-000000.pt").read_bytes()
+    real_fsync = os.fsync
+
+    def fsync_disk_full(fd):
+        if ".network-snapshot-" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_disk_full)
+    with pytest.raises(UserError, match="disk full while writing .*network-snapshot-000000.pt; the previous file"):
+        train(tiny_cfg(data_dir, out, kimg=0.04, resume=str(out)), log=lambda m: None)
+    monkeypatch.undo()
+    assert (out / "network-snapshot-000000.pt").read_bytes() == old
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert state_of(out)["counters"]["cur_nimg"] == 20
+
+
+def test_nan_loss_stops_and_keeps_last_good_snapshot(data_dir, tmp_path, monkeypatch):
+    real_build_loss = train_mod.build_loss
+
+    def poisoned(*args, **kw):
+        loss = real_build_loss(*args, **kw)
+        inner, calls = loss.accumulate_gradients, []
+
+        def accumulate(**kw2):
+            stats = inner(**kw2)
+            calls.append(kw2["phase"])
+            if calls.count("Gmain") > 8 and kw2["phase"] == "Gmain":
+                stats["loss_G"] = float("nan")
+            return stats
+
+        loss.accumulate_gradients = accumulate
+        return loss
+
+    monkeypatch.setattr(train_mod, "build_loss", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(UserError, match=r"non-finite loss_G in phase Gmain.*last good snapshot is kept "
+                                        r"\(network-snapshot-000000.pt\)"):
+        train(tiny_cfg(data_dir, out, kimg=0.08, tick_kimg=0.02), log=lambda m: None)
+    snap = state_of(out)
+    assert snap["counters"]["cur_nimg"] == 24  # the tick after step 6; step 9 failed
+    assert all(torch.isfinite(v).all() for v in snap["G"].values() if v.is_floating_point())
