@@ -13,7 +13,8 @@ from stylegan2_ada.augment import AugmentPipe
 
 
 def _timed(fn, device: torch.device, repeats: int) -> float:
-    fn()  # warm-up
+    for _ in range(3):  # warm-up (allocator, kernel caches, GPU clocks)
+        fn()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
@@ -31,7 +32,7 @@ def main() -> None:
     parser.add_argument("--res", type=int, default=64)
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--p", type=float, default=0.5)
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     device = torch.device(args.device)
     pipe = AugmentPipe(args.channels).to(device)

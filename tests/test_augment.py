@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from stylegan2_ada.augment import AugmentPipe, ada_update, apply_geometric
-from stylegan2_ada.augment_warp import bilinear_reflect, lowpass
+from stylegan2_ada.augment_warp import affine_inverse, bilinear_reflect, lowpass
 
 GEOMETRIC = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")
 COLOUR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
@@ -274,3 +274,11 @@ def test_resampling_is_aligned_and_keeps_constants():
         assert torch.allclose(lowpass(img)[..., 2:-2, 2:-2], img[..., 2:-2, 2:-2], atol=1e-5)
     flat = torch.full((2, 3, 8, 8), 0.7)
     assert torch.allclose(lowpass(flat), flat, atol=1e-6)
+
+
+def test_affine_inverse_matches_linalg():
+    torch.manual_seed(0)
+    pipe = AugmentPipe(3)
+    pipe.p = 1.0
+    m = pipe.geometric_matrices(64, 16, 16, torch.device("cpu"))
+    assert torch.allclose(affine_inverse(m), torch.linalg.inv(m)[:, :2, :], atol=1e-5)
