@@ -198,17 +198,30 @@ def test_fused_and_nonfused_networks_agree():
 MIXED_TOL = {"float16": 1e-2, "bfloat16": 5e-2}
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture
+def no_tf32():
+    """The float32 reference must be true float32 on CUDA too (TF32 is on by default for convs)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fp16_dtype", ["float16", "bfloat16"])
-def test_mixed_precision_close_to_fp32(fp16_dtype):
+def test_mixed_precision_close_to_fp32(fp16_dtype, device, no_tf32):
     torch.manual_seed(0)
-    G32, D32 = tiny_g(res=16).eval(), tiny_d(res=16).eval()
-    G16 = tiny_g(res=16, num_fp16_res=2, fp16_dtype=fp16_dtype).eval()
-    D16 = tiny_d(res=16, num_fp16_res=2, fp16_dtype=fp16_dtype).eval()
+    G32, D32 = tiny_g(res=16).to(device).eval(), tiny_d(res=16).to(device).eval()
+    G16 = tiny_g(res=16, num_fp16_res=2, fp16_dtype=fp16_dtype).to(device).eval()
+    D16 = tiny_d(res=16, num_fp16_res=2, fp16_dtype=fp16_dtype).to(device).eval()
     G16.load_state_dict(G32.state_dict())
     D16.load_state_dict(D32.state_dict())
     assert G16.synthesis.b16.use_fp16 and G16.synthesis.b8.use_fp16
     assert not G16.synthesis.b4.use_fp16 and D16.b16.use_fp16
-    ws = G32.mapping(torch.randn(4, 16), None)
+    ws = G32.mapping(torch.randn(4, 16, device=device), None)
     with torch.no_grad():
         ref, out = G32.synthesis(ws, noise_mode="const"), G16.synthesis(ws, noise_mode="const")
         assert out.dtype == torch.float32  # the image path stays float32
@@ -216,7 +229,7 @@ def test_mixed_precision_close_to_fp32(fp16_dtype):
         d_ref, d_out = D32(ref), D16(ref)
         d_err = ((d_out - d_ref).abs().max() / d_ref.abs().max()).item()
         forced = G16.synthesis(ws, noise_mode="const", force_fp32=True)
-    print(f"{fp16_dtype}: G rel err {g_err:.2e}, D rel err {d_err:.2e}")
+    print(f"{fp16_dtype} on {device}: G rel err {g_err:.2e}, D rel err {d_err:.2e}")
     assert 0 < g_err < MIXED_TOL[fp16_dtype] and d_err < MIXED_TOL[fp16_dtype]
     assert torch.allclose(forced, ref, atol=1e-6)
 

@@ -17,6 +17,9 @@ from stylegan2_ada import Discriminator, DiscriminatorConfig, Generator, Generat
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 GOLDEN_FILES = ["sg2ada_cond_gray32", "sg2ada_uncond_rgb64"]
+# CUDA runs too where a GPU is present (with TF32 off: the check is about float32).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+CASES = [(f, d) for d in DEVICES for f in GOLDEN_FILES]
 TOLERANCE = 1e-4
 
 
@@ -55,21 +58,36 @@ def configs_from_meta(meta: dict) -> tuple[GeneratorConfig, DiscriminatorConfig]
     return g_cfg, d_cfg
 
 
-@pytest.fixture(scope="module", params=GOLDEN_FILES)
-def golden(request):
-    path = GOLDEN_DIR / f"{request.param}.safetensors"
+@pytest.fixture
+def no_tf32():
+    """TF32 convolutions/matmuls would cost ~1e-3 relative error; the golden check is float32."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[f"{f}-{d}" for f, d in CASES])
+def golden_loaded(request):
+    fname, device = request.param
+    path = GOLDEN_DIR / f"{fname}.safetensors"
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["config"])
-    tensors = load_file(str(path))
+    tensors = load_file(str(path), device=device)
     g_cfg, d_cfg = configs_from_meta(meta)
-    G = Generator.from_config(g_cfg).eval()
-    D = Discriminator.from_config(d_cfg).eval()
+    G = Generator.from_config(g_cfg).to(device).eval()
+    D = Discriminator.from_config(d_cfg).to(device).eval()
     # strict=True: every reference key exists in our networks and nothing extra.
     G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")}, strict=True)
     D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")}, strict=True)
     io = {k[3:]: v for k, v in tensors.items() if k.startswith("io.")}
     assert G.num_ws == meta["num_ws"]
-    return request.param, meta, G, D, io
+    return f"{fname}[{device}]", meta, G, D, io
+
+
+@pytest.fixture
+def golden(golden_loaded, no_tf32):
+    return golden_loaded
 
 
 def check(name: str, key: str, ours: torch.Tensor, ref: torch.Tensor) -> None:
