@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stylegan2_ada.augment import AugmentPipe, ada_update, apply_geometric
 from stylegan2_ada.augment_warp import affine_inverse, bilinear_reflect, lowpass
 
@@ -282,3 +284,31 @@ def test_affine_inverse_matches_linalg():
     pipe.p = 1.0
     m = pipe.geometric_matrices(64, 16, 16, torch.device("cpu"))
     assert torch.allclose(affine_inverse(m), torch.linalg.inv(m)[:, :2, :], atol=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    p=st.floats(0, 2),
+    r_t=st.floats(-1, 1),
+    n_images=st.integers(1, 4096),
+)
+def test_ada_update_moves_by_one_step_towards_the_target_and_never_below_zero(p, r_t, n_images):
+    step = n_images / 500_000
+    new = ada_update(p, r_t, 0.6, n_images)
+    assert new >= 0
+    if r_t > 0.6:
+        assert new == pytest.approx(p + step)
+    elif r_t < 0.6:
+        assert new == pytest.approx(max(p - step, 0.0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), value=st.floats(-1, 1))
+def test_any_warp_keeps_a_constant_image_constant(seed, value):
+    # Bilinear weights and both filters sum to one, and mirroring a constant is constant.
+    torch.manual_seed(seed)
+    pipe = AugmentPipe(1)
+    pipe.p = 1.0
+    m = pipe.geometric_matrices(3, 8, 8, torch.device("cpu"))
+    flat = torch.full((3, 1, 8, 8), value)
+    assert torch.allclose(apply_geometric(flat, m), flat, atol=1e-5)

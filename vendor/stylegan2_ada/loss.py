@@ -155,6 +155,12 @@ class StyleGAN2Loss:
         self, phase: str, real_img: torch.Tensor, real_c: torch.Tensor,
         gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float,
     ) -> dict[str, float]:
+        """Run `phase` (one of PHASES) and backpropagate; returns the terms as floats.
+
+        Keys, by phase: G main -> loss_G, scores_fake; G reg -> pl_length, pl_penalty,
+        pl_mean, loss_Gpl; D main -> loss_D_fake, loss_D_real, loss_D, scores_fake,
+        scores_real, real_sign_sum, real_count; D reg -> r1_penalty, loss_Dr1.
+        """
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
         stats: dict[str, float] = {}
