@@ -150,7 +150,7 @@ class AugmentPipe(torch.nn.Module):
             return images
         n, _, h, w = images.shape
         # The per-image parameters are a few hundred numbers made by ~150 tiny ops: on a
-        # GPU each would be a kernel launch (measured ~7 ms per call on an H100), so draw
+        # GPU each would be a kernel launch, and launches dominate at these sizes, so draw
         # them on the host and ship the two finished matrix stacks in one copy each.
         host = torch.device("cpu")
         geom = self.geometric_matrices(n, w, h, host).to(images.device)
