@@ -213,6 +213,8 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
     check_disk(out, count_seeds(cfg.seeds, cfg.n) - on_disk, G.img_channels, G.img_resolution, parse_resize(cfg.resize_to))
     seeds = parse_seeds(cfg.seeds, cfg.n)
     rows = plan(seeds, classes, cfg.class_name, cfg.resize_to is not None)
+    # Written before the first PNG so that a killed run's folder still says what made it.
+    atomic_write_json(out / "sample_info.json", _sample_info(cfg, info, snapshot, seeds, {"status": "generating"}))
     images, n_new = _produce(G, rows, cfg, out, log)
     used = sorted({r.class_name for r in rows}, key=classes.index)
     outcome, feats, reals, extractor, note = _score(cfg, images, rows, classes, used, info, log)
@@ -223,7 +225,7 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
     header, table = _csv_table(rows, cfg, snapshot, outcome, reals)
     write_csv(out / "samples.csv", header, table)
     atomic_write_json(out / "sample_info.json", _sample_info(cfg, info, snapshot, seeds, {
-        "extractor": label, "judge_note": note, "generated_this_run": n_new}))
+        "status": "done", "extractor": label, "judge_note": note, "generated_this_run": n_new}))
     atomic_write_json(out / "filter_report.json", report)
     lines = summary_lines(report)
     nearest = None

@@ -13,6 +13,7 @@ from PIL import Image
 from sample_fixtures import tiny_generator, tiny_judge
 
 from classify.errors import UserError
+from classify.synthetic import load_synthetic
 from gen.cli import main
 from gen.filters import FilterConfig
 from gen.generator_file import load_generator
@@ -52,7 +53,10 @@ def test_sample_writes_n_images_consistent_csv_report_and_pages(setup, tmp_path)
         assert 0.0 <= float(r["judge_confidence"]) <= 1.0
         assert r["nearest_real"] and float(r["nearest_real_distance"]) >= 0
     assert report["n_accepted"] == sum(r["accepted"] == "1" for r in rows)
+    synth = load_synthetic(out, accepted_only=True)  # what classify's gan_filtered strategy reads
+    assert len(synth) == report["n_accepted"] and all(f.is_file() for f in synth.files)
     info = json.loads((out / "sample_info.json").read_text())
+    assert info["status"] == "done"
     assert info["real_counts"] == {"bad": 5} and info["classes"] == ["bad"] and info["channels"] == 1
     fr = json.loads((out / "filter_report.json").read_text())
     assert "fd_judge" in fr["per_class"]["bad"]["all_vs_real"]
