@@ -46,6 +46,16 @@ class Dist:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
+    def average_tracked_buffers(self, module: torch.nn.Module) -> None:
+        """Average G's running w_avg over ranks. Each rank updates it from its own slice;
+        the update is linear in the batch mean, so the average equals the single-process
+        value for the whole global batch."""
+        if self.world == 1:
+            return
+        for name, buf in module.named_buffers():
+            if name.endswith("w_avg"):
+                buf.copy_(self.all_reduce_sum(buf) / self.world)
+
     def any_flag(self, flag: bool) -> bool:
         """True on every rank if any rank has the flag (stop requests, non-finite losses)."""
         if self.world == 1:

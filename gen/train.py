@@ -244,6 +244,7 @@ class Trainer:
                 raise NonFinite(f"{bad[0]} in phase {phase.name}")
             self.ada.observe(stats)
             tick_stats.add(stats)
+        d.average_tracked_buffers(self.nets.G)
         update_ema(self.nets.G_ema, self.nets.G, cfg, c.cur_nimg)
         c.cur_nimg += cfg.batch
         c.batch_idx += 1

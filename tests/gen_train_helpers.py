@@ -45,3 +45,15 @@ def state_of(run_dir: Path) -> dict:
     from gen.snapshot import list_snapshots
 
     return torch.load(list_snapshots(run_dir)[-1], weights_only=True)
+
+
+def ddp_worker(rank: int, world: int, port: int, overrides: dict) -> None:
+    """torch.multiprocessing.spawn target: what torchrun would set up, then a normal train()."""
+    import os
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from gen.train import train
+
+    train(resolve_config(dict(overrides, gpus=world)), log=lambda m: None)
