@@ -30,6 +30,7 @@ from classify.ablate_samples import (
     DataFacts,
     SampleCheck,
     allowed_real_minority,
+    check_enough_samples,
     check_sample_set,
     inspect_prepared,
     pick_minority,
@@ -109,9 +110,14 @@ def _check_samples(cfg: AblationConfig, grid: list[Cell], facts: DataFacts, mino
             gan = sorted({c.strategy for c in grid if uses_synthetic(c.strategy)})
             raise UserError(f"strategies {', '.join(gan)} need a sample set for minority fraction {fmt_number(fraction)}; "
                             "pass --samples SAMPLES_DIR (or --samples FRACTION=DIR)")
+        allowed = allowed_real_minority(n_minority, fraction)
         checks[fmt_number(fraction)] = check_sample_set(
-            samples, minority=minority, res=cfg.res, allowed=allowed_real_minority(n_minority, fraction),
-            facts=facts, allow_leak=cfg.allow_generator_leak)
+            samples, minority=minority, res=cfg.res, allowed=allowed, facts=facts, allow_leak=cfg.allow_generator_leak)
+        # Same count formula as the trainer: round(ratio * real minority kept).
+        need = {part: max([int(round(c.synthetic_ratio * allowed)) for c in grid if c.minority_fraction == fraction
+                           and part in c.strategy.split("+") and c.synthetic_ratio is not None], default=0)
+                for part in ("gan", "gan_filtered")}
+        check_enough_samples(samples, minority, need["gan"], need["gan_filtered"])
     return checks
 
 

@@ -8,6 +8,7 @@ with the number of real minority train images the cell keeps.
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,23 @@ def read_sample_info(samples_dir: str) -> dict:
         raise UserError(f"{path} is missing; rerun `gen sample` so the leak guard can read real_counts") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc.msg}); rerun `gen sample`") from None
+
+
+def count_samples(samples_dir: str, minority: str) -> tuple[int, int]:
+    """(all, accepted) rows of the minority class in samples.csv."""
+    with open(Path(samples_dir) / "samples.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("class") == minority]
+    accepted = sum(1 for r in rows if str(r.get("accepted", "")).strip() in ("1", "true", "True"))
+    return len(rows), accepted
+
+
+def check_enough_samples(samples_dir: str, minority: str, need_all: int, need_accepted: int) -> None:
+    """Fail before training, not in the middle of a grid, when the set is too small for a ratio."""
+    n_all, n_accepted = count_samples(samples_dir, minority)
+    if need_all > n_all or need_accepted > n_accepted:
+        raise UserError(f"{samples_dir} has {n_all} {minority!r} samples ({n_accepted} accepted) but the largest "
+                        f"synthetic ratio needs {need_all} (gan) / {need_accepted} (gan_filtered); "
+                        "sample more with `gen sample` or lower --synthetic-ratio")
 
 
 def check_sample_set(

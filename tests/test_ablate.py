@@ -48,10 +48,13 @@ def broken_cell(task: CellTask) -> dict:
     return fake_cell(task)
 
 
-def make_samples(tmp_path: Path, real_seen: int, classes=("defective",), res: int = 16) -> str:
-    d = tmp_path / f"samples_{real_seen}_{res}"
+def make_samples(tmp_path: Path, real_seen: int, classes=("defective",), res: int = 16, n: int = 120) -> str:
+    """A samples.csv/sample_info.json pair; every fourth of the n rows is rejected."""
+    d = tmp_path / f"samples_{real_seen}_{res}_{n}"
     d.mkdir()
-    (d / "samples.csv").write_text("file,seed,class,trunc,snapshot,accepted,rejected_by\n")
+    rows = [f"img/{i}.png,{i},defective,1.0,net.pt,{int(i % 4 != 0)},{'judge' if i % 4 == 0 else ''}"
+            for i in range(n)]
+    (d / "samples.csv").write_text("file,seed,class,trunc,snapshot,accepted,rejected_by\n" + "\n".join(rows) + "\n")
     (d / "sample_info.json").write_text(json.dumps(
         {"classes": list(classes), "res": res, "channels": 1, "real_counts": {"defective": real_seen},
          "manifest_hash": "h1"}))
@@ -193,6 +196,16 @@ def test_allowed_leak_is_flagged_in_cells_and_report(tmp_path):
 def test_bad_requests_are_user_errors(tmp_path, kw, message):
     with pytest.raises(UserError, match=message):
         plan_ablation(config(tmp_path, **kw), inspect=fake_facts)
+
+
+def test_too_small_sample_set_fails_before_any_training(tmp_path):
+    small = make_samples(tmp_path, real_seen=40, n=48)  # 48 rows, 36 accepted; the cell keeps 40 real
+    plan_ablation(config(tmp_path, strategies=["gan"], samples={"all": small}), inspect=fake_facts)
+    with pytest.raises(UserError, match="36 accepted.*needs 40 .gan. / 40 .gan_filtered."):
+        plan_ablation(config(tmp_path, strategies=["gan", "gan_filtered"], samples={"all": small}), inspect=fake_facts)
+    with pytest.raises(UserError, match="needs 80 .gan."):
+        plan_ablation(config(tmp_path, strategies=["gan"], synthetic_ratios=[2], samples={"all": small}),
+                      inspect=fake_facts)
 
 
 def test_sample_set_for_other_class_or_lower_resolution_is_refused(tmp_path):
