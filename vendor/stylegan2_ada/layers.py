@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .ops import bias_act, conv2d_resample, normalize_2nd_moment, setup_filter
+from .ops import act_gain, bias_act, conv2d_resample, normalize_2nd_moment, setup_filter
 
 
 class FullyConnectedLayer(nn.Module):
@@ -91,9 +91,9 @@ class Conv2dLayer(nn.Module):
             )
         w = self.weight.to(x.dtype) * self.weight_gain
         x = conv2d_resample(x, w, self.resample_filter, down=self.down, padding=self.padding)
+        # The layer gain (sqrt(.5) in resnet blocks) scales both the activation gain and the clamp.
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        gain = gain * (2.0**0.5 if self.activation == "lrelu" else 1.0)
-        return bias_act(x, self.bias, act=self.activation, gain=gain, clamp=clamp)
+        return bias_act(x, self.bias, act=self.activation, gain=act_gain(self.activation) * gain, clamp=clamp)
 
     def extra_repr(self) -> str:
         return (
