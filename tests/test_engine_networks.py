@@ -258,6 +258,13 @@ def test_synthesis_has_no_graph_breaks(training):
     assert explanation.graph_count == 1
 
 
+def test_discriminator_has_no_graph_breaks():
+    D = tiny_d(res=8, c_dim=2).train()
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(D)(torch.randn(4, 3, 8, 8), onehot(4, 2))
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+
+
 def _fwd_bwd_seconds(fn, repeats: int = 3) -> float:
     """Best of `repeats` timed calls after a warm-up: the 2 shared cores make single runs noisy."""
     fn()  # warm-up (allocator, first-call dispatch)
