@@ -37,11 +37,11 @@ from gen.snapshot import (
     set_rng_state,
     snapshot_path,
 )
-from gen.train_data import BatchSampler, load_train_data, real_batch
+from gen.train_data import BatchSampler, TrainData, load_train_data, real_batch
 from gen.train_grids import GridSpec, save_fakes, save_reals
 from gen.train_log import RunLog, TickStats, memory_gb
 from gen.train_metrics import MetricRunner
-from gen.train_setup import apply_transfer, build_loss, build_networks, resolve_device
+from gen.train_setup import apply_transfer, build_loss, build_main_loss, build_networks, resolve_device
 
 
 @dataclass
@@ -120,19 +120,21 @@ def stop_on_signals(trainer: Trainer):
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, log=print):
+    def __init__(self, cfg: TrainConfig, log=print, data: TrainData | None = None):
+        """`data` replaces the prepared folder (benchmarks feed random images)."""
         self.cfg, self.out_dir = cfg, Path(cfg.out_dir)
         self.device = resolve_device(cfg, rank=_env_rank())
         self.dist: Dist = init_process_group(self.device)
         self.say = log if self.dist.is_main else (lambda msg: None)
         self.stop_signal: str | None = None
         snap = self._resume_snapshot()
-        self.data = self._load_data()
+        self.data = data if data is not None else self._load_data()
         torch.manual_seed(cfg.seed)  # identical initial networks on every rank
         self.nets = build_networks(cfg, self.data.c_dim, self.data.channels, self.device)
         if cfg.resume_from and snap is None:
             apply_transfer(self.nets, Path(cfg.resume_from), self.say)
-        self.loss = build_loss(cfg, self.nets, cfg.batch // self.dist.world)
+        self.loss = build_loss(cfg, self.nets)  # eager; owns pl_mean
+        self.loss_main = build_main_loss(cfg, self.nets, self.loss)  # compiled view with --compile
         self.phases = build_phases(self.nets.G, self.nets.D, cfg)
         self.ada = AdaController(self.nets.augment_pipe, cfg.target, cfg.ada_interval, cfg.ada_kimg, cfg.aug == "ada")
         self.scaler = LossScaler(cfg.precision == "fp16")
@@ -212,7 +214,7 @@ class Trainer:
         while True:
             if c.cur_nimg < total:
                 try:
-                    self._step(tick_stats)
+                    self.train_step(tick_stats)
                 except NonFinite as exc:
                     return self._stop_non_finite(str(exc))
                 self.log.step(self.cfg.batch)
@@ -227,7 +229,8 @@ class Trainer:
             if done:
                 return self._finish(stop)
 
-    def _step(self, tick_stats: TickStats) -> None:
+    def train_step(self, tick_stats: TickStats) -> None:
+        """One global batch through every due phase, then EMA, counters and ADA."""
         cfg, d, c = self.cfg, self.dist, self.counters
         idx = self.sampler.next_indices(cfg.batch)[d.rank :: d.world]
         real = real_batch(self.data, idx, self.device)
@@ -238,7 +241,8 @@ class Trainer:
             if not phase.due(c.batch_idx):
                 continue
             gen = (z.to(self.device), self.data.one_hot(self.data.labels[lab]).to(self.device))
-            stats = run_phase(phase, self.loss, real, gen, self.scaler.scale, self._after_backward)
+            loss = self.loss_main if phase.name.endswith("main") else self.loss
+            stats = run_phase(phase, loss, real, gen, self.scaler.scale, self._after_backward)
             bad = [k for k, v in stats.items() if not torch.isfinite(torch.tensor(v))]
             if bad:
                 raise NonFinite(f"{bad[0]} in phase {phase.name}")

@@ -76,12 +76,45 @@ def build_networks(cfg: TrainConfig, c_dim: int, channels: int, device: torch.de
     return Networks(G, D, G_ema, pipe)
 
 
-def build_loss(cfg: TrainConfig, nets: Networks, batch_per_rank: int):
+def build_loss(cfg: TrainConfig, nets: Networks):
     from stylegan2_ada.loss import StyleGAN2Loss
 
     return StyleGAN2Loss(
         nets.G, nets.D, augment_pipe=nets.augment_pipe, r1_gamma=cfg.gamma, style_mixing_prob=cfg.style_mixing,
         pl_weight=cfg.pl_weight, pl_batch_shrink=cfg.pl_batch_shrink, pl_decay=cfg.pl_decay,
+    )
+
+
+class CompiledGenerator:
+    """What the loss needs of G (mapping, synthesis, parameters) with compiled callables.
+
+    Compiled modules cannot be differentiated twice (torch.compile has no double
+    backward), so only the main phases use these; R1 and path length stay eager. The
+    wrapped modules are G's own, so both views train the same weights.
+    """
+
+    def __init__(self, G: torch.nn.Module):
+        self._G = G
+        self.mapping = torch.compile(G.mapping)
+        self.synthesis = torch.compile(G.synthesis)
+
+    def __getattr__(self, name: str):
+        return getattr(self._G, name)
+
+    def parameters(self, recurse: bool = True):
+        return self._G.parameters(recurse)
+
+
+def build_main_loss(cfg: TrainConfig, nets: Networks, eager_loss):
+    """The loss for Gmain/Dmain: a compiled view of G and D with --compile, else the eager one."""
+    if not cfg.compile:
+        return eager_loss
+    from stylegan2_ada.loss import StyleGAN2Loss
+
+    return StyleGAN2Loss(
+        CompiledGenerator(nets.G), torch.compile(nets.D), augment_pipe=nets.augment_pipe, r1_gamma=cfg.gamma,
+        style_mixing_prob=cfg.style_mixing, pl_weight=cfg.pl_weight, pl_batch_shrink=cfg.pl_batch_shrink,
+        pl_decay=cfg.pl_decay,
     )
 
 

@@ -1,0 +1,103 @@
+"""Benchmark `gen train` steps: sec/kimg and img/s of G+D training with the lazy-reg schedule.
+
+Runs the trainer's own `train_step` (all due phases, EMA, ADA) on random uint8 images, at
+each resolution and in each mode: fp32 eager, torch.compile, and on a GPU bf16 (and
+bf16 + compile). Timed over whole 16-step cycles so that every R1 (every 16 D steps) and
+path-length (every 4 G steps) pass is counted at its real frequency. Prints ratios
+against fp32 eager at the same resolution, and a Markdown table for docs/BENCHMARKS.md.
+
+    python scripts/bench_train.py                       # CPU: cpu-tiny widths, res 32 and 64
+    python scripts/bench_train.py --device cuda --preset auto --res 64,128,256
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+
+import torch
+
+from gen.presets import resolve_config
+from gen.train import Trainer
+from gen.train_data import TrainData
+from gen.train_log import TickStats
+
+CYCLE = 16  # lcm of the lazy intervals (4, 16): one cycle has the average phase mix
+
+
+def fake_data(res: int, channels: int, n: int = 256) -> TrainData:
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, [n, channels, res, res], dtype=torch.uint8, generator=gen)
+    return TrainData(images, torch.zeros(n, dtype=torch.int64), ["x"], {"x": n}, "bench", channels)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def bench_one(res: int, mode: str, args) -> dict:
+    overrides = dict(preset=args.preset, data_dir="-", classes=["x"], out_dir=tempfile.mkdtemp(), res=res,
+                     device=args.device, precision="bf16" if "bf16" in mode else "fp32",
+                     compile="compile" in mode, seed=0)
+    if args.batch:
+        overrides["batch"] = args.batch
+    cfg = resolve_config(overrides)
+    trainer = Trainer(cfg, log=lambda m: None, data=fake_data(res, args.channels))
+    stats = TickStats()
+    t0 = time.perf_counter()
+    for _ in range(args.warmup_cycles * CYCLE):  # compile + cudnn autotune + allocator warm-up
+        trainer.train_step(stats)
+    sync(args.device)
+    warm_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(args.cycles * CYCLE):
+        trainer.train_step(stats)
+    sync(args.device)
+    dt = time.perf_counter() - t0
+    n_img = args.cycles * CYCLE * cfg.batch
+    return {"res": res, "mode": mode, "batch": cfg.batch, "sec_per_kimg": dt / n_img * 1000, "img_per_s": n_img / dt,
+            "warmup_s": warm_s, "channel_max": cfg.channel_max}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--preset", default=None, help="default: auto on GPU, cpu-tiny on CPU")
+    ap.add_argument("--res", default="32,64")
+    ap.add_argument("--modes", default=None, help="comma list of fp32,compile,bf16,bf16+compile")
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--channels", type=int, default=1)
+    ap.add_argument("--cycles", type=int, default=2, help="timed 16-step cycles")
+    ap.add_argument("--warmup-cycles", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gpu = args.device.startswith("cuda")
+    args.preset = args.preset or ("auto" if gpu else "cpu-tiny")
+    modes = args.modes.split(",") if args.modes else (["fp32", "compile", "bf16", "bf16+compile"] if gpu
+                                                       else ["fp32", "compile"])
+    where = torch.cuda.get_device_name() if gpu else f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
+    print(f"# bench_train: {where}, torch {torch.__version__}, preset {args.preset}, channels {args.channels}")
+    rows = []
+    for res in [int(r) for r in args.res.split(",")]:
+        base = None
+        for mode in modes:
+            r = bench_one(res, mode, args)
+            base = base or r["sec_per_kimg"]
+            r["speedup"] = base / r["sec_per_kimg"]
+            rows.append(r)
+            print(f"res {res:4d} {mode:13s} batch {r['batch']:3d}: {r['sec_per_kimg']:9.2f} sec/kimg "
+                  f"{r['img_per_s']:8.1f} img/s  x{r['speedup']:.2f} vs fp32 eager  (warm-up {r['warmup_s']:.0f} s)",
+                  flush=True)
+    print("\n| res | mode | batch | sec/kimg | img/s | vs fp32 eager |\n|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['res']} | {r['mode']} | {r['batch']} | {r['sec_per_kimg']:.2f} | {r['img_per_s']:.1f} | "
+              f"x{r['speedup']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
