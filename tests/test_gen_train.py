@@ -139,3 +139,58 @@ def test_snapshots_are_pruned_to_keep(data_dir, tmp_path):
     prune_snapshots(out, keep=2, protect={"network-snapshot-000001.pt"})
     assert [p.name for p in list_snapshots(out)] == [f"network-snapshot-{k:06d}.pt" for k in (1, 3, 4)]
     assert not (out / "network-snapshot-000000.G_ema.safetensors").exists()
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_reduced_precision_trains(data_dir, tmp_path, precision):
+    out = tmp_path / precision
+    train(tiny_cfg(data_dir, out, kimg=0.02, precision=precision, num_fp16_res=2), log=lambda m: None)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss_G"]) and math.isfinite(r["loss_D"]) for r in rows)
+    assert ("loss_scale" in rows[-1]) == (precision == "fp16")
+    assert state_of(out)["config"]["precision"] == precision
+
+
+def test_transfer_to_more_classes_reinitialises_label_layers(data_dir, tmp_path):
+    src = tmp_path / "src"
+    train(tiny_cfg(data_dir, src, kimg=0.02), log=lambda m: None)
+    msgs: list[str] = []
+    dst = tmp_path / "dst"
+    snap_path = list_snapshots(src)[-1]
+    train(tiny_cfg(data_dir, dst, kimg=0.004, classes=["bad", "good"], resume_from=str(snap_path), lr=1e-12,
+                   gamma=0.0, pl_weight=0.0), log=msgs.append)
+    note = next(m for m in msgs if m.startswith("transfer:"))
+    assert "G label layers re-initialised" in note and "D label layers re-initialised" in note
+    a, b = state_of(src), state_of(dst)
+    # lr ~ 0: everything not label-dependent is still the source's weights.
+    for key in ("synthesis.b16.conv1.weight", "synthesis.b4.const"):
+        assert torch.allclose(a["G"][key], b["G"][key], atol=1e-6)
+    assert torch.allclose(a["D"]["b16.conv0.weight"], b["D"]["b16.conv0.weight"], atol=1e-6)
+    assert a["G"]["mapping.fc0.weight"].shape != b["G"]["mapping.fc0.weight"].shape
+
+
+def test_transfer_from_a_different_resolution_is_refused(data_dir, tmp_path):
+    src = tmp_path / "src"
+    train(tiny_cfg(data_dir, src, kimg=0.004), log=lambda m: None)
+    with pytest.raises(UserError, match="does not fit this run"):
+        train(tiny_cfg(data_dir, tmp_path / "dst", res=32, kimg=0.004,
+                       resume_from=str(src / "network-snapshot-000000.G_ema.safetensors")), log=lambda m: None)
+
+
+def test_fixed_augmentation_keeps_p():
+    from stylegan2_ada import AugmentPipe
+
+    from gen.ada_control import AdaController
+
+    pipe = AugmentPipe(num_channels=1)
+    pipe.p.fill_(0.25)
+    ctl = AdaController(pipe, target=0.6, interval=4, ada_kimg=500, adaptive=False)
+    for step in range(1, 9):
+        ctl.observe({"real_sign_sum": 4.0, "real_count": 4.0})
+        ctl.maybe_update(step, 4, lambda t: t)
+    assert ctl.p == 0.25
+    ctl = AdaController(pipe, target=0.6, interval=4, ada_kimg=500, adaptive=True)
+    for step in range(1, 9):
+        ctl.observe({"real_sign_sum": 4.0, "real_count": 4.0})
+        ctl.maybe_update(step, 4, lambda t: t)
+    assert ctl.p == pytest.approx(0.25 + 2 * 16 / 500_000) and ctl.last_rt == 1.0
