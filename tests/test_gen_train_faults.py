@@ -185,3 +185,14 @@ def test_nan_loss_stops_and_keeps_last_good_snapshot(data_dir, tmp_path, monkeyp
     snap = state_of(out)
     assert snap["counters"]["cur_nimg"] == 24  # the tick after step 6; step 9 failed
     assert all(torch.isfinite(v).all() for v in snap["G"].values() if v.is_floating_point())
+
+
+def test_cli_trains_then_resumes_with_more_kimg(data_dir, tmp_path):
+    out = tmp_path / "run"
+    tiny = ["--preset", "cpu-tiny", "--res", "16", "--channel-base", "256", "--channel-max", "16", "--map", "1",
+            "--batch", "4", "--tick-kimg", "0.004", "--device", "cpu"]
+    r = _cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008", *tiny)
+    assert r.exit_code == 0 and "done: kimg 0.008" in r.output, r.output
+    r = _cli("--resume", str(out), "--kimg", "0.016")
+    assert r.exit_code == 0 and "resumed from" in r.output and "done: kimg 0.016" in r.output, r.output
+    assert state_of(out)["config"]["kimg"] == 0.016 and state_of(out)["config"]["channel_max"] == 16
