@@ -194,3 +194,36 @@ def test_fixed_augmentation_keeps_p():
         ctl.observe({"real_sign_sum": 4.0, "real_count": 4.0})
         ctl.maybe_update(step, 4, lambda t: t)
     assert ctl.p == pytest.approx(0.25 + 2 * 16 / 500_000) and ctl.last_rt == 1.0
+
+
+class MeanPoolFeatures(torch.nn.Module):
+    """A stand-in feature extractor: 4x4 average-pooled pixels (what a judge would return)."""
+
+    def forward(self, x):
+        return (torch.nn.functional.adaptive_avg_pool2d(x.float() / 255, 4).flatten(1),)
+
+
+def test_metrics_track_the_best_snapshot(data_dir, tmp_path, monkeypatch):
+    import gen.metrics as metrics_mod
+
+    def fake_build(name, **kw):
+        assert name == "judge" and kw["weights_path"] == "judge.pt"
+        return metrics_mod.Extractor("judge", MeanPoolFeatures(), None, 64, "cpu")
+
+    monkeypatch.setattr(metrics_mod, "build_extractor", fake_build)
+    out = tmp_path / "run"
+    train(tiny_cfg(data_dir, out, kimg=0.04, metrics=["fd", "kd"], judge="judge.pt", metric_every=1, snap=5),
+          log=lambda m: None)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    measured = [r for r in rows if "fd_judge" in r]
+    assert len(measured) == len(rows) >= 3 and all(r["fd_judge"] >= 0 and "kd_judge" in r for r in measured)
+    best = json.loads((out / "best.json").read_text())
+    assert best["metric"] == "fd_judge" and best["value"] == min(r["fd_judge"] for r in measured)
+    assert (out / best["snapshot"]).is_file()
+    history = state_of(out)["metric_history"]
+    assert [h["fd_judge"] for h in history] == [r["fd_judge"] for r in measured]
+
+
+def test_metrics_without_features_is_a_clear_error(data_dir, tmp_path):
+    with pytest.raises(UserError, match="--inception-weights PATH .* or --judge"):
+        train(tiny_cfg(data_dir, tmp_path / "r", metrics=["fid"]), log=lambda m: None)
