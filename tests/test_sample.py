@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import write_class_images
 from PIL import Image
 from sample_fixtures import tiny_generator, tiny_judge
 
 from classify.errors import UserError
+from classify.prepare import PrepareConfig, prepare_dataset
 from classify.synthetic import load_synthetic
 from gen.cli import main
 from gen.filters import FilterConfig
@@ -21,11 +23,28 @@ from gen.sample import SampleConfig, run_sample
 from gen.sampling import generate, parse_seeds
 
 
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Data, generators and judges built once per module: a resnet18 checkpoint is 45 MB."""
+    root = tmp_path_factory.mktemp("sample")
+    for k, (label, n) in enumerate([("bad", 8), ("good", 24)]):
+        write_class_images(root / "img" / label, n, defect=label == "bad", rgb=False, seed=k + 1)
+    data = root / "data"
+    prepare_dataset(PrepareConfig(source=f"folder:{root / 'img'}", out=str(data)))
+    return {
+        "data": data,
+        "run": tiny_generator(root / "run", data, ["bad"]),
+        "cond": tiny_generator(root / "cond", data, ["bad", "good"]),
+        "judge": tiny_judge(root / "judge.pt", ["bad", "good"]),
+        "judge32": tiny_judge(root / "judge32.pt", ["bad", "good"], res=32),
+        "other": tiny_judge(root / "other.pt", ["cat", "dog"]),
+        "rgb": tiny_judge(root / "rgb.pt", ["bad", "good"], in_chans=3),
+    }
+
+
 @pytest.fixture
-def setup(tiny_prepared, tmp_path):
-    run = tiny_generator(tmp_path / "run", tiny_prepared, ["bad"])
-    judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"])
-    return run, judge
+def setup(files):
+    return files["run"], files["judge"]
 
 
 def _rows(out: Path) -> list[dict]:
@@ -96,9 +115,8 @@ def test_rerun_resumes_and_extends(setup, tmp_path):
         run_sample(SampleConfig(generator=str(run), out=str(out), n=3, trunc=0.5, filters=FilterConfig(filters=[])), log=_quiet)
 
 
-def test_conditional_per_class_grid_and_resize(tiny_prepared, tmp_path):
-    run = tiny_generator(tmp_path / "run", tiny_prepared, ["bad", "good"])
-    judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"], res=32)
+def test_conditional_per_class_grid_and_resize(files, tmp_path):
+    run, judge = files["cond"], files["judge32"]
     out = tmp_path / "s"
     msgs = []
     cfg = SampleConfig(generator=str(run), out=str(out), n=8, judge=str(judge), resize_to="24x20",
@@ -112,12 +130,10 @@ def test_conditional_per_class_grid_and_resize(tiny_prepared, tmp_path):
     assert any("resized to 32px" in m for m in msgs)
 
 
-def test_judge_on_other_classes_or_channels_is_a_clear_error(setup, tmp_path):
-    run, _ = setup
-    other = tiny_judge(tmp_path / "other.pt", ["cat", "dog"])
+def test_judge_on_other_classes_or_channels_is_a_clear_error(files, tmp_path):
+    run, other, rgb = files["run"], files["other"], files["rgb"]
     with pytest.raises(UserError, match=r"trained on classes .*cat"):
         run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "a"), n=4, judge=str(other)), log=_quiet)
-    rgb = tiny_judge(tmp_path / "rgb.pt", ["bad", "good"], in_chans=3)
     with pytest.raises(UserError, match="3-channel"):
         run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "b"), n=4, judge=str(rgb)), log=_quiet)
 
