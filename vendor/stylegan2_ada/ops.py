@@ -277,16 +277,20 @@ def modulated_conv2d(
     if demodulate and x.dtype == torch.float16:
         weight, styles = _prenormalize_fp16(weight, styles)
     # Demodulation coefficients are computed in float32 whatever the activation dtype.
-    w = weight.unsqueeze(0) * styles.reshape(n, 1, i, 1, 1)  # [N, O, I, k, k]
-    dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if demodulate else None
     if not fused:
+        # sum_{i,k} (w[o,i,k] s[n,i])^2 = sum_i s[n,i]^2 * sum_k w[o,i,k]^2: a small matmul
+        # instead of materialising the [N, O, I, k, k] modulated weights the fused path needs.
+        dcoefs = None
+        if demodulate:
+            dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
         x = x * styles.to(x.dtype).reshape(n, i, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(n, o, 1, 1)
     else:
-        if dcoefs is not None:
-            w = w * dcoefs.reshape(n, o, 1, 1, 1)
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, i, 1, 1)  # [N, O, I, k, k]
+        if demodulate:
+            w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
         h_in, w_in = x.shape[2], x.shape[3]
         x = x.reshape(1, n * i, h_in, w_in)
         w = w.reshape(n * o, i, kh, kw).to(x.dtype)
