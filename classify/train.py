@@ -119,6 +119,7 @@ def train_classifier(cfg: TrainConfig) -> dict:
         "positive_class": data.classes[data.positive],
         "classes": data.classes,
         "n_train_real": data.n_train_real,
+        "n_train_real_minority": int((data.y_train[: data.n_train_real] == data.positive).sum()),
         "n_train_synthetic": data.n_train_synthetic,
         "n_val": int(data.y_val.numel()),
         "wall_time_s": round(time.perf_counter() - start, 3),

@@ -76,7 +76,8 @@ class _Step:
     history: list[dict] = field(default_factory=list)
 
 
-def _setup(cfg, strategy: Strategy, data: TrainData, device: torch.device) -> tuple[_Step, torch.nn.Module]:
+def build_step(cfg, strategy: Strategy, data: TrainData, device: torch.device) -> tuple[_Step, torch.nn.Module]:
+    """Model, optimizer, schedule and strategy hooks; returns (step state, the uncompiled net)."""
     k = len(data.classes)
     net = build_model(cfg.model, num_classes=k, in_chans=data.in_chans, pretrained=cfg.pretrained).to(device)
     cuda = device.type == "cuda"
@@ -123,21 +124,29 @@ def train_epoch(cfg, strategy: Strategy, st: _Step, data: TrainData, epoch: int)
                disable=not cfg.progress, leave=False)
     total, count = 0.0, 0
     for idx in bar:
-        xb, yb = make_batch(cfg, strategy, st, data.x_train[idx], data.y_train[idx])
-        with torch.autocast(st.device.type, dtype=st.amp_dtype, enabled=st.amp_dtype is not None):
-            logits = st.model(xb)
-        loss = soft_cross_entropy(logits, yb, st.class_weights, strategy.focal_gamma)
-        if not torch.isfinite(loss):
-            raise UserError(f"loss became {loss.item()} at epoch {epoch}; training stopped, {cfg.out_dir}/model.pt "
+        loss = train_step(cfg, strategy, st, data.x_train[idx], data.y_train[idx])
+        if not math.isfinite(loss):
+            raise UserError(f"loss became {loss} at epoch {epoch}; training stopped, {cfg.out_dir}/model.pt "
                             "keeps the last good epoch (if any) — lower --lr")
-        st.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        st.opt.step()
-        st.sched.step()
-        total += loss.item() * idx.numel()
+        total += loss * idx.numel()
         count += idx.numel()
         bar.set_postfix(loss=f"{total / count:.4f}")
     return total / max(count, 1)
+
+
+def train_step(cfg, strategy: Strategy, st: _Step, x_uint8: torch.Tensor, y: torch.Tensor) -> float:
+    """One optimisation step on a uint8 batch; returns the loss (NaN/inf is left to the caller)."""
+    xb, yb = make_batch(cfg, strategy, st, x_uint8, y)
+    with torch.autocast(st.device.type, dtype=st.amp_dtype, enabled=st.amp_dtype is not None):
+        logits = st.model(xb)
+    loss = soft_cross_entropy(logits, yb, st.class_weights, strategy.focal_gamma)
+    if not torch.isfinite(loss):
+        return float(loss.item())  # skip the update: keep the weights of the last good step
+    st.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    st.opt.step()
+    st.sched.step()
+    return float(loss.item())
 
 
 @torch.no_grad()
@@ -179,12 +188,14 @@ def validate(cfg, st: _Step, data: TrainData) -> tuple[dict, float | None, torch
     m = classification_metrics(data.y_val.numpy(), probs.numpy(), threshold, data.positive, data.classes,
                                context=f"the val split of {cfg.data_dir}")
     m.pop("pr"), m.pop("roc")
+    picked = probs[torch.arange(len(data.y_val)), data.y_val].clamp_min(1e-12)
+    m["log_loss"] = float(-picked.log().mean())
     return m, threshold, probs
 
 
 def fit(cfg, strategy: Strategy, data: TrainData, device: torch.device, out_dir: Path) -> dict:
     """Run the epochs; write model.pt whenever validation improves. Returns the best epoch."""
-    st, net = _setup(cfg, strategy, data, device)
+    st, net = build_step(cfg, strategy, data, device)
     best = {"score": -math.inf, "epoch": 0, "threshold": None, "val": {}}
     log: list[dict] = []
     binary = len(data.classes) == 2
@@ -195,7 +206,8 @@ def fit(cfg, strategy: Strategy, data: TrainData, device: torch.device, out_dir:
         recalibrate_bn(cfg, st, data)
         val, threshold, _ = validate(cfg, st, data)
         score = selection_score(val, binary)
-        improved = score > best["score"]
+        # A tiny val set often ties (AP 1.0 early by luck); the lower val loss breaks the tie.
+        improved = score > best["score"] or (score == best["score"] and val["log_loss"] < best["val"]["log_loss"])
         if improved:
             best = {"score": score, "epoch": epoch, "threshold": threshold, "val": val}
             save_checkpoint(out_dir / "model.pt", model=net, model_name=cfg.model, config=cfg.to_dict(),
@@ -203,7 +215,7 @@ def fit(cfg, strategy: Strategy, data: TrainData, device: torch.device, out_dir:
                             fit=cfg.fit, threshold=threshold, norm=st.norm, epoch=epoch, val=val)
         append_jsonl(out_dir / "metrics.jsonl", log, {
             "epoch": epoch, "train_loss": loss, "lr": st.opt.param_groups[0]["lr"], "val_ap": val["average_precision"],
-            "val_roc_auc": val["roc_auc"], "val_macro_f1": val["macro_f1"], "val_minority_f1": val["minority_f1"],
+            "val_roc_auc": val["roc_auc"], "val_macro_f1": val["macro_f1"], "val_minority_f1": val["minority_f1"], "val_loss": val["log_loss"],
             "threshold": threshold, "improved": improved, "epoch_time_s": round(time.perf_counter() - t0, 3)})
         if cfg.patience and epoch - best["epoch"] >= cfg.patience:
             break
