@@ -174,6 +174,10 @@ class Trainer:
         return data
 
     def _restore(self, snap: dict[str, Any]) -> None:
+        if snap.get("manifest_hash") not in (None, self.data.manifest_hash):
+            raise UserError(f"--resume {self.resumed_from}: the training data changed since this snapshot "
+                            f"(manifest hash {snap['manifest_hash'][:12]} -> {self.data.manifest_hash[:12]}); "
+                            "resume needs the same prepared data, or start a new run with --resume-from")
         n = self.nets
         for module, key in ((n.G, "G"), (n.D, "D"), (n.G_ema, "G_ema")):
             module.load_state_dict(snap[key])
@@ -303,6 +307,7 @@ class Trainer:
             "sampler": self.sampler.state_dict(), "draws_rng": self.draws.get_state(),
             "counters": asdict(self.counters), "metric_history": self.metric_history, "best": self.best,
             "rng": rng_state(), "config": self.cfg.to_dict(), "world": self.dist.world,
+            "manifest_hash": self.data.manifest_hash,
         }
 
     def _info(self, kimg: int) -> dict[str, Any]:

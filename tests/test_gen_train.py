@@ -95,6 +95,14 @@ def test_resume_with_changed_config_is_refused(data_dir, tmp_path):
         train(tiny_cfg(data_dir, out, kimg=0.04, gamma=5.0, resume=str(out)), log=lambda m: None)
 
 
+def test_resume_on_changed_data_is_refused(data_dir, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_cfg(data_dir, out, kimg=0.004), log=lambda m: None)
+    other = make_prepared(tmp_path / "other", counts={"bad": 30, "good": 10})
+    with pytest.raises(UserError, match="training data changed since this snapshot"):
+        train(tiny_cfg(other, out, kimg=0.008, resume=str(out)), log=lambda m: None)
+
+
 class ConstD(torch.nn.Module):
     """A discriminator that always answers `value` (sign says real/fake), differentiably."""
 
