@@ -128,3 +128,14 @@ def test_registry_lists_and_rejects_unknown():
     assert FilterConfig.from_dict(FilterConfig(keep=3).to_dict()).keep == 3
     with pytest.raises(UserError):
         FilterConfig.from_dict({"min_conf": 1})
+
+
+def test_fid_select_with_fewer_samples_than_dimensions_is_exact_and_monotone():
+    rng = np.random.default_rng(1)
+    real = rng.normal(size=(120, 40))
+    fake = np.concatenate([rng.normal(size=(24, 40)), rng.normal(size=(6, 40)) + 2.5])  # n=30 < D=40
+    res = greedy_fd_selection(fake, real, max_drop=10)
+    h = np.array(res.history)
+    assert np.all(np.diff(h) < 0) and len(h) > 6
+    assert sorted(res.removed_order[:6]) == list(range(24, 30))
+    assert h[-1] == pytest.approx(frechet_distance(torch.tensor(fake[res.keep]), torch.tensor(real)), rel=1e-6)
