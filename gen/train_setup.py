@@ -32,11 +32,10 @@ class Networks:
 def resolve_device(cfg: TrainConfig, rank: int) -> torch.device:
     from classify.clitools import parse_device
 
-    name = parse_device(cfg.device)
-    if name.startswith("cuda") and cfg.gpus > 1:
-        name = f"cuda:{rank}"
-    dev = torch.device(name)
+    dev = torch.device(parse_device(cfg.device))
     if dev.type == "cuda":
+        if dev.index is None:  # one process per GPU: rank r uses GPU r
+            dev = torch.device("cuda", rank % torch.cuda.device_count())
         torch.cuda.set_device(dev)
         # TF32 matmuls/convs: ~free speed on Ampere+, precision ample for GAN training.
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
