@@ -52,6 +52,10 @@ def train_and_evaluate(task: CellTask) -> dict[str, Any]:
     result = train_classifier(cfg)
     metrics = evaluate_checkpoint(result["checkpoint"], data_dir=task.train["data_dir"], split="test",
                                   device=task.train["device"])
+    if str(task.train["device"]).startswith("cuda"):
+        # The report states the machine; a GPU's name matters more than the host's.
+        index = torch.device(task.train["device"]).index
+        result = {**result, "device_name": torch.cuda.get_device_name(torch.cuda.current_device() if index is None else index)}
     if not task.keep_checkpoint:
         shutil.rmtree(task.work_dir, ignore_errors=True)
     return {"train": _plain(result), "metrics": metrics}
@@ -65,9 +69,12 @@ def _plain(result: dict[str, Any]) -> dict[str, Any]:
 def versions() -> dict[str, str]:
     """Versions that can change a result, recorded in every cell."""
     out = {"python": sys.version.split()[0], "platform": f"{platform.platform()} ({platform.machine()})"}
-    for dist in ("ganbalance", "torch", "torchvision", "timm", "numpy", "scikit-learn", "kornia"):
+    for dist in ("torch", "torchvision", "timm", "numpy", "scikit-learn", "kornia"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
             out[dist] = "not installed"
+    from classify import __version__  # also right when run from a source tree (PYTHONPATH)
+
+    out["ganbalance"] = __version__
     return out

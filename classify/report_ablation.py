@@ -97,6 +97,11 @@ def caveat_blocks(records: list[dict]) -> list[doc.Block]:
     return [doc.Heading("Caveats"), doc.Bullets(items)]
 
 
+def _gpu(record: dict) -> str:
+    name = (record.get("train") or {}).get("device_name")
+    return f", GPU {name}" if name else ""
+
+
 def settings_blocks(records: list[dict]) -> list[doc.Block]:
     first = records[0]
     tc = first.get("train_config", {})
@@ -110,7 +115,7 @@ def settings_blocks(records: list[dict]) -> list[doc.Block]:
         f"training: epochs={tc.get('epochs')}, res={tc.get('res')}, batch={tc.get('batch')}, lr={tc.get('lr')}, "
         f"device={tc.get('device')}",
         f"summed cell wall time: {total / 60:.1f} min (cells may have run in parallel)",
-        f"machine: {v.get('platform', 'unknown')}; python {v.get('python')}, torch {v.get('torch')}, "
+        f"machine: {v.get('platform', 'unknown')}{_gpu(first)}; python {v.get('python')}, torch {v.get('torch')}, "
         f"ganbalance {v.get('ganbalance')}",
     ]
     return [doc.Heading("Settings"), doc.Bullets(items)]
