@@ -1,0 +1,85 @@
+"""`classify train / eval / models` through click: outputs and one-line user errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from classify_testdata import make_square_dataset, write_square_images
+from click.testing import CliRunner
+
+from classify.cli import main
+from classify.prepare import PrepareConfig, prepare_dataset
+
+
+def _run(args: list[str]):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+def _one_line_error(result, *needles: str) -> None:
+    assert result.exit_code != 0
+    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_models_lists_registry() -> None:
+    r = _run(["models"])
+    assert r.exit_code == 0
+    for name in ("resnet18", "vgg16_bn", "efficientnet_b0", "oversample", "gan_filtered"):
+        assert name in r.output
+
+
+def test_train_eval_round_trip_and_mismatch(tmp_path: Path) -> None:
+    data = make_square_dataset(tmp_path, n_good=20, n_bad=10, size=32)
+    run = tmp_path / "run"
+    r = _run(["train", "--data", str(data), "--out", str(run), "--res", "16", "--batch", "8", "--epochs", "1",
+              "--device", "cpu", "--strategy", "oversample+classic", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "best epoch 1/1" in r.output and (run / "model.pt").is_file()
+    r = _run(["eval", str(run / "model.pt"), "--data", str(data), "--split", "test", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "ROC-AUC" in r.output and "minority P/R/F1" in r.output
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["split"] == "test" and len(ev["y_true"]) == ev["n"] == len(ev["y_score"])
+    for png in ("confusion_test.png", "pr_test.png", "roc_test.png"):
+        assert (run / png).read_bytes()[:4] == b"\x89PNG"
+    other = tmp_path / "other_images"
+    write_square_images(other / "cracked", 10, defect=True, seed=5)
+    write_square_images(other / "ok", 20, defect=False, seed=6)
+    other_data = tmp_path / "other_data"
+    prepare_dataset(PrepareConfig(source=f"folder:{other}", out=str(other_data)))
+    _one_line_error(_run(["eval", str(run), "--data", str(other_data)]), "trained on classes", "retrain")
+
+
+def test_user_errors_are_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    base = ["train", "--out", str(tmp_path / "run"), "--device", "cpu"]
+    _one_line_error(_run(base + ["--data", str(empty)]), str(empty))
+    _one_line_error(_run(base + ["--data", str(empty), "--model", "resnet9"]), "unknown model", "resnet18")
+    _one_line_error(_run(base + ["--data", str(empty), "--strategy", "oversample+smote"]), "unknown strategy",
+                    "classic")
+    _one_line_error(_run(["eval", str(tmp_path / "none.pt"), "--data", str(empty)]), "not found")
+    if not torch.cuda.is_available():
+        _one_line_error(_run(["train", "--data", str(empty), "--out", str(tmp_path / "r"), "--device", "cuda"]),
+                        "no CUDA GPU")
+
+
+def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    write_square_images(images / "good", 12, defect=False, seed=1)
+    write_square_images(images / "bad", 2, defect=True, seed=2)  # one to train, one to test: val has none
+    data = tmp_path / "data"
+    prepare_dataset(PrepareConfig(source=f"folder:{images}", out=str(data)))
+    r = _run(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--device", "cpu", "--res", "16"])
+    _one_line_error(r, "split", "undefined")
+
+
+@pytest.mark.parametrize("flag", [["--epochs", "0"], ["--batch", "1"]])
+def test_bad_numbers(flag, tmp_path: Path) -> None:
+    r = _run(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--device", "cpu"] + flag)
+    _one_line_error(r, "need res >= 8")
