@@ -176,3 +176,15 @@ def test_cli_sample_and_grid(setup, tmp_path):
     r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "x"), "--n", "2", "--filters", "blur"])
     assert r.exit_code != 0 and "unknown --filters blur" in r.output and "Traceback" not in r.output
     assert np.asarray(Image.open(tmp_path / "g.png")).shape[2] == 3
+
+
+def test_grid_of_conditional_generator_has_one_row_per_class(files, tmp_path):
+    r = CliRunner().invoke(main, ["grid", str(files["cond"]), "--seeds", "0-3", "--out", str(tmp_path / "c.png")])
+    assert r.exit_code == 0, r.output
+    one = CliRunner().invoke(main, ["grid", str(files["cond"]), "--seeds", "0-3", "--class", "good",
+                                    "--out", str(tmp_path / "g.png")])
+    assert one.exit_code == 0, one.output
+    both, single = Image.open(tmp_path / "c.png"), Image.open(tmp_path / "g.png")
+    assert both.size[1] > single.size[1] and both.size[0] > single.size[0]  # 2 rows + a label strip
+    bad = CliRunner().invoke(main, ["grid", str(files["cond"]), "--class", "cat", "--out", str(tmp_path / "x.png")])
+    assert bad.exit_code != 0 and "unknown --class 'cat'" in bad.output
