@@ -83,7 +83,7 @@ def test_tiny_real_ablation_writes_cells_report_and_reruns_nothing(tiny_prepared
     out = tmp_path / "abl"
     argv = ["ablate", "--data", str(tiny_prepared), "--out", str(out), "--samples", samples,
             "--strategies", "baseline,gan_filtered", "--models", "resnet18", "--seeds", "0,1",
-            "--epochs", "1", "--res", "16", "--batch", "8", "--device", "cpu"]
+            "--epochs", "1", "--res", "16", "--batch", "32", "--device", "cpu"]
     runner = CliRunner()
     refused = runner.invoke(main, argv)
     assert refused.exit_code != 0 and "--allow-generator-leak" in refused.output
