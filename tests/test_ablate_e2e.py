@@ -120,3 +120,17 @@ def test_cli_bad_input_is_one_line(tiny_prepared, tmp_path, extra, message):
     result = CliRunner().invoke(main, argv)
     assert result.exit_code != 0 and message in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_toml_config_flag_override_and_slurm_shard(tiny_prepared, tmp_path):
+    study = tmp_path / "ablation.toml"
+    study.write_text(f'data_dir = "{tiny_prepared}"\nout_dir = "{tmp_path / "abl"}"\n'
+                     'strategies = ["baseline", "oversample", "class_weight"]\nseeds = [0, 1]\nres = 16\nepochs = 1\n')
+    env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "1"}
+    result = CliRunner(env=env).invoke(main, ["ablate", "--config", str(study), "--seeds", "0", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    # --seeds 0 overrides the file's two seeds: 3 cells; SLURM task 2 of 1..2 is shard 1/2 -> cell index 1
+    assert "ablation grid: 3 cells; shard 1/2 has 1" in result.output
+    assert "todo  oversample__resnet18__frac1__seed0" in result.output
+    bad = CliRunner().invoke(main, ["ablate", "--config", str(tmp_path / "missing.toml")])
+    assert bad.exit_code != 0 and "does not exist" in bad.output
