@@ -84,8 +84,9 @@ def caveat_blocks(records: list[dict]) -> list[doc.Block]:
         "differences. With <= 5 seeds a two-sided Wilcoxon p cannot fall below 0.0625.",
         "Many comparisons are made; 'Holm p' adjusts the Wilcoxon p-values within each metric. Verdicts are not "
         "adjusted, so expect some false 'beats' in a large grid.",
-        "'Best non-GAN' is chosen on the same test data it is then compared on, which flatters it: this makes "
-        "'GAN beats best non-GAN' conservative and 'GAN is worse' optimistic.",
+        "The Answer compares the best GAN arm with the best non-GAN arm, each picked on the same test data it is "
+        "then compared on; picking the best of several noisy arms inflates each side's mean (winner's curse). "
+        "The comparisons with baseline below do not involve such a choice.",
     ]
     leaks = sorted({r["id"] for r in records if r.get("generator_leak")})
     if leaks:
