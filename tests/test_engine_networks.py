@@ -4,7 +4,6 @@ channels_last, torch.compile-friendliness and speed of tiny models."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -265,18 +264,8 @@ def test_discriminator_has_no_graph_breaks():
     assert explanation.graph_break_count == 0, explanation.break_reasons
 
 
-def _fwd_bwd_seconds(fn, repeats: int = 3) -> float:
-    """Best of `repeats` timed calls after a warm-up: the 2 shared cores make single runs noisy."""
-    fn()  # warm-up (allocator, first-call dispatch)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def test_tiny_generator_and_discriminator_forward_backward_under_a_second():
+def test_tiny_generator_and_discriminator_forward_backward():
+    # Speed is measured in scripts/bench_engine.py, never asserted in a test (the CI box is shared).
     G = tiny_g(res=32, c_dim=2).train()
     D = tiny_d(res=32, c_dim=2).train()
     z, c = torch.randn(4, 16), onehot(4, 2)
@@ -289,8 +278,7 @@ def test_tiny_generator_and_discriminator_forward_backward_under_a_second():
         D.zero_grad()
         D(torch.randn(4, 3, 32, 32), c).sum().backward()
 
-    g_s, d_s = _fwd_bwd_seconds(g_step), _fwd_bwd_seconds(d_step)
-    print(f"tiny G fwd+bwd {g_s:.3f}s, tiny D fwd+bwd {d_s:.3f}s")
-    assert g_s < 1.0 and d_s < 1.0
+    g_step()
+    d_step()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in G.parameters())
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in D.parameters())
