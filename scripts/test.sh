@@ -8,6 +8,20 @@ start=$(date +%s)
 # shellcheck disable=SC1091
 source "$ROOT/scripts/install.sh"
 
+# The report test renders index.html in headless Chromium (Debian package `chromium`).
+# Install it when absent and apt-get exists; a failed install stops here, loudly, and
+# GANBALANCE_TEST_SH makes that test fail rather than skip if chromium is still missing.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+  echo "[test] installing Debian chromium for the report test (apt-get)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium; } >/tmp/ganbalance-apt.log 2>&1; then
+    tail -20 /tmp/ganbalance-apt.log >&2
+    echo "[test] FAILED: apt-get install chromium failed (log above, full log /tmp/ganbalance-apt.log)" >&2
+    exit 1
+  fi
+fi
+export GANBALANCE_TEST_SH=1
+
 echo "[test] ruff check"
 ruff check .
 

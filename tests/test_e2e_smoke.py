@@ -1,0 +1,98 @@
+"""The whole pipeline end to end at micro scale, through gen.pipeline and the real CLIs.
+
+It runs the shipped scripts/demo-cpu.toml itself (so a broken flag there fails here), with
+its [vars] swapped for micro values: 40 tiny images made here (the 'bad' ones carry a
+bright square), 16x16, one epoch, a few GAN images. Then it checks every stage's key
+outputs, the resume behaviour, and index.html on disk and in headless Chromium.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from browser_helpers import broken_links, probe_images
+from conftest import write_class_images
+
+from gen.pipeline import PipelineConfig, run_pipeline
+from gen.site import write_index
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = ["prepare", "judge", "judge_eval", "gan", "sample", "ablate", "report"]
+
+MICRO = {
+    "minority": "bad", "fraction": "0.75", "device": "cpu", "res": "16", "batch": "8", "judge_epochs": "1",
+    "gan_kimg": "0.02", "gan_batch": "4", "gan_tick": "0.01", "n_samples": "24", "n_keep": "12",
+    "seeds": "0", "ablate_epochs": "1",
+}
+
+
+def _micro_config(images: Path) -> PipelineConfig:
+    cfg = PipelineConfig.load(ROOT / "scripts" / "demo-cpu.toml")
+    assert set(MICRO) | {"source"} == set(cfg.vars), "demo-cpu.toml [vars] changed: update MICRO"
+    cfg.vars.update(MICRO, source=f"folder:{images}")
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    write_class_images(root / "images" / "good", 24, defect=False, rgb=False, seed=1)
+    write_class_images(root / "images" / "bad", 16, defect=True, rgb=False, seed=2)
+    out = root / "run"
+    cfg = _micro_config(root / "images")
+    timings = run_pipeline(cfg, out)
+    return cfg, out, timings, write_index(out, timings)
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_every_stage_writes_its_key_outputs(micro_run):
+    _, out, timings, _ = micro_run
+    assert list(timings) == STEPS and all((out / ".steps" / f"{s}.done").is_file() for s in STEPS)
+    manifest = _rows(out / "data" / "manifest.csv")
+    assert {r["split"] for r in manifest} == {"train", "val", "test", "unused"}  # fraction 0.75 leaves some unused
+    assert (out / "judge" / "model.pt").is_file() and json.loads((out / "judge" / "eval_val.json").read_text())["n"] > 0
+    gan = out / "gan"
+    assert list(gan.glob("network-snapshot-*.pt")) and list(gan.glob("*.G_ema.safetensors"))
+    assert (gan / "reals.png").is_file() and list(gan.glob("fakes[0-9]*.png"))
+    assert any("fd_judge" in json.loads(line) for line in (gan / "metrics.jsonl").read_text().splitlines())
+    samples = _rows(out / "samples" / "samples.csv")
+    assert len(samples) == 24 and sum(r["accepted"] == "1" for r in samples) == 12
+    assert {"judge_confidence", "realism_score", "nearest_real_distance"} <= set(samples[0])
+    assert all((out / "samples" / r["file"]).is_file() for r in samples)
+    cells = sorted(p.stem for p in (out / "ablate" / "cells").glob("*.json"))
+    assert [c.split("__")[0] for c in cells] == ["baseline", "gan", "gan_filtered+classic", "oversample+classic"]
+    for name in ("report.md", "report.html", "results.csv"):
+        assert (out / "ablate" / name).is_file()
+
+
+def test_index_links_every_report_and_renders_clean(micro_run, tmp_path):
+    _, out, _, index = micro_run
+    page = index.read_text()
+    assert "not run yet" not in page
+    for ref in ("data/report.md", "judge/confusion_val.png", "gan/training_curves.png", "gan/reals.png",
+                "samples/index.html", "samples/accepted.png", "samples/rejected.png", "ablate/report.html"):
+        assert f'"{ref}"' in page, ref
+    # Follows into samples/index.html and ablate/report.html, which the commands wrote.
+    assert broken_links(index, out) == []
+    probe = probe_images(index, tmp_path)
+    assert probe["broken"] == 0 and probe["images"] >= 8, probe
+
+
+def test_rerun_skips_everything_and_a_lost_marker_resumes_the_gan(micro_run, capfd):
+    cfg, out, _, _ = micro_run
+    mtime = (out / "ablate" / "report.md").stat().st_mtime
+    run_pipeline(cfg, out)
+    assert capfd.readouterr().out.count("done earlier, skipped") == len(STEPS)
+    assert (out / "ablate" / "report.md").stat().st_mtime == mtime
+    # As if killed after the GAN's last snapshot but before its marker: the step reruns
+    # with --resume latest, finds kimg already reached and exits 0 without retraining.
+    (out / ".steps" / "gan.done").unlink()
+    snapshots = sorted((out / "gan").glob("network-snapshot-*.pt"))
+    run_pipeline(cfg, out)
+    assert "--resume latest" in capfd.readouterr().out
+    assert sorted((out / "gan").glob("network-snapshot-*.pt")) == snapshots
