@@ -89,7 +89,8 @@ def train_command(dry_run: bool, compile_: bool | None, metrics: str | None, dev
     from gen.train import train
 
     result = train(cfg, log=click.echo)
-    click.echo(f"{result['status']}: kimg {result['kimg']:.3f}, latest snapshot {result['snapshot']} in {cfg.out_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        click.echo(f"{result['status']}: kimg {result['kimg']:.3f}, latest snapshot {result['snapshot']} in {cfg.out_dir}")
 
 
 def _require(overrides: dict, *pairs: tuple[str, str]) -> None:
