@@ -135,8 +135,9 @@ def _read_transfer_source(path: Path) -> dict[str, dict[str, torch.Tensor]]:
     if suffix == ".pkl":
         from stylegan2_ada.import_pkl import load_reference_pkl
 
-        imported = load_reference_pkl(path)
-        return {k: imported[k] for k in ("G", "D", "G_ema") if k in imported and isinstance(imported[k], dict)}
+        ckpt = load_reference_pkl(path)  # restricted unpickler: executes nothing from the file
+        found = {"G": ckpt.G_state, "D": ckpt.D_state, "G_ema": ckpt.G_ema_state}
+        return {k: v for k, v in found.items() if v is not None}
     raise UserError(f"--resume-from {path}: unknown file type {suffix!r}; use .pt, .safetensors or .pkl")
 
 

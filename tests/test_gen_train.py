@@ -235,3 +235,28 @@ def test_metrics_track_the_best_snapshot(data_dir, tmp_path, monkeypatch):
 def test_metrics_without_features_is_a_clear_error(data_dir, tmp_path):
     with pytest.raises(UserError, match="--inception-weights PATH .* or --judge"):
         train(tiny_cfg(data_dir, tmp_path / "r", metrics=["fid"]), log=lambda m: None)
+
+
+def test_transfer_from_a_reference_pkl(data_dir, tmp_path):
+    """A reference-format .pkl (conditional, 3 classes) -> an unconditional run at its size."""
+    from pathlib import Path
+
+    from reference_pkl_builder import write_reference_pkl
+
+    pkl = tmp_path / "ref.pkl"
+    marker = tmp_path / "executed.txt"
+    golden = write_reference_pkl(Path(__file__).parent / "golden" / "sg2ada_cond_gray32.safetensors", pkl, marker)
+    msgs: list[str] = []
+    out = tmp_path / "run"
+    cfg = tiny_cfg(data_dir, out, res=32, z_dim=64, w_dim=64, map_layers=2, channel_base=4096, channel_max=64,
+                   kimg=0.004, lr=1e-12, gamma=0.0, pl_weight=0.0, resume_from=str(pkl))
+    train(cfg, log=msgs.append)
+    assert not marker.exists()
+    note = next(m for m in msgs if m.startswith("transfer:"))
+    assert "G label layers re-initialised" in note and "D label layers re-initialised" in note
+    snap = state_of(out)
+    key = "synthesis.b32.conv1.weight"
+    # The builder's G is 1.5 x its G_ema; at nimg 0 the EMA ramp-up makes G_ema a copy of G.
+    assert torch.allclose(snap["G"][key], 1.5 * golden["G." + key], atol=1e-5)
+    assert torch.allclose(snap["G_ema"][key], snap["G"][key])
+    assert torch.allclose(snap["D"]["b32.conv0.weight"], golden["D.b32.conv0.weight"], atol=1e-5)
