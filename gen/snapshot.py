@@ -99,6 +99,21 @@ def find_resume_snapshot(spec: str, out_dir: str) -> Path:
     return snaps[-1]
 
 
+def remove_stale_temp_files(run_dir: Path) -> list[str]:
+    """Delete temporary files that a killed writer left (`.NAME.XXXX.tmp`, see classify.fileio).
+
+    Only names our own writes produce; called when a run (re)starts, when no write of
+    this run can be in flight.
+    """
+    ours = ("network-snapshot-", "metrics.jsonl", "fakes", "reals.png", "best.json", "training_options.json")
+    removed = []
+    for f in Path(run_dir).glob(".*.tmp"):
+        if f.name[1:].startswith(ours):
+            f.unlink(missing_ok=True)
+            removed.append(f.name)
+    return removed
+
+
 def prune_snapshots(run_dir: Path, keep: int, protect: set[str]) -> None:
     """Delete all but the newest `keep` snapshots (and their .safetensors), sparing `protect`."""
     snaps = list_snapshots(run_dir)

@@ -32,6 +32,7 @@ from gen.snapshot import (
     list_snapshots,
     load_snapshot,
     prune_snapshots,
+    remove_stale_temp_files,
     rng_state,
     save_snapshot,
     set_rng_state,
@@ -204,6 +205,10 @@ class Trainer:
         self.log = RunLog(self.out_dir, total, c.cur_nimg, self.dist.is_main,
                           c.cur_nimg if self.resumed_from else None)
         try:
+            if self.dist.is_main and self.out_dir.is_dir():
+                stale = remove_stale_temp_files(self.out_dir)
+                if stale:
+                    self.say(f"removed {len(stale)} partial file(s) left by an interrupted write")
             if self.dist.is_main and self.resumed_from is None:
                 self._write_start_files()
             self.say(f"training on {self.data.summary()}; {self.device}, {self.dist.world} process(es), "

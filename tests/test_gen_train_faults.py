@@ -123,9 +123,12 @@ def test_kill_9_leaves_a_resumable_snapshot(data_dir, tmp_path):
     snap = state_of(out)
     done = snap["counters"]["cur_nimg"]
     assert done >= 4 and snap["format_version"] == 1
+    (out / ".network-snapshot-000000.pt.k9.tmp").write_bytes(b"torn")  # what a kill mid-write leaves
+    (out / ".notes.txt.tmp").write_bytes(b"not ours")
     result = train(tiny_cfg(data_dir, out, kimg=(done + 8) / 1000, tick_kimg=0.004, snap=1, resume="latest"),
                    log=lambda m: None)
     assert result["status"] == "done" and state_of(out)["counters"]["cur_nimg"] == done + 8
+    assert sorted(p.name for p in out.glob(".*.tmp")) == [".notes.txt.tmp"]
 
 
 def test_sigterm_snapshots_and_exits_cleanly(data_dir, tmp_path):
