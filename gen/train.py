@@ -25,7 +25,7 @@ from classify.errors import UserError
 from classify.fileio import atomic_write_json
 from gen.ada_control import AdaController
 from gen.config import TrainConfig, config_differences
-from gen.distributed import Dist, init_process_group, shutdown
+from gen.distributed import Dist, env_rank, init_process_group, shutdown
 from gen.phases import build_phases, run_phase
 from gen.snapshot import (
     find_resume_snapshot,
@@ -124,7 +124,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, log=print, data: TrainData | None = None):
         """`data` replaces the prepared folder (benchmarks feed random images)."""
         self.cfg, self.out_dir = cfg, Path(cfg.out_dir)
-        self.device = resolve_device(cfg, rank=_env_rank())
+        self.device = resolve_device(cfg, rank=env_rank()[0])
         self.dist: Dist = init_process_group(self.device)
         self.say = log if self.dist.is_main else (lambda msg: None)
         self.stop_signal: str | None = None
@@ -342,12 +342,6 @@ class Trainer:
         raise UserError(f"training stopped at kimg {self.counters.cur_nimg / 1000:.3f}: non-finite {what}; "
                         f"the last good snapshot is kept ({kept}) — resume from it with a lower --lr/--gamma "
                         "or --precision fp32")
-
-
-def _env_rank() -> int:
-    from gen.distributed import env_rank
-
-    return env_rank()[0]
 
 
 def train(cfg: TrainConfig, log=print) -> dict[str, Any]:
