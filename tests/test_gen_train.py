@@ -260,3 +260,17 @@ def test_transfer_from_a_reference_pkl(data_dir, tmp_path):
     assert torch.allclose(snap["G"][key], 1.5 * golden["G." + key], atol=1e-5)
     assert torch.allclose(snap["G_ema"][key], snap["G"][key])
     assert torch.allclose(snap["D"]["b32.conv0.weight"], golden["D.b32.conv0.weight"], atol=1e-5)
+
+
+def test_freeze_d_excludes_the_highest_resolution_blocks():
+    from stylegan2_ada import Discriminator, DiscriminatorConfig
+
+    from gen.phases import trainable_d_params
+
+    D = Discriminator.from_config(DiscriminatorConfig(img_resolution=16, img_channels=1, channel_base=256,
+                                                      channel_max=16))
+    names = {id(p): n for n, p in D.named_parameters()}
+    kept = {names[id(p)].split(".")[0] for p in trainable_d_params(D, freeze_d=1)}
+    assert "b16" not in kept and {"b8", "b4"} <= kept
+    kept2 = {names[id(p)].split(".")[0] for p in trainable_d_params(D, freeze_d=2)}
+    assert kept2 == {"b4"} and len(trainable_d_params(D, 0)) == len(list(D.parameters()))
