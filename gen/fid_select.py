@@ -49,7 +49,10 @@ def _fd_and_grad(mu: np.ndarray, cov: np.ndarray, r: _RealStats) -> tuple[float,
     w = np.clip(w, 0, None)
     diff = mu - r.mu
     fd = float(diff @ diff + np.trace(cov) + r.trace - 2 * np.sqrt(w).sum())
-    inv_sqrt = (v / np.sqrt(np.maximum(w, EIG_FLOOR))) @ v.T
+    # Pseudo-inverse square root: directions the kept set does not span (n < D) get 0, not
+    # 1/sqrt(1e-10), which would drown the ranking in numerical noise.
+    keep = w > EIG_FLOOR * max(float(w.max()), 1.0)
+    inv_sqrt = (v[:, keep] / np.sqrt(w[keep])) @ v[:, keep].T
     grad = np.eye(len(mu)) - r.sqrt @ inv_sqrt @ r.sqrt
     return fd, grad
 
@@ -75,42 +78,54 @@ def _remove_one(x: np.ndarray, mu: np.ndarray, cov: np.ndarray, n: int) -> tuple
 class _SmallSet:
     """Exact FD for sets smaller than the feature dimension, through n×n Gram matrices.
 
-    With n < D the covariance is singular and the first-order ranking breaks down (the
-    square root has an infinite slope at 0), but then the non-zero eigenvalues of A Σ A
-    equal those of H (X Σr Xᵀ) H / (n−1) (H: centring), an n×n problem, so every
-    candidate can be checked exactly: n eigen-decompositions of n×n per step.
+    With n < D the covariance is singular and the D-space gradient is meaningless (the
+    square root has an infinite slope at 0), but the non-zero eigenvalues of A Σ A equal
+    those of H (X Σr Xᵀ) H / (n−1) (H: centring), an n×n problem. Candidates are ranked by
+    the first-order change of the nuclear norm of Y = Xc A when row k goes:
+    −Σ_i s_i u_ki² (U, s from the same n×n eigen-decomposition), then checked exactly.
     """
 
     def __init__(self, fake: np.ndarray, r: _RealStats):
-        real_cov = r.sqrt @ r.sqrt
         self.fake, self.r = fake, r
-        self.q = fake @ real_cov @ fake.T
+        self.q = fake @ (r.sqrt @ r.sqrt) @ fake.T
         self.g = fake @ fake.T
+
+    def _centred_q(self, idx: np.ndarray) -> np.ndarray:
+        n = len(idx)
+        h = np.eye(n) - 1.0 / n
+        q = h @ self.q[np.ix_(idx, idx)] @ h
+        return (q + q.T) / 2
 
     def fd(self, idx: np.ndarray) -> float:
         n = len(idx)
         h = np.eye(n) - 1.0 / n
-        q = h @ self.q[np.ix_(idx, idx)] @ h / (n - 1)
         tr_cov = float(np.trace(h @ self.g[np.ix_(idx, idx)] @ h)) / (n - 1)
         diff = self.fake[idx].mean(0) - self.r.mu
-        w = np.clip(np.linalg.eigvalsh((q + q.T) / 2), 0, None)
+        w = np.clip(np.linalg.eigvalsh(self._centred_q(idx)) / (n - 1), 0, None)
         return float(diff @ diff + tr_cov + self.r.trace - 2 * np.sqrt(w).sum())
 
-    def best_removal(self, idx: np.ndarray) -> tuple[int, float]:
-        scores = [self.fd(np.delete(idx, k)) for k in range(len(idx))]
-        k = int(np.argmin(scores))
-        return int(idx[k]), scores[k]
+    def ranked(self, idx: np.ndarray) -> np.ndarray:
+        """Rows of idx ordered by predicted FD after removing each (best first)."""
+        n, x = len(idx), self.fake[idx]
+        mu = x.mean(0)
+        w, u = np.linalg.eigh(self._centred_q(idx))
+        s = np.sqrt(np.clip(w, 0, None))
+        nuclear = s.sum() - (u * u) @ s  # ||Y without row k||_*, first order
+        d = x - mu
+        mu_k = (n * mu - x) / (n - 1)
+        mean_term = ((mu_k - self.r.mu) ** 2).sum(1)
+        scatter_tr = float(np.trace(np.eye(n) @ (d @ d.T))) - n / (n - 1) * (d * d).sum(1)
+        pred = mean_term + scatter_tr / (n - 2) + self.r.trace - 2 * nuclear / np.sqrt(n - 2)
+        return idx[np.argsort(pred)]
 
 
 def greedy_fd_selection(
-    fake: np.ndarray, real: np.ndarray, max_drop: int, min_keep: int = 3, candidates: int = 5,
-    exhaustive_below: int = 128,
+    fake: np.ndarray, real: np.ndarray, max_drop: int, min_keep: int = 3, candidates: int = 5
 ) -> SelectionResult:
     """Drop up to `max_drop` rows of `fake`, each time the best-predicted one whose removal
     lowers the exact FD (trying up to `candidates`); stop when none of them lowers it.
 
-    Sets of at most `exhaustive_below` rows and fewer rows than dimensions are searched
-    exhaustively and exactly instead (see _SmallSet).
+    Sets with fewer rows than dimensions are ranked and checked in n×n space (_SmallSet).
     """
     fake = np.asarray(fake, np.float64)
     r = _real_stats(np.asarray(real, np.float64))
@@ -121,10 +136,14 @@ def greedy_fd_selection(
     small = None
     while len(result.removed_order) < max_drop and alive.sum() > max(min_keep, 3):
         idx = np.flatnonzero(alive)
-        if small is not None or len(idx) <= min(exhaustive_below, fake.shape[1]):
+        if small is not None or len(idx) <= fake.shape[1]:
             small = small or _SmallSet(fake, r)
-            j, fd_j = small.best_removal(idx)
-            best = (j, fd_j, None, None, None) if fd_j < fd else None
+            best = None
+            for j in small.ranked(idx)[:candidates]:
+                fd_j = small.fd(idx[idx != j])
+                if fd_j < fd:
+                    best = (j, fd_j, None, None, None)
+                    break
         else:
             best = _try_candidates(fake, idx, mu, cov, grad, r, fd, candidates)
         if best is None:

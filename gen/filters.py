@@ -139,17 +139,18 @@ def _duplicates(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Filt
     def one(c: int, rows: np.ndarray, real: RealSet) -> None:
         rows = rows[alive[rows]]
         thr = float(np.percentile(knn_radii(real.feats, 1).numpy(), cfg.memorisation_percentile))
+        dist = pairwise_distances(inp.feats[rows], inp.feats[rows]).numpy()  # one pass, not one per row
         seen: dict[str, int] = {}
-        kept: list[int] = []
-        for i in rows:
+        kept: list[int] = []  # positions in `rows`
+        for k, i in enumerate(rows):
             digest = hashlib.md5(inp.images[i].numpy().tobytes()).hexdigest()
             twin = seen.get(digest)
             if twin is None and kept:
-                d = pairwise_distances(inp.feats[i : i + 1], inp.feats[kept])[0]
-                twin = kept[int(d.argmin())] if float(d.min()) <= thr else None
+                near = int(np.argmin(dist[k, kept]))
+                twin = int(rows[kept[near]]) if dist[k, kept[near]] <= thr else None
             if twin is None:
-                seen[digest] = i
-                kept.append(i)
+                seen[digest] = int(i)
+                kept.append(k)
             else:
                 dup_of[i], accept[i] = twin, False
 
