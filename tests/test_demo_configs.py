@@ -50,8 +50,8 @@ def test_every_step_parses_with_its_command(path, tmp_path):
 def test_cpu_demo_runs_the_issue_grid():
     cfg = PipelineConfig.load(ROOT / "scripts" / "demo-cpu.toml")
     (ablate,) = [s for s in cfg.steps if s.name == "ablate"]
-    strategies = ablate.argv[ablate.argv.index("--strategies") + 1]
-    assert strategies.split(",") == ["baseline", "oversample+classic", "gan", "gan_filtered+classic"]
+    assert ablate.argv[ablate.argv.index("--strategies") + 1] == "{strategies}"
+    assert cfg.vars["strategies"].split(",") == ["baseline", "oversample+classic", "gan", "gan_filtered+classic"]
     assert cfg.vars["seeds"] == "0,1" and cfg.vars["minority"] == "defective" and cfg.vars["fraction"] == "0.25"
 
 

@@ -97,3 +97,10 @@ def test_links_must_be_relative_and_inside_the_run(tmp_path):
     (tmp_path / "outside.png").write_bytes(b"x")
     bad = broken_links(page, tmp_path / "run")
     assert len(bad) == 3 and all("p.html" in b for b in bad)
+
+
+def test_training_curves_plot_distances_not_their_std_or_subset():
+    from gen.curves import _metric_keys
+
+    rows = [{"kimg": 0, "fd_judge": 9.0, "kd_judge": 0.1, "kd_judge_std": 0.2, "kd_judge_subset": 8, "ada_p": 0.0}]
+    assert _metric_keys(rows, ("kd", "kid")) == ["kd_judge"] and _metric_keys(rows, ("fd", "fid")) == ["fd_judge"]
