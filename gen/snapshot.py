@@ -127,6 +127,42 @@ def prune_snapshots(run_dir: Path, keep: int, protect: set[str]) -> None:
                 pass
 
 
+PRESERVED_PREFIX = "best-"
+
+
+def preserve_best(run_dir: Path, best: dict) -> dict:
+    """Keep the best snapshot's files under `best-<name>` before a newer snapshot of the
+    same kimg replaces `<name>` (names are kimg rounded down, so short ticks collide).
+
+    A hard link keeps the old content at no cost (the atomic write then swaps in a new
+    file at `<name>`); where links are unsupported the files are copied.
+    """
+    import shutil
+
+    name = best["snapshot"]
+    for src_name in (name, name[:-3] + SUFFIX):
+        src, dst = run_dir / src_name, run_dir / (PRESERVED_PREFIX + src_name)
+        if not src.is_file():
+            continue
+        dst.unlink(missing_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    return dict(best, snapshot=PRESERVED_PREFIX + name)
+
+
+def drop_preserved(run_dir: Path, old_best: dict | None, new_best: dict | None) -> None:
+    """Delete a preserved best copy once a different snapshot has become the best."""
+    if not old_best or not old_best["snapshot"].startswith(PRESERVED_PREFIX):
+        return
+    if new_best and new_best["snapshot"] == old_best["snapshot"]:
+        return
+    name = old_best["snapshot"]
+    for f in (name, name[:-3] + SUFFIX):
+        (run_dir / f).unlink(missing_ok=True)
+
+
 def better_best(best: dict | None, metric: str, value: float, kimg: int, snap: Path) -> dict | None:
     """The best.json record after a new measurement (lower is better for FD/FID/KD/KID)."""
     if value != value:  # NaN never wins

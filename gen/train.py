@@ -28,9 +28,11 @@ from gen.config import TrainConfig, config_differences
 from gen.distributed import Dist, env_rank, init_process_group, shutdown
 from gen.phases import build_phases, run_phase
 from gen.snapshot import (
+    drop_preserved,
     find_resume_snapshot,
     list_snapshots,
     load_snapshot,
+    preserve_best,
     prune_snapshots,
     remove_stale_temp_files,
     rng_state,
@@ -293,13 +295,16 @@ class Trainer:
             return
         kimg = self.counters.cur_nimg // 1000
         save_fakes(self.nets.G_ema, self.grid, self.out_dir / f"fakes{kimg:06d}.png")
-        old_best = self.best
+        old_best, target = self.best, snapshot_path(self.out_dir, kimg)
         if with_metric and self.metrics is not None and self.metric_history:
             # Decided before saving so the snapshot itself carries the bookkeeping it implies.
-            self.best = self.metrics.better_best(self.best, self.metric_history[-1], snapshot_path(self.out_dir, kimg))
+            self.best = self.metrics.better_best(self.best, self.metric_history[-1], target)
+        if self.best is not None and self.best is old_best and self.best["snapshot"] == target.name:
+            self.best = preserve_best(self.out_dir, self.best)  # about to overwrite the best's file
         path = save_snapshot(self.out_dir, kimg, self._payload(), self.nets.G_ema, self._info(kimg))
         if self.best is not None and self.best != old_best:
             atomic_write_json(self.out_dir / "best.json", self.best)  # only once the snapshot exists
+            drop_preserved(self.out_dir, old_best, self.best)
         prune_snapshots(self.out_dir, self.cfg.keep, {self.best["snapshot"], path.name} if self.best else {path.name})
 
     def _payload(self) -> dict[str, Any]:

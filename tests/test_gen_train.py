@@ -274,3 +274,23 @@ def test_freeze_d_excludes_the_highest_resolution_blocks():
     assert "b16" not in kept and {"b8", "b4"} <= kept
     kept2 = {names[id(p)].split(".")[0] for p in trainable_d_params(D, freeze_d=2)}
     assert kept2 == {"b4"} and len(trainable_d_params(D, 0)) == len(list(D.parameters()))
+
+
+def test_best_snapshot_survives_a_newer_snapshot_of_the_same_kimg(data_dir, tmp_path, monkeypatch):
+    """Snapshot names are kimg rounded down; a later, worse state must not replace the best."""
+    import gen.train_metrics as tm
+
+    scripted = iter([5.0, 3.0, 4.0, 6.0, 7.0])
+    monkeypatch.setattr(tm.MetricRunner, "__init__", lambda self, cfg, data, device: None)
+    monkeypatch.setattr(tm.MetricRunner, "evaluate", lambda self, G: {"fd_judge": next(scripted)})
+    monkeypatch.setattr(tm.MetricRunner, "primary", lambda self, values: "fd_judge")
+    out = tmp_path / "run"
+    train(tiny_cfg(data_dir, out, kimg=0.064, tick_kimg=0.02, metrics=["fd"], judge="j.pt"), log=lambda m: None)
+    best = json.loads((out / "best.json").read_text())
+    assert best == {"snapshot": "best-network-snapshot-000000.pt", "metric": "fd_judge", "value": 3.0, "kimg": 0}
+    kept = torch.load(out / best["snapshot"], weights_only=True)
+    assert kept["counters"]["cur_nimg"] == 24 and kept["metric_history"][-1]["fd_judge"] == 3.0
+    assert state_of(out)["counters"]["cur_nimg"] == 64  # the latest state is in the plain name
+    from gen.generator_file import resolve_generator_path
+
+    assert resolve_generator_path(out, "best").name == "best-network-snapshot-000000.G_ema.safetensors"
