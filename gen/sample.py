@@ -197,10 +197,21 @@ def _score(cfg, images, rows, classes, used, info, log):
     return outcome, feats, reals, extractor, note
 
 
+def _validate(cfg: SampleConfig) -> None:
+    """Settings that cannot work, refused before any image is generated."""
+    wanted = [f for f in cfg.filters.filters if f in FEATURE_FILTERS]
+    if "judge" in cfg.filters.filters and not cfg.judge:
+        raise UserError("the judge filter needs --judge MODEL (a `classify train` model.pt); or leave judge out of --filters")
+    if wanted and not (cfg.judge or cfg.inception_weights):
+        raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
+                        "(or --inception-weights PATH), or choose --filters without them")
+
+
 def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Generate (or resume), filter, and write the sample set; returns the filter report."""
     from gen.generator_file import load_generator
 
+    _validate(cfg)
     G, info = load_generator(cfg.generator, which=cfg.snapshot, device=cfg.device)
     info = {**info, "res": G.img_resolution, "channels": G.img_channels}
     classes = list(info.get("classes") or ["sample"])

@@ -148,6 +148,17 @@ def test_empty_accepted_set_names_the_filter_and_still_writes_scores(setup, tmp_
     assert len(_rows(out)) == 5 and (out / "rejected.png").is_file()
 
 
+def test_filters_without_judge_are_refused_before_generating(setup, tmp_path):
+    run, _ = setup
+    out = tmp_path / "s"
+    with pytest.raises(UserError, match="--judge MODEL"):
+        run_sample(SampleConfig(generator=str(run), out=str(out), n=3), log=_quiet)
+    assert not (out / "images").exists()
+    report = run_sample(SampleConfig(generator=str(run), out=str(out), n=3, filters=FilterConfig(filters=[])), log=_quiet)
+    assert report["n_accepted"] == 3 and report["extractor"] is None
+    assert (out / "accepted.png").is_file() and not (out / "rejected.png").exists()
+
+
 def test_n_larger_than_disk_allows(setup, tmp_path):
     run, _ = setup
     with pytest.raises(UserError, match="MiB free"):
