@@ -30,13 +30,16 @@ def _as_2d(feats: torch.Tensor | np.ndarray, what: str) -> torch.Tensor:
     return t
 
 
-def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def pairwise_distances(a: torch.Tensor, b: torch.Tensor, exact: bool = True) -> torch.Tensor:
     """Euclidean distances [len(a), len(b)] in float64.
 
     The matmul shortcut of cdist gives an exact copy a distance of ~1e-8 instead of 0, which
-    would let a copied training image slip past the memorisation threshold; compute directly.
+    would let a copied training image slip past the memorisation threshold, so decisions use
+    the direct computation; `exact=False` (matmul, far faster in high dimensions) is for
+    numbers that are only reported, such as pixel-space distances.
     """
-    return torch.cdist(_as_2d(a, "first"), _as_2d(b, "second"), compute_mode="donot_use_mm_for_euclid_dist")
+    mode = "donot_use_mm_for_euclid_dist" if exact else "use_mm_for_euclid_dist"
+    return torch.cdist(_as_2d(a, "first"), _as_2d(b, "second"), compute_mode=mode).clamp_min(0)
 
 
 def knn_radii(feats: torch.Tensor, k: int) -> torch.Tensor:

@@ -50,7 +50,7 @@ def test_memorisation_rejects_exact_copy_of_a_real():
     res = build("memorisation")(_inputs(feats, images, reals), np.ones(2, bool))
     assert res.accept.tolist() == [False, True]
     assert res.columns["nearest_real_distance"][0] == 0.0
-    assert res.columns["nearest_real_pixel_distance"][0] == 0.0
+    assert res.columns["nearest_real_pixel_distance"][0] == pytest.approx(0.0, abs=1e-6)
     assert res.columns["nearest_real_pixel_distance"][1] > 0.0
     assert res.columns["nearest_real_index"][0] == 7
     assert res.info["0"]["threshold"] > 0
