@@ -12,6 +12,7 @@ subprocesses (and their exit codes) is covered by tests/test_pipeline.py.
 
 import csv
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -65,6 +66,18 @@ class InProcess:
         return 0
 
 
+@contextmanager
+def one_thread():
+    """One intra-op thread: on a shared 2-core box two threads per process oversubscribe the
+    cores and run about 2x slower (measured); the results do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def in_process():
     runner = InProcess()
@@ -80,14 +93,8 @@ def micro_run(tmp_path_factory, in_process):
     write_class_images(root / "images" / "bad", 16, defect=True, rgb=False, seed=2)
     out = root / "run"
     cfg = _micro_config(root / "images")
-    # One intra-op thread: on a shared 2-core box two threads per process oversubscribe the
-    # cores and run about 2x slower (measured); the results do not depend on it.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         timings = run_pipeline(cfg, out)
-    finally:
-        torch.set_num_threads(threads)
     assert [Path(c[0]).name + " " + c[1] for c in in_process.calls] == [
         "classify prepare", "classify train", "classify eval", "gen train", "gen sample", "classify ablate",
         "classify report"]
@@ -143,7 +150,8 @@ def test_rerun_skips_everything_and_a_lost_marker_resumes_the_gan(micro_run, in_
     # reruns, with --resume latest; kimg is already reached, so it ends without training.
     (out / ".steps" / "gan.done").unlink()
     snapshots = sorted((out / "gan").glob("network-snapshot-*.pt"))
-    run_pipeline(cfg, out)
+    with one_thread():
+        run_pipeline(cfg, out)
     (rerun,) = in_process.calls[n_calls:]
     assert rerun[1] == "train" and rerun[-2:] == ["--resume", "latest"]
     assert sorted((out / "gan").glob("network-snapshot-*.pt")) == snapshots
