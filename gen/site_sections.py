@@ -108,8 +108,9 @@ def gan_section(out: Path) -> list[str]:
 
 
 def _filter_summary(report: dict) -> list[str]:
+    rejected = ", ".join(f"{k} {v}" for k, v in (report.get("rejected_by") or {}).items()) or "none"
     body = [f"<p>{fmt(report.get('n_accepted'))} of {fmt(report.get('n_samples'))} samples accepted; "
-            f"rejected by: {fmt(report.get('rejected_by', {}))}</p>"]
+            f"rejected by (first failing filter): {html.escape(rejected)}</p>"]
     rows = []
     for cls, pc in (report.get("per_class") or {}).items():
         for which in ("all_vs_real", "accepted_vs_real"):
