@@ -17,7 +17,7 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em aut
 h1{margin-bottom:.2em} section{border-top:1px solid #ddd;margin-top:1.5em}
 img{max-width:100%;border:1px solid #ccc;margin:.3em 0} .missing{color:#999}
 figure{display:inline-block;margin:.3em 1em .3em 0;vertical-align:top;max-width:520px}
-figcaption{font-size:90%;color:#555}
+figure.wide{max-width:100%} figcaption{font-size:90%;color:#555}
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;max-height:30em}"""
 

@@ -19,9 +19,9 @@ def rel(path: Path, out: Path) -> str:
     return html.escape(path.relative_to(out).as_posix(), quote=True)
 
 
-def img(path: Path, out: Path, caption: str) -> str:
-    text = html.escape(caption)
-    return f'<figure><img src="{rel(path, out)}" alt="{text}"><figcaption>{text}</figcaption></figure>'
+def img(path: Path, out: Path, caption: str, wide: bool = False) -> str:
+    text, cls = html.escape(caption), ' class="wide"' if wide else ""
+    return f'<figure{cls}><img src="{rel(path, out)}" alt="{text}"><figcaption>{text}</figcaption></figure>'
 
 
 def link(path: Path, out: Path, text: str) -> str:
@@ -100,8 +100,9 @@ def gan_section(out: Path) -> list[str]:
         body.append(f"<p>best snapshot {fmt(best.get('snapshot'))} at kimg {fmt(best.get('kimg'))}: "
                     f"{fmt(best.get('metric'))} = {fmt(best.get('value'))}</p>")
     latest = _latest(gan, "fakes[0-9]*.png")
-    body += _images(gan, out, [("training_curves.png", "training curves: FD/KD and ADA p against kimg"),
-                               ("reals.png", "real training images"), ("fakes_init.png", "fixed-seed grid at start")])
+    if curves.is_file():
+        body.append(img(curves, out, "training curves: FD, KD and ADA p against kimg", wide=True))
+    body += _images(gan, out, [("reals.png", "real training images"), ("fakes_init.png", "fixed-seed grid at start")])
     if latest is not None:
         body.append(img(latest, out, f"fixed-seed grid, latest ({latest.stem})"))
     return body + _links(gan, out, ["metrics.jsonl", "best.json", "training_options.json"])
