@@ -235,7 +235,7 @@ class Trainer:
                 continue
             now = time.time()
             c.elapsed_s += now - tick_t0
-            self._tick(tick_stats, now - tick_t0, done)
+            self._tick(tick_stats, now - tick_t0, done, stop)
             tick_stats, tick_t0 = TickStats(), time.time()
             if done:
                 return self._finish(stop)
@@ -255,8 +255,8 @@ class Trainer:
             loss = self.loss_main if phase.name.endswith("main") else self.loss
             stats = run_phase(phase, loss, real, gen, self.scaler.scale, self._after_backward)
             bad = [k for k, v in stats.items() if not torch.isfinite(torch.tensor(v))]
-            if bad:
-                raise NonFinite(f"{bad[0]} in phase {phase.name}")
+            if d.any_flag(bool(bad)):  # every rank stops together, or the others would hang
+                raise NonFinite(f"{bad[0] if bad else 'loss on another rank'} in phase {phase.name}")
             self.ada.observe(stats)
             tick_stats.add(stats)
         d.average_tracked_buffers(self.nets.G)
@@ -270,10 +270,11 @@ class Trainer:
         return self.scaler.unscale(phase.params)
 
     # --- ticks, snapshots, the end ---------------------------------------------------------
-    def _tick(self, tick_stats: TickStats, tick_s: float, done: bool) -> None:
+    def _tick(self, tick_stats: TickStats, tick_s: float, done: bool, stopping: bool) -> None:
         cfg, c = self.cfg, self.counters
         tick, tick_nimg = c.cur_tick, c.cur_nimg - c.tick_start_nimg
-        metric_due = bool(cfg.metrics) and (done or tick % cfg.metric_every == 0)
+        # A signal means "save and go now": skip a metric pass that could outlast the grace period.
+        metric_due = bool(cfg.metrics) and not stopping and (done or tick % cfg.metric_every == 0)
         snap_due = done or tick % cfg.snap == 0 or metric_due
         c.cur_tick, c.tick_start_nimg = tick + 1, c.cur_nimg  # the state a resume continues from
         row = {"tick": tick, "kimg": c.cur_nimg / 1000, "nimg": c.cur_nimg, "time_s": round(c.elapsed_s, 3),
