@@ -62,6 +62,14 @@ class Dist:
             return flag
         return bool(self.all_reduce_sum(torch.tensor([float(flag)])).item() > 0)
 
+    def gather_to_main(self, obj):
+        """[obj of rank 0, obj of rank 1, ...] on rank 0 (None elsewhere); every rank must call."""
+        if self.world == 1:
+            return [obj]
+        out = [None] * self.world if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()

@@ -194,10 +194,13 @@ class Trainer:
         self.draws.set_state(snap["draws_rng"])
         self.counters = Counters(**snap["counters"])
         self.metric_history, self.best = list(snap["metric_history"]), snap["best"]
-        if self.dist.is_main:
-            set_rng_state(snap["rng"])
-        else:  # only rank 0's state is saved; other ranks get a fresh, distinct stream
+        by_rank = snap.get("rng_by_rank") or [snap["rng"]]
+        if len(by_rank) == self.dist.world:
+            set_rng_state(by_rank[self.dist.rank])
+        else:  # a different process count: exact continuation is impossible, keep streams distinct
             torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank + self.counters.cur_nimg)
+            self.say(f"note: snapshot from {len(by_rank)} process(es), resuming on {self.dist.world}: "
+                     "same state, new random streams")
         self.say(f"resumed from {self.resumed_from} at kimg {self.counters.cur_nimg / 1000:.3f}, ADA p {self.ada.p:.4f}")
 
     # --- the loop ----------------------------------------------------------------------
@@ -288,10 +291,11 @@ class Trainer:
             row.update(values)
         self.log.tick(row)
         if snap_due:
-            self._snapshot(metric_due)
+            # Every rank's RNG state goes into the snapshot, so a DDP resume is exact too.
+            self._snapshot(metric_due, self.dist.gather_to_main(rng_state()))
         self.dist.barrier()
 
-    def _snapshot(self, with_metric: bool) -> None:
+    def _snapshot(self, with_metric: bool, rng_by_rank: list | None) -> None:
         if not self.dist.is_main:
             return
         kimg = self.counters.cur_nimg // 1000
@@ -302,13 +306,13 @@ class Trainer:
             self.best = self.metrics.better_best(self.best, self.metric_history[-1], target)
         if self.best is not None and self.best is old_best and self.best["snapshot"] == target.name:
             self.best = preserve_best(self.out_dir, self.best)  # about to overwrite the best's file
-        path = save_snapshot(self.out_dir, kimg, self._payload(), self.nets.G_ema, self._info(kimg))
+        path = save_snapshot(self.out_dir, kimg, self._payload(rng_by_rank), self.nets.G_ema, self._info(kimg))
         if self.best is not None and self.best != old_best:
             atomic_write_json(self.out_dir / "best.json", self.best)  # only once the snapshot exists
             drop_preserved(self.out_dir, old_best, self.best)
         prune_snapshots(self.out_dir, self.cfg.keep, {self.best["snapshot"], path.name} if self.best else {path.name})
 
-    def _payload(self) -> dict[str, Any]:
+    def _payload(self, rng_by_rank: list) -> dict[str, Any]:
         n = self.nets
         opt_by_net = {p.name[0]: p.opt for p in self.phases}
         return {
@@ -317,7 +321,7 @@ class Trainer:
             "loss": self.loss.state_dict(), "ada": self.ada.state_dict(), "scaler": self.scaler.state_dict(),
             "sampler": self.sampler.state_dict(), "draws_rng": self.draws.get_state(),
             "counters": asdict(self.counters), "metric_history": self.metric_history, "best": self.best,
-            "rng": rng_state(), "config": self.cfg.to_dict(), "world": self.dist.world,
+            "rng": rng_by_rank[0], "rng_by_rank": rng_by_rank, "config": self.cfg.to_dict(), "world": self.dist.world,
             "manifest_hash": self.data.manifest_hash,
         }
 
