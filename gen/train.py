@@ -248,6 +248,8 @@ class Trainer:
         cfg, d, c = self.cfg, self.dist, self.counters
         idx = self.sampler.next_indices(cfg.batch)[d.rank :: d.world]
         real = real_batch(self.data, idx, self.device)
+        if cfg.channels_last:
+            real = (real[0].contiguous(memory_format=torch.channels_last), real[1])
         for phase in self.phases:
             # Drawn for every phase, due or not, so the draw sequence depends only on the step.
             z = torch.randn([cfg.batch, cfg.z_dim], generator=self.draws)[d.rank :: d.world]

@@ -152,7 +152,8 @@ def test_snapshots_are_pruned_to_keep(data_dir, tmp_path):
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_reduced_precision_trains(data_dir, tmp_path, precision):
     out = tmp_path / precision
-    train(tiny_cfg(data_dir, out, kimg=0.02, precision=precision, num_fp16_res=2), log=lambda m: None)
+    train(tiny_cfg(data_dir, out, kimg=0.02, precision=precision, num_fp16_res=2, channels_last=True),
+          log=lambda m: None)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss_G"]) and math.isfinite(r["loss_D"]) for r in rows)
     assert ("loss_scale" in rows[-1]) == (precision == "fp16")
