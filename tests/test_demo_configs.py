@@ -52,7 +52,7 @@ def test_cpu_demo_runs_the_issue_grid():
     (ablate,) = [s for s in cfg.steps if s.name == "ablate"]
     assert ablate.argv[ablate.argv.index("--strategies") + 1] == "{strategies}"
     assert cfg.vars["strategies"].split(",") == ["baseline", "oversample+classic", "gan", "gan_filtered+classic"]
-    assert cfg.vars["seeds"] == "0,1" and cfg.vars["minority"] == "defective" and cfg.vars["fraction"] == "0.25"
+    assert cfg.vars["seeds"] == "0,1,2" and cfg.vars["minority"] == "defective" and cfg.vars["fraction"] == "0.25"
 
 
 def test_a_bad_flag_is_caught(tmp_path):
