@@ -38,20 +38,12 @@ from classify.clitools import parse_device, user_errors
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels (slower; for exact reruns).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def train(data_dir, out_dir, model, strategy, epochs, res, batch, lr, seed, device, pretrained, synthetic_dir,
-          synthetic_ratio, minority_class, minority_fraction, optimizer, weight_decay, warmup_epochs,
-          label_smoothing, target_recall, patience, fit, amp, compile_, deterministic, quiet) -> None:
+def train(device: str, compile_: bool, quiet: bool, **fields) -> None:
     """Train a classifier; keeps the best validation epoch in OUT/model.pt."""
     from classify.train import TrainConfig, train_classifier
 
-    cfg = TrainConfig(
-        data_dir=data_dir, out_dir=out_dir, model=model, strategy=strategy, epochs=epochs, res=res, batch=batch,
-        lr=lr, seed=seed, device=parse_device(device), pretrained=pretrained, synthetic_dir=synthetic_dir,
-        synthetic_ratio=synthetic_ratio, minority_class=minority_class, minority_fraction=minority_fraction,
-        optimizer=optimizer, weight_decay=weight_decay, warmup_epochs=warmup_epochs,
-        label_smoothing=label_smoothing, target_recall=target_recall, patience=patience, fit=fit, amp=amp,
-        compile=compile_, deterministic=deterministic, progress=not quiet,
-    )
+    # Every other option's name is a TrainConfig field, so the flags map onto it one to one.
+    cfg = TrainConfig(**fields, device=parse_device(device), compile=compile_, progress=not quiet)
     r = train_classifier(cfg)
     v = r["val"]
     click.echo(f"best epoch {r['best_epoch']}/{r['epochs_run']}: val AP {v['average_precision']:.4f}, "
