@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,25 @@ def _gpu(record: dict) -> str:
     return f", GPU {name}" if name else ""
 
 
+def _prepared_minority_note(data_dir: str | None, minority: str | None) -> str:
+    """How many real minority images the prepared train split holds, and whether `classify
+    prepare` already subsampled them: the ablation's 'minority fraction' is relative to these."""
+    path = Path(data_dir or "") / "classes.json"
+    if not data_dir or not minority or not path.is_file():
+        return ""
+    try:
+        info = json.loads(path.read_text())
+        n_train = int(info["counts"][minority]["train"])
+    except (ValueError, KeyError, TypeError):
+        return ""
+    kept = (info.get("config") or {}).get("minority_fraction", 1.0)
+    note = f"; the prepared train split holds {n_train} real {minority} images"
+    if kept is not None and float(kept) < 1.0:
+        note += (f" (prepare kept {float(kept):g} of them), and each cell's minority fraction "
+                 "applies on top of that")
+    return note
+
+
 def settings_blocks(records: list[dict]) -> list[doc.Block]:
     first = records[0]
     tc = first.get("train_config", {})
@@ -111,7 +131,8 @@ def settings_blocks(records: list[dict]) -> list[doc.Block]:
     total = sum(float(r.get("wall_time_s", 0.0)) for r in records)
     v = first.get("versions", {})
     items = [
-        f"data: {tc.get('data_dir')} — minority class {tc.get('minority_class')!r}",
+        f"data: {tc.get('data_dir')} — minority class {tc.get('minority_class')!r}"
+        + _prepared_minority_note(tc.get("data_dir"), tc.get("minority_class")),
         f"cells: {len(records)} finished; arms: {', '.join(arms)}; seeds: {', '.join(map(str, seeds))}",
         f"training: epochs={tc.get('epochs')}, res={tc.get('res')}, batch={tc.get('batch')}, lr={tc.get('lr')}, "
         f"device={tc.get('device')}",
