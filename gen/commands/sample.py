@@ -46,17 +46,16 @@ def parse_filters(text: str) -> list[str]:
 @click.option("--fid-select-max-drop", type=float, default=0.2, show_default=True)
 @click.option("--keep", type=int, default=None, help="Keep the top-K by combined judge/realism rank instead.")
 @user_errors
-def sample(generator, out, n, seeds, class_name, trunc, snapshot, batch, device, precision, judge, inception_weights,
-           features, data, resize_to, filters, min_confidence, max_confidence, realism_k, min_realism,
-           memorisation_percentile, fid_select_max_drop, keep) -> None:
+def sample(device: str, filters: str, **options) -> None:
     """Generate seeded samples, score every filter into samples.csv, write grids and index.html."""
+    from dataclasses import fields
+
     from gen.sample import SampleConfig, run_sample
 
-    fcfg = FilterConfig(filters=parse_filters(filters), min_confidence=min_confidence, max_confidence=max_confidence,
-                        realism_k=realism_k, min_realism=min_realism, memorisation_percentile=memorisation_percentile,
-                        fid_select_max_drop=fid_select_max_drop, keep=keep)
-    cfg = SampleConfig(generator=generator, out=out, n=n, seeds=seeds, snapshot=snapshot, class_name=class_name,
-                       trunc=trunc, batch=batch, device=parse_device(device), precision=precision, judge=judge,
-                       inception_weights=inception_weights, features=features, data=data, resize_to=resize_to,
-                       filters=fcfg)
+    # Option names are config field names: the filter thresholds go to FilterConfig, the rest
+    # to SampleConfig, so a new flag needs only its click decorator and its dataclass field.
+    filter_fields = {f.name for f in fields(FilterConfig)}
+    fcfg = FilterConfig(filters=parse_filters(filters), **{k: v for k, v in options.items() if k in filter_fields})
+    rest = {k: v for k, v in options.items() if k not in filter_fields}
+    cfg = SampleConfig(**rest, device=parse_device(device), filters=fcfg)
     run_sample(cfg, log=click.echo)
