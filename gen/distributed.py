@@ -91,5 +91,12 @@ def init_process_group(device: torch.device) -> Dist:
 
 
 def shutdown(d: Dist) -> None:
+    """Leave the process group together: a rank that tears gloo down while a peer is still
+    writing its last snapshot can abort the peer ("terminate called without an active
+    exception"), so every rank waits at a barrier first."""
     if d.world > 1 and dist.is_initialized():
+        try:
+            dist.barrier()
+        except RuntimeError:
+            pass  # a peer already died (its error is what the user needs to see); still clean up
         dist.destroy_process_group()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from classify.prepare import PrepareConfig, prepare_dataset
@@ -84,3 +85,13 @@ def tiny_prepared_rgb(tiny_rgb_image_folder: Path, tmp_path: Path) -> Path:
     out = tmp_path / "data_rgb"
     prepare_dataset(PrepareConfig(source=f"folder:{tiny_rgb_image_folder}", out=str(out)))
     return out
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test with one intra-op thread: on the 2 shared CI cores, threads only fight each
+    other on tiny convolutions (GAN training tests are several times faster this way)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -14,14 +14,7 @@ from gen import train as train_mod
 from gen.snapshot import list_snapshots
 from gen.train import train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The CI box is 2 shared cores: intra-op threads only fight each other on tiny convs.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -28,12 +28,7 @@ def _mismatch_fraction(a: dict, b: dict, net: str) -> float:
     return bad / total
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
 
 def test_two_gloo_processes_match_one(tmp_path):
