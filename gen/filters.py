@@ -83,10 +83,24 @@ def _judge(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterRes
 
 
 def realism_scores(fake: torch.Tensor, real: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """Kynkäänniemi et al. 2019: max over reals of radius_k(real) / |fake − real|; ≥ 1 inside the manifold."""
+    """Kynkäänniemi et al. 2019: max over reals of radius_k(real) / |fake − real|; ≥ 1 inside the manifold.
+
+    As in the paper, only reals whose k-NN radius is at most the median take part: one outlier
+    real (a mislabelled or odd image) has a huge radius and would otherwise vouch for every
+    sample around it, however far from the rest of the class.
+    """
     radii = knn_radii(real, k)
-    dist = pairwise_distances(fake, real).clamp_min(1e-12)  # an exact copy scores huge, not inf
-    return (radii[None, :] / dist).max(dim=1).values
+    keep = radii <= radii.median()
+    dist = pairwise_distances(fake, real[keep]).clamp_min(1e-12)  # an exact copy scores huge, not inf
+    return (radii[keep][None, :] / dist).max(dim=1).values
+
+
+def near_copy_threshold(real: torch.Tensor, percentile: float) -> float:
+    """The distance below which a sample counts as a copy of a real: this percentile of the
+    real-to-real nearest-neighbour distances. Exact duplicates among the reals are dropped first
+    (prepare keeps them, grouped in one split); their zero distances would pull the threshold
+    to 0 and let near-copies through."""
+    return float(np.percentile(knn_radii(torch.unique(real, dim=0), 1).numpy(), percentile))
 
 
 def _per_class(inp: FilterInputs, fn) -> None:
@@ -116,8 +130,7 @@ def _memorisation(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Fi
         feat_d[rows], nearest[rows] = d.min(1).values.numpy(), d.argmin(1).numpy()
         # The threshold comes from the reals themselves: a sample closer to a train image
         # than nearly all reals are to each other is a near-copy, whatever the feature scale.
-        rr = knn_radii(real.feats, 1).numpy()
-        thr = float(np.percentile(rr, cfg.memorisation_percentile))
+        thr = near_copy_threshold(real.feats, cfg.memorisation_percentile)
         accept[rows] = feat_d[rows] > thr
         info[str(c)] = {"threshold": thr, "percentile": cfg.memorisation_percentile}
         flat = lambda x: x.reshape(len(x), -1).double() / 255.0  # noqa: E731
@@ -138,7 +151,7 @@ def _duplicates(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Filt
 
     def one(c: int, rows: np.ndarray, real: RealSet) -> None:
         rows = rows[alive[rows]]
-        thr = float(np.percentile(knn_radii(real.feats, 1).numpy(), cfg.memorisation_percentile))
+        thr = near_copy_threshold(real.feats, cfg.memorisation_percentile)
         dist = pairwise_distances(inp.feats[rows], inp.feats[rows]).numpy()  # one pass, not one per row
         seen: dict[str, int] = {}
         kept: list[int] = []  # positions in `rows`

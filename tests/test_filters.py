@@ -26,6 +26,14 @@ def _reals(n=40, d=2, seed=0):
     return RealSet(feats, images)
 
 
+def _core(feats, k=3):
+    """Indices of reals whose k-NN radius is at most the median: the ones realism counts."""
+    from gen.setmetrics import knn_radii
+
+    radii = knn_radii(feats, k)
+    return torch.nonzero(radii <= radii.median()).flatten()
+
+
 def _inputs(feats, images, reals, conf=None):
     return FilterInputs(torch.as_tensor(feats, dtype=torch.float64), images,
                         np.zeros(len(feats), int), {0: reals}, None if conf is None else np.asarray(conf, float))
@@ -33,7 +41,7 @@ def _inputs(feats, images, reals, conf=None):
 
 def test_realism_inside_manifold_at_least_one_outside_below_one():
     real = _reals().feats
-    inside = real[:5] + 1e-3  # right next to reals: well inside their k-NN balls
+    inside = real[_core(real)[:5]] + 1e-3  # right next to (non-outlier) reals: well inside their k-NN balls
     outside = torch.full((3, 2), 50.0, dtype=torch.float64)
     s = realism_scores(torch.cat([inside, outside]), real, k=3)
     assert (s[:5] >= 1).all() and (s[5:] < 1).all()
@@ -99,7 +107,7 @@ def test_duplicates_exact_and_near_keep_the_first():
 
 def test_run_filters_records_first_rejecting_filter_and_keep_k():
     reals = _reals()
-    feats = torch.cat([reals.feats[:4] + 1e-3, torch.full((2, 2), 60.0, dtype=torch.float64)])
+    feats = torch.cat([reals.feats[_core(reals.feats)[:4]] + 1e-3, torch.full((2, 2), 60.0, dtype=torch.float64)])
     conf = [0.9, 0.2, 0.8, 0.7, 0.95, 0.1]
     imgs = torch.randint(0, 256, (6, 1, 4, 4), dtype=torch.uint8)
     cfg = FilterConfig(filters=["judge", "realism"])
@@ -139,3 +147,21 @@ def test_fid_select_with_fewer_samples_than_dimensions_is_exact_and_monotone():
     assert np.all(np.diff(h) < 0) and len(h) > 6
     assert sorted(res.removed_order[:6]) == list(range(24, 30))
     assert h[-1] == pytest.approx(frechet_distance(torch.tensor(fake[res.keep]), torch.tensor(real)), rel=1e-6)
+
+
+def test_outlier_real_does_not_vouch_for_far_samples():
+    """One odd real with a huge k-NN radius must not make far-off samples look realistic."""
+    real = torch.cat([_reals(n=200, d=8).feats, torch.full((1, 8), 30.0, dtype=torch.float64)])
+    far = torch.full((5, 8), 20.0, dtype=torch.float64) + 0.1 * torch.randn(5, 8, dtype=torch.float64)
+    assert (realism_scores(far, real, k=3) < 1).all()
+
+
+def test_duplicated_reals_do_not_zero_the_near_copy_threshold():
+    """prepare keeps exact duplicates (grouped in one split); their zero NN distances must not
+    pull the memorisation threshold to 0 and let near-copies of train images through."""
+    reals = _reals(n=100, d=8)
+    dup = RealSet(torch.cat([reals.feats, reals.feats[:4]]), torch.cat([reals.images, reals.images[:4]]))
+    near_copies = dup.feats[10:15] + 1e-6
+    res = build("memorisation")(_inputs(near_copies, dup.images[10:15], dup), np.ones(5, bool))
+    assert res.info["0"]["threshold"] > 0
+    assert not res.accept.any()
