@@ -85,14 +85,14 @@ def _judge(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterRes
 def realism_scores(fake: torch.Tensor, real: torch.Tensor, k: int = 3) -> torch.Tensor:
     """Kynkäänniemi et al. 2019: max over reals of radius_k(real) / |fake − real|; ≥ 1 inside the manifold.
 
-    As in the paper, only reals whose k-NN radius is at most the median take part: one outlier
-    real (a mislabelled or odd image) has a huge radius and would otherwise vouch for every
-    sample around it, however far from the rest of the class.
+    Every real takes part (the issue's definition). The paper also drops the reals whose radius
+    is above the median to resist outliers; measured on the ELPV cpu-tiny generator that cut the
+    realism pass rate from 92% to 16% and made the accepted set's FD worse (124 vs 85), so it is
+    not the default. Known cost: one far-out real vouches for samples near it.
     """
     radii = knn_radii(real, k)
-    keep = radii <= radii.median()
-    dist = pairwise_distances(fake, real[keep]).clamp_min(1e-12)  # an exact copy scores huge, not inf
-    return (radii[keep][None, :] / dist).max(dim=1).values
+    dist = pairwise_distances(fake, real).clamp_min(1e-12)  # an exact copy scores huge, not inf
+    return (radii[None, :] / dist).max(dim=1).values
 
 
 def near_copy_threshold(real: torch.Tensor, percentile: float) -> float:
