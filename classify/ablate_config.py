@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from classify.configs import check_known_keys
 from classify.errors import UserError
 
 try:  # Python 3.11+
@@ -69,10 +70,10 @@ class AblationConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> AblationConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        try:
+            check_known_keys(cls, d, "key(s)")
+        except UserError as exc:
+            raise UserError(f"{source}: {exc}") from None
         d = dict(d)
         if isinstance(d.get("samples"), str):
             d["samples"] = {"all": d["samples"]}

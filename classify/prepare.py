@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from classify.configs import check_known_keys
 from classify.errors import UserError
 from classify.fileio import atomic_write_json, atomic_write_text
 from classify.images import ImageRejected, decode_image, file_md5
@@ -47,10 +48,7 @@ class PrepareConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PrepareConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"unknown prepare config keys {unknown}; valid: {sorted(known)}")
+        check_known_keys(cls, d, "prepare config keys")
         return cls(**d)
 
     def validate(self) -> None:

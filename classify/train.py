@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from classify.configs import check_known_keys
 from classify.errors import UserError
 from classify.fileio import atomic_write_json
 from classify.strategies import build_strategy
@@ -60,10 +61,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"unknown TrainConfig key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        check_known_keys(cls, d, "TrainConfig key(s)")
         return cls(**d)
 
     def validate(self) -> None:

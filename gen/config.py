@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from classify.configs import check_known_keys
 from classify.errors import UserError
 
 AUG_MODES = ("ada", "fixed", "none")
@@ -94,10 +95,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise UserError(f"unknown training option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        check_known_keys(cls, d, "training option(s)")
         cfg = cls(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()})
         cfg.validate()
         return cfg

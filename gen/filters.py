@@ -12,12 +12,13 @@ Per-class: a sample of class c is compared with the real TRAIN features of class
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from classify.configs import check_known_keys
 from classify.errors import UserError
 from gen.fid_select import greedy_fd_selection
 from gen.setmetrics import knn_radii, pairwise_distances
@@ -41,9 +42,7 @@ class FilterConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FilterConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise UserError(f"unknown filter settings {sorted(unknown)}; valid: {[f.name for f in fields(cls)]}")
+        check_known_keys(cls, d, "filter settings")
         return cls(**d)
 
 

@@ -14,7 +14,7 @@ where `extractor` is a built `Extractor` (build it once: loading a judge is not 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import torch
 from torch_fidelity import FeatureExtractorBase, FeatureExtractorInceptionV3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
+from classify.configs import check_known_keys
 from classify.errors import UserError
 from gen.setmetrics import frechet_distance, kernel_distance
 
@@ -85,9 +86,7 @@ class ExtractorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExtractorConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise UserError(f"unknown extractor config keys {sorted(unknown)}; valid: kind, weights_path, batch")
+        check_known_keys(cls, d, "extractor config keys")
         return cls(**d)
 
 

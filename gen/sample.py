@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from classify.configs import check_known_keys
 from classify.errors import UserError
 from classify.fileio import atomic_write_json
 from gen.filters import FilterConfig, FilterInputs, RealSet, explain_empty, run_filters
@@ -64,9 +65,7 @@ class SampleConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise UserError(f"unknown sample settings {sorted(unknown)}")
+        check_known_keys(cls, d, "sample settings")
         d = dict(d)
         if isinstance(d.get("filters"), dict):
             d["filters"] = FilterConfig.from_dict(d["filters"])
