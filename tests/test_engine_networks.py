@@ -200,15 +200,6 @@ MIXED_TOL = {"float16": 1e-2, "bfloat16": 5e-2}
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-@pytest.fixture
-def no_tf32():
-    """The float32 reference must be true float32 on CUDA too (TF32 is on by default for convs)."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fp16_dtype", ["float16", "bfloat16"])
 def test_mixed_precision_close_to_fp32(fp16_dtype, device, no_tf32):

@@ -58,15 +58,6 @@ def configs_from_meta(meta: dict) -> tuple[GeneratorConfig, DiscriminatorConfig]
     return g_cfg, d_cfg
 
 
-@pytest.fixture
-def no_tf32():
-    """TF32 convolutions/matmuls would cost ~1e-3 relative error; the golden check is float32."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 @pytest.fixture(scope="module", params=CASES, ids=[f"{f}-{d}" for f, d in CASES])
 def golden_loaded(request):
     fname, device = request.param
