@@ -1,8 +1,9 @@
-"""`classify report ABLATE_DIR`: tables, paired comparisons, plots and plain-words answers.
+"""`classify report ABLATE_DIR...`: tables, paired comparisons, plots and plain-words answers.
 
 Reads only `cells/*.json`, so it can run at any time (mid-grid, after a shard, on a laptop
 with a copied folder). Writes report.md, report.html (images inlined), results.csv,
-results.json and plots/*.png into ABLATE_DIR.
+results.json and plots/*.png into ABLATE_DIR, or into --out when several folders (say, one
+per minority fraction) are combined into one report (classify.report_sources).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from classify import reportdoc as doc
-from classify.ablate import load_cells
 from classify.ablation_analysis import (
     HEADLINE,
     METRICS,
@@ -29,6 +29,7 @@ from classify.ablation_analysis import (
 from classify.errors import UserError
 from classify.fileio import atomic_write_json, atomic_write_text
 from classify.report_figures import figure_blocks
+from classify.report_sources import load_records
 from classify.stats import sentence, summarize
 
 
@@ -76,7 +77,7 @@ def answer_blocks(records: list[dict]) -> list[doc.Block]:
     return blocks
 
 
-def caveat_blocks(records: list[dict]) -> list[doc.Block]:
+def caveat_blocks(records: list[dict], notes: list[str] = ()) -> list[doc.Block]:
     items = [
         "Seeds repeat training (init, minority subsample, synthetic draw); the test split is the same for every "
         "cell, so the intervals describe training variability, not test-set sampling error.",
@@ -94,8 +95,13 @@ def caveat_blocks(records: list[dict]) -> list[doc.Block]:
         items.insert(0, f"WARNING: {len(leaks)} cell(s) used a generator that saw more real minority images than the "
                         f"cell allows (--allow-generator-leak): {', '.join(leaks[:8])}{' …' if len(leaks) > 8 else ''}. "
                         "Their results overstate what the GAN can do with scarce data.")
-    notes = sorted({w for r in records for w in ((r.get("sample_check") or {}).get("warnings") or [])})
-    items += [f"Sample set note: {w}" for w in notes]
+    items += [f"Sample set note: {w}" for w in sorted({w for r in records
+                                                        for w in ((r.get("sample_check") or {}).get("warnings") or [])})]
+    sources = sorted({r["source_dir"] for r in records if r.get("source_dir")})
+    if len(sources) > 1:
+        items.append(f"This report combines {len(sources)} ablation folders ({', '.join(sources)}); arms are paired by "
+                     "seed only within one minority fraction, whose cells all come from one folder.")
+    items += list(notes)
     return [doc.Heading("Caveats"), doc.Bullets(items)]
 
 
@@ -104,22 +110,19 @@ def _gpu(record: dict) -> str:
     return f", GPU {name}" if name else ""
 
 
-def _prepared_minority_note(data_dir: str | None, minority: str | None) -> str:
-    """How many real minority images the prepared train split holds, and whether `classify
-    prepare` already subsampled them: the ablation's 'minority fraction' is relative to these."""
+def _data_note(data_dir: str | None, minority: str | None) -> str:
+    """What the prepared train split holds, and how the report's minority fraction relates to it."""
     path = Path(data_dir or "") / "classes.json"
-    if not data_dir or not minority or not path.is_file():
-        return ""
     try:
         info = json.loads(path.read_text())
         n_train = int(info["counts"][minority]["train"])
-    except (ValueError, KeyError, TypeError):
+        kept = float((info.get("config") or {}).get("minority_fraction", 1.0))
+    except (OSError, ValueError, KeyError, TypeError):
         return ""
-    kept = (info.get("config") or {}).get("minority_fraction", 1.0)
-    note = f"; the prepared train split holds {n_train} real {minority} images"
-    if kept is not None and float(kept) < 1.0:
-        note += (f" (prepare kept {float(kept):g} of them), and each cell's minority fraction "
-                 "applies on top of that")
+    note = f"; its train split holds {n_train} real {minority} images"
+    if kept < 1.0:
+        note += (f" (prepare kept {kept:g} of them; the report's minority fraction is of the full data: "
+                 f"{kept:g} × the cell's own fraction)")
     return note
 
 
@@ -130,9 +133,10 @@ def settings_blocks(records: list[dict]) -> list[doc.Block]:
     seeds = sorted({int(r["cell"]["seed"]) for r in records})
     total = sum(float(r.get("wall_time_s", 0.0)) for r in records)
     v = first.get("versions", {})
-    items = [
-        f"data: {tc.get('data_dir')} — minority class {tc.get('minority_class')!r}"
-        + _prepared_minority_note(tc.get("data_dir"), tc.get("minority_class")),
+    data_dirs = sorted({str((r.get("train_config") or {}).get("data_dir")) for r in records})
+    items = [f"data: {d} — minority class {tc.get('minority_class')!r}" + _data_note(d, tc.get("minority_class"))
+             for d in data_dirs]
+    items += [
         f"cells: {len(records)} finished; arms: {', '.join(arms)}; seeds: {', '.join(map(str, seeds))}",
         f"training: epochs={tc.get('epochs')}, res={tc.get('res')}, batch={tc.get('batch')}, lr={tc.get('lr')}, "
         f"device={tc.get('device')}",
@@ -149,7 +153,9 @@ def result_rows(records: list[dict]) -> list[dict[str, Any]]:
     for r in records:
         c = r["cell"]
         row = {"id": r["id"], "arm": r["arm"], "strategy": c["strategy"], "model": c["model"], "seed": c["seed"],
-               "minority_fraction": c["minority_fraction"], "synthetic_ratio": c.get("synthetic_ratio"),
+               "minority_fraction": c["minority_fraction"],
+               "ablation_minority_fraction": c.get("ablation_minority_fraction", c["minority_fraction"]),
+               "source": r.get("source_dir"), "synthetic_ratio": c.get("synthetic_ratio"),
                "generator_leak": bool(r.get("generator_leak")), "wall_time_s": r.get("wall_time_s")}
         row |= {k: v for k, v in sorted(r["metrics"].items()) if isinstance(v, (int, float)) and not isinstance(v, bool)}
         rows.append(row)
@@ -167,9 +173,9 @@ def _csv_text(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def build_blocks(records: list[dict], out_dir: Path) -> list[doc.Block]:
+def build_blocks(records: list[dict], out_dir: Path, notes: list[str] = ()) -> list[doc.Block]:
     blocks: list[doc.Block] = [doc.Heading("Ablation report", 1)]
-    blocks += answer_blocks(records) + caveat_blocks(records) + settings_blocks(records)
+    blocks += answer_blocks(records) + caveat_blocks(records, notes) + settings_blocks(records)
     for m in METRICS:
         direction = "higher is better" if m.higher_is_better else "lower is better"
         blocks.append(doc.Heading(f"{m.label} ({direction})"))
@@ -186,16 +192,28 @@ def build_blocks(records: list[dict], out_dir: Path) -> list[doc.Block]:
     return blocks
 
 
-def write_report(ablate_dir: str | Path) -> Path:
-    """Write report.md, report.html, results.csv/json and plots/; returns the report.md path."""
-    out = Path(ablate_dir)
-    records = load_cells(out)
+def write_report(ablate_dirs: str | Path | list[str | Path], out: str | Path | None = None) -> Path:
+    """Write report.md, report.html, results.csv/json and plots/; returns the report.md path.
+
+    One folder: the report goes into it. Several: `out` is required (no study's own report is
+    overwritten by a combined one).
+    """
+    dirs = [ablate_dirs] if isinstance(ablate_dirs, (str, Path)) else list(ablate_dirs)
+    if not dirs:
+        raise UserError("name at least one ablation folder")
+    if len({Path(d).resolve() for d in dirs}) < len(dirs):
+        raise UserError("an ablation folder is named twice; name each folder once")
+    if out is None and len(dirs) > 1:
+        raise UserError("combining several ablation folders needs --out REPORT_DIR for the combined report")
+    out = Path(out if out is not None else dirs[0])
+    records, notes = load_records(dirs)
     if not records:
-        raise UserError(f"{out}/cells has no finished cells yet; run `classify ablate --out {out}` first")
+        raise UserError(f"{', '.join(map(str, dirs))}: no finished cells yet; run `classify ablate` first")
     rows = result_rows(records)
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.csv", _csv_text(rows))
     atomic_write_json(out / "results.json", rows)
-    blocks = build_blocks(records, out)
+    blocks = build_blocks(records, out, notes)
     atomic_write_text(out / "report.md", doc.render_markdown(blocks))
     atomic_write_text(out / "report.html", doc.render_html(blocks, out, title=f"ganbalance ablation — {out.name}"))
     return out / "report.md"

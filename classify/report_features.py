@@ -61,7 +61,7 @@ def feature_groups(record: dict, samples_dir: str) -> dict[str, Any]:
     return {k: v for k, v in groups.items() if isinstance(v, torch.Tensor) and len(v)}
 
 
-def feature_map_blocks(records: list[dict], out_dir: Path) -> list[doc.Block]:
+def feature_map_blocks(records: list[dict], out_dir: Path, name: str = "feature_map.png") -> list[doc.Block]:
     """A PCA map of penultimate features, or a one-line note saying why there is none."""
     samples = sorted({(r.get("sample_check") or {}).get("samples_dir") for r in records} - {None})
     if not samples:
@@ -75,5 +75,5 @@ def feature_map_blocks(records: list[dict], out_dir: Path) -> list[doc.Block]:
     groups = feature_groups(record, samples[0])
     feats = {name: clf.features(x).numpy() for name, x in groups.items()}
     title = f"PCA of {record['id']} penultimate features; samples from {samples[0]}"
-    atomic_write_bytes(out_dir / "plots" / "feature_map.png", plots.feature_map(feats, title))
-    return [doc.Heading("Feature map"), doc.Image("plots/feature_map.png", title)]
+    atomic_write_bytes(out_dir / "plots" / name, plots.feature_map(feats, title))
+    return [doc.Image(f"plots/{name}", title)]

@@ -103,8 +103,13 @@ def figure_blocks(records: list[dict], out_dir: Path, metrics: list[tuple[str, s
     grids = sample_grid_images(records, out_dir)
     if grids:
         blocks += [doc.Heading("Sample sets used")] + grids
-    try:
-        blocks += feature_map_blocks(records, out_dir)
-    except UserError as exc:  # a moved data folder must not cost the whole report
-        blocks.append(doc.Para(f"No feature map: {exc}"))
-    return blocks
+    # One map per ablation folder: each has its own data folder and sample set.
+    sources = sorted({str(r.get("source_dir")) for r in records})
+    maps: list[doc.Block] = []
+    for k, source in enumerate(sources):
+        name = "feature_map.png" if len(sources) == 1 else f"feature_map{k}.png"
+        try:
+            maps += feature_map_blocks([r for r in records if str(r.get("source_dir")) == source], out_dir, name)
+        except UserError as exc:  # a moved data folder must not cost the whole report
+            maps.append(doc.Para(f"No feature map for {source}: {exc}"))
+    return blocks + ([doc.Heading("Feature map")] + maps if maps else [])

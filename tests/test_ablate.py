@@ -256,3 +256,39 @@ def test_markdown_and_html_say_the_same_and_escape():
     html = doc.render_html(blocks, Path("."), "t")
     assert "## A <b>" in md and "a\\|b" in md
     assert "&lt;b&gt;" in html and "<td>&lt;i&gt;</td>" in html and "<b>" not in html.split("<body>")[1]
+
+
+def _study(tmp_path: Path, name: str, prepare_fraction: float, **kw) -> str:
+    """An ablation on a data folder whose classes.json says prepare kept `prepare_fraction`."""
+    data = tmp_path / f"data_{name}"
+    data.mkdir()
+    (data / "classes.json").write_text(json.dumps({"config": {"minority_fraction": prepare_fraction},
+                                                   "counts": {"defective": {"train": 40}}}))
+    cfg = config(tmp_path, data_dir=str(data), out_dir=str(tmp_path / name), seeds=[0, 1, 2], **kw)
+    run(cfg)
+    return cfg.out_dir
+
+
+def test_report_combines_folders_on_one_fraction_axis(tmp_path):
+    full, quarter = _study(tmp_path, "full", 1.0), _study(tmp_path, "quarter", 0.25)
+    out = tmp_path / "combined"
+    write_report([full, quarter], out)
+    rows = json.loads((out / "results.json").read_text())
+    assert sorted({r["minority_fraction"] for r in rows}) == [0.25, 1.0]
+    assert {r["ablation_minority_fraction"] for r in rows} == {1.0} and len(rows) == 12
+    assert {r["source"] for r in rows if r["minority_fraction"] == 0.25} == {quarter}
+    md = (out / "report.md").read_text()
+    assert "combines 2 ablation folders" in md and "prepare kept 0.25 of them" in md
+    assert (out / "plots" / "fraction_minority_f1.png").stat().st_size > 1000
+    assert not (Path(full) / "report.md").exists()  # the studies' own folders are left alone
+
+
+def test_report_refuses_ambiguous_combinations(tmp_path):
+    a = _study(tmp_path, "a", 1.0)
+    b = _study(tmp_path, "b", 1.0)  # same fraction, same arms and seeds: tables would collide
+    with pytest.raises(UserError, match="both hold baseline seed 0 at minority fraction 1"):
+        write_report([a, b], tmp_path / "out")
+    with pytest.raises(UserError, match="named twice"):
+        write_report([a, a], tmp_path / "out")
+    with pytest.raises(UserError, match="needs --out"):
+        write_report([a, b])

@@ -105,6 +105,8 @@ def test_tiny_real_ablation_writes_cells_report_and_reruns_nothing(tiny_prepared
     assert "ran 0 cell(s), skipped 4" in runner.invoke(main, argv + ["--no-report"]).output
     report = runner.invoke(main, ["report", str(out)])
     assert report.exit_code == 0 and "## Answer" in (out / "report.md").read_text()
+    two = runner.invoke(main, ["report", str(out), str(tmp_path / "other")])
+    assert two.exit_code != 0 and "needs --out" in two.output and len(two.output.strip().splitlines()) == 1
     assert (out / "report.html").read_text().count("data:image/png;base64,") >= 4
 
 

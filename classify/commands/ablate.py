@@ -8,6 +8,28 @@ import click
 
 from classify.clitools import parse_device, user_errors
 
+# Flags whose value is a comma list: option name -> (AblationConfig field, element type).
+LIST_OPTIONS = {"strategies": ("strategies", str), "models": ("models", str), "seeds": ("seeds", int),
+                "synthetic_ratio": ("synthetic_ratios", float), "minority_fraction": ("minority_fractions", float)}
+
+
+def config_overrides(options: dict) -> dict:
+    """The study options as AblationConfig fields (None = not given, the TOML or default stands).
+
+    Every option is named after its field, except the comma lists (plural fields)."""
+    from classify.ablate_config import parse_list, parse_samples
+
+    out = {}
+    for name, value in options.items():
+        if name in LIST_OPTIONS:
+            key, cast = LIST_OPTIONS[name]
+            out[key] = parse_list(value, cast, "--" + name.replace("_", "-")) if value else None
+        else:
+            out[name] = value
+    out["samples"] = parse_samples(out["samples"]) or None
+    out["device"] = parse_device(out["device"]) if out["device"] else None
+    return out
+
 
 @click.command("ablate")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML study file; flags override its keys.")
@@ -35,27 +57,16 @@ from classify.clitools import parse_device, user_errors
 @click.option("--dry-run", is_flag=True, help="Print the grid and estimated cost, run nothing.")
 @click.option("--no-report", is_flag=True, help="Skip writing the report after the run.")
 @user_errors
-def ablate(config_path, data_dir, out_dir, samples, strategies, models, seeds, synthetic_ratio, minority_fraction,
-           minority_class, epochs, res, batch, lr, device, deterministic, keep_checkpoints, max_cells,
-           allow_generator_leak, shard, jobs, dry_run, no_report) -> None:
+def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
     """Train and evaluate every strategy x model x seed x ratio x fraction cell, then report."""
     from classify.ablate import format_plan, plan_ablation, run_ablation
-    from classify.ablate_config import AblationConfig, merge_overrides, parse_list, parse_samples
+    from classify.ablate_config import AblationConfig, merge_overrides
     from classify.ablate_grid import Shard
     from classify.errors import UserError
     from classify.report_ablation import write_report
 
     base = AblationConfig.read_toml(config_path) if config_path else {}
-    lists = {"strategies": (strategies, str, "--strategies"), "models": (models, str, "--models"),
-             "seeds": (seeds, int, "--seeds"), "synthetic_ratios": (synthetic_ratio, float, "--synthetic-ratio"),
-             "minority_fractions": (minority_fraction, float, "--minority-fraction")}
-    overrides = {key: parse_list(text, cast, flag) if text else None for key, (text, cast, flag) in lists.items()}
-    overrides |= {"data_dir": data_dir, "out_dir": out_dir, "samples": parse_samples(samples) or None,
-                  "minority_class": minority_class, "epochs": epochs, "res": res, "batch": batch, "lr": lr,
-                  "device": parse_device(device) if device else None, "deterministic": deterministic,
-                  "keep_checkpoints": keep_checkpoints, "max_cells": max_cells,
-                  "allow_generator_leak": allow_generator_leak}
-    cfg = AblationConfig.from_dict(merge_overrides(base, overrides), source=config_path or "command line")
+    cfg = AblationConfig.from_dict(merge_overrides(base, config_overrides(options)), source=config_path or "command line")
     if jobs < 1:
         raise UserError(f"--jobs {jobs} must be >= 1")
     chosen = Shard.parse(shard) if shard else Shard.from_env(os.environ)
