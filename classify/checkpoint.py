@@ -105,6 +105,13 @@ class Classifier:
         x = match_input(x_uint8, self.res, self.in_chans)
         return predict_probs(self.model, x, self.norm, self.device, batch=batch, features=True)
 
+    @torch.no_grad()
+    def probs_from_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """[N, K] probabilities from `features()` output. The head is one linear layer, so a
+        caller that wants both (gen sample: judge confidence + realism) runs the backbone once."""
+        logits = self.model.head(feats.to(self.device, torch.float32))
+        return torch.softmax(logits.float(), dim=1).cpu()
+
 
 def load_classifier(path: str | Path, device: str = "cpu") -> Classifier:
     return Classifier(read_checkpoint(path), device=device, path=path)

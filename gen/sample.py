@@ -184,14 +184,16 @@ def _score(cfg, images, rows, classes, used, info, log):
         raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
                         "(or --inception-weights PATH), or choose --filters without them")
     class_idx = np.array([r.class_idx for r in rows])
-    conf = None
-    if judge is not None:
-        probs = judge.predict_proba(images)
-        conf = probs[torch.arange(len(rows)), [judge.classes.index(r.class_name) for r in rows]].double().numpy()
-    feats, reals = None, {}
+    feats, reals, conf = None, {}, None
     if extractor is not None:
         feats = extractor.features(images).double()
         reals = _reals(cfg, info, used, classes, extractor, info["channels"])
+    if judge is not None:
+        # When the judge is also the feature extractor, its head turns the features just computed
+        # into probabilities: one backbone pass over the samples instead of two.
+        shared = feats is not None and getattr(extractor.module, "judge", None) is judge
+        probs = judge.probs_from_features(feats.float()) if shared else judge.predict_proba(images)
+        conf = probs[torch.arange(len(rows)), [judge.classes.index(r.class_name) for r in rows]].double().numpy()
     outcome = run_filters(FilterInputs(feats, images, class_idx, reals, conf), cfg.filters)
     return outcome, feats, reals, extractor, note
 

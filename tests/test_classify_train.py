@@ -127,6 +127,8 @@ def test_checkpoint_is_plain_and_judge_api_works(square_data, tmp_path) -> None:
     assert probs.shape == (5, 2)
     torch.testing.assert_close(probs.sum(1), torch.ones(5))
     assert clf.features(x).shape == (5, 512)
+    # gen sample's one-pass route: head(features) gives the same probabilities
+    torch.testing.assert_close(clf.probs_from_features(clf.features(x)), probs, atol=1e-5, rtol=1e-4)
     with pytest.raises(UserError, match="not found"):
         load_classifier(tmp_path / "nope.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
