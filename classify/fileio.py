@@ -20,7 +20,16 @@ from classify.errors import UserError
 
 
 def _umask() -> int:
-    mask = os.umask(0)  # the only portable way to read it is to set it and put it back
+    # Linux reports it without changing it; setting and restoring it (the portable way) would
+    # briefly give files created by other threads (e.g. TensorBoard's writer) a 0 umask.
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)
     os.umask(mask)
     return mask
 
