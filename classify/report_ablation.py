@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from classify.ablation_analysis import (
 from classify.errors import UserError
 from classify.fileio import atomic_write_json, atomic_write_text
 from classify.report_figures import figure_blocks
-from classify.report_sources import load_records
+from classify.report_sources import load_records, prepared_info, prepared_minority_fraction
 from classify.stats import sentence, summarize
 
 
@@ -112,13 +111,11 @@ def _gpu(record: dict) -> str:
 
 def _data_note(data_dir: str | None, minority: str | None) -> str:
     """What the prepared train split holds, and how the report's minority fraction relates to it."""
-    path = Path(data_dir or "") / "classes.json"
     try:
-        info = json.loads(path.read_text())
-        n_train = int(info["counts"][minority]["train"])
-        kept = float((info.get("config") or {}).get("minority_fraction", 1.0))
-    except (OSError, ValueError, KeyError, TypeError):
+        n_train = int(prepared_info(data_dir)["counts"][minority]["train"])
+    except (KeyError, TypeError, ValueError):
         return ""
+    kept = prepared_minority_fraction(data_dir) or 1.0
     note = f"; its train split holds {n_train} real {minority} images"
     if kept < 1.0:
         note += (f" (prepare kept {kept:g} of them; the report's minority fraction is of the full data: "

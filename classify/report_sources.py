@@ -21,12 +21,20 @@ from classify.ablate import load_cells
 from classify.errors import UserError
 
 
+def prepared_info(data_dir: str | None) -> dict | None:
+    """DATA_DIR/classes.json (what `classify prepare` wrote); None if missing or unreadable."""
+    try:
+        info = json.loads((Path(data_dir or "") / "classes.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 def prepared_minority_fraction(data_dir: str | None) -> float | None:
     """The --minority-fraction `classify prepare` applied to DATA_DIR; None if unreadable."""
     try:
-        info = json.loads((Path(data_dir or "") / "classes.json").read_text())
-        return float((info.get("config") or {}).get("minority_fraction", 1.0))
-    except (OSError, ValueError, TypeError, AttributeError):
+        return float((prepared_info(data_dir).get("config") or {}).get("minority_fraction", 1.0))
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
 
 
