@@ -86,6 +86,14 @@ def init_process_group(device: torch.device) -> Dist:
     if world <= 1:
         return Dist()
     if not dist.is_initialized():
+        # torch.optim imports torch._dynamo on first use; when that import happens after the
+        # group exists, something inside torch keeps a reference to the group (torch 2.14.1),
+        # so destroy_process_group() cannot join gloo's worker threads. One of them may then
+        # free a finished collective's tensors while the interpreter is shutting down and abort
+        # the process ("terminate called without an active exception", SIGABRT in ~1 of 3
+        # CPU DDP runs). Imported first, it holds nothing and shutdown() really tears down.
+        import torch._dynamo  # noqa: F401
+
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), device=str(device))
 

@@ -49,11 +49,33 @@ def state_of(run_dir: Path) -> dict:
 
 def ddp_worker(rank: int, world: int, port: int, overrides: dict) -> None:
     """torch.multiprocessing.spawn target: what torchrun would set up, then a normal train()."""
+    import faulthandler
     import os
 
+    faulthandler.enable(all_threads=True)  # a native abort in a worker prints its Python stack
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
     from gen.train import train
 
     train(resolve_config(dict(overrides, gpus=world)), log=lambda m: None)
+    # train() must leave the process group for real: a gloo thread still alive here can
+    # abort the process while the interpreter shuts down (see gen.distributed).
+    left = [name for name in thread_names() if "gloo" in name]
+    assert not left, f"rank {rank}: process group threads still running after train(): {left}"
+
+
+def thread_names() -> list[str]:
+    """Names of this process's native threads (Linux /proc; empty elsewhere)."""
+    import os
+
+    task = Path("/proc/self/task")
+    if not task.is_dir():
+        return []
+    names = []
+    for tid in os.listdir(task):
+        try:
+            names.append((task / tid / "comm").read_text().strip())
+        except OSError:  # the thread ended while we looked
+            pass
+    return names
