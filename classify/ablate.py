@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from classify.ablate_cell import CELL_FORMAT_VERSION, CellTask, train_and_evaluate, versions
-from classify.ablate_config import AblationConfig
+from classify.ablate_config import AblationConfig, default_setting
 from classify.ablate_grid import Cell, Shard, build_grid, fmt_number, uses_synthetic
 from classify.ablate_samples import (
     DataFacts,
@@ -130,7 +130,7 @@ def _task(cfg: AblationConfig, cell: Cell, minority: str, check: SampleCheck | N
         "synthetic_dir": check.samples_dir if (check and uses_synthetic(cell.strategy)) else None,
         "synthetic_ratio": cell.synthetic_ratio if cell.synthetic_ratio is not None else 1.0,
         "minority_class": minority, "minority_fraction": cell.minority_fraction,
-        "deterministic": cfg.deterministic,
+        "deterministic": cfg.deterministic, "cpu_bf16": cfg.cpu_bf16,
     }
     sample_check = check.to_dict() if (check and uses_synthetic(cell.strategy)) else None
     return CellTask(cell=cell, train=train, work_dir=work_dir, keep_checkpoint=cfg.keep_checkpoints,
@@ -154,7 +154,9 @@ def check_study(cfg: AblationConfig, write: bool) -> None:
         except json.JSONDecodeError:
             raise UserError(f"{path} is not valid JSON; delete it only if the cells beside it match this config") from None
         new = cfg.result_settings()
-        diff = [k for k in new if old.get(k) != new[k]]
+        # A key missing from an older study.json is a setting added since: it had its default.
+        old = {k: old[k] if k in old else default_setting(k) for k in new}
+        diff = [k for k in new if old[k] != new[k]]
         if diff:
             shown = ", ".join(f"{k}={old.get(k)!r} (now {new[k]!r})" for k in diff)
             raise UserError(f"{cfg.out_dir} holds cells made with {shown}; use a new --out or the same settings")

@@ -22,7 +22,17 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10 uses the tomli bac
 
 # Settings that change what a cell measures. A folder of cells must agree on all of them,
 # or the report would average runs that are not comparable.
-RESULT_KEYS = ("data_dir", "samples", "minority_class", "epochs", "res", "batch", "lr", "deterministic")
+RESULT_KEYS = ("data_dir", "samples", "minority_class", "epochs", "res", "batch", "lr", "deterministic", "cpu_bf16")
+
+
+def default_setting(key: str) -> Any:
+    """AblationConfig's default for `key` (None for required fields)."""
+    for f in dataclasses.fields(AblationConfig):
+        if f.name == key:
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            return None if f.default is dataclasses.MISSING else f.default
+    raise KeyError(key)
 
 
 @dataclass
@@ -43,6 +53,7 @@ class AblationConfig:
     lr: float = 1e-3
     device: str = "cpu"
     deterministic: bool = False
+    cpu_bf16: bool = False  # TrainConfig.cpu_bf16 for every cell
     max_cells: int = 500
     allow_generator_leak: bool = False
     keep_checkpoints: bool = True

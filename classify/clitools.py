@@ -39,3 +39,23 @@ def parse_device(name: str) -> str:
     if name != "cpu" and not name.startswith("cuda"):
         raise UserError(f"unknown --device {name!r}; use cpu, cuda, cuda:N or auto")
     return name
+
+
+def cpu_native_bf16() -> bool | None:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); None where unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return None
+
+
+def warn_if_slow_cpu_bf16(device: str, cpu_bf16: bool) -> None:
+    """--cpu-bf16 on a CPU without native bf16 runs emulated kernels: say so, once, on stderr."""
+    if cpu_bf16 and device == "cpu" and cpu_native_bf16() is False:
+        click.echo("note: --cpu-bf16 on a CPU without AVX512-BF16/AMX; bf16 is emulated here and "
+                   "likely slower than fp32", err=True)

@@ -52,6 +52,9 @@ class TrainConfig:
     cutmix_alpha: float = 1.0
     bn_recalibrate: int = 512  # clean train images to re-estimate BatchNorm stats per epoch; 0 = off
     amp: bool = True  # bf16 autocast, CUDA only
+    # bf16 autocast on the CPU too. Opt-in: fast where the CPU has native bf16 (AVX512-BF16,
+    # AMX), much slower where it is emulated, and it changes results slightly (see BENCHMARKS).
+    cpu_bf16: bool = False
     channels_last: bool = True  # CUDA only
     compile: bool = False  # torch.compile, CUDA only
     progress: bool = True

@@ -91,8 +91,9 @@ def build_step(cfg, strategy: Strategy, data: TrainData, device: torch.device) -
     weights = inverse_frequency_weights(data.y_train, k).to(device) if strategy.class_weights else None
     aug = classic_augment(cfg.aug_p).to(device) if strategy.classic else None
     gen = torch.Generator().manual_seed(cfg.seed)
+    bf16 = (cuda and cfg.amp) or (device.type == "cpu" and cfg.cpu_bf16)
     step = _Step(model, opt, sched, normalisation(data.in_chans, cfg.pretrained is not None), device,
-                 torch.bfloat16 if cuda and cfg.amp else None, cuda and cfg.channels_last, weights, aug, gen, k)
+                 torch.bfloat16 if bf16 else None, cuda and cfg.channels_last, weights, aug, gen, k)
     return step, net
 
 

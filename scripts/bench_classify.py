@@ -7,6 +7,8 @@ naive side decodes and resizes every image with PIL in a DataLoader on every ste
 
     python scripts/bench_classify.py --data data/elpv --res 64 128 --steps 20
 
+--cpu-bf16 adds our trainer with bf16 autocast on the CPU, timed against our fp32.
+
 On a GPU: --device cuda --model resnet50 --res 224 --workers 8 (bf16 autocast and
 channels_last on both sides).
 
@@ -52,14 +54,15 @@ def export_image_folder(part, classes: list[str], out: Path) -> Path:
     return out
 
 
-def bench_ours(data_dir: Path, res: int, batch: int, steps: int, warmup: int, model: str, device: str) -> dict:
+def bench_ours(data_dir: Path, res: int, batch: int, steps: int, warmup: int, model: str, device: str,
+               cpu_bf16: bool = False) -> dict:
     from classify.strategies import build_strategy
     from classify.train import TrainConfig
     from classify.traindata import load_train_data
     from classify.trainloop import build_step, train_step
 
     cfg = TrainConfig(data_dir=str(data_dir), out_dir="unused", model=model, res=res, batch=batch, device=device,
-                      epochs=1, progress=False)
+                      epochs=1, progress=False, cpu_bf16=cpu_bf16)
     strategy = build_strategy("baseline")
     t0 = time.perf_counter()
     data = load_train_data(cfg, None)  # decodes into the cache on first use
@@ -132,6 +135,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the naive pipeline")
     ap.add_argument("--synthetic-n", type=int, default=600)
+    ap.add_argument("--cpu-bf16", action="store_true",
+                    help="also time ours with bf16 autocast on the CPU (classify train --cpu-bf16) against ours fp32")
     args = ap.parse_args()
     from classify.dataset import open_prepared
 
@@ -150,6 +155,10 @@ def main() -> None:
             print(f"res {res}: ours {ours['images_per_s']:.1f} img/s (cache build {ours['cache_build_s']:.1f} s, "
                   f"once) | naive ImageFolder+PIL ({args.workers} workers) {naive['images_per_s']:.1f} img/s | "
                   f"ratio {ours['images_per_s'] / naive['images_per_s']:.2f}x")
+            if args.cpu_bf16 and args.device == "cpu":
+                bf16 = bench_ours(data_dir, res, args.batch, args.steps, args.warmup, args.model, "cpu", True)
+                print(f"res {res}: ours --cpu-bf16 {bf16['images_per_s']:.1f} img/s | ours fp32 "
+                      f"{ours['images_per_s']:.1f} img/s | ratio {bf16['images_per_s'] / ours['images_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

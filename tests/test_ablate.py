@@ -222,6 +222,20 @@ def test_changed_training_settings_refuse_the_old_folder(tmp_path):
     with pytest.raises(UserError, match="epochs=1 .now 2."):
         plan_ablation(config(tmp_path, epochs=2), inspect=fake_facts)
     plan_ablation(config(tmp_path, seeds=[0, 1, 2]), inspect=fake_facts)  # growing the grid is fine
+    with pytest.raises(UserError, match="cpu_bf16=False .now True."):
+        plan_ablation(config(tmp_path, cpu_bf16=True), inspect=fake_facts)
+
+
+def test_study_from_before_a_setting_existed_still_resumes(tmp_path):
+    """A study.json written before `cpu_bf16` existed holds cells made without it (its default)."""
+    run(config(tmp_path))
+    path = tmp_path / "abl" / "study.json"
+    old = json.loads(path.read_text())
+    del old["cpu_bf16"]
+    path.write_text(json.dumps(old))
+    assert plan_ablation(config(tmp_path), inspect=fake_facts).todo == []
+    with pytest.raises(UserError, match="cpu_bf16=False .now True."):
+        plan_ablation(config(tmp_path, cpu_bf16=True), inspect=fake_facts)
 
 
 def test_toml_config_round_trip_and_unknown_keys(tmp_path):

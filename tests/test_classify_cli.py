@@ -83,3 +83,24 @@ def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
 def test_bad_numbers(flag, tmp_path: Path) -> None:
     r = _run(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--device", "cpu"] + flag)
     _one_line_error(r, "need res >= 8")
+
+
+@pytest.mark.parametrize("native, warned", [(False, True), (True, False), (None, False)])
+def test_cpu_bf16_warns_only_where_bf16_is_emulated(native, warned, monkeypatch, capsys) -> None:
+    from classify import clitools
+
+    monkeypatch.setattr(clitools, "cpu_native_bf16", lambda: native)
+    clitools.warn_if_slow_cpu_bf16("cpu", True)
+    clitools.warn_if_slow_cpu_bf16("cpu", False)  # not asked: never a note
+    clitools.warn_if_slow_cpu_bf16("cuda", True)  # the flag only concerns the CPU
+    err = capsys.readouterr().err
+    assert ("emulated" in err) == warned and err.count("note:") == int(warned)
+
+
+def test_cpu_native_bf16_reads_cpu_flags() -> None:
+    from classify.clitools import cpu_native_bf16
+
+    flags = Path("/proc/cpuinfo")
+    expected = None if not flags.exists() else any(
+        f in flags.read_text() for f in ("avx512_bf16", "amx_bf16"))
+    assert cpu_native_bf16() == expected

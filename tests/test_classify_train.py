@@ -141,3 +141,21 @@ def test_config_round_trip_and_unknown_keys() -> None:
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(UserError, match="unknown TrainConfig key.*epochz"):
         TrainConfig.from_dict({"epochz": 3})
+
+
+def test_cpu_bf16_is_opt_in_and_still_learns(square_data_learnable, tmp_path) -> None:
+    """--cpu-bf16 autocasts the CPU step to bf16; the default stays fp32; weights stay fp32."""
+    from classify.strategies import build_strategy
+    from classify.trainloop import build_step
+
+    data = load_train_data(_cfg(square_data_learnable, tmp_path / "x"), None)
+    for flag, dtype in ((False, None), (True, torch.bfloat16)):
+        st, _ = build_step(_cfg(square_data_learnable, tmp_path / "x", cpu_bf16=flag), build_strategy("baseline"),
+                           data, torch.device("cpu"))
+        assert st.amp_dtype == dtype
+    r = train_classifier(_cfg(square_data_learnable, tmp_path / "run", res=32, batch=16, epochs=5, lr=3e-3,
+                              cpu_bf16=True))
+    state = torch.load(r["checkpoint"], weights_only=True)["state_dict"]
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())
+    m = evaluate_checkpoint(r["checkpoint"], square_data_learnable, split="test")
+    assert m["average_precision"] > 0.9, m["average_precision"]

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from classify.clitools import parse_device, user_errors
+from classify.clitools import parse_device, user_errors, warn_if_slow_cpu_bf16
 
 # Flags whose value is a comma list: option name -> (AblationConfig field, element type).
 LIST_OPTIONS = {"strategies": ("strategies", str), "models": ("models", str), "seeds": ("seeds", int),
@@ -48,6 +48,8 @@ def config_overrides(options: dict) -> dict:
 @click.option("--lr", type=float)
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto.")
 @click.option("--deterministic/--no-deterministic", default=None)
+@click.option("--cpu-bf16/--no-cpu-bf16", default=None,
+              help="bf16 autocast on the CPU: faster only with native bf16 (AVX512-BF16, AMX).")
 @click.option("--keep-checkpoints/--no-keep-checkpoints", default=None, help="Keep each cell's model.pt.")
 @click.option("--max-cells", type=int, help="Refuse grids larger than this (default 500).")
 @click.option("--allow-generator-leak", is_flag=True, default=None,
@@ -67,6 +69,7 @@ def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
 
     base = AblationConfig.read_toml(config_path) if config_path else {}
     cfg = AblationConfig.from_dict(merge_overrides(base, config_overrides(options)), source=config_path or "command line")
+    warn_if_slow_cpu_bf16(cfg.device, cfg.cpu_bf16)
     if jobs < 1:
         raise UserError(f"--jobs {jobs} must be >= 1")
     chosen = Shard.parse(shard) if shard else Shard.from_env(os.environ)

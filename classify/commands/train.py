@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from classify.clitools import parse_device, user_errors
+from classify.clitools import parse_device, user_errors, warn_if_slow_cpu_bf16
 
 
 @click.command("train")
@@ -34,6 +34,8 @@ from classify.clitools import parse_device, user_errors
 @click.option("--patience", default=0, show_default=True, type=int, help="Early-stop patience in epochs; 0 = off.")
 @click.option("--fit", type=click.Choice(["crop", "pad", "stretch"]), default="crop", show_default=True)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="bf16 autocast (CUDA only).")
+@click.option("--cpu-bf16", is_flag=True,
+              help="bf16 autocast on the CPU too: faster only where the CPU has native bf16 (AVX512-BF16, AMX).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels (slower; for exact reruns).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -44,6 +46,7 @@ def train(device: str, compile_: bool, quiet: bool, **fields) -> None:
 
     # Every other option's name is a TrainConfig field, so the flags map onto it one to one.
     cfg = TrainConfig(**fields, device=parse_device(device), compile=compile_, progress=not quiet)
+    warn_if_slow_cpu_bf16(cfg.device, cfg.cpu_bf16)
     r = train_classifier(cfg)
     v = r["val"]
     click.echo(f"best epoch {r['best_epoch']}/{r['epochs_run']}: val AP {v['average_precision']:.4f}, "
