@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from classify.ablate_cell import CELL_FORMAT_VERSION, CellTask, train_and_evaluate, versions
-from classify.ablate_config import AblationConfig, default_setting
+from classify.ablate_config import AblationConfig, default_setting, option_name
 from classify.ablate_grid import Cell, Shard, build_grid, fmt_number, uses_synthetic
 from classify.ablate_samples import (
     DataFacts,
@@ -90,13 +90,17 @@ def plan_ablation(
     facts = inspect(cfg.data_dir)
     minority = pick_minority(facts, cfg.minority_class, cfg.data_dir)
     checks = _check_samples(cfg, grid, facts, minority)
-    check_study(cfg, write=False)
+    check_study(cfg, facts.manifest_hash, write=False)
     out = Path(cfg.out_dir)
     mine = shard.select(grid)
     done = [c.id for c in mine if is_finished(out, c.id)]
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
     finished = set(done)
-    todo = [_task(cfg, c, minority, checks.get(fmt_number(c.minority_fraction)), threads)
+    # The report's feature map embeds images with one cell's model (report_features picks
+    # baseline, highest fraction, lowest seed): that cell keeps its model.pt in any case.
+    feature_cell = min(grid, key=lambda c: (c.strategy != "baseline", -c.minority_fraction, c.seed)).id
+    todo = [_task(cfg, c, minority, checks.get(fmt_number(c.minority_fraction)), threads,
+                  keep=cfg.keep_checkpoints or c.id == feature_cell)
             for c in mine if c.id not in finished]
     return Plan(cfg, grid, shard, mine, done, todo, minority, facts, checks)
 
@@ -121,7 +125,8 @@ def _check_samples(cfg: AblationConfig, grid: list[Cell], facts: DataFacts, mino
     return checks
 
 
-def _task(cfg: AblationConfig, cell: Cell, minority: str, check: SampleCheck | None, threads: int) -> CellTask:
+def _task(cfg: AblationConfig, cell: Cell, minority: str, check: SampleCheck | None, threads: int,
+          keep: bool) -> CellTask:
     work_dir = str(Path(cfg.out_dir) / "runs" / cell.id)
     train = {
         "data_dir": cfg.data_dir, "out_dir": work_dir, "model": cell.model, "strategy": cell.strategy,
@@ -133,7 +138,7 @@ def _task(cfg: AblationConfig, cell: Cell, minority: str, check: SampleCheck | N
         "deterministic": cfg.deterministic, "cpu_bf16": cfg.cpu_bf16,
     }
     sample_check = check.to_dict() if (check and uses_synthetic(cell.strategy)) else None
-    return CellTask(cell=cell, train=train, work_dir=work_dir, keep_checkpoint=cfg.keep_checkpoints,
+    return CellTask(cell=cell, train=train, work_dir=work_dir, keep_checkpoint=keep,
                     threads=threads, sample_check=sample_check)
 
 
@@ -145,24 +150,43 @@ def is_finished(out_dir: Path, cell_id: str) -> bool:
     return isinstance(record, dict) and isinstance(record.get("metrics"), dict)
 
 
-def check_study(cfg: AblationConfig, write: bool) -> None:
-    """Refuse to mix cells made with different result-relevant settings into one folder."""
+def check_study(cfg: AblationConfig, manifest_hash: str, write: bool) -> None:
+    """Refuse to mix cells made with different result-relevant settings or data into one folder.
+
+    The grid may grow between runs (more seeds, strategies, sample sets); results may not drift."""
     path = Path(cfg.out_dir) / "study.json"
     if path.exists():
         try:
             old = json.loads(path.read_text())
         except json.JSONDecodeError:
             raise UserError(f"{path} is not valid JSON; delete it only if the cells beside it match this config") from None
-        new = cfg.result_settings()
-        # A key missing from an older study.json is a setting added since: it had its default.
-        old = {k: old[k] if k in old else default_setting(k) for k in new}
-        diff = [k for k in new if old[k] != new[k]]
-        if diff:
-            shown = ", ".join(f"{k}={old.get(k)!r} (now {new[k]!r})" for k in diff)
-            raise UserError(f"{cfg.out_dir} holds cells made with {shown}; use a new --out or the same settings")
-    # The grid may grow between runs (more seeds, strategies); only result settings must match.
+        changed = changed_settings(old, cfg.result_settings())
+        if changed:
+            raise UserError(f"{cfg.out_dir} holds cells made with {'; '.join(changed)}; "
+                            "use a new --out or the same settings")
+        if old.get("manifest_hash") not in (None, manifest_hash):
+            raise UserError(f"{cfg.out_dir} holds cells made on other prepared data (manifest hash "
+                            f"{old['manifest_hash'][:12]}, now {manifest_hash[:12]}: {cfg.data_dir} was re-prepared "
+                            "or edited); use a new --out")
     if write:
-        atomic_write_json(path, cfg.result_settings() | {"config": cfg.to_dict()})
+        atomic_write_json(path, cfg.result_settings() | {"manifest_hash": manifest_hash, "config": cfg.to_dict()})
+
+
+def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The result settings that differ, in words. A key missing from an older study.json is a
+    setting added since (it had its default). Sample folders may be added, so GAN arms can join
+    a finished baseline grid, but a folder already used may not change."""
+    out = []
+    for key, value in new.items():
+        before = old[key] if key in old else default_setting(key)
+        if key == "samples":
+            moved = {f: p for f, p in before.items() if value.get(f) != p}
+            if moved:
+                shown = ", ".join(f"{f}={p} (now {value.get(f, 'none')})" for f, p in moved.items())
+                out.append(f"--samples {shown}")
+        elif before != value:
+            out.append(f"{option_name(key)} {before!r} (now {value!r})")
+    return out
 
 
 def execute_cell(task: CellTask, cell_fn: CellFn, out_dir: str) -> tuple[str, str, float]:
@@ -194,7 +218,7 @@ def run_ablation(plan: Plan, *, jobs: int = 1, cell_fn: CellFn = train_and_evalu
                  progress: Progress | None = None) -> RunSummary:
     """Run the plan's unfinished cells; `cell_fn` must be picklable when jobs > 1."""
     say = progress or (lambda _msg: None)
-    check_study(plan.config, write=True)
+    check_study(plan.config, plan.facts.manifest_hash, write=True)
     t0 = time.perf_counter()
     summary = RunSummary(ran=[], skipped=list(plan.done), failed={}, wall_time_s=0.0)
     total = len(plan.todo)
@@ -217,8 +241,12 @@ def run_ablation(plan: Plan, *, jobs: int = 1, cell_fn: CellFn = train_and_evalu
         # spawn, not fork: forking a process that already runs torch threads can deadlock.
         with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
             futures = [pool.submit(execute_cell, t, cell_fn, plan.config.out_dir) for t in plan.todo]
-            for k, fut in enumerate(as_completed(futures), 1):
-                record(k, fut.result())
+            try:
+                for k, fut in enumerate(as_completed(futures), 1):
+                    record(k, fut.result())
+            except KeyboardInterrupt:  # start no queued cell; the with-block waits for running ones
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     summary.wall_time_s = time.perf_counter() - t0
     return summary
 
@@ -227,6 +255,11 @@ def load_cells(out_dir: str | Path) -> list[dict[str, Any]]:
     """Every finished cell record of an ablation folder, sorted by id."""
     cells_dir = Path(out_dir) / "cells"
     if not cells_dir.is_dir():
+        failed = failed_cells(out_dir)
+        if failed:
+            first, error = next(iter(failed.items()))
+            raise UserError(f"no cell of {out_dir} finished; {len(failed)} failed (first {first}: {error}); "
+                            f"tracebacks in {out_dir}/failed/")
         raise UserError(f"{out_dir} has no cells/ folder; run `classify ablate --out {out_dir}` first")
     records = []
     for path in sorted(cells_dir.glob("*.json")):
@@ -244,8 +277,8 @@ def format_plan(plan: Plan, jobs: int = 1) -> str:
     lines = [f"ablation grid: {len(plan.grid)} cells; shard {plan.shard.index}/{plan.shard.count} "
              f"has {len(plan.mine)} ({len(plan.done)} finished, {len(plan.todo)} to run); minority class "
              f"{plan.minority!r} ({plan.facts.train_counts.get(plan.minority, 0)} real train images)"]
-    done = set(plan.done)
-    lines += [f"  {'done' if c.id in done else 'todo'}  {c.id}" for c in plan.mine]
+    done, failed = set(plan.done), failed_cells(plan.config.out_dir)
+    lines += [f"  {_state(c.id, done, failed)}  {c.id}" for c in plan.mine]
     for key, check in sorted(plan.checks.items()):
         flag = "  LEAK (allowed by --allow-generator-leak)" if check.leak else ""
         lines.append(f"  samples for fraction {key}: {check.samples_dir} (generator saw "
@@ -253,6 +286,23 @@ def format_plan(plan: Plan, jobs: int = 1) -> str:
         lines += [f"    warning: {w}" for w in check.warnings]
     lines.append(_estimate(plan, jobs))
     return "\n".join(lines)
+
+
+def _state(cell_id: str, done: set[str], failed: dict[str, str]) -> str:
+    if cell_id in done:
+        return "done"
+    return f"todo  (failed last time: {failed[cell_id]})" if cell_id in failed else "todo"
+
+
+def failed_cells(out_dir: str | Path) -> dict[str, str]:
+    """Cell id -> one-line error of the cells whose last attempt failed (failed/<id>.json)."""
+    out = {}
+    for path in sorted((Path(out_dir) / "failed").glob("*.json")):
+        try:
+            out[path.stem] = str(json.loads(path.read_text()).get("error", "unknown error"))
+        except (OSError, json.JSONDecodeError, AttributeError):
+            out[path.stem] = "unreadable failure record"
+    return out
 
 
 def _estimate(plan: Plan, jobs: int) -> str:

@@ -24,6 +24,20 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10 uses the tomli bac
 # or the report would average runs that are not comparable.
 RESULT_KEYS = ("data_dir", "samples", "minority_class", "epochs", "res", "batch", "lr", "deterministic", "cpu_bf16")
 
+# How fields are read from TOML or flags. Lists also take one value or "a,b,c" (as the flags do).
+LIST_FIELDS = {"strategies": str, "models": str, "seeds": int, "synthetic_ratios": float, "minority_fractions": float}
+SCALAR_FIELDS = {"data_dir": str, "out_dir": str, "minority_class": str, "epochs": int, "res": int, "batch": int,
+                 "lr": float, "device": str, "max_cells": int, "deterministic": bool, "cpu_bf16": bool,
+                 "allow_generator_leak": bool, "keep_checkpoints": bool}
+_FLAGS = {"data_dir": "--data", "out_dir": "--out", "synthetic_ratios": "--synthetic-ratio",
+          "minority_fractions": "--minority-fraction"}
+
+
+def option_name(key: str) -> str:
+    """'--minority-fraction (minority_fractions)': the flag and the TOML key, for messages."""
+    flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
+    return flag if flag[2:].replace("-", "_") == key else f"{flag} ({key})"
+
 
 def default_setting(key: str) -> Any:
     """AblationConfig's default for `key` (None for required fields)."""
@@ -51,7 +65,7 @@ class AblationConfig:
     res: int = 128
     batch: int = 64
     lr: float = 1e-3
-    device: str = "cpu"
+    device: str = "auto"  # resolved on construction: cuda when available, else cpu
     deterministic: bool = False
     cpu_bf16: bool = False  # TrainConfig.cpu_bf16 for every cell
     max_cells: int = 500
@@ -59,18 +73,24 @@ class AblationConfig:
     keep_checkpoints: bool = True
 
     def __post_init__(self) -> None:
+        from classify.clitools import parse_device
+
         self.validate()
+        self.device = parse_device(self.device)  # 'auto' -> cuda/cpu; 'gpu' etc. fail here, not per cell
 
     def validate(self) -> None:
-        for name in ("strategies", "models", "seeds", "synthetic_ratios", "minority_fractions"):
+        for name in LIST_FIELDS:
             if not getattr(self, name):
-                raise UserError(f"ablation config: '{name}' is empty; list at least one value")
+                raise UserError(f"{option_name(name)} is empty; list at least one value")
         if any(not 0 < f <= 1 for f in self.minority_fractions):
-            raise UserError(f"ablation config: minority_fractions {self.minority_fractions} must lie in (0, 1]")
+            raise UserError(f"{option_name('minority_fractions')} {self.minority_fractions}: each must lie in (0, 1]")
         if any(r <= 0 for r in self.synthetic_ratios):
-            raise UserError(f"ablation config: synthetic_ratios {self.synthetic_ratios} must be > 0")
-        if self.epochs < 1 or self.res < 8 or self.batch < 1 or self.max_cells < 1:
-            raise UserError("ablation config: epochs, batch and max_cells must be >= 1 and res >= 8")
+            raise UserError(f"{option_name('synthetic_ratios')} {self.synthetic_ratios}: each must be > 0")
+        for name, low in (("epochs", 1), ("batch", 2), ("max_cells", 1), ("res", 8)):
+            if getattr(self, name) < low:
+                raise UserError(f"{option_name(name)} {getattr(self, name)} must be >= {low}")
+        if self.lr <= 0:
+            raise UserError(f"--lr {self.lr} must be > 0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,11 +110,11 @@ class AblationConfig:
             d["samples"] = {"all": d["samples"]}
         for key in ("data_dir", "out_dir"):
             if not d.get(key):
-                raise UserError(f"{source}: '{key}' is required (give it in the file or as a flag)")
+                raise UserError(f"{source}: {option_name(key)} is required (give it as a flag or in the file)")
         try:
             return cls(**_coerce(d))
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{source}: {exc}; check the value types") from None
+        except ValueError as exc:
+            raise UserError(f"{source}: {exc}") from None
 
     @classmethod
     def read_toml(cls, path: str | Path) -> dict[str, Any]:
@@ -116,17 +136,19 @@ class AblationConfig:
 
 
 def _coerce(d: dict[str, Any]) -> dict[str, Any]:
-    # TOML and click both hand over ints where floats are meant (ratio 1, fraction 1).
+    """Field values from TOML or flags in their field's type; a bad value names its key."""
     out = dict(d)
-    for key in ("synthetic_ratios", "minority_fractions"):
+    for key, kind in LIST_FIELDS.items():
         if key in out:
-            out[key] = [float(x) for x in out[key]]
-    if "seeds" in out:
-        out["seeds"] = [int(x) for x in out["seeds"]]
-    for key in ("strategies", "models"):
-        if key in out:
-            out[key] = [str(x).strip() for x in out[key]]
+            value = out[key]
+            items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+            out[key] = [_cast(key, x, kind) for x in items if not (isinstance(x, str) and not x.strip())]
+    for key, kind in SCALAR_FIELDS.items():
+        if out.get(key) is not None:
+            out[key] = _cast(key, out[key], kind)
     if "samples" in out:
+        if not isinstance(out["samples"], dict):
+            raise ValueError("samples must be a folder or a table of FRACTION = folder")
         for key in out["samples"]:
             if key != "all":
                 try:
@@ -134,18 +156,26 @@ def _coerce(d: dict[str, Any]) -> dict[str, Any]:
                 except ValueError:
                     raise ValueError(f"samples key {key!r} must be a minority fraction or 'all'") from None
         out["samples"] = {str(k): str(v) for k, v in out["samples"].items()}
-    if "lr" in out:
-        out["lr"] = float(out["lr"])
     return out
 
 
-def parse_list(text: str, cast: type, flag: str) -> list:
-    """'0,1,2' -> [0, 1, 2]; a bad item is a one-line user error naming the flag."""
-    items = [t.strip() for t in text.split(",") if t.strip()]
+def _cast(key: str, value: Any, kind: type) -> Any:
+    name = option_name(key)
+    if kind is bool or isinstance(value, bool):  # bool is an int in Python: keep them apart
+        if kind is bool and isinstance(value, bool):
+            return value
+        raise ValueError(f"{name} must be {'true or false' if kind is bool else 'a number'}, not {value!r}")
+    if kind is str:
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        raise ValueError(f"{name} must be a non-empty string, not {value!r}")
     try:
-        return [cast(t) for t in items]
-    except ValueError:
-        raise UserError(f"{flag} {text!r}: every comma-separated item must be a {cast.__name__}") from None
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or (kind is int and not number.is_integer()):
+        raise ValueError(f"{name} must be {'a whole number' if kind is int else 'a number'}, not {value!r}")
+    return int(number) if kind is int else number
 
 
 def parse_samples(values: tuple[str, ...] | list[str]) -> dict[str, str]:

@@ -44,7 +44,11 @@ def read_manifest(path: str | Path) -> tuple[list[dict[str, str]], str]:
     """Return (rows, sha256 of the file's text)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"no {MANIFEST_NAME} in {path.parent}; run `classify prepare SOURCE --out {path.parent}` first")
+        folder = path.parent
+        if _holds_class_folders(folder):  # a raw ImageFolder tree: prepare must write elsewhere
+            raise UserError(f"{folder} holds class folders of images, not prepared data; run `classify prepare "
+                            f"folder:{folder} --out DATA_DIR` (a new folder) and pass DATA_DIR instead")
+        raise UserError(f"no {MANIFEST_NAME} in {folder}; run `classify prepare SOURCE --out {folder}` first")
     text = path.read_text(encoding="utf-8")
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in BASE_COLUMNS if c not in (reader.fieldnames or [])]
@@ -67,3 +71,13 @@ def stored_path(root: Path, path: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path.resolve())
+
+
+def _holds_class_folders(folder: Path) -> bool:
+    from classify.images import IMAGE_SUFFIXES
+
+    try:
+        return any(sub.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir())
+                   for sub in folder.iterdir())
+    except OSError:
+        return False

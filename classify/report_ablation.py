@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from classify import reportdoc as doc
+from classify.ablate import failed_cells
 from classify.ablation_analysis import (
     HEADLINE,
     METRICS,
@@ -205,7 +206,9 @@ def write_report(ablate_dirs: str | Path | list[str | Path], out: str | Path | N
     out = Path(out if out is not None else dirs[0])
     records, notes = load_records(dirs)
     if not records:
-        raise UserError(f"{', '.join(map(str, dirs))}: no finished cells yet; run `classify ablate` first")
+        failed = sum(len(failed_cells(d)) for d in dirs)
+        hint = f"{failed} failed (see failed/ beside cells/)" if failed else "run `classify ablate` first"
+        raise UserError(f"{', '.join(map(str, dirs))}: no finished cells yet; {hint}")
     rows = result_rows(records)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.csv", _csv_text(rows))

@@ -17,8 +17,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from classify.ablate import load_cells
+from classify.ablate import failed_cells, load_cells
+from classify.ablate_grid import build_grid
 from classify.errors import UserError
+
+# Training settings that must agree for cells to share one table (check_study enforces them
+# inside one folder; combined folders are checked here). Missing keys predate the setting.
+SAME_TRAINING = {"epochs": None, "res": None, "batch": None, "lr": None, "deterministic": False, "cpu_bf16": False}
 
 
 def prepared_info(data_dir: str | None) -> dict | None:
@@ -56,8 +61,12 @@ def load_records(ablate_dirs: list[str | Path]) -> tuple[list[dict], list[str]]:
     notes: list[str] = []
     owner: dict[tuple, str] = {}
     kept_of: dict[str, float | None] = {}
+    training: dict[tuple, str] = {}
     for folder in map(str, ablate_dirs):
-        for record in load_cells(folder):
+        cells = load_cells(folder)
+        notes += unfinished_notes(folder, len(cells))
+        for record in cells:
+            _same_training(record, folder, training)
             data_dir = str((record.get("train_config") or {}).get("data_dir", ""))
             if data_dir not in kept_of:
                 kept_of[data_dir] = prepared_minority_fraction(data_dir)
@@ -73,3 +82,34 @@ def load_records(ablate_dirs: list[str | Path]) -> tuple[list[dict], list[str]]:
                                 "(or models/strategies)")
             records.append(r)
     return records, notes
+
+
+def _same_training(record: dict, folder: str, seen: dict[tuple, str]) -> None:
+    tc = record.get("train_config") or {}
+    settings = tuple((k, tc.get(k, default)) for k, default in SAME_TRAINING.items())
+    if seen and settings not in seen:
+        other, first = next(iter(seen.items()))
+        shown = ", ".join(f"{k}={v!r} vs {dict(other)[k]!r}" for k, v in settings if dict(other)[k] != v)
+        raise UserError(f"{folder} and {first} were trained with different settings ({shown}); their results are "
+                        "not comparable: combine only folders made with the same training settings")
+    seen.setdefault(settings, folder)
+
+
+def unfinished_notes(folder: str, n_finished: int) -> list[str]:
+    """Say what the report leaves out: failed cells and cells of the study's grid never run."""
+    notes = []
+    failed = failed_cells(folder)
+    if failed:
+        notes.append(f"{len(failed)} cell(s) of {folder} failed and are not in this report (tracebacks in "
+                     f"{folder}/failed/)")
+    try:
+        cfg = json.loads((Path(folder) / "study.json").read_text())["config"]
+        planned = len(build_grid(cfg["strategies"], cfg["models"], cfg["seeds"], cfg["synthetic_ratios"],
+                                 cfg["minority_fractions"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return notes
+    missing = planned - n_finished - len(failed)
+    if missing > 0:
+        notes.append(f"{missing} of the {planned} cells planned in {folder}/study.json have not run yet "
+                     "(another --shard, or an interrupted run): this report covers only the finished ones")
+    return notes

@@ -167,12 +167,16 @@ def sentence(c: PairedComparison, metric_label: str | None = None, digits: int =
     ci = f"95% CI [{g.format(c.ci_low)}, {g.format(c.ci_high)}]"
     tail = f"paired over {c.n} seeds; Wilcoxon p={c.wilcoxon_p:.3g}"
     if c.verdict == "too few pairs":
-        return f"{c.a} vs {c.b} on {label}: only {c.n} paired seed(s), too few for a CI; mean difference {f.format(c.diff)}."
+        return (f"{c.a} vs {c.b} on {label}: only {c.n} paired seed(s), too few for a verdict (it needs "
+                f"{MIN_PAIRS_FOR_VERDICT}); mean difference {f.format(c.diff)}.")
     if c.verdict == "no detectable difference":
         return (f"No detectable difference between {c.a} and {c.b} on {label}: "
                 f"{f.format(c.diff)}, {ci} includes 0 ({tail}).")
-    verb = "beats" if c.verdict == "better" else "is worse than"
-    return f"{c.a} {verb} {c.b} by {f.format(c.diff)} {label}, {ci} ({tail})."
+    if c.verdict == "better":
+        return f"{c.a} beats {c.b} by {f.format(c.diff)} {label}, {ci} ({tail})."
+    # "worse by -0.3" reads as a double negative: the size in words, the signed difference after it.
+    return (f"{c.a} is worse than {c.b} by {g.format(abs(c.diff))} {label} (difference {f.format(c.diff)}), "
+            f"{ci} ({tail}).")
 
 
 def holm_adjust(pvalues) -> list[float]:

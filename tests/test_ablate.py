@@ -51,6 +51,7 @@ def broken_cell(task: CellTask) -> dict:
 def make_samples(tmp_path: Path, real_seen: int, classes=("defective",), res: int = 16, n: int = 120) -> str:
     """A samples.csv/sample_info.json pair; every fourth of the n rows is rejected."""
     d = tmp_path / f"samples_{real_seen}_{res}_{n}"
+    d.parent.mkdir(parents=True, exist_ok=True)
     d.mkdir()
     rows = [f"img/{i}.png,{i},defective,1.0,net.pt,{int(i % 4 != 0)},{'judge' if i % 4 == 0 else ''}"
             for i in range(n)]
@@ -219,11 +220,31 @@ def test_sample_set_for_other_class_or_lower_resolution_is_refused(tmp_path):
 
 def test_changed_training_settings_refuse_the_old_folder(tmp_path):
     run(config(tmp_path))
-    with pytest.raises(UserError, match="epochs=1 .now 2."):
+    with pytest.raises(UserError, match="--epochs 1 .now 2."):
         plan_ablation(config(tmp_path, epochs=2), inspect=fake_facts)
     plan_ablation(config(tmp_path, seeds=[0, 1, 2]), inspect=fake_facts)  # growing the grid is fine
-    with pytest.raises(UserError, match="cpu_bf16=False .now True."):
+    with pytest.raises(UserError, match="--cpu-bf16 False .now True."):
         plan_ablation(config(tmp_path, cpu_bf16=True), inspect=fake_facts)
+    other_data = lambda _d: DataFacts(FACTS.classes, FACTS.train_counts, manifest_hash="h2")  # noqa: E731
+    with pytest.raises(UserError, match="other prepared data .manifest hash h1, now h2"):
+        plan_ablation(config(tmp_path), inspect=other_data)
+
+
+def test_gan_arms_can_join_a_finished_grid_but_samples_cannot_change(tmp_path):
+    """Baselines first, GAN arms once a GAN exists: adding a sample set reuses every finished cell."""
+    run(config(tmp_path))
+    first, second = make_samples(tmp_path / "a", real_seen=40), make_samples(tmp_path / "b", real_seen=40)
+    plan, _ = run(config(tmp_path, strategies=["baseline", "oversample", "gan"], samples={"all": first}))
+    assert len(plan.done) == 4 and [t.cell.strategy for t in plan.todo] == ["gan", "gan"]
+    with pytest.raises(UserError, match=f"--samples all={first} .now {second}."):
+        plan_ablation(config(tmp_path, strategies=["gan"], samples={"all": second}), inspect=fake_facts)
+
+
+def test_only_the_feature_map_cell_keeps_its_model_without_keep_checkpoints(tmp_path):
+    plan = plan_ablation(config(tmp_path, keep_checkpoints=False, minority_fractions=[0.5, 1]), inspect=fake_facts)
+    kept = [t.cell for t in plan.todo if t.keep_checkpoint]
+    assert [(c.strategy, c.seed, c.minority_fraction) for c in kept] == [("baseline", 0, 1.0)]
+    assert all(t.keep_checkpoint for t in plan_ablation(config(tmp_path), inspect=fake_facts).todo)
 
 
 def test_study_from_before_a_setting_existed_still_resumes(tmp_path):
@@ -234,7 +255,7 @@ def test_study_from_before_a_setting_existed_still_resumes(tmp_path):
     del old["cpu_bf16"]
     path.write_text(json.dumps(old))
     assert plan_ablation(config(tmp_path), inspect=fake_facts).todo == []
-    with pytest.raises(UserError, match="cpu_bf16=False .now True."):
+    with pytest.raises(UserError, match="--cpu-bf16 False .now True."):
         plan_ablation(config(tmp_path, cpu_bf16=True), inspect=fake_facts)
 
 
@@ -248,6 +269,37 @@ def test_toml_config_round_trip_and_unknown_keys(tmp_path):
     path.write_text('data_dir = "d"\nout_dir = "o"\nepoch = 3\n')
     with pytest.raises(UserError, match="unknown key.*epoch"):
         AblationConfig.from_dict(AblationConfig.read_toml(path), source=str(path))
+
+
+@pytest.mark.parametrize("toml, expected", [
+    ('strategies = "baseline"', {"strategies": ["baseline"]}),  # one value, as on the command line
+    ('strategies = "baseline, oversample"\nseeds = "0,1"', {"strategies": ["baseline", "oversample"], "seeds": [0, 1]}),
+    ("seeds = 3\nsynthetic_ratios = 1", {"seeds": [3], "synthetic_ratios": [1.0]}),
+    ('epochs = "4"\nlr = 1\ndevice = "cpu"', {"epochs": 4, "lr": 1.0, "device": "cpu"}),
+])
+def test_toml_values_are_read_like_flags(tmp_path, toml, expected):
+    path = tmp_path / "s.toml"
+    path.write_text('data_dir = "d"\nout_dir = "o"\n' + toml + "\n")
+    cfg = AblationConfig.from_dict(AblationConfig.read_toml(path), source="s.toml")
+    assert {k: getattr(cfg, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize("toml, message", [
+    ('epochs = "x"', "s.toml: --epochs must be a whole number, not 'x'"),
+    ("epochs = 1.5", "--epochs must be a whole number"),
+    ('seeds = [0, "a"]', "--seeds must be a whole number, not 'a'"),
+    ('deterministic = "yes"', "--deterministic must be true or false"),
+    ("res = true", "--res must be a number"),
+    ('strategies = ""', "--strategies is empty"),
+    ('device = "gpu"', "unknown --device 'gpu'"),
+    ("minority_fractions = 1.5", "--minority-fraction .minority_fractions. .1.5.: each must lie in"),
+    ("res = 4", "--res 4 must be >= 8"),
+])
+def test_bad_toml_values_name_their_key(tmp_path, toml, message):
+    path = tmp_path / "s.toml"
+    path.write_text('data_dir = "d"\nout_dir = "o"\n' + toml + "\n")
+    with pytest.raises(UserError, match=message):
+        AblationConfig.from_dict(AblationConfig.read_toml(path), source="s.toml")
 
 
 def test_ratio_and_fraction_plots_appear_only_when_they_vary(tmp_path):
@@ -306,3 +358,34 @@ def test_report_refuses_ambiguous_combinations(tmp_path):
         write_report([a, a], tmp_path / "out")
     with pytest.raises(UserError, match="needs --out"):
         write_report([a, b])
+    c = _study(tmp_path, "c", 0.25, epochs=2)  # another fraction, but trained longer: not comparable
+    with pytest.raises(UserError, match="different settings .epochs=2 vs 1."):
+        write_report([a, c], tmp_path / "out")
+
+
+def test_report_says_which_cells_it_leaves_out(tmp_path):
+    cfg = config(tmp_path, seeds=[0, 1, 2])
+    run(cfg, Shard(0, 2), cell_fn=broken_cell)  # 3 of 6 cells; the seed-1 one among them fails
+    md = Path(write_report(cfg.out_dir)).read_text()
+    assert "1 cell(s) of" in md and "failed and are not in this report" in md
+    assert "3 of the 6 cells planned" in md and "have not run yet" in md
+    run(cfg, Shard(1, 2))
+    run(cfg, Shard(0, 2))  # retries the failed cell
+    md = Path(write_report(cfg.out_dir)).read_text()
+    assert "failed and are not" not in md and "have not run yet" not in md
+
+
+def test_report_on_a_folder_where_every_cell_failed_points_at_failed(tmp_path):
+    cfg = config(tmp_path, seeds=[1])
+    run(cfg, cell_fn=broken_cell)
+    with pytest.raises(UserError, match="no cell of .* finished; 2 failed .first .*exploded on purpose.*failed/"):
+        write_report(cfg.out_dir)
+
+
+def test_the_documented_study_file_is_valid(tmp_path):
+    text = (Path(__file__).parents[1] / "docs" / "FORMATS.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "s.toml").write_text(block)
+    cfg = AblationConfig.from_dict(AblationConfig.read_toml(tmp_path / "s.toml"), source="FORMATS.md")
+    documented = {line.split("=")[0].strip().lstrip("# ") for line in block.splitlines() if "=" in line}
+    assert documented >= set(cfg.to_dict()), "FORMATS.md's study file should show every AblationConfig key"

@@ -114,7 +114,10 @@ def test_tiny_real_ablation_writes_cells_report_and_reruns_nothing(tiny_prepared
     (["--strategies", "baseline,gan"], "need a sample set"),
     (["--strategies", "nope"], "valid strategies"),
     (["--models", "resnet999"], "valid models"),
-    (["--seeds", "0,x"], "--seeds"),
+    (["--seeds", "0,x"], "--seeds must be a whole number, not 'x'"),
+    (["--strategies", ""], "--strategies is empty"),
+    (["--device", "gpu"], "unknown --device 'gpu'"),
+    (["--res", "4"], "--res 4 must be >= 8"),
     (["--shard", "3/2"], "shard 3/2"),
 ])
 def test_cli_bad_input_is_one_line(tiny_prepared, tmp_path, extra, message):
@@ -136,3 +139,19 @@ def test_cli_toml_config_flag_override_and_slurm_shard(tiny_prepared, tmp_path):
     assert "todo  oversample__resnet18__frac1__seed0" in result.output
     bad = CliRunner().invoke(main, ["ablate", "--config", str(tmp_path / "missing.toml")])
     assert bad.exit_code != 0 and "does not exist" in bad.output
+
+
+def test_cli_interrupt_says_what_is_kept_and_exits_130(tiny_prepared, tmp_path, monkeypatch):
+    import classify.ablate
+
+    def interrupted(plan, **kw):
+        (Path(plan.config.out_dir) / "cells").mkdir(parents=True)
+        (Path(plan.config.out_dir) / "cells" / "one.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(classify.ablate, "run_ablation", interrupted)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["ablate", "--data", str(tiny_prepared), "--out", str(out), "--res", "16"])
+    assert result.exit_code == 130
+    assert f"interrupted: 1 finished cell(s) are kept in {out}/cells" in result.output
+    assert "rerun the same command to continue" in result.output

@@ -104,3 +104,12 @@ def test_cpu_native_bf16_reads_cpu_flags() -> None:
     expected = None if not flags.exists() else any(
         f in flags.read_text() for f in ("avx512_bf16", "amx_bf16"))
     assert cpu_native_bf16() == expected
+
+
+@pytest.mark.parametrize("package", ["classify", "gen"])
+def test_python_dash_m_runs_the_cli(package) -> None:
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", package, "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith(f"Usage: {package} "), r.stdout + r.stderr

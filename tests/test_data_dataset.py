@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import classify.dataset as dataset_mod
 from classify.dataset import open_prepared
@@ -107,6 +108,11 @@ def test_open_prepared_errors(tiny_prepared, tmp_path):
         open_prepared(tmp_path / "nope")
     with pytest.raises(UserError, match="no manifest.csv"):
         open_prepared(tmp_path)  # a folder without a manifest
+    raw = tmp_path / "raw"
+    (raw / "bad").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(raw / "bad" / "a.png")
+    with pytest.raises(UserError, match=f"holds class folders of images.*prepare folder:{raw} --out DATA_DIR"):
+        open_prepared(raw)  # the image tree itself: prepare must not write into it
     rows = list(csv.DictReader(open(tiny_prepared / "manifest.csv")))
     victim = rows[3]["path"]
     with open(victim, "ab") as fh:

@@ -82,6 +82,9 @@ def test_lower_is_better_metric_flips_the_verdict():
     assert c.diff < 0 and c.verdict == "better"
     worse = paired_compare(b, a, a="baseline", b="focal", metric="ece", higher_is_better=False)
     assert worse.verdict == "worse" and "is worse than" in sentence(worse)
+    low = paired_compare(a, b, a="focal", b="baseline", metric="ap")  # higher is better: focal is worse
+    text = sentence(low, "AP")
+    assert text.startswith("focal is worse than baseline by 0.050 AP (difference -0.050)"), text
 
 
 def test_too_few_pairs_gives_no_verdict_and_mismatched_lengths_fail():

@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 import os
+import signal
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
-from classify.clitools import parse_device, user_errors, warn_if_slow_cpu_bf16
+from classify.ablate_config import default_setting
+from classify.clitools import user_errors, warn_if_slow_cpu_bf16
 
-# Flags whose value is a comma list: option name -> (AblationConfig field, element type).
-LIST_OPTIONS = {"strategies": ("strategies", str), "models": ("models", str), "seeds": ("seeds", int),
-                "synthetic_ratio": ("synthetic_ratios", float), "minority_fraction": ("minority_fractions", float)}
+
+def _default(key: str) -> str:
+    """Help-text suffix: options default to None (so a TOML key can stand); show the real default."""
+    value = default_setting(key)
+    shown = ",".join(str(v) for v in value) if isinstance(value, list) else value
+    return f"  [default: {shown}]"
+
+# Flags named in the singular whose AblationConfig field is a (plural) list.
+LIST_OPTIONS = {"synthetic_ratio": "synthetic_ratios", "minority_fraction": "minority_fractions"}
 
 
 def config_overrides(options: dict) -> dict:
-    """The study options as AblationConfig fields (None = not given, the TOML or default stands).
+    """The study options as AblationConfig fields (None = not given: the TOML or default stands).
 
-    Every option is named after its field, except the comma lists (plural fields)."""
-    from classify.ablate_config import parse_list, parse_samples
+    Values stay as typed ("0,1,2"); AblationConfig.from_dict reads flags and TOML alike."""
+    from classify.ablate_config import parse_samples
 
-    out = {}
-    for name, value in options.items():
-        if name in LIST_OPTIONS:
-            key, cast = LIST_OPTIONS[name]
-            out[key] = parse_list(value, cast, "--" + name.replace("_", "-")) if value else None
-        else:
-            out[name] = value
+    out = {LIST_OPTIONS.get(name, name): value for name, value in options.items()}
     out["samples"] = parse_samples(out["samples"]) or None
-    out["device"] = parse_device(out["device"]) if out["device"] else None
     return out
 
 
@@ -36,22 +39,28 @@ def config_overrides(options: dict) -> dict:
 @click.option("--data", "data_dir", help="Prepared data folder (classify prepare).")
 @click.option("--out", "out_dir", help="Ablation folder: cells/, report.md, report.html.")
 @click.option("--samples", multiple=True, help="gen sample folder, or FRACTION=DIR per minority fraction (repeatable).")
-@click.option("--strategies", help="Comma list, e.g. baseline,oversample,classic,gan_filtered,gan_filtered+classic.")
-@click.option("--models", help="Comma list of models, e.g. resnet18,vgg11_bn.")
-@click.option("--seeds", help="Comma list of seeds, e.g. 0,1,2.")
-@click.option("--synthetic-ratio", help="Comma list of synthetic:real-minority ratios for GAN strategies.")
-@click.option("--minority-fraction", help="Comma list of fractions of real minority train images to keep.")
-@click.option("--minority-class", default=None, help="Minority class (default: the rarest train class).")
-@click.option("--epochs", type=int)
-@click.option("--res", type=int)
-@click.option("--batch", type=int)
-@click.option("--lr", type=float)
-@click.option("--device", default=None, help="cpu, cuda, cuda:N or auto.")
-@click.option("--deterministic/--no-deterministic", default=None)
+@click.option("--strategies", help="Comma list, e.g. baseline,oversample,classic,gan_filtered,gan_filtered+classic."
+              + _default("strategies"))
+@click.option("--models", help="Comma list of models, e.g. resnet18,vgg11_bn." + _default("models"))
+@click.option("--seeds", help="Comma list of seeds, e.g. 0,1,2." + _default("seeds"))
+@click.option("--synthetic-ratio", help="Comma list of synthetic:real-minority ratios for GAN strategies."
+              + _default("synthetic_ratios"))
+@click.option("--minority-fraction", help="Comma list of fractions of real minority train images to keep."
+              + _default("minority_fractions"))
+@click.option("--minority-class", default=None, help="Minority class.  [default: the rarest train class]")
+@click.option("--epochs", type=int, help="Epochs per cell." + _default("epochs"))
+@click.option("--res", type=int, help="Training resolution (square)." + _default("res"))
+@click.option("--batch", type=int, help="Batch size." + _default("batch"))
+@click.option("--lr", type=float, help="Peak learning rate." + _default("lr"))
+@click.option("--device", default=None, help="cpu, cuda, cuda:N or auto (cuda when available)." + _default("device"))
+@click.option("--deterministic/--no-deterministic", default=None,
+              help="Deterministic kernels (slower; exact reruns)." + _default("deterministic"))
 @click.option("--cpu-bf16/--no-cpu-bf16", default=None,
-              help="bf16 autocast on the CPU: faster only with native bf16 (AVX512-BF16, AMX).")
-@click.option("--keep-checkpoints/--no-keep-checkpoints", default=None, help="Keep each cell's model.pt.")
-@click.option("--max-cells", type=int, help="Refuse grids larger than this (default 500).")
+              help="bf16 autocast on the CPU: faster only with native bf16 (AVX512-BF16, AMX)." + _default("cpu_bf16"))
+@click.option("--keep-checkpoints/--no-keep-checkpoints", default=None,
+              help="Keep every cell's model.pt (off: only the one the report's feature map uses)."
+              + _default("keep_checkpoints"))
+@click.option("--max-cells", type=int, help="Refuse grids larger than this." + _default("max_cells"))
 @click.option("--allow-generator-leak", is_flag=True, default=None,
               help="Use sample sets whose GAN saw more real minority images than a cell allows (flagged).")
 @click.option("--shard", default=None, help="i/n: run only slice i of n (default: SLURM array vars, else 0/1).")
@@ -61,11 +70,10 @@ def config_overrides(options: dict) -> dict:
 @user_errors
 def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
     """Train and evaluate every strategy x model x seed x ratio x fraction cell, then report."""
-    from classify.ablate import format_plan, plan_ablation, run_ablation
+    from classify.ablate import format_plan, plan_ablation
     from classify.ablate_config import AblationConfig, merge_overrides
     from classify.ablate_grid import Shard
     from classify.errors import UserError
-    from classify.report_ablation import write_report
 
     base = AblationConfig.read_toml(config_path) if config_path else {}
     cfg = AblationConfig.from_dict(merge_overrides(base, config_overrides(options)), source=config_path or "command line")
@@ -75,14 +83,46 @@ def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
     chosen = Shard.parse(shard) if shard else Shard.from_env(os.environ)
     plan = plan_ablation(cfg, chosen, jobs=jobs)
     click.echo(format_plan(plan, jobs))
-    if dry_run:
-        return
-    summary = run_ablation(plan, jobs=jobs, progress=click.echo)
+    if not dry_run:
+        _run(plan, jobs, report=not no_report)
+
+
+def _run(plan, jobs: int, report: bool) -> None:
+    from classify.ablate import run_ablation
+    from classify.errors import UserError
+    from classify.report_ablation import write_report
+
+    out = plan.config.out_dir
+    try:
+        with _sigterm_as_interrupt():
+            summary = run_ablation(plan, jobs=jobs, progress=click.echo)
+    except KeyboardInterrupt:
+        saved = len(list((Path(out) / "cells").glob("*.json")))
+        click.echo(f"interrupted: {saved} finished cell(s) are kept in {out}/cells (the running one is lost); "
+                   "rerun the same command to continue", err=True)
+        raise SystemExit(130) from None
     click.echo(f"ran {len(summary.ran)} cell(s), skipped {len(summary.skipped)}, failed {len(summary.failed)} "
                f"in {summary.wall_time_s:.1f}s")
-    if not no_report and (summary.ran or summary.skipped):
-        click.echo(f"report: {write_report(cfg.out_dir)}")
+    if report and (summary.ran or summary.skipped):
+        click.echo(f"report: {write_report(out)}")
     if summary.failed:
         first, message = next(iter(summary.failed.items()))
-        raise UserError(f"{len(summary.failed)} cell(s) failed (first {first}: {message}); "
-                        f"details in {cfg.out_dir}/failed/; rerun the same command to retry them")
+        raise UserError(f"{len(summary.failed)} cell(s) failed (first {first}: {message}); tracebacks in "
+                        f"{out}/failed/; fix the cause and rerun the same command (finished cells are kept)")
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """A scheduler's SIGTERM (SLURM, systemd, docker stop) ends the run like Ctrl-C does."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding app): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
