@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -73,7 +74,7 @@ def _validate_names(cfg: AblationConfig) -> None:
     for name in cfg.strategies:
         build_strategy(name)
     for name in cfg.models:
-        model_spec(name)
+        model_spec(name, cfg.res)
 
 
 def plan_ablation(
@@ -136,6 +137,9 @@ def _task(cfg: AblationConfig, cell: Cell, minority: str, check: SampleCheck | N
         "synthetic_ratio": cell.synthetic_ratio if cell.synthetic_ratio is not None else 1.0,
         "minority_class": minority, "minority_fraction": cell.minority_fraction,
         "deterministic": cfg.deterministic, "cpu_bf16": cfg.cpu_bf16,
+        # A cell's epoch bar helps on a terminal; in a log file (or from parallel jobs) its
+        # carriage returns run into the [k/n] lines, which already report progress.
+        "progress": threads == 0 and sys.stderr.isatty(),
     }
     sample_check = check.to_dict() if (check and uses_synthetic(cell.strategy)) else None
     return CellTask(cell=cell, train=train, work_dir=work_dir, keep_checkpoint=keep,
@@ -306,16 +310,18 @@ def failed_cells(out_dir: str | Path) -> dict[str, str]:
 
 
 def _estimate(plan: Plan, jobs: int) -> str:
+    if not plan.todo:
+        return "estimated cost: nothing to run (every cell of this shard is finished)"
     n_train = sum(plan.facts.train_counts.values())
-    passes = len(plan.todo) * plan.config.epochs * n_train
+    passes = (f"{len(plan.todo) * plan.config.epochs * n_train} real image passes ({len(plan.todo)} cells x "
+              f"{plan.config.epochs} epochs x {n_train} real train images; GAN arms add their synthetic ones)")
     times = [r["wall_time_s"] for r in _safe_load(plan.config.out_dir)]
     if not times:
-        return (f"estimated cost: {passes} real train-image passes (epochs x train images, synthetic extra); "
-                "no finished cell to time yet; run a one-seed grid first to calibrate")
+        return f"estimated cost: {passes}; no finished cell to time yet: run a one-seed grid first to calibrate"
     per_cell = sorted(times)[len(times) // 2]
-    hours = per_cell * len(plan.todo) / max(1, jobs) / 3600
+    minutes = per_cell * len(plan.todo) / max(1, jobs) / 60
     return (f"estimated cost: {len(plan.todo)} cells x {per_cell:.0f}s (median of {len(times)} finished) / "
-            f"{max(1, jobs)} jobs = {hours:.2f} h; {passes} real train-image passes")
+            f"{max(1, jobs)} jobs = {minutes:.0f} min (cells slow down when jobs share cores); {passes}")
 
 
 def _safe_load(out_dir: str) -> list[dict[str, Any]]:

@@ -64,15 +64,18 @@ class ModelSpec:
     source: str  # "timm" or "torchvision"
     arch: str
     stem_key: str  # weight name of the first conv inside the backbone
+    # Smallest square input the network accepts: VGG's five max-pools and DenseNet's pooled
+    # transitions shrink anything smaller to nothing (measured; see test_classify_models).
+    min_res: int = 8
 
 
 _MODELS: dict[str, ModelSpec] = {
     "resnet18": ModelSpec("timm", "resnet18", "conv1.weight"),
     "resnet34": ModelSpec("timm", "resnet34", "conv1.weight"),
     "resnet50": ModelSpec("timm", "resnet50", "conv1.weight"),
-    "vgg11_bn": ModelSpec("torchvision", "vgg11_bn", "features.0.weight"),
-    "vgg16_bn": ModelSpec("torchvision", "vgg16_bn", "features.0.weight"),
-    "densenet121": ModelSpec("timm", "densenet121", "features.conv0.weight"),
+    "vgg11_bn": ModelSpec("torchvision", "vgg11_bn", "features.0.weight", min_res=32),
+    "vgg16_bn": ModelSpec("torchvision", "vgg16_bn", "features.0.weight", min_res=32),
+    "densenet121": ModelSpec("timm", "densenet121", "features.conv0.weight", min_res=32),
     "efficientnet_b0": ModelSpec("timm", "efficientnet_b0", "conv_stem.weight"),
 }
 
@@ -81,10 +84,15 @@ def list_models() -> list[str]:
     return list(_MODELS)
 
 
-def model_spec(name: str) -> ModelSpec:
+def model_spec(name: str, res: int | None = None) -> ModelSpec:
+    """The registry entry; with `res`, also refuses a resolution the network cannot take."""
     if name not in _MODELS:
         raise UserError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}")
-    return _MODELS[name]
+    spec = _MODELS[name]
+    if res is not None and res < spec.min_res:
+        raise UserError(f"{name} needs --res >= {spec.min_res} (its pooling stages shrink {res}px images to "
+                        "nothing); raise --res or pick a resnet/efficientnet")
+    return spec
 
 
 def _timm_backbone(arch: str, in_chans: int) -> tuple[nn.Module, int]:

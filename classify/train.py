@@ -70,7 +70,7 @@ class TrainConfig:
     def validate(self) -> None:
         from classify.models import model_spec
 
-        model_spec(self.model)  # unknown names fail here, before any data is read
+        model_spec(self.model, self.res)  # unknown names and too-small res fail here, before any data is read
         if self.res < 8 or self.batch < 2 or self.epochs < 1 or self.lr <= 0:
             raise UserError(f"need res >= 8, batch >= 2, epochs >= 1, lr > 0 (got res={self.res}, "
                             f"batch={self.batch}, epochs={self.epochs}, lr={self.lr})")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from classify.ablate import plan_ablation, run_ablation
+from classify.ablate import format_plan, plan_ablation, run_ablation
 from classify.ablate_cell import CellTask
 from classify.ablate_config import AblationConfig
 from classify.ablate_grid import Shard, build_grid
@@ -110,6 +110,7 @@ def test_run_resume_and_rerun_of_one_deleted_cell(tmp_path):
     assert record["train_config"]["minority_fraction"] == 1.0 and record["versions"]["python"]
     _, second = run(cfg)
     assert second.ran == [] and len(second.skipped) == 4
+    assert "estimated cost: nothing to run" in format_plan(plan_ablation(cfg, inspect=fake_facts))
     (cells / "baseline__resnet18__frac1__seed0.json").unlink()
     _, third = run(cfg)
     assert third.ran == ["baseline__resnet18__frac1__seed0"]
@@ -191,6 +192,7 @@ def test_allowed_leak_is_flagged_in_cells_and_report(tmp_path):
     (dict(strategies=["baseline", "gan"]), "need a sample set"),
     (dict(strategies=["baseline", "warp"]), "valid strategies: baseline"),
     (dict(models=["resnet999"]), "valid models: resnet18"),
+    (dict(models=["resnet18", "vgg11_bn"]), "vgg11_bn needs --res >= 32"),  # would fail in every cell
     (dict(seeds=list(range(300))), "more than --max-cells"),
     (dict(minority_class="cracked"), "classes: defective, ok"),
 ])

@@ -27,6 +27,21 @@ def test_forward_backward_and_features(name: str, in_chans: int) -> None:
     assert torch.isfinite(feats).all()
 
 
+@pytest.mark.parametrize("name", list_models())
+def test_min_res_is_the_smallest_input_that_works(name: str) -> None:
+    from classify.models import model_spec
+
+    low = model_spec(name).min_res
+    net = build_model(name, num_classes=2, in_chans=1).eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 1, low, low)).shape == (1, 2)
+        if low > 8:
+            with pytest.raises(RuntimeError):
+                net(torch.zeros(1, 1, low - 8, low - 8))
+            with pytest.raises(UserError, match=f"needs --res >= {low}"):
+                model_spec(name, low - 8)
+
+
 def test_registry_lists_the_issue_models() -> None:
     assert set(list_models()) == {"resnet18", "resnet34", "resnet50", "vgg11_bn", "vgg16_bn", "densenet121",
                                   "efficientnet_b0"}
