@@ -31,7 +31,10 @@ def build_report(config: dict[str, Any], rows, rejected: list[tuple[str, str]], 
 
 def _settings(config: dict[str, Any], rows, rejected) -> str:
     lines = ["## Settings\n"]
-    for key in ("source", "val", "test", "seed", "minority_class", "minority_fraction", "elpv_threshold"):
+    keys = ["source", "val", "test", "seed", "minority_class", "minority_fraction"]
+    if str(config.get("source", "")).startswith("elpv"):  # the threshold means nothing for other sources
+        keys.append("elpv_threshold")
+    for key in keys:
         lines.append(f"- {key}: `{config.get(key)}`")
     lines.append(f"- usable images: {len(rows)}; rejected files: {len(rejected)}")
     return "\n".join(lines) + "\n"
@@ -83,7 +86,7 @@ def _duplicates(rows) -> str:
 
 def _rejections(rejected: list[tuple[str, str]]) -> str:
     lines = ["## Rejected files\n", f"{len(rejected)} files were not used.\n"]
-    lines += [f"- `{path}`: {reason}" for path, reason in rejected]
+    lines += [f"- `{path}`: {reason}" for path, reason in sorted(rejected)]
     return "\n".join(lines) + "\n"
 
 

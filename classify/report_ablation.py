@@ -69,12 +69,33 @@ def answer_blocks(records: list[dict]) -> list[doc.Block]:
             gan = [a for a in arms if arm_is_gan(a)]
             best = best_non_gan(arms, m)
             if not gan or best is None:
-                items.append(f"{where} no {'GAN' if not gan else 'non-GAN'} strategy in this grid; nothing to compare on {m.label}.")
+                items.append(f"{where} {_best_arm_only(arms, m, 'GAN' if not gan else 'non-GAN')}")
                 continue
             top = max(gan, key=lambda a: _signed_mean(arms[a], m.higher_is_better))
             items.append(f"{where} best GAN arm vs best non-GAN arm: {sentence(paired(arms, top, best, m), m.label)}")
     blocks.append(doc.Bullets(items))
     return blocks
+
+
+def _best_arm_only(arms: dict[str, dict[int, float]], m, missing: str) -> str:
+    """A grid without GAN (or without non-GAN) arms: still name the best arm and test it against baseline."""
+    top = max(arms, key=lambda a: _signed_mean(arms[a], m.higher_is_better))
+    head = f"no {missing} strategy in this grid, so no GAN-vs-alternative answer on {m.label}; best mean: {top}."
+    if top != "baseline" and "baseline" in arms:
+        return f"{head} {sentence(paired(arms, top, 'baseline', m), m.label)}"
+    return head
+
+
+TERMS = [
+    "arm: a strategy at one synthetic ratio, written strategy@ratio for GAN strategies (gan_filtered@1 = as "
+    "many accepted synthetic images as real minority train images); strategies joined by + are applied together.",
+    "minority F1: F1 of the minority class at the threshold chosen on the validation split.",
+    "AP: average precision, the area under the precision-recall curve of the minority class (threshold-free).",
+    "ROC-AUC: probability that a random minority image scores above a random majority one.",
+    "balanced accuracy: the mean of per-class recalls at the chosen threshold.",
+    "ECE: expected calibration error (lower is better): the gap between predicted confidence and accuracy.",
+    "minority fraction: the share of the full data's real minority train images a cell kept.",
+]
 
 
 def caveat_blocks(records: list[dict], notes: list[str] = ()) -> list[doc.Block]:
@@ -142,7 +163,7 @@ def settings_blocks(records: list[dict]) -> list[doc.Block]:
         f"machine: {v.get('platform', 'unknown')}{_gpu(first)}; python {v.get('python')}, torch {v.get('torch')}, "
         f"ganbalance {v.get('ganbalance')}",
     ]
-    return [doc.Heading("Settings"), doc.Bullets(items)]
+    return [doc.Heading("Settings"), doc.Bullets(items), doc.Heading("Terms"), doc.Bullets(TERMS)]
 
 
 def result_rows(records: list[dict]) -> list[dict[str, Any]]:
@@ -186,7 +207,9 @@ def build_blocks(records: list[dict], out_dir: Path, notes: list[str] = ()) -> l
                                            for r in rows]))
             blocks.append(comparison_table(rows))
     blocks += figure_blocks(records, out_dir, [(m.key, m.label) for m in HEADLINE])
-    blocks.append(doc.Para("Every cell: results.csv / results.json; full records with curves: cells/<id>.json."))
+    sources = sorted({str(r.get("source_dir") or out_dir) for r in records})
+    blocks.append(doc.Para("Every cell: results.csv / results.json; full records with curves: "
+                           + ", ".join(f"{d}/cells/<id>.json" for d in sources) + "."))
     return blocks
 
 

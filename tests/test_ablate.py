@@ -42,6 +42,14 @@ def fake_cell(task: CellTask) -> dict:
                         "synthetic_dir": task.train["synthetic_dir"]}}
 
 
+def oversample_helps(task: CellTask) -> dict:
+    out = fake_cell(task)
+    if task.cell.strategy == "oversample":
+        for key in ("minority_f1", "average_precision"):
+            out["metrics"][key] += 0.05
+    return out
+
+
 def broken_cell(task: CellTask) -> dict:
     if task.cell.seed == 1:
         raise RuntimeError("exploded on purpose")
@@ -391,3 +399,13 @@ def test_the_documented_study_file_is_valid(tmp_path):
     cfg = AblationConfig.from_dict(AblationConfig.read_toml(tmp_path / "s.toml"), source="FORMATS.md")
     documented = {line.split("=")[0].strip().lstrip("# ") for line in block.splitlines() if "=" in line}
     assert documented >= set(cfg.to_dict()), "FORMATS.md's study file should show every AblationConfig key"
+
+
+def test_report_without_gan_arms_still_names_the_best_arm(tmp_path):
+    cfg = config(tmp_path, seeds=[0, 1, 2])
+    run(cfg, cell_fn=oversample_helps)
+    md = Path(write_report(cfg.out_dir)).read_text()
+    answer = md.split("## Answer")[1].split("## ")[0]
+    assert "no GAN strategy in this grid" in answer and "best mean: oversample" in answer
+    assert "oversample beats baseline by +0.0" in answer  # tested against baseline, not just named
+    assert "## Terms" in md and "ECE: expected calibration error" in md
