@@ -71,8 +71,13 @@ def _validate_names(cfg: AblationConfig) -> None:
     from classify.models import model_spec
     from classify.strategies import build_strategy
 
+    seen: dict[frozenset, str] = {}
     for name in cfg.strategies:
         build_strategy(name)
+        parts = frozenset(p.strip() for p in name.split("+"))
+        if parts in seen:  # the same training under two names would be two arms in every table
+            raise UserError(f"strategies {seen[parts]!r} and {name!r} are the same combination; list it once")
+        seen[parts] = name
     for name in cfg.models:
         model_spec(name, cfg.res)
 

@@ -201,6 +201,7 @@ def test_allowed_leak_is_flagged_in_cells_and_report(tmp_path):
     (dict(strategies=["baseline", "warp"]), "valid strategies: baseline"),
     (dict(models=["resnet999"]), "valid models: resnet18"),
     (dict(models=["resnet18", "vgg11_bn"]), "vgg11_bn needs --res >= 32"),  # would fail in every cell
+    (dict(strategies=["oversample+classic", "classic+oversample"]), "same combination; list it once"),
     (dict(seeds=list(range(300))), "more than --max-cells"),
     (dict(minority_class="cracked"), "classes: defective, ok"),
 ])
