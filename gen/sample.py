@@ -175,27 +175,42 @@ def _sample_info(cfg: SampleConfig, info: dict, snapshot: str, seeds: list[int],
     }
 
 
-def _score(cfg, images, rows, classes, used, info, log):
-    """Judge probabilities, features, reals and the filter outcome (None parts when not asked)."""
+@dataclass
+class Scorers:
+    """The judge, the feature extractor and the reals' features: loaded before any image is
+    generated, so a wrong judge or data folder fails in seconds, not after the whole --n."""
+
+    judge: Any
+    note: str | None
+    extractor: Any
+    reals: dict
+
+
+def _scorers(cfg, classes, used, info, log) -> Scorers:
     judge, note = _load_judge(cfg, used, info["res"], info["channels"], log)
     wanted = [f for f in cfg.filters.filters if f in FEATURE_FILTERS]
     extractor = _extractor(cfg, judge)
     if wanted and extractor is None:
         raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
                         "(or --inception-weights PATH), or choose --filters without them")
+    reals = _reals(cfg, info, used, classes, extractor, info["channels"]) if extractor is not None else {}
+    return Scorers(judge, note, extractor, reals)
+
+
+def _score(cfg, images, rows, scorers: Scorers):
+    """Judge probabilities, features and the filter outcome (None parts when not asked)."""
+    judge, extractor, reals = scorers.judge, scorers.extractor, scorers.reals
     class_idx = np.array([r.class_idx for r in rows])
-    feats, reals, conf = None, {}, None
+    feats, conf = None, None
     if extractor is not None:
         feats = extractor.features(images).double()
-        reals = _reals(cfg, info, used, classes, extractor, info["channels"])
     if judge is not None:
         # When the judge is also the feature extractor, its head turns the features just computed
         # into probabilities: one backbone pass over the samples instead of two.
         shared = feats is not None and getattr(extractor.module, "judge", None) is judge
         probs = judge.probs_from_features(feats.float()) if shared else judge.predict_proba(images)
         conf = probs[torch.arange(len(rows)), [judge.classes.index(r.class_name) for r in rows]].double().numpy()
-    outcome = run_filters(FilterInputs(feats, images, class_idx, reals, conf), cfg.filters)
-    return outcome, feats, reals, extractor, note
+    return run_filters(FilterInputs(feats, images, class_idx, reals, conf), cfg.filters), feats
 
 
 def _validate(cfg: SampleConfig) -> None:
@@ -225,11 +240,13 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
     check_disk(out, count_seeds(cfg.seeds, cfg.n) - on_disk, G.img_channels, G.img_resolution, parse_resize(cfg.resize_to))
     seeds = parse_seeds(cfg.seeds, cfg.n)
     rows = plan(seeds, classes, cfg.class_name, cfg.resize_to is not None)
+    used = sorted({r.class_name for r in rows}, key=classes.index)
+    scorers = _scorers(cfg, classes, used, info, log)
     # Written before the first PNG so that a killed run's folder still says what made it.
     atomic_write_json(out / "sample_info.json", _sample_info(cfg, info, snapshot, seeds, {"status": "generating"}))
     images, n_new = _produce(G, rows, cfg, out, log)
-    used = sorted({r.class_name for r in rows}, key=classes.index)
-    outcome, feats, reals, extractor, note = _score(cfg, images, rows, classes, used, info, log)
+    outcome, feats = _score(cfg, images, rows, scorers)
+    reals, extractor, note = scorers.reals, scorers.extractor, scorers.note
     label = extractor.label if extractor is not None else None
     report = build_report(outcome, np.array([r.class_idx for r in rows]), classes, feats,
                           {c: rs.feats for c, rs in reals.items()}, label)

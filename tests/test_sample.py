@@ -136,6 +136,13 @@ def test_judge_on_other_classes_or_channels_is_a_clear_error(files, tmp_path):
         run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "a"), n=4, judge=str(other)), log=_quiet)
     with pytest.raises(UserError, match="3-channel"):
         run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "b"), n=4, judge=str(rgb)), log=_quiet)
+    # both refused before generating: no image, no half-written sample_info.json
+    assert not (tmp_path / "a" / "images").exists() and not (tmp_path / "b" / "sample_info.json").exists()
+    (tmp_path / "junk.pt").write_bytes(b"truncated")
+    with pytest.raises(UserError, match="cannot read"):
+        run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "c"), n=4, judge=str(tmp_path / "junk.pt")),
+                   log=_quiet)
+    assert not (tmp_path / "c" / "images").exists()
 
 
 def test_empty_accepted_set_names_the_filter_and_still_writes_scores(setup, tmp_path):
