@@ -104,6 +104,9 @@ def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
         print(f"{head}: {' '.join(argv)}", flush=True)
         t0 = time.time()
         rc = subprocess.call(_resolve_exe(argv))
+        if rc in (130, 143, -2, -15):  # SIGINT/SIGTERM: the step saved what it had
+            raise UserError(f"step {step.name} was interrupted; rerun the same command to continue — finished "
+                            "steps are kept")
         if rc != 0:
             raise UserError(f"step {step.name} failed with exit code {rc}; fix the cause and rerun — finished steps are kept")
         timings[step.name] = time.time() - t0
@@ -128,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C reaches the running step too; it saves and stops by itself
+        print("interrupted; rerun the same command to continue — finished steps are kept", file=sys.stderr)
+        return 130
     print(f"[pipeline] all steps done in {time.time() - t0:.0f}s; report: {index.resolve()}")
     return 0
 

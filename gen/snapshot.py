@@ -88,6 +88,8 @@ def load_snapshot(path: Path, device: str = "cpu") -> dict[str, Any]:
 
 def find_resume_snapshot(spec: str, out_dir: str) -> Path:
     """--resume FILE | RUN_DIR | latest (= the newest snapshot in --out)."""
+    if spec == "latest" and (not out_dir or out_dir == "latest"):
+        raise UserError("--resume latest needs --out RUN_DIR (the run to continue)")
     path = Path(out_dir if spec == "latest" else spec)
     if path.is_file():
         return path

@@ -158,6 +158,9 @@ class Trainer:
     # --- setup helpers -------------------------------------------------------------
     def _resume_snapshot(self) -> Path | None:
         if not self.cfg.resume:
+            if list_snapshots(self.out_dir):  # a fresh run here would interleave with that one's files
+                raise UserError(f"{self.out_dir} already holds a training run (network-snapshot-*.pt); continue "
+                                f"it with --resume {self.out_dir}, or pick a new --out")
             return None
         path = find_resume_snapshot(self.cfg.resume, self.cfg.out_dir)
         old = load_snapshot(path)["config"]
@@ -218,6 +221,11 @@ class Trainer:
                 self._write_start_files()
             self.say(f"training on {self.data.summary()}; {self.device}, {self.dist.world} process(es), "
                      f"batch {cfg.batch}, to kimg {cfg.kimg:g}")
+            if self.resumed_from is not None and self.counters.cur_nimg >= total:
+                # Nothing to train: no tick, so no metrics row or snapshot that would repeat the last.
+                self.say(f"already at kimg {self.counters.cur_nimg / 1000:.3f} >= --kimg {cfg.kimg:g}; nothing to "
+                         "train (pass a larger --kimg to continue)")
+                return self._finish(False)
             with stop_on_signals(self):
                 return self._loop(total)
         finally:
@@ -345,7 +353,8 @@ class Trainer:
         if stopped:
             self.say(f"stopped by {self.stop_signal or 'a signal on another rank'} at kimg "
                      f"{self.counters.cur_nimg / 1000:.3f}; wrote {last}; continue with --resume {self.out_dir}")
-        return {"status": "stopped" if stopped else "done", "kimg": self.counters.cur_nimg / 1000,
+        return {"status": "stopped" if stopped else "done", "stop_signal": self.stop_signal,
+                "kimg": self.counters.cur_nimg / 1000,
                 "snapshot": last, "best": self.best, "ada_p": self.ada.p}
 
     def _stop_non_finite(self, what: str) -> dict[str, Any]:

@@ -194,3 +194,24 @@ def test_cli_trains_then_resumes_with_more_kimg(data_dir, tmp_path):
     r = _cli("--resume", str(out), "--kimg", "0.016")
     assert r.exit_code == 0 and "resumed from" in r.output and "done: kimg 0.016" in r.output, r.output
     assert state_of(out)["config"]["kimg"] == 0.016 and state_of(out)["config"]["channel_max"] == 16
+    # a fresh run into that folder would interleave with it: refused, nothing touched
+    before = (out / "metrics.jsonl").read_text()
+    _one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008", *tiny),
+                    "already holds a training run", f"--resume {out}")
+    # resuming a finished run: nothing to train, no repeated metrics row
+    r = _cli("--resume", str(out), "--kimg", "0.008")
+    assert r.exit_code == 0 and "nothing to train" in r.output, r.output
+    assert (out / "metrics.jsonl").read_text() == before
+    _one_line_error(_cli("--resume", "latest"), "--resume latest needs --out RUN_DIR")
+
+
+@pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_cli_exit_code_says_a_stopped_run_is_unfinished(data_dir, tmp_path, monkeypatch, signal_name, code):
+    """`gen train ... && gen sample ...` must not go on with a GAN a signal stopped halfway."""
+    import gen.train
+
+    stopped = {"status": "stopped", "stop_signal": signal_name, "kimg": 0.004, "snapshot": "s.pt"}
+    monkeypatch.setattr(gen.train, "train", lambda cfg, log: stopped)
+    r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
+                                           "--preset", "cpu-tiny", "--device", "cpu"])
+    assert r.exit_code == code and "stopped: kimg 0.004" in r.output

@@ -62,6 +62,14 @@ def test_failing_step_stops_with_user_error(tmp_path):
     assert not (tmp_path / "out" / ".steps" / "bad.done").exists()
 
 
+def test_interrupted_step_is_not_marked_done(tmp_path):
+    """gen train exits 130/143 after saving on SIGINT/SIGTERM: the step must rerun, not count as done."""
+    cfg = _config(tmp_path, '[[step]]\nname = "gan"\nargv = ["python", "-c", "raise SystemExit(143)"]\n')
+    with pytest.raises(UserError, match="step gan was interrupted; rerun the same command to continue"):
+        run_pipeline(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / ".steps" / "gan.done").exists()
+
+
 def test_undefined_placeholder_is_a_user_error(tmp_path):
     cfg = _config(tmp_path, '[[step]]\nname = "s"\nargv = ["python", "{nope}"]\n')
     with pytest.raises(UserError, match="nope"):

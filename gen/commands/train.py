@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -91,6 +92,10 @@ def train_command(dry_run: bool, compile_: bool | None, metrics: str | None, dev
     result = train(cfg, log=click.echo)
     if os.environ.get("RANK", "0") == "0":
         click.echo(f"{result['status']}: kimg {result['kimg']:.3f}, latest snapshot {result['snapshot']} in {cfg.out_dir}")
+    if result["status"] == "stopped":
+        # Saved, but not finished: exit like the signal would (130 SIGINT, 143 SIGTERM) so that
+        # `gen train ... && gen sample ...` and the pipeline do not carry on with a half-trained GAN.
+        raise SystemExit(128 + int(getattr(signal, result.get("stop_signal") or "SIGINT")))
 
 
 def _require(overrides: dict, *pairs: tuple[str, str]) -> None:
