@@ -27,9 +27,10 @@ start=$(date +%s)
 [ -f "$OUT/data/manifest.csv" ] || { step prepare; classify prepare "$SRC" --out "$OUT/data" --minority-class defective; }
 [ -f "$OUT/judge/model.pt" ] || { step judge; classify train --data "$OUT/data" --out "$OUT/judge" --strategy oversample \
   --epochs "$EPOCHS" --res "$RES" --device "$DEVICE" --quiet; }
+resume=(); ls "$OUT"/gan/network-snapshot-*.pt >/dev/null 2>&1 && resume=(--resume "$OUT/gan")  # after an interruption
 [ -f "$OUT/gan/best.json" ] || { step "gen train ($KIMG kimg)"; gen train --data "$OUT/data" --class defective \
   --out "$OUT/gan" --preset "$GAN_PRESET" --res "$RES" --kimg "$KIMG" --metrics fd,kd --judge "$OUT/judge/model.pt" \
-  --device "$DEVICE"; }
+  --device "$DEVICE" "${resume[@]}"; }
 step "gen sample ($N_SAMPLES)"
 gen sample "$OUT/gan" --out "$OUT/samples" --n "$N_SAMPLES" --class defective --judge "$OUT/judge/model.pt" \
   --device "$DEVICE"

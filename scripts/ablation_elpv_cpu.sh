@@ -40,10 +40,12 @@ one_fraction() {  # name, prepare fraction, real minority train count, GAN secon
     --strategy oversample --epochs "$JUDGE_EPOCHS" --res "$RES" --device cpu --quiet; }
   if [ ! -f "$d/gan/.done" ]; then
     step "$name gen train (${gan_seconds}s)"
-    # timeout sends SIGINT: gen train writes a snapshot and exits; resume continues the budget.
+    # timeout sends SIGINT: gen train writes a snapshot and exits (130, hence || true); a rerun
+    # after an interruption resumes the run and spends the budget again.
+    local resume=(); ls "$d"/gan/network-snapshot-*.pt >/dev/null 2>&1 && resume=(--resume "$d/gan")
     timed "$name gan" timeout -s INT "$gan_seconds" gen train --data "$d/data" --class defective --out "$d/gan" \
       --preset cpu-tiny --res "$RES" --kimg 1000 --tick-kimg 1 --snap 4 --metrics fd,kd --metric-every 4 \
-      --judge "$d/judge/model.pt" --precision bf16 --device cpu || true
+      --judge "$d/judge/model.pt" --precision bf16 --device cpu "${resume[@]}" || true
     ls "$d"/gan/network-snapshot-*.pt >/dev/null && touch "$d/gan/.done"
   fi
   step "$name gen sample"
