@@ -69,6 +69,15 @@ def test_cuda_without_gpu(data_dir, tmp_path):
                     "no CUDA GPU", "--device cpu")
 
 
+def test_gpu_preset_on_cpu_gets_a_note(data_dir, tmp_path):
+    r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
+                                           "--device", "cpu", "--batch", "4", "--dry-run"])
+    assert r.exit_code == 0 and "note: preset auto on the CPU builds 512-channel networks" in r.output
+    r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
+                                           "--device", "cpu", "--preset", "cpu-tiny", "--batch", "4", "--dry-run"])
+    assert r.exit_code == 0 and "note:" not in r.output
+
+
 def test_dry_run_prints_config_and_data(data_dir, tmp_path):
     r = _cli("--data", str(data_dir), "--class", "bad", "--class", "good", "--out", str(tmp_path / "r"),
              "--preset", "cpu-tiny", "--kimg", "3", "--batch", "8", "--dry-run")

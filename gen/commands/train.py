@@ -84,6 +84,7 @@ def train_command(dry_run: bool, compile_: bool | None, metrics: str | None, dev
     else:
         _require(overrides, ("data_dir", "--data"), ("classes", "--class"), ("out_dir", "--out"))
         cfg = resolve_config(overrides)
+    _warn_if_heavy_on_cpu(cfg)
     if dry_run:
         _print_dry_run(cfg)
         return
@@ -96,6 +97,13 @@ def train_command(dry_run: bool, compile_: bool | None, metrics: str | None, dev
         # Saved, but not finished: exit like the signal would (130 SIGINT, 143 SIGTERM) so that
         # `gen train ... && gen sample ...` and the pipeline do not carry on with a half-trained GAN.
         raise SystemExit(128 + int(getattr(signal, result.get("stop_signal") or "SIGINT")))
+
+
+def _warn_if_heavy_on_cpu(cfg) -> None:
+    """The GPU presets build 512-channel networks: minutes per kimg on a CPU, ETAs in days."""
+    if cfg.device == "cpu" and cfg.channel_max >= 256 and os.environ.get("RANK", "0") == "0":
+        click.echo(f"note: preset {cfg.preset} on the CPU builds {cfg.channel_max}-channel networks (minutes per "
+                   "kimg here); --preset cpu-tiny is sized for CPUs", err=True)
 
 
 def _require(overrides: dict, *pairs: tuple[str, str]) -> None:
