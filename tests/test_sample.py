@@ -206,3 +206,17 @@ def test_grid_of_conditional_generator_has_one_row_per_class(files, tmp_path):
     assert both.size[1] > single.size[1] and both.size[0] > single.size[0]  # 2 rows + a label strip
     bad = CliRunner().invoke(main, ["grid", str(files["cond"]), "--class", "cat", "--out", str(tmp_path / "x.png")])
     assert bad.exit_code != 0 and "unknown --class 'cat'" in bad.output
+
+
+def test_cli_interrupt_says_the_images_are_kept(setup, tmp_path, monkeypatch):
+    import gen.sample
+
+    def interrupted(cfg, log):
+        (Path(cfg.out) / "images").mkdir(parents=True)
+        (Path(cfg.out) / "images" / "seed0000.png").write_bytes(b"png")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen.sample, "run_sample", interrupted)
+    run, _ = setup
+    r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "s"), "--n", "4", "--filters", "none"])
+    assert r.exit_code == 130 and "interrupted: the 1 images in" in r.output and "rerun the same command" in r.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from classify.clitools import parse_device, user_errors
@@ -26,7 +28,7 @@ def parse_filters(text: str) -> list[str]:
 @click.option("--class", "class_name", default=None, help="Class to sample (default: round-robin over classes).")
 @click.option("--trunc", type=float, default=1.0, show_default=True, help="Truncation psi.")
 @click.option("--snapshot", default="best", show_default=True, help="best, latest or a kimg number (run folders).")
-@click.option("--batch", type=int, default=32, show_default=True)
+@click.option("--batch", type=int, default=32, show_default=True, help="Images per generator and judge pass.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 @click.option("--judge", default=None, type=click.Path(), help="model.pt from `classify train` (train split only).")
@@ -37,13 +39,17 @@ def parse_filters(text: str) -> list[str]:
 @click.option("--resize-to", default=None, help="Also write samples resized to WxH (e.g. 300x300) for training.")
 @click.option("--filters", "filters", default="judge,realism,memorisation,duplicates", show_default=True,
               help=f"Comma list from {', '.join(ORDER)}, or none.")
-@click.option("--min-confidence", type=float, default=0.5, show_default=True)
+@click.option("--min-confidence", type=float, default=0.5, show_default=True,
+              help="judge filter: keep samples whose judge probability for their class is at least this.")
 @click.option("--max-confidence", type=float, default=None, help="Also reject 'too easy' samples above this.")
-@click.option("--realism-k", type=int, default=3, show_default=True)
-@click.option("--min-realism", type=float, default=1.0, show_default=True)
+@click.option("--realism-k", type=int, default=3, show_default=True,
+              help="realism filter: the k of the reals' k-nearest-neighbour radii.")
+@click.option("--min-realism", type=float, default=1.0, show_default=True,
+              help="realism filter: keep samples whose realism score is at least this (>= 1: inside a real's k-NN ball).")
 @click.option("--memorisation-percentile", type=float, default=1.0, show_default=True,
               help="Reject samples closer to a real than this percentile of real-to-real NN distances.")
-@click.option("--fid-select-max-drop", type=float, default=0.2, show_default=True)
+@click.option("--fid-select-max-drop", type=float, default=0.2, show_default=True,
+              help="fid_select filter: drop at most this fraction of the samples the other filters kept.")
 @click.option("--keep", type=int, default=None, help="Keep the top-K by combined judge/realism rank instead.")
 @user_errors
 def sample(device: str, filters: str, **options) -> None:
@@ -58,4 +64,11 @@ def sample(device: str, filters: str, **options) -> None:
     fcfg = FilterConfig(filters=parse_filters(filters), **{k: v for k, v in options.items() if k in filter_fields})
     rest = {k: v for k, v in options.items() if k not in filter_fields}
     cfg = SampleConfig(**rest, device=parse_device(device), filters=fcfg)
-    run_sample(cfg, log=click.echo)
+    try:
+        run_sample(cfg, log=click.echo)
+    except KeyboardInterrupt:
+        images = Path(cfg.out) / "images"
+        n = sum(1 for _ in images.rglob("seed*.png")) if images.is_dir() else 0
+        click.echo(f"interrupted: the {n} images in {images} are kept; rerun the same command to continue "
+                   "(only the missing seeds are generated)", err=True)
+        raise SystemExit(130) from None
