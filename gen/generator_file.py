@@ -77,13 +77,21 @@ def load_generator(
 def resolve_generator_path(path_or_run_dir: str | os.PathLike, which: str | int = "best") -> Path:
     """Find the generator file a user means by a file path or a run folder + `which`."""
     path = Path(path_or_run_dir)
+    if path.is_file() and path.suffix == ".pt":  # gen train's resume state: its G_ema export sits beside it
+        export = path.with_name(path.name[: -len(".pt")] + SUFFIX)
+        if export.is_file():
+            return export
+        raise UserError(f"{path} is a training snapshot and its generator export {export.name} is missing; pass the "
+                        "run folder (with --snapshot latest|best|KIMG) or a .safetensors generator")
     if path.is_file():
         return path
     if not path.is_dir():
         raise UserError(f"{path} does not exist; pass a run folder from `gen train` or a .safetensors generator")
     snaps = sorted(path.glob(f"network-snapshot-*{SUFFIX}"))
     if not snaps:
-        raise UserError(f"{path} holds no network-snapshot-*{SUFFIX}; has `gen train` written a snapshot yet?")
+        hint = ("it holds training snapshots (.pt) but none of their generator exports (*" + SUFFIX + ")"
+                if any(path.glob("network-snapshot-*.pt")) else "has `gen train` written a snapshot yet?")
+        raise UserError(f"{path} holds no network-snapshot-*{SUFFIX}; {hint}")
     if which == "latest":
         return snaps[-1]
     if which == "best":
@@ -97,7 +105,7 @@ def resolve_generator_path(path_or_run_dir: str | os.PathLike, which: str | int 
                     return cand
         return snaps[-1]
     try:
-        kimg = int(which)
+        kimg = int(float(which))  # 1.504 (as gen train prints it) names the snapshot of kimg 1
     except (TypeError, ValueError):
         raise UserError(f"unknown snapshot {which!r}; use best, latest or a kimg number") from None
     cand = path / f"network-snapshot-{kimg:06d}{SUFFIX}"

@@ -229,6 +229,7 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
 
     _validate(cfg)
     G, info = load_generator(cfg.generator, which=cfg.snapshot, device=cfg.device)
+    log(f"generator: {info['generator_path']}")  # "best" falls back to latest without best.json: say which
     info = {**info, "res": G.img_resolution, "channels": G.img_channels}
     classes = list(info.get("classes") or ["sample"])
     if len(classes) != max(G.c_dim, 1):

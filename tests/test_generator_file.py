@@ -53,6 +53,18 @@ def test_run_folder_resolution(tmp_path):
     assert resolve_generator_path(tmp_path, "best").name.startswith("network-snapshot-000004")
     with pytest.raises(UserError, match="available: 000004, 000008"):
         resolve_generator_path(tmp_path, 12)
+    assert resolve_generator_path(tmp_path, "8.192").name.startswith("network-snapshot-000008")  # as train prints kimg
+    # the training snapshot a user may pass instead: its export beside it is used
+    (tmp_path / "network-snapshot-000008.pt").write_bytes(b"resume state")
+    assert resolve_generator_path(tmp_path / "network-snapshot-000008.pt").name == "network-snapshot-000008.G_ema.safetensors"
+    (tmp_path / "network-snapshot-000012.pt").write_bytes(b"resume state")
+    with pytest.raises(UserError, match="is a training snapshot and its generator export .* is missing"):
+        resolve_generator_path(tmp_path / "network-snapshot-000012.pt")
+    only_pt = tmp_path / "only_pt"
+    only_pt.mkdir()
+    (only_pt / "network-snapshot-000000.pt").write_bytes(b"resume state")
+    with pytest.raises(UserError, match=r"it holds training snapshots .\.pt. but none of their generator exports"):
+        resolve_generator_path(only_pt)
 
 
 def test_bad_files_are_one_line_errors(tmp_path):
