@@ -119,6 +119,21 @@ class TrainConfig:
             raise UserError(f"--p {self.p} must be in [0, 1]")
         if len(set(self.classes)) != len(self.classes):
             raise UserError(f"--class given twice: {self.classes}; list each class once")
+        self._validate_metrics()
+
+    def _validate_metrics(self) -> None:
+        # Here, not when the metric runner is built, so --dry-run catches them and a bad name
+        # does not leave a half-made run folder behind.
+        if not self.metrics:
+            return
+        from gen.metrics import METRIC_KINDS
+
+        unknown = [m for m in self.metrics if m.strip().lower() not in METRIC_KINDS]
+        if unknown:
+            raise UserError(f"unknown --metrics {', '.join(unknown)}; choose from {', '.join(METRIC_KINDS)}")
+        if self.metrics and not (self.judge or self.inception_weights):
+            raise UserError(f"--metrics {','.join(self.metrics)} needs features: --judge MODEL.pt from `classify "
+                            "train` or --inception-weights PATH (an offline Inception .pth)")
 
     @property
     def conditional(self) -> bool:

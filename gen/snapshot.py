@@ -78,7 +78,12 @@ def load_snapshot(path: Path, device: str = "cpu") -> dict[str, Any]:
     try:
         snap = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # a torn or foreign file: say which and what to do
-        raise UserError(f"cannot read snapshot {path} ({type(exc).__name__}); resume from an older snapshot") from None
+        path = Path(path)
+        older = [p.name for p in list_snapshots(path.parent) if p.name < path.name]
+        way = (f"resume from an older one (--resume {path.parent / older[-1]}; also: {', '.join(older[:-1]) or 'none'})"
+               if older else "no older snapshot is left: move this file away and start a new run (or --resume-from a "
+               "G_ema .safetensors export)")
+        raise UserError(f"cannot read snapshot {path} ({type(exc).__name__}); {way}") from None
     if not isinstance(snap, dict) or "format_version" not in snap:
         raise UserError(f"{path} is not a gen train snapshot (no format_version)")
     if snap["format_version"] > FORMAT_VERSION:

@@ -227,8 +227,12 @@ def test_metrics_track_the_best_snapshot(data_dir, tmp_path, monkeypatch):
 
 
 def test_metrics_without_features_is_a_clear_error(data_dir, tmp_path):
-    with pytest.raises(UserError, match="--inception-weights PATH .* or --judge"):
-        train(tiny_cfg(data_dir, tmp_path / "r", metrics=["fid"]), log=lambda m: None)
+    # refused when the config is built (so --dry-run says it), before any file is written
+    with pytest.raises(UserError, match="needs features: --judge MODEL.pt .* or --inception-weights PATH"):
+        tiny_cfg(data_dir, tmp_path / "r", metrics=["fid"])
+    with pytest.raises(UserError, match="unknown --metrics foo; choose from fd, fid, kd, kid"):
+        tiny_cfg(data_dir, tmp_path / "r", metrics=["foo"], judge="j.pt")
+    assert not (tmp_path / "r").exists()
 
 
 def test_transfer_from_a_reference_pkl(data_dir, tmp_path):

@@ -224,3 +224,15 @@ def test_cli_exit_code_says_a_stopped_run_is_unfinished(data_dir, tmp_path, monk
     r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
                                            "--preset", "cpu-tiny", "--device", "cpu"])
     assert r.exit_code == code and "stopped: kimg 0.004" in r.output
+
+
+def test_corrupt_snapshot_names_the_way_forward(tmp_path):
+    from gen.snapshot import load_snapshot
+
+    for name in ("network-snapshot-000000.pt", "network-snapshot-000004.pt", "network-snapshot-000008.pt"):
+        (tmp_path / name).write_bytes(b"torn")
+    with pytest.raises(UserError, match=r"resume from an older one \(--resume .*network-snapshot-000004.pt; "
+                                         r"also: network-snapshot-000000.pt\)"):
+        load_snapshot(tmp_path / "network-snapshot-000008.pt")
+    with pytest.raises(UserError, match="no older snapshot is left: move this file away"):
+        load_snapshot(tmp_path / "network-snapshot-000000.pt")
