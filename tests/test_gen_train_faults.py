@@ -236,3 +236,12 @@ def test_corrupt_snapshot_names_the_way_forward(tmp_path):
         load_snapshot(tmp_path / "network-snapshot-000008.pt")
     with pytest.raises(UserError, match="no older snapshot is left: move this file away"):
         load_snapshot(tmp_path / "network-snapshot-000000.pt")
+
+
+def test_cli_stores_absolute_paths(data_dir, tmp_path, monkeypatch):
+    """A relative --data must still resolve when `gen sample` runs from another directory."""
+    monkeypatch.chdir(data_dir.parent)
+    r = CliRunner().invoke(train_command, ["--data", data_dir.name, "--class", "bad", "--out", str(tmp_path / "r"),
+                                           "--preset", "cpu-tiny", "--batch", "4", "--device", "cpu", "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert f'"data_dir": "{data_dir.resolve()}"' in r.output

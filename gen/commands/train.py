@@ -66,6 +66,11 @@ def train_command(dry_run: bool, compile_: bool | None, metrics: str | None, dev
     from gen.presets import resolve_config
 
     overrides = dict(flags, compile=compile_, metrics=_csv(metrics), classes=list(classes) or None)
+    # Stored in the run (and the generator exports `gen sample` reads): absolute, so both work
+    # from any directory later.
+    for key in ("data_dir", "judge", "inception_weights", "resume_from"):
+        if overrides.get(key):
+            overrides[key] = os.path.abspath(overrides[key])
     overrides["device"] = parse_device(device or "auto")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     gpus = overrides.get("gpus") or 1
