@@ -137,8 +137,17 @@ def _extractor(cfg: SampleConfig, judge):
     return build_extractor(kind, weights_path=weights, judge=judge, device=cfg.device, batch=max(cfg.batch, 16))
 
 
-def _reals(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], extractor, channels: int) -> dict:
-    raw = load_reals(cfg.data or info.get("data_dir", ""), used, info["res"], channels, info.get("fit", "crop"))
+def _reals(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], extractor, channels: int,
+           log: Callable) -> dict:
+    data_dir = cfg.data or info.get("data_dir", "")
+    if cfg.data and info.get("manifest_hash"):
+        from classify.dataset import open_prepared
+
+        now = str(open_prepared(cfg.data).manifest_hash)
+        if now != info["manifest_hash"]:
+            log(f"note: --data {cfg.data} is not the data the generator was trained on (manifest hash "
+                f"{info['manifest_hash'][:12]} -> {now[:12]}); the filters compare samples with its train images")
+    raw = load_reals(data_dir, used, info["res"], channels, info.get("fit", "crop"))
     return {classes.index(name): RealSet(extractor.features(imgs).double(), imgs, files)
             for name, (imgs, files) in raw.items()}
 
@@ -193,7 +202,7 @@ def _scorers(cfg, classes, used, info, log) -> Scorers:
     if wanted and extractor is None:
         raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
                         "(or --inception-weights PATH), or choose --filters without them")
-    reals = _reals(cfg, info, used, classes, extractor, info["channels"]) if extractor is not None else {}
+    reals = _reals(cfg, info, used, classes, extractor, info["channels"], log) if extractor is not None else {}
     return Scorers(judge, note, extractor, reals)
 
 

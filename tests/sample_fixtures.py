@@ -19,8 +19,11 @@ def tiny_generator(run_dir: Path, data_dir: Path, classes: list[str], channels: 
     cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=len(classes) if len(classes) > 1 else 0, img_resolution=res,
                           img_channels=channels, channel_base=256, channel_max=16, mapping_layers=2)
     G = Generator.from_config(cfg)
+    from classify.dataset import open_prepared
+
     info = {"classes": classes, "res": res, "channels": channels, "fit": "crop", "kimg": kimg,
-            "data_dir": str(data_dir), "manifest_hash": "test", "real_counts": {c: 5 for c in classes}}
+            "data_dir": str(data_dir), "manifest_hash": str(open_prepared(data_dir).manifest_hash),
+            "real_counts": {c: 5 for c in classes}}
     run_dir.mkdir(parents=True, exist_ok=True)
     export_generator(G, info, run_dir / f"network-snapshot-{kimg:06d}.G_ema.safetensors")
     return run_dir

@@ -220,3 +220,18 @@ def test_cli_interrupt_says_the_images_are_kept(setup, tmp_path, monkeypatch):
     run, _ = setup
     r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "s"), "--n", "4", "--filters", "none"])
     assert r.exit_code == 130 and "interrupted: the 1 images in" in r.output and "rerun the same command" in r.output
+
+
+def test_other_data_than_the_generators_is_noted(files, tmp_path):
+    other = tmp_path / "other"
+    prepare_dataset(PrepareConfig(source=f"folder:{files['data'].parent / 'img'}", out=str(other), seed=5))
+    msgs: list[str] = []
+    run_sample(SampleConfig(generator=str(files["run"]), out=str(tmp_path / "s"), n=3, judge=str(files["judge"]),
+                            data=str(other), filters=FilterConfig(filters=["realism"], min_realism=0)), log=msgs.append)
+    assert any("is not the data the generator was trained on" in m for m in msgs), msgs
+    msgs.clear()
+    run_sample(SampleConfig(generator=str(files["run"]), out=str(tmp_path / "t"), n=3, judge=str(files["judge"]),
+                            data=str(files["data"]), filters=FilterConfig(filters=["realism"], min_realism=0)),
+               log=msgs.append)
+    assert not any("is not the data" in m for m in msgs)
+    assert any(m.startswith("generator: ") for m in msgs)
