@@ -18,11 +18,17 @@ from gen.metrics import metrics_from_features
 from gen.setmetrics import prdc
 
 PRDC_K = 5
+# Below this many samples FD's covariance and KD's subsets are mostly noise (FD of 2 images can
+# read 1e4, and the unbiased KD goes negative): report the reason instead of such a number.
+MIN_SET_FOR_FD_KD = 10
 
 
 def set_metrics(fake: torch.Tensor, real: torch.Tensor, label: str) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(fake)}
     try:
+        if min(len(fake), len(real)) < MIN_SET_FOR_FD_KD:
+            raise UserError(f"FD/KD need at least {MIN_SET_FOR_FD_KD} images per set (got {len(fake)} samples, "
+                            f"{len(real)} reals)")
         out.update(metrics_from_features(fake, real, label))
     except UserError as exc:
         out["fd_kd_skipped"] = str(exc)

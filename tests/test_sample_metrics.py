@@ -67,3 +67,14 @@ def test_inception_only_from_a_local_file(tmp_path, monkeypatch):
         build_extractor("inception", weights_path=str(bad))
     with pytest.raises(UserError, match="unknown feature extractor"):
         build_extractor("clip")
+
+
+def test_set_metrics_skip_fd_kd_below_ten_images():
+    from gen.sample_report import set_metrics
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(12, 8, generator=g, dtype=torch.float64)
+    full = set_metrics(torch.randn(12, 8, generator=g, dtype=torch.float64), real, "judge")
+    assert full["fd_judge"] > 0 and "kd_judge" in full and "fd_kd_skipped" not in full
+    small = set_metrics(torch.randn(7, 8, generator=g, dtype=torch.float64), real, "judge")
+    assert "fd_judge" not in small and "at least 10 images" in small["fd_kd_skipped"] and "precision" in small
