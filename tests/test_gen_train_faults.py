@@ -212,6 +212,9 @@ def test_cli_trains_then_resumes_with_more_kimg(data_dir, tmp_path):
     assert r.exit_code == 0 and "nothing to train" in r.output, r.output
     assert (out / "metrics.jsonl").read_text() == before
     _one_line_error(_cli("--resume", "latest"), "--resume latest needs --out RUN_DIR")
+    _one_line_error(_cli("--resume", str(out), "--out", str(tmp_path / "fork")), f"continues the run in {out}",
+                    "--resume-from")
+    assert not (tmp_path / "fork").exists()
 
 
 @pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])

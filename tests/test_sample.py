@@ -196,6 +196,8 @@ def test_cli_sample_and_grid(setup, tmp_path):
     r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "x"), "--n", "2", "--filters", "blur"])
     assert r.exit_code != 0 and "unknown --filters blur" in r.output and "Traceback" not in r.output
     assert np.asarray(Image.open(tmp_path / "g.png")).shape[2] == 3
+    r = CliRunner().invoke(main, ["grid", str(run), "--seeds", "0-3", "--out", str(tmp_path / "g.jpg")])
+    assert r.exit_code != 0 and "name the file *.png" in r.output and not (tmp_path / "g.jpg").exists()
 
 
 def test_grid_of_conditional_generator_has_one_row_per_class(files, tmp_path):

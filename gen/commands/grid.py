@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from classify.clitools import parse_device, user_errors
+from classify.errors import UserError
 
 
 @click.command("grid")
@@ -21,5 +22,7 @@ def grid(generator, out, seeds, trunc, class_name, snapshot, nrow, device) -> No
     """Write a grid of generated images for the given seeds."""
     from gen.sample_grid import write_seed_grid
 
+    if not str(out).lower().endswith(".png"):
+        raise UserError(f"--out {out}: grids are written as PNG; name the file *.png")
     path = write_seed_grid(generator, out, seeds, trunc, class_name, snapshot, nrow, parse_device(device))
     click.echo(f"wrote {path}")

@@ -62,7 +62,12 @@ def _csv(value: str | None) -> list[str] | None:
 @user_errors
 def train_command(dry_run: bool, compile_: bool | None, metrics: str | None, device: str | None,
                   classes: tuple[str, ...], **flags) -> None:
-    """Train StyleGAN2-ADA on the train split of one class (or several, conditional)."""
+    """Train StyleGAN2-ADA on the train split of one class (or several, conditional).
+
+    --data, --class and --out are required for a new run; --resume RUN_DIR continues one.
+    Every other option left out takes the --preset's value (or the dataclass default):
+    --dry-run prints the resolved config. On a CPU use --preset cpu-tiny.
+    """
     from gen.presets import resolve_config
 
     overrides = dict(flags, compile=compile_, metrics=_csv(metrics), classes=list(classes) or None)
@@ -80,6 +85,7 @@ def train_command(dry_run: bool, compile_: bool | None, metrics: str | None, dev
     if overrides.get("resume"):
         from gen.snapshot import find_resume_snapshot, load_snapshot
 
+        _same_run_folder(overrides)
         snap = find_resume_snapshot(overrides["resume"], overrides.get("out_dir") or overrides["resume"])
         base = load_snapshot(snap)["config"]
         overrides.setdefault("out_dir", None)
@@ -102,6 +108,19 @@ def train_command(dry_run: bool, compile_: bool | None, metrics: str | None, dev
         # Saved, but not finished: exit like the signal would (130 SIGINT, 143 SIGTERM) so that
         # `gen train ... && gen sample ...` and the pipeline do not carry on with a half-trained GAN.
         raise SystemExit(128 + int(getattr(signal, result.get("stop_signal") or "SIGINT")))
+
+
+def _same_run_folder(overrides: dict) -> None:
+    """--resume continues a run where it is; a second folder would get half its files."""
+    from classify.errors import UserError
+
+    resume, out = overrides["resume"], overrides.get("out_dir")
+    if resume == "latest" or not out:
+        return
+    run_dir = resume if os.path.isdir(resume) else os.path.dirname(resume) or "."
+    if os.path.abspath(run_dir) != os.path.abspath(out):
+        raise UserError(f"--resume {resume} continues the run in {run_dir}; drop --out {out}, or start a new run "
+                        f"in {out} from its weights with --resume-from {run_dir}/network-snapshot-KIMG.G_ema.safetensors")
 
 
 def _warn_if_heavy_on_cpu(cfg) -> None:
