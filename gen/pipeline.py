@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -85,6 +86,18 @@ def _resolve_exe(argv: list[str]) -> list[str]:
     return argv
 
 
+def _read_mark(mark: Path) -> tuple[float, list[str] | None]:
+    """(wall seconds, the command that ran); markers of older versions hold only the seconds."""
+    text = mark.read_text().strip()
+    try:
+        d = json.loads(text or "0")
+    except json.JSONDecodeError:
+        return 0.0, None
+    if isinstance(d, dict):
+        return float(d.get("seconds", 0)), d.get("argv")
+    return float(d), None
+
+
 def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
     """Run every step not yet done; return the wall seconds each step took when it ran."""
     values = dict(config.vars, out=str(out))
@@ -94,11 +107,14 @@ def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
     for i, step in enumerate(config.steps, 1):
         mark = marks / f"{step.name}.done"
         head = f"[pipeline] step {i}/{len(config.steps)} {step.name}"
-        if mark.exists():
-            print(f"{head}: done earlier, skipped", flush=True)
-            timings[step.name] = float(mark.read_text() or 0)  # the wall time of the run that did it
-            continue
         argv = [_fill(a, values) for a in step.argv]
+        if mark.exists():
+            seconds, done_argv = _read_mark(mark)
+            changed = "" if done_argv in (None, argv) else (
+                f" — its command changed since ({' '.join(done_argv)}); delete {mark} and the step's output to redo it")
+            print(f"{head}: done earlier, skipped{changed}", flush=True)
+            timings[step.name] = seconds  # the wall time of the run that did it
+            continue
         if step.resume_if and glob.glob(_fill(step.resume_if, values)):
             argv += [_fill(a, values) for a in step.resume_args]
         print(f"{head}: {' '.join(argv)}", flush=True)
@@ -110,7 +126,7 @@ def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
         if rc != 0:
             raise UserError(f"step {step.name} failed with exit code {rc}; fix the cause and rerun — finished steps are kept")
         timings[step.name] = time.time() - t0
-        atomic_write_text(mark, f"{timings[step.name]:.1f}\n")
+        atomic_write_text(mark, json.dumps({"seconds": round(timings[step.name], 1), "argv": argv}) + "\n")
         print(f"{head}: finished in {timings[step.name]:.0f}s", flush=True)
     return timings
 

@@ -99,3 +99,14 @@ def test_grid_layout_and_labels():
     assert to_uint8(torch.tensor([-1.5, -1.0, 0.0, 1.0, 2.0])).tolist() == [0, 0, 128, 255, 255]
     with pytest.raises(ValueError, match="uint8"):
         grid_image(imgs.float(), nrow=2)
+
+
+def test_a_done_step_whose_command_changed_is_pointed_out(tmp_path, capsys):
+    out = tmp_path / "out"
+    run_pipeline(_config(tmp_path), out)
+    run_pipeline(_config(tmp_path, CONFIG.replace('word = "hello"', 'word = "bye"')), out)
+    said = capsys.readouterr().out
+    assert "step 2/2 second: done earlier, skipped — its command changed since" in said
+    assert "step 1/2 first: done earlier, skipped\n" in said
+    (out / ".steps" / "first.done").write_text("3.5\n")  # a marker from an older version
+    assert run_pipeline(_config(tmp_path), out)["first"] == 3.5
