@@ -210,22 +210,23 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         cfg, c = self.cfg, self.counters
         total = int(round(cfg.kimg * 1000))
+        if self.dist.is_main and self.out_dir.is_dir():
+            stale = remove_stale_temp_files(self.out_dir)
+            if stale:
+                self.say(f"removed {len(stale)} partial file(s) left by an interrupted write")
+        if self.resumed_from is not None and c.cur_nimg >= total:
+            # Nothing to train: no tick, so no metrics row or snapshot that would repeat the last.
+            self.say(f"already at kimg {c.cur_nimg / 1000:.3f} >= --kimg {cfg.kimg:g}; nothing to train "
+                     "(pass a larger --kimg to continue)")
+            return self._finish(False)
+        if self.dist.is_main and self.resumed_from is None:
+            self._write_start_files()
+        # Said before the progress bar exists, so the line does not run into it.
+        self.say(f"training on {self.data.summary()}; {self.device}, {self.dist.world} process(es), "
+                 f"batch {cfg.batch}, to kimg {cfg.kimg:g}")
         self.log = RunLog(self.out_dir, total, c.cur_nimg, self.dist.is_main,
                           c.cur_nimg if self.resumed_from else None)
         try:
-            if self.dist.is_main and self.out_dir.is_dir():
-                stale = remove_stale_temp_files(self.out_dir)
-                if stale:
-                    self.say(f"removed {len(stale)} partial file(s) left by an interrupted write")
-            if self.dist.is_main and self.resumed_from is None:
-                self._write_start_files()
-            self.say(f"training on {self.data.summary()}; {self.device}, {self.dist.world} process(es), "
-                     f"batch {cfg.batch}, to kimg {cfg.kimg:g}")
-            if self.resumed_from is not None and self.counters.cur_nimg >= total:
-                # Nothing to train: no tick, so no metrics row or snapshot that would repeat the last.
-                self.say(f"already at kimg {self.counters.cur_nimg / 1000:.3f} >= --kimg {cfg.kimg:g}; nothing to "
-                         "train (pass a larger --kimg to continue)")
-                return self._finish(False)
             with stop_on_signals(self):
                 return self._loop(total)
         finally:
