@@ -12,6 +12,8 @@ from PIL import Image, ImageDraw
 
 from classify.fileio import atomic_save_image
 
+MIN_TILE = 64
+
 
 def to_uint8(img: torch.Tensor) -> torch.Tensor:
     """Map generator output (nominally [-1, 1]) to uint8 [0, 255], clamping overshoot."""
@@ -54,5 +56,12 @@ def grid_image(
 def save_grid(
     images: torch.Tensor, path: str | os.PathLike, nrow: int, labels: Sequence[str] | None = None
 ) -> None:
-    """Write a grid of uint8 images [N, C, H, W] to `path` (PNG, atomic)."""
+    """Write a grid of uint8 images [N, C, H, W] to `path` (PNG, atomic).
+
+    Tiles smaller than MIN_TILE px are enlarged by a whole factor with nearest-neighbour
+    (a 32 px grid of 8 tiles is 270 px wide, too small to judge); every pixel stays exact."""
+    h, w = images.shape[-2:]
+    factor = max(1, math.ceil(MIN_TILE / max(h, w, 1)))
+    if factor > 1:
+        images = images.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
     atomic_save_image(grid_image(images, nrow, labels), path)

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -110,3 +111,17 @@ def test_a_done_step_whose_command_changed_is_pointed_out(tmp_path, capsys):
     assert "step 1/2 first: done earlier, skipped\n" in said
     (out / ".steps" / "first.done").write_text("3.5\n")  # a marker from an older version
     assert run_pipeline(_config(tmp_path), out)["first"] == 3.5
+
+
+def test_saved_grids_enlarge_small_tiles_by_a_whole_factor(tmp_path):
+    from PIL import Image
+
+    imgs = torch.arange(2 * 16 * 16, dtype=torch.int64).reshape(2, 1, 16, 16).remainder(256).to(torch.uint8)
+    save_grid(imgs, tmp_path / "g.png", nrow=2)
+    arr = torch.from_numpy(np.array(Image.open(tmp_path / "g.png")))
+    assert arr.shape[:2] == (64 + 4, 2 * (64 + 2) + 2)  # 16 px tiles drawn at 64 px
+    tile = arr[2:66, 2:66, 0]
+    assert torch.equal(tile[::4, ::4], imgs[0, 0]) and torch.equal(tile[1::4, 3::4], imgs[0, 0])  # nearest, exact
+    big = torch.zeros(1, 1, 80, 80, dtype=torch.uint8)
+    save_grid(big, tmp_path / "b.png", nrow=1)
+    assert Image.open(tmp_path / "b.png").size == (84, 84)  # large tiles untouched
