@@ -19,6 +19,7 @@ def _default(key: str) -> str:
     shown = ",".join(str(v) for v in value) if isinstance(value, list) else value
     return f"  [default: {shown}]"
 
+
 # Flags named in the singular whose AblationConfig field is a (plural) list.
 LIST_OPTIONS = {"synthetic_ratio": "synthetic_ratios", "minority_fraction": "minority_fractions"}
 
