@@ -45,10 +45,7 @@ def train_and_evaluate(task: CellTask) -> dict[str, Any]:
     if task.threads > 0:
         # With --jobs J every process would otherwise grab all cores and thrash.
         torch.set_num_threads(task.threads)
-    cfg = TrainConfig(**task.train)
-    if hasattr(cfg, "progress"):
-        # Parallel cells (threads > 0) would interleave their progress bars into noise.
-        cfg.progress = task.threads == 0
+    cfg = TrainConfig(**task.train)  # its `progress` was decided by the plan (a terminal, one job)
     result = train_classifier(cfg)
     metrics = evaluate_checkpoint(result["checkpoint"], data_dir=task.train["data_dir"], split="test",
                                   device=task.train["device"])

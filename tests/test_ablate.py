@@ -410,3 +410,12 @@ def test_report_without_gan_arms_still_names_the_best_arm(tmp_path):
     assert "no GAN strategy in this grid" in answer and "best mean: oversample" in answer
     assert "oversample beats baseline by +0.0" in answer  # tested against baseline, not just named
     assert "## Terms" in md and "ECE: expected calibration error" in md
+
+
+def test_cell_progress_bars_only_on_a_terminal_with_one_job(tmp_path, monkeypatch):
+    import sys
+
+    assert not any(t.train["progress"] for t in plan_ablation(config(tmp_path), inspect=fake_facts).todo)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert all(t.train["progress"] for t in plan_ablation(config(tmp_path), inspect=fake_facts).todo)
+    assert not any(t.train["progress"] for t in plan_ablation(config(tmp_path), jobs=2, inspect=fake_facts).todo)
