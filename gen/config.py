@@ -131,7 +131,7 @@ class TrainConfig:
         unknown = [m for m in self.metrics if m.strip().lower() not in METRIC_KINDS]
         if unknown:
             raise UserError(f"unknown --metrics {', '.join(unknown)}; choose from {', '.join(METRIC_KINDS)}")
-        if self.metrics and not (self.judge or self.inception_weights):
+        if not (self.judge or self.inception_weights):
             raise UserError(f"--metrics {','.join(self.metrics)} needs features: --judge MODEL.pt from `classify "
                             "train` or --inception-weights PATH (an offline Inception .pth)")
 
