@@ -25,6 +25,15 @@ export GANBALANCE_TEST_SH=1
 echo "[test] ruff check"
 ruff check .
 
+# Tests write up to ~0.5 GiB at once under the temp folder (pytest keeps only failed tests'
+# folders). On a nearly full disk they would fail with a wall of PIL/torch ENOSPC tracebacks.
+python - <<'PY'
+import shutil, sys, tempfile
+free = shutil.disk_usage(tempfile.gettempdir()).free / 2**30
+if free < 1.0:
+    sys.exit(f"[test] FAILED: only {free:.2f} GiB free in {tempfile.gettempdir()}; the tests need ~1 GiB")
+PY
+
 echo "[test] pytest"
 set +e
 python -m pytest -q "$@"
