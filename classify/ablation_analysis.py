@@ -31,6 +31,8 @@ METRICS = (
     Metric("ece", "ECE", False),
 )
 HEADLINE = METRICS[:2]  # plain-words sentences for these; tables for all
+# Every metric above lies in [0, 1]; per-arm CIs are clipped to it (see stats.summarize).
+METRIC_RANGE = (0.0, 1.0)
 
 
 def arm_is_gan(arm: str) -> bool:
@@ -49,12 +51,12 @@ def values_by_arm(records: list[dict], metric: str) -> dict[tuple[str, float], d
 
 
 def arm_stats(records: list[dict], metric: str) -> list[dict[str, Any]]:
-    """One row per (model, fraction, arm): n, mean, std and the 95% t-interval over seeds."""
+    """One row per (model, fraction, arm): n, mean, std and the 95% t-interval over seeds (within [0, 1])."""
     ratio_of = {r["arm"]: r["cell"].get("synthetic_ratio") for r in records}
     rows = []
     for (model, fraction), arms in sorted(values_by_arm(records, metric).items()):
         for arm in sorted(arms, key=lambda a: (arm_is_gan(a), a != "baseline", a)):
-            s = summarize(list(arms[arm].values()))
+            s = summarize(list(arms[arm].values()), bounds=METRIC_RANGE)
             rows.append({"model": model, "fraction": fraction, "arm": arm, "ratio": ratio_of.get(arm),
                          "n": s.n, "mean": s.mean, "std": s.std, "ci_low": s.ci_low, "ci_high": s.ci_high})
     return rows

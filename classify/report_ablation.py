@@ -104,7 +104,8 @@ def caveat_blocks(records: list[dict], notes: list[str] = ()) -> list[doc.Block]
         "cell, so the intervals describe training variability, not test-set sampling error.",
         "Verdicts use the 95% paired t-interval over seeds; a CI that includes 0 is reported as 'no detectable "
         "difference'. The percentile bootstrap is shown but not used: with few seeds it is about [min, max] of the "
-        "differences. With <= 5 seeds a two-sided Wilcoxon p cannot fall below 0.0625.",
+        "differences. With <= 5 seeds a two-sided Wilcoxon p cannot fall below 0.0625. The per-arm "
+        "intervals in the tables are clipped to [0, 1], the range of every metric.",
         "Many comparisons are made; 'Holm p' adjusts the Wilcoxon p-values within each metric. Verdicts are not "
         "adjusted, so expect some false 'beats' in a large grid.",
         "The Answer compares the best GAN arm with the best non-GAN arm, each picked on the same test data it is "

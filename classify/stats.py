@@ -93,8 +93,13 @@ def bootstrap_ci(values, confidence: float = 0.95, n_resamples: int = 10000, see
     return (float(lo), float(hi))
 
 
-def summarize(values, confidence: float = 0.95, method: str = "t") -> Summary:
-    """Mean, sample std (ddof=1) and a CI by `method` ('t' or 'bootstrap')."""
+def summarize(values, confidence: float = 0.95, method: str = "t",
+              bounds: tuple[float, float] | None = None) -> Summary:
+    """Mean, sample std (ddof=1) and a CI by `method` ('t' or 'bootstrap').
+
+    `bounds` clips the CI to the metric's range: a t-interval of AP values near 1 can reach
+    past 1.0, which no mean of such values can, and a reader takes it for a bug.
+    """
     arr = _as_array(values)
     if method not in ("t", "bootstrap"):
         raise ValueError(f"unknown CI method {method!r}; use 't' or 'bootstrap'")
@@ -102,6 +107,8 @@ def summarize(values, confidence: float = 0.95, method: str = "t") -> Summary:
     mean = float(arr.mean()) if n else math.nan
     std = float(arr.std(ddof=1)) if n >= 2 else math.nan
     lo, hi = t_interval(arr, confidence) if method == "t" else bootstrap_ci(arr, confidence)
+    if bounds is not None and n >= 2:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
     return Summary(n=n, mean=mean, std=std, ci_low=lo, ci_high=hi, method=method)
 
 

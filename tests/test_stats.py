@@ -40,6 +40,21 @@ def test_summary_mean_std_and_degenerate_sizes():
         summarize([1, 2], method="magic")
 
 
+def test_summary_ci_clipped_to_bounds_only_where_it_crosses_them():
+    near_one = [0.99, 0.93, 1.0]
+    raw = summarize(near_one)
+    assert raw.ci_high > 1.0  # the plain t-interval leaves the metric's range
+    clipped = summarize(near_one, bounds=(0.0, 1.0))
+    assert clipped.ci_high == 1.0 and clipped.ci_low == pytest.approx(raw.ci_low)
+    assert clipped.mean == raw.mean and clipped.std == raw.std
+    low = summarize([0.2, 0.4, 0.6], bounds=(0.0, 1.0))  # t-interval [-0.097, 0.897]
+    assert low.ci_low == 0.0 and low.ci_high == pytest.approx(0.896828, abs=1e-6)
+    inside = [0.4, 0.5, 0.6]
+    assert (summarize(inside, bounds=(0.0, 1.0)).ci_low, summarize(inside, bounds=(0.0, 1.0)).ci_high) == \
+        pytest.approx((summarize(inside).ci_low, summarize(inside).ci_high))
+    assert math.isnan(summarize([0.7], bounds=(0.0, 1.0)).ci_low)
+
+
 def test_bootstrap_is_reproducible_and_collapses_to_min_max_with_three_values():
     assert bootstrap_ci([0.1, 0.5, 0.2, 0.9], seed=3) == bootstrap_ci([0.1, 0.5, 0.2, 0.9], seed=3)
     # with 3 values P(all resamples = min) = 1/27 > 2.5%, so the interval is [min, max]:
