@@ -16,7 +16,7 @@ from classify.errors import UserError
 @click.option("--class", "class_name", default=None, help="One class (default: one row per class if conditional).")
 @click.option("--snapshot", default="best", show_default=True)
 @click.option("--nrow", type=int, default=8, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (cuda when available).")
 @user_errors
 def grid(generator, out, seeds, trunc, class_name, snapshot, nrow, device) -> None:
     """Write a grid of generated images for the given seeds."""

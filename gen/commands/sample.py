@@ -29,7 +29,7 @@ def parse_filters(text: str) -> list[str]:
 @click.option("--trunc", type=float, default=1.0, show_default=True, help="Truncation psi.")
 @click.option("--snapshot", default="best", show_default=True, help="best, latest or a kimg number (run folders).")
 @click.option("--batch", type=int, default=32, show_default=True, help="Images per generator and judge pass.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (cuda when available).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 @click.option("--judge", default=None, type=click.Path(), help="model.pt from `classify train` (train split only).")
 @click.option("--inception-weights", default=None, type=click.Path(), help="Local Inception .pth for fid/kid.")
