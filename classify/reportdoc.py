@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,21 +83,86 @@ def _html_image(b: Image, base_dir: Path) -> str:
             f"<figcaption>{caption}</figcaption></figure>")
 
 
-def render_html(blocks: list[Block], base_dir: Path, title: str) -> str:
-    """One HTML file with every image inlined; `base_dir` resolves the images' paths."""
+def inline_html(text: str) -> str:
+    """Escape, then show the two inline marks the reports use: `code` and **bold**."""
+    out = html.escape(str(text))
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+
+
+def render_html_body(blocks: list[Block], base_dir: Path, heading_offset: int = 0) -> str:
+    """The blocks as HTML fragments; `heading_offset` demotes headings to nest in a bigger page."""
     body: list[str] = []
     for b in blocks:
         if isinstance(b, Heading):
-            body.append(f"<h{b.level}>{html.escape(b.text)}</h{b.level}>")
+            level = min(b.level + heading_offset, 6)
+            body.append(f"<h{level}>{html.escape(b.text)}</h{level}>")
         elif isinstance(b, Para):
-            body.append(f"<p>{html.escape(b.text)}</p>")
+            body.append(f"<p>{inline_html(b.text)}</p>")
         elif isinstance(b, Bullets):
-            body.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in b.items) + "</ul>")
+            body.append("<ul>" + "".join(f"<li>{inline_html(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in b.headers)
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in b.rows)
+            head = "".join(f"<th>{inline_html(h)}</th>" for h in b.headers)
+            rows = "".join("<tr>" + "".join(f"<td>{inline_html(c)}</td>" for c in r) + "</tr>" for r in b.rows)
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(b, Image):
             body.append(_html_image(b, base_dir))
+    return "\n".join(body)
+
+
+def render_html(blocks: list[Block], base_dir: Path, title: str) -> str:
+    """One HTML file with every image inlined; `base_dir` resolves the images' paths."""
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            f"<style>{_STYLE}</style></head><body>\n" + render_html_body(blocks, base_dir) + "\n</body></html>\n")
+
+
+# The parser reads back exactly what render_markdown writes (plus the hand-built prepare
+# report, which uses the same subset), so a Markdown file can be shown as HTML elsewhere,
+# e.g. in the pipeline's index.html, without a Markdown dependency.
+_TABLE_RULE = re.compile(r"^\|(\s*:?-+:?\s*\|)+$")
+_IMAGE = re.compile(r"^!\[(.*)\]\((.*)\)$")
+_HEADING = re.compile(r"^(#{1,6}) (.*)$")
+
+
+def _md_row(line: str) -> list[str]:
+    cells = re.split(r"(?<!\\)\|", line.strip()[1:-1])
+    return [c.strip().replace("\\|", "|") for c in cells]
+
+
+def _is_block_start(line: str) -> bool:
+    return bool(_HEADING.match(line) or _IMAGE.match(line)) or line.startswith(("- ", "|"))
+
+
+def _take(lines: list[str], i: int, keep) -> tuple[list[str], int]:
+    taken = []
+    while i < len(lines) and keep(lines[i]):
+        taken.append(lines[i])
+        i += 1
+    return taken, i
+
+
+def parse_markdown(text: str) -> list[Block]:
+    """Blocks from the Markdown subset render_markdown writes (the inverse of it)."""
+    lines, blocks, i = text.splitlines(), [], 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+        elif m := _HEADING.match(line):
+            blocks.append(Heading(m[2], len(m[1])))
+            i += 1
+        elif line.startswith("- "):
+            items, i = _take(lines, i, lambda x: x.startswith("- "))
+            blocks.append(Bullets([x[2:] for x in items]))
+        elif line.startswith("|"):
+            rows, i = _take(lines, i, lambda x: x.startswith("|"))
+            body = rows[2:] if len(rows) > 1 and _TABLE_RULE.match(rows[1].strip()) else rows[1:]
+            blocks.append(Table(_md_row(rows[0]), [_md_row(r) for r in body]))
+        elif m := _IMAGE.match(line):
+            blocks.append(Image(m[2], m[1]))
+            rest = [j for j in range(i + 1, len(lines)) if lines[j].strip()]
+            i = rest[0] + 1 if rest and lines[rest[0]].strip() == f"*{m[1]}*" else i + 1
+        else:
+            para, i = _take(lines, i, lambda x: bool(x.strip()) and not _is_block_start(x))
+            blocks.append(Para(" ".join(para)))
+    return blocks

@@ -61,7 +61,12 @@ def data_section(out: Path) -> list[str]:
     data = out / "data"
     body = _links(data, out, ["report.md", "manifest.csv", "classes.json"])
     if (data / "report.md").is_file():
-        body.append(f"<pre>{html.escape((data / 'report.md').read_text(errors='replace')[:20000])}</pre>")
+        from classify.reportdoc import Heading, parse_markdown, render_html_body
+
+        # The report's own title repeats this section's; its ## sections nest under our <h2>.
+        blocks = [b for b in parse_markdown((data / "report.md").read_text(errors="replace"))
+                  if not (isinstance(b, Heading) and b.level == 1)]
+        body.append(render_html_body(blocks, data, heading_offset=1))
     return body
 
 

@@ -335,6 +335,18 @@ def test_markdown_and_html_say_the_same_and_escape():
     assert "&lt;b&gt;" in html and "<td>&lt;i&gt;</td>" in html and "<b>" not in html.split("<body>")[1]
 
 
+def test_markdown_parses_back_into_the_same_blocks_and_inline_marks_render():
+    from classify import reportdoc as doc
+
+    blocks = [doc.Heading("Report", 1), doc.Para("kept `a.png` and **all**"), doc.Heading("Counts", 3),
+              doc.Bullets(["one", "two | three"]), doc.Table(["class", "n|m"], [["good", "a|b"], ["bad", ""]]),
+              doc.Image("plots/bar.png", "a bar chart"), doc.Para("after the image")]
+    assert doc.parse_markdown(doc.render_markdown(blocks)) == blocks
+    html = doc.render_html_body(blocks, Path("."), heading_offset=1)
+    assert "<h2>Report</h2>" in html and "<h4>Counts</h4>" in html
+    assert "<code>a.png</code>" in html and "<strong>all</strong>" in html and "`" not in html
+
+
 def _study(tmp_path: Path, name: str, prepare_fraction: float, **kw) -> str:
     """An ablation on a data folder whose classes.json says prepare kept `prepare_fraction`."""
     data = tmp_path / f"data_{name}"

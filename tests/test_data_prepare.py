@@ -70,6 +70,18 @@ def test_bad_inputs_are_reported_not_fatal(make_image_folder, tmp_path):
     assert abs(int(x[deep].float().mean()) - 40000 // 257) <= 1
 
 
+def test_pipeline_index_shows_the_prepare_report_as_html(make_image_folder, tmp_path):
+    from gen.site import write_index
+
+    root = make_image_folder(counts={"good": 6, "bad": 4})
+    (root / "good" / "notes.png").write_text("this is text, not a PNG\n")
+    assert _run(f"folder:{root}", "--out", tmp_path / "data").exit_code == 0
+    page = write_index(tmp_path, {}).read_text()
+    section = page.split("Dataset (classify prepare)")[1]
+    assert "<h3>Rejected files</h3>" in section and "<code>" in section and "notes.png</code>: not an image" in section
+    assert "<th>class</th>" in section and "## " not in section and "<pre>" not in section
+
+
 def test_counts_classes_json_and_rerun(tiny_image_folder, tmp_path):
     out = tmp_path / "d"
     assert _run(f"folder:{tiny_image_folder}", "--out", out).exit_code == 0
