@@ -81,6 +81,9 @@ def resolve_generator_path(path_or_run_dir: str | os.PathLike, which: str | int 
         export = path.with_name(path.name[: -len(".pt")] + SUFFIX)
         if export.is_file():
             return export
+        if not path.name.startswith("network-snapshot-"):
+            raise UserError(f"{path} is not a generator (a classifier's model.pt?); pass a run folder from "
+                            "`gen train` or a .safetensors generator")
         raise UserError(f"{path} is a training snapshot and its generator export {export.name} is missing; pass the "
                         "run folder (with --snapshot latest|best|KIMG) or a .safetensors generator")
     if path.is_file():

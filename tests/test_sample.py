@@ -210,6 +210,16 @@ def test_grid_of_conditional_generator_has_one_row_per_class(files, tmp_path):
     assert both.size[1] > single.size[1] and both.size[0] > single.size[0]  # 2 rows + a label strip
     bad = CliRunner().invoke(main, ["grid", str(files["cond"]), "--class", "cat", "--out", str(tmp_path / "x.png")])
     assert bad.exit_code != 0 and "unknown --class 'cat'" in bad.output
+    # 2 classes x 600 seeds = 1200 tiles: refused before any image is generated
+    big = CliRunner().invoke(main, ["grid", str(files["cond"]), "--seeds", "0-599", "--out", str(tmp_path / "b.png")])
+    assert big.exit_code != 0 and "1200 images" in big.output and "gen sample" in big.output
+    assert not (tmp_path / "b.png").exists()
+
+
+def test_grid_of_a_classifier_checkpoint_says_it_is_not_a_generator(setup, tmp_path):
+    _, judge = setup
+    r = CliRunner().invoke(main, ["grid", str(judge), "--out", str(tmp_path / "g.png")])
+    assert r.exit_code != 0 and "is not a generator" in r.output and "Traceback" not in r.output
 
 
 def test_cli_interrupt_says_the_images_are_kept(setup, tmp_path, monkeypatch):
