@@ -20,6 +20,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 # Pillow modes that hold more than 8 bits per sample in one channel.
 _WIDE_GRAY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# A 16-bit file whose values all stay below 4096 holds at most 12-bit data (or is nearly black).
+LOW_RANGE_16BIT = 4096
+LOW_RANGE_NOTE = ", but its values stay below 4096 (12-bit data?), so it is nearly black"
 
 
 class ImageRejected(Exception):
@@ -114,9 +117,15 @@ def _convert_mode(img: Image.Image) -> tuple[np.ndarray, str]:
         return np.asarray(img.convert("L"), dtype=np.uint8), "LA: alpha dropped"
     if mode in _WIDE_GRAY_MODES:
         wide = np.asarray(img).astype(np.int64)
-        # 16-bit samples span 0..65535; dividing by 257 maps 65535 exactly to 255.
+        # 16-bit samples span 0..65535; dividing by 257 maps 65535 exactly to 255. One fixed
+        # scale for every file keeps intensities comparable across images; per-image stretching
+        # would not. Cameras that store 10-12-bit data in 16-bit files then come out nearly
+        # black, which the note (and prepare's warning) makes visible.
         scaled = np.clip(wide, 0, 65535) // 257
-        return scaled.astype(np.uint8), f"{mode}: 16-bit scaled to 8-bit"
+        note = f"{mode}: 16-bit scaled to 8-bit"
+        if wide.size and int(wide.max()) < LOW_RANGE_16BIT:
+            note += LOW_RANGE_NOTE
+        return scaled.astype(np.uint8), note
     if mode == "F":
         raise ImageRejected("32-bit float image (mode F) has no defined 8-bit range; convert it to 8 or 16 bit")
     if mode in ("P", "PA"):

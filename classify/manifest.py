@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 from pathlib import Path
 
 from classify.errors import UserError
@@ -66,11 +67,17 @@ def resolve_path(root: Path, stored: str) -> Path:
 
 
 def stored_path(root: Path, path: Path) -> str:
-    """Relative (POSIX) when inside `root`, so the prepared folder can be moved."""
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path.resolve())
+    """Relative (POSIX) when inside `root`, so the prepared folder can be moved.
+
+    Symlinks are kept, not resolved: a link is its own row (see sources._listed_path).
+    """
+    plain = Path(os.path.abspath(path))
+    for p, r in ((plain, Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
+        try:
+            return p.relative_to(r).as_posix()
+        except ValueError:
+            continue
+    return str(plain)
 
 
 def _holds_class_folders(folder: Path) -> bool:

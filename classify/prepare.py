@@ -26,7 +26,7 @@ from classify.manifest import (
     text_hash,
     write_manifest,
 )
-from classify.report import build_report
+from classify.report import build_report, prepare_warnings
 from classify.sources import SourceItem, list_source, parse_source
 from classify.splits import SPLITS, apply_minority_fraction, assign_splits, check_fractions, duplicate_groups
 
@@ -67,6 +67,7 @@ class PrepareResult:
     rows: int
     rejected: int
     counts: dict[str, dict[str, int]]  # class -> split -> count
+    warnings: list[str]  # also at the top of report.md
 
 
 def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareResult:
@@ -89,7 +90,8 @@ def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareR
     # The manifest goes last: it is what every stage reads, so a kill before this line
     # leaves the previous manifest (and its cache) in force.
     write_manifest(out / MANIFEST_NAME, text)
-    return PrepareResult(out=out, manifest_hash=digest, rows=len(rows), rejected=len(rejected), counts=counts)
+    return PrepareResult(out=out, manifest_hash=digest, rows=len(rows), rejected=len(rejected), counts=counts,
+                         warnings=prepare_warnings(rows, counts))
 
 
 def _decode_all(

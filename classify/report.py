@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+from classify.images import LOW_RANGE_NOTE
 from classify.splits import SPLITS
 
 # Long per-file lists are cut here so report.md stays readable; rejections are never cut.
@@ -16,8 +17,10 @@ MAX_LISTED = 50
 
 
 def build_report(config: dict[str, Any], rows, rejected: list[tuple[str, str]], counts) -> str:
+    warnings = prepare_warnings(rows, counts)
     parts = [
         "# Prepared dataset report\n",
+        *(["## Warnings\n\n" + "\n".join(f"- {w}" for w in warnings) + "\n"] if warnings else []),
         _settings(config, rows, rejected),
         _count_table(counts),
         _imbalance(counts),
@@ -27,6 +30,34 @@ def build_report(config: dict[str, Any], rows, rejected: list[tuple[str, str]], 
         _histograms(rows),
     ]
     return "\n".join(parts)
+
+
+# Why each split must hold every class: named in the warning so the user knows what breaks.
+SPLIT_NEEDS = {
+    "train": "classify train needs it",
+    "val": "classify train needs it to pick the epoch and the threshold",
+    "test": "classify eval and ablations cannot measure it",
+}
+
+
+def split_warnings(counts: dict[str, dict[str, int]]) -> list[str]:
+    """One line per (class, split) with no images."""
+    return [f"class {label} has no {split} images ({need}); add images of it or change --val/--test"
+            for label, per in counts.items() for split, need in SPLIT_NEEDS.items() if per.get(split, 0) == 0]
+
+
+def prepare_warnings(rows, counts: dict[str, dict[str, int]]) -> list[str]:
+    """What the user must hear before training on the folder (top of report.md and the CLI)."""
+    return split_warnings(counts) + decode_warnings(rows)
+
+
+def decode_warnings(rows) -> list[str]:
+    """Conversions that likely destroyed the signal (see images.LOW_RANGE_NOTE)."""
+    dark = sum(1 for r in rows if LOW_RANGE_NOTE in r["note"])
+    if not dark:
+        return []
+    return [f"{dark} 16-bit image(s) use only values below 4096 and are nearly black after the fixed 16-to-8-bit "
+            "scaling; convert them to 8 bit with your camera's real bit depth before `classify prepare`"]
 
 
 def _settings(config: dict[str, Any], rows, rejected) -> str:

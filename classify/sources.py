@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,13 +53,32 @@ def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def list_folder(arg: str, **_: object) -> SourceListing:
+def _listed_path(path: Path) -> Path:
+    # Absolute but not resolved: a symlink stays its own row (an md5 duplicate of its target,
+    # grouped as such) instead of silently becoming a second row of the target's path.
+    return Path(os.path.abspath(path))
+
+
+def _class_files(class_dir: Path, out: Path | None) -> list[Path]:
+    """Files under a class folder, less hidden ones and `out` (the resolved prepare output)."""
+    files = []
+    for path in sorted(class_dir.rglob("*")):
+        if _is_hidden(path, class_dir) or (out is not None and out in path.resolve().parents):
+            continue  # .DS_Store, editor swap files, or our own output: not data
+        if path.is_file() or (path.is_symlink() and not path.exists()):
+            files.append(path)
+    return files
+
+
+def list_folder(arg: str, out_dir: Path | None = None, **_: object) -> SourceListing:
     root = Path(arg).expanduser()
     if not root.exists():
         raise UserError(f"source folder {root} does not exist; check the path after 'folder:'")
     if not root.is_dir():
         raise UserError(f"source {root} is not a folder; use csv:FILE for a CSV list")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    out = Path(out_dir).resolve() if out_dir is not None else None
+    # --out inside the source folder (root/prepared) must not become a class on the next run.
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.resolve() != out)
     if not class_dirs:
         raise UserError(f"source folder {root} has no class sub-folders; put each class's images in root/<class>/")
     items: list[SourceItem] = []
@@ -66,13 +86,14 @@ def list_folder(arg: str, **_: object) -> SourceListing:
     for class_dir in class_dirs:
         found = 0
         # Nested folders inside a class folder are allowed (ImageFolder convention, recursive).
-        for path in sorted(p for p in class_dir.rglob("*") if p.is_file()):
-            if _is_hidden(path, class_dir):
-                continue  # .DS_Store, editor swap files: not data, not worth a report line
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                rejected.append((str(path.resolve()), f"extension {path.suffix or '(none)'} is not an image type"))
+        for path in _class_files(class_dir, out):
+            if not path.exists():
+                rejected.append((str(_listed_path(path)), "broken symbolic link (its target does not exist)"))
                 continue
-            items.append(SourceItem(path=path.resolve(), label=class_dir.name))
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                rejected.append((str(_listed_path(path)), f"extension {path.suffix or '(none)'} is not an image type"))
+                continue
+            items.append(SourceItem(path=_listed_path(path), label=class_dir.name))
             found += 1
         if found == 0:
             raise UserError(

@@ -82,6 +82,40 @@ def test_pipeline_index_shows_the_prepare_report_as_html(make_image_folder, tmp_
     assert "<th>class</th>" in section and "## " not in section and "<pre>" not in section
 
 
+def test_symlinks_output_inside_source_and_missing_splits(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 12, "bad": 2})
+    first = sorted((root / "good").iterdir())[0]
+    (root / "good" / "link.png").symlink_to(first)
+    (root / "good" / "dangling.png").symlink_to(root / "good" / "gone.png")
+    out = root / "prepared"  # inside the source folder: must not become a class on the rerun
+    result = _run(f"folder:{root}", "--out", out)
+    assert result.exit_code == 0, result.output
+    n_rows = len(_manifest(out))
+    rows = {"/".join(r["path"].split("/")[-2:]): r for r in _manifest(out)}
+    assert "good/link.png" in rows and rows["good/link.png"]["dup_group"] == rows[f"good/{first.name}"]["dup_group"] != ""
+    report = (out / "report.md").read_text()
+    assert "dangling.png`: broken symbolic link" in report
+    # 2 bad images cannot fill train, val and test: the user hears it now, not at training time
+    assert "warning: class bad has no val images" in result.output
+    assert report.index("## Warnings") < report.index("## Settings")
+    rerun = _run(f"folder:{root}", "--out", out)
+    assert rerun.exit_code == 0, rerun.output
+    assert len(_manifest(out)) == n_rows
+
+
+def test_twelve_bit_data_in_sixteen_bit_files_is_flagged(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 8, "bad": 6})
+    twelve = np.random.default_rng(0).integers(0, 4096, (32, 40)).astype(np.uint16)
+    Image.fromarray(twelve).save(root / "good" / "camera12.png")
+    Image.fromarray(twelve * 16).save(root / "good" / "camera16.png")  # the full 16-bit range: no warning
+    result = _run(f"folder:{root}", "--out", tmp_path / "data")
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 16-bit image(s) use only values below 4096" in result.output
+    rows = {r["path"].split("/")[-1]: r for r in _manifest(tmp_path / "data")}
+    assert "nearly black" in rows["camera12.png"]["note"] and "nearly black" not in rows["camera16.png"]["note"]
+    assert "real bit depth" in (tmp_path / "data" / "report.md").read_text()
+
+
 def test_counts_classes_json_and_rerun(tiny_image_folder, tmp_path):
     out = tmp_path / "d"
     assert _run(f"folder:{tiny_image_folder}", "--out", out).exit_code == 0

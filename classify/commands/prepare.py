@@ -39,3 +39,5 @@ def prepare(source: str, out: str, val: float, test: float, seed: int, minority_
         click.echo(f"{label}: " + ", ".join(f"{s} {n}" for s, n in per.items()))
     click.echo(f"{result.rows} images in {result.out / 'manifest.csv'}; {result.rejected} rejected "
                f"(reasons in {result.out / 'report.md'})")
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
