@@ -3,7 +3,8 @@
 The file holds only tensors and plain values (loadable with weights_only=True):
 format_version, kind, config (TrainConfig dict), model {name, num_classes, in_chans},
 state_dict, classes, positive_class, res, fit, in_chans, threshold, norm {mean, std},
-epoch, val (selection metrics at that epoch).
+epoch, val (selection metrics at that epoch), data_manifest_hash (the prepared folder it
+was trained on; absent in older files).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _REQUIRED = ("model", "state_dict", "classes", "res", "in_chans", "threshold", "
 
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str, config: dict, classes: list[str],
                     positive: int, in_chans: int, res: int, fit: str, threshold: float | None, norm: dict,
-                    epoch: int, val: dict) -> None:
+                    epoch: int, val: dict, data_manifest_hash: str = "") -> None:
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     atomic_torch_save({
         "format_version": FORMAT_VERSION,
@@ -40,6 +41,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str
         "norm": norm,
         "epoch": int(epoch),
         "val": val,
+        "data_manifest_hash": data_manifest_hash,
     }, path)
 
 
@@ -82,6 +84,7 @@ class Classifier:
         self.norm: dict = ckpt["norm"]
         self.model_name: str = ckpt["model"]["name"]
         self.config: dict = ckpt.get("config", {})
+        self.data_manifest_hash: str | None = ckpt.get("data_manifest_hash") or None
         self.device = torch.device(device)
         net = build_model(self.model_name, num_classes=len(self.classes), in_chans=self.in_chans)
         try:

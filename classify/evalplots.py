@@ -30,15 +30,16 @@ def plot_confusion(m: dict, path: Path) -> None:
     fig, ax = _figure()
     cm = m["confusion"]
     ax.imshow(cm, cmap="Blues")
-    k = len(cm)
+    k, top = len(cm), max(max(row) for row in cm) or 1
     for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(cm[i][j]), ha="center", va="center", color="black")
+        for j in range(k):  # white digits on the dark half of the colour map, or they vanish
+            ax.text(j, i, str(cm[i][j]), ha="center", va="center", color="white" if cm[i][j] > top / 2 else "black")
     ax.set_xticks(range(k), m["classes"], rotation=30)
     ax.set_yticks(range(k), m["classes"])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{m['split']} confusion (n={m['n']})")
+    thr = "argmax" if m.get("threshold") is None else f"threshold {m['threshold']:.3g}"
+    ax.set_title(f"{m['split']} confusion (n={m['n']}, {thr})")
     _save(fig, path)
 
 
@@ -63,9 +64,10 @@ def plot_roc(m: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def write_eval_plots(m: dict, out_dir: Path) -> list[Path]:
+def write_eval_plots(m: dict, out_dir: Path, suffix: str = "") -> list[Path]:
+    """confusion/pr/roc_<split><suffix>.png; the suffix keeps e.g. a threshold experiment apart."""
     out_dir = Path(out_dir)
-    paths = [out_dir / f"confusion_{m['split']}.png", out_dir / f"pr_{m['split']}.png", out_dir / f"roc_{m['split']}.png"]
+    paths = [out_dir / f"{kind}_{m['split']}{suffix}.png" for kind in ("confusion", "pr", "roc")]
     for fn, p in zip((plot_confusion, plot_pr, plot_roc), paths):
         fn(m, p)
     return paths

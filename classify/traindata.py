@@ -26,6 +26,7 @@ class TrainData:
     n_train_synthetic: int = 0
     train_paths: list[str] = field(default_factory=list)  # real train images actually used
     synthetic_files: list[str] = field(default_factory=list)
+    manifest_hash: str = ""  # of the prepared folder; stored in model.pt so eval can spot other data
 
 
 def pick_minority(labels: torch.Tensor, classes: list[str], minority_class: str | None, data_dir) -> int:
@@ -58,12 +59,13 @@ def subsample_minority(paths: list[Path], labels: torch.Tensor, positive: int, f
 
 
 def _check_two_classes(labels: torch.Tensor, classes: list[str], split: str, data_dir) -> None:
-    present = sorted({classes[i] for i in labels.tolist()})
-    if len(present) < 2:
-        raise UserError(
-            f"the {split} split of {data_dir} holds {len(labels)} images of only {present or 'no class'}; "
-            "metrics such as ROC-AUC are undefined — re-prepare the data so it has at least two classes"
-        )
+    counts = torch.bincount(labels, minlength=len(classes)).tolist()
+    missing = [c for c, n in zip(classes, counts) if n == 0]
+    if len(classes) - len(missing) < 2:
+        held = ", ".join(f"{n} {c}" for c, n in zip(classes, counts))
+        fix = "a larger --val fraction" if split == "val" else "smaller --val/--test fractions"
+        raise UserError(f"the {split} split of {data_dir} has no {' or '.join(missing)} images ({held}), so "
+                        f"ROC-AUC and AP are undefined; add images of that class or re-prepare with {fix}")
 
 
 def load_train_data(cfg, synthetic_mode: str | None) -> TrainData:
@@ -83,7 +85,8 @@ def load_train_data(cfg, synthetic_mode: str | None) -> TrainData:
     y_train = train.labels[keep_t]
     out = TrainData(classes, positive, in_chans, x_train, y_train,
                     val.images(res=cfg.res, channels=in_chans, fit=cfg.fit), val.labels.clone(),
-                    n_train_real=len(keep), train_paths=[str(train.paths[i]) for i in keep])
+                    n_train_real=len(keep), train_paths=[str(train.paths[i]) for i in keep],
+                    manifest_hash=data.manifest_hash)
     if synthetic_mode is not None:
         _append_synthetic(out, cfg, synthetic_mode)
     return out

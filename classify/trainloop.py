@@ -213,7 +213,8 @@ def fit(cfg, strategy: Strategy, data: TrainData, device: torch.device, out_dir:
             best = {"score": score, "epoch": epoch, "threshold": threshold, "val": val}
             save_checkpoint(out_dir / "model.pt", model=net, model_name=cfg.model, config=cfg.to_dict(),
                             classes=data.classes, positive=data.positive, in_chans=data.in_chans, res=cfg.res,
-                            fit=cfg.fit, threshold=threshold, norm=st.norm, epoch=epoch, val=val)
+                            fit=cfg.fit, threshold=threshold, norm=st.norm, epoch=epoch, val=val,
+                            data_manifest_hash=data.manifest_hash)
         append_jsonl(out_dir / "metrics.jsonl", log, {
             "epoch": epoch, "train_loss": loss, "lr": st.opt.param_groups[0]["lr"], "val_ap": val["average_precision"],
             "val_roc_auc": val["roc_auc"], "val_macro_f1": val["macro_f1"], "val_minority_f1": val["minority_f1"], "val_loss": val["log_loss"],

@@ -113,3 +113,66 @@ def test_python_dash_m_runs_the_cli(package) -> None:
 
     r = subprocess.run([sys.executable, "-m", package, "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith(f"Usage: {package} "), r.stdout + r.stderr
+
+
+def _train_args(data: Path, run: Path) -> list[str]:
+    return ["train", "--data", str(data), "--out", str(run), "--res", "16", "--batch", "8", "--epochs", "1",
+            "--device", "cpu", "--quiet"]
+
+
+def test_train_keeps_a_finished_run_and_never_writes_into_data(tmp_path: Path) -> None:
+    data = make_square_dataset(tmp_path, n_good=20, n_bad=10, size=32)
+    run = tmp_path / "run"
+    assert _run(_train_args(data, run)).exit_code == 0
+    before = (run / "model.pt").read_bytes()
+    _one_line_error(_run(_train_args(data, run)), "finished run", "--force")
+    assert (run / "model.pt").read_bytes() == before
+    _one_line_error(_run(_train_args(data, data)), "prepared data folder")
+    (run / "metrics.json").unlink()  # an unfinished run (stopped before metrics.json) starts again
+    assert _run(_train_args(data, run)).exit_code == 0
+    assert _run(_train_args(data, run) + ["--force", "--seed", "1"]).exit_code == 0
+    assert json.loads((run / "config.json").read_text())["train"]["seed"] == 1
+
+
+def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeypatch) -> None:
+    import classify.train
+
+    def stop(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(classify.train, "train_classifier", stop)
+    r = CliRunner().invoke(main, _train_args(tmp_path, tmp_path / "run"))
+    assert r.exit_code == 130 and "interrupted" in r.output and "model.pt" in r.output
+
+
+def test_eval_threshold_override_keeps_the_default_result_and_other_data_is_noted(tmp_path: Path) -> None:
+    data = make_square_dataset(tmp_path, n_good=20, n_bad=10, size=32)
+    run = tmp_path / "run"
+    assert _run(_train_args(data, run)).exit_code == 0
+    assert _run(["eval", str(run), "--data", str(data), "--device", "cpu"]).exit_code == 0
+    default = (run / "eval.json").read_bytes()
+    _one_line_error(_run(["eval", str(run), "--data", str(data), "--threshold", "1.5"]), "[0, 1]")
+    r = _run(["eval", str(run), "--data", str(data), "--threshold", "0.3", "--device", "cpu"])
+    assert r.exit_code == 0 and "(from --threshold)" in r.output
+    assert (run / "eval.json").read_bytes() == default
+    override = json.loads((run / "eval_test_thr0.3.json").read_text())
+    assert override["threshold"] == 0.3 and override["threshold_source"] == "--threshold"
+    assert (run / "confusion_test_thr0.3.png").is_file() and json.loads(default)["data_note"] is None
+    # The same images prepared with another seed: the model's train images may now be test images.
+    reprepared = tmp_path / "reprepared"
+    prepare_dataset(PrepareConfig(source=f"folder:{tmp_path / 'square_images'}", out=str(reprepared), seed=7))
+    r = _run(["eval", str(run), "--data", str(reprepared), "--out", str(tmp_path / "ev"), "--device", "cpu"])
+    assert r.exit_code == 0 and "note: the model was trained on another prepared folder" in r.output
+    assert "optimistic" in json.loads((tmp_path / "ev" / "eval.json").read_text())["data_note"]
+
+
+def test_threshold_is_refused_for_multi_class_models() -> None:
+    from types import SimpleNamespace
+
+    from classify.errors import UserError
+    from classify.evaluate import _check_threshold
+
+    three = SimpleNamespace(classes=["a", "b", "c"], positive_class="a")
+    with pytest.raises(UserError, match="two-class"):
+        _check_threshold(three, 0.5)
+    _check_threshold(three, None)

@@ -15,7 +15,9 @@ from classify.clitools import parse_device, user_errors
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Where eval.json and the plots go (default: the model's folder).")
-@click.option("--threshold", default=None, type=float, help="Override the validation-chosen threshold.")
+@click.option("--threshold", default=None, type=float,
+              help="Override the validation-chosen threshold (two-class models); results go to "
+                   "eval_<split>_thr<T>.json so the default evaluation is kept.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @user_errors
 def evaluate(model, data_dir, split, out_dir, threshold, device) -> None:
@@ -27,8 +29,10 @@ def evaluate(model, data_dir, split, out_dir, threshold, device) -> None:
     m = evaluate_checkpoint(model, data_dir, split=split, device=parse_device(device), threshold=threshold)
     model_path = Path(model)
     out = Path(out_dir) if out_dir else (model_path if model_path.is_dir() else model_path.parent)
-    name = "eval.json" if split == "test" else f"eval_{split}.json"
+    # A threshold experiment must not overwrite the evaluation at the validation-chosen threshold.
+    suffix = "" if threshold is None else f"_thr{threshold:g}"
+    name = "eval.json" if split == "test" and not suffix else f"eval_{split}{suffix}.json"
     atomic_write_json(out / name, m)
-    plots = write_eval_plots(m, out)
+    plots = write_eval_plots(m, out, suffix)
     click.echo(summary_text(m))
     click.echo(f"wrote {out / name} and {', '.join(p.name for p in plots)}")

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from classify.clitools import parse_device, user_errors, warn_if_slow_cpu_bf16
+from classify.errors import UserError
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    """A finished run is not replaced by accident, and a data folder never receives a run."""
+    if (out / "manifest.csv").is_file():
+        raise UserError(f"--out {out} is a prepared data folder (it has manifest.csv); write the run elsewhere")
+    if (out / "metrics.json").is_file() and not force:
+        raise UserError(f"--out {out} holds a finished run (metrics.json, model.pt); pick another --out or pass "
+                        "--force to replace it")
 
 
 @click.command("train")
@@ -39,18 +51,28 @@ from classify.clitools import parse_device, user_errors, warn_if_slow_cpu_bf16
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels (slower; for exact reruns).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--force", is_flag=True, help="Replace a finished run in --out.")
 @user_errors
-def train(device: str, compile_: bool, quiet: bool, **fields) -> None:
+def train(device: str, compile_: bool, quiet: bool, force: bool, **fields) -> None:
     """Train a classifier; keeps the best validation epoch in OUT/model.pt."""
     from classify.train import TrainConfig, train_classifier
 
     # Every other option's name is a TrainConfig field, so the flags map onto it one to one.
     cfg = TrainConfig(**fields, device=parse_device(device), compile=compile_, progress=not quiet)
+    check_out_dir(Path(cfg.out_dir), force)
     warn_if_slow_cpu_bf16(cfg.device, cfg.cpu_bf16)
-    r = train_classifier(cfg)
+    try:
+        r = train_classifier(cfg)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {Path(cfg.out_dir) / 'model.pt'} holds the best validation epoch so far (see "
+                   "metrics.jsonl); no metrics.json is written, so the same command starts the run again", err=True)
+        raise SystemExit(130) from None
     v = r["val"]
-    click.echo(f"best epoch {r['best_epoch']}/{r['epochs_run']}: val AP {v['average_precision']:.4f}, "
-               f"ROC-AUC {v['roc_auc']:.4f}, minority F1 {v['minority_f1']:.4f} at threshold "
+    # Binary runs choose the best epoch by val AP; multi-class runs by macro F1 (trainloop.score_of).
+    head = (f"val AP {v['average_precision']:.4f}, ROC-AUC {v['roc_auc']:.4f}, minority F1 {v['minority_f1']:.4f}"
+            if r["threshold"] is not None else f"val macro F1 {v['macro_f1']:.4f}, minority F1 "
+            f"{v['minority_f1']:.4f}")
+    click.echo(f"best epoch {r['best_epoch']}/{r['epochs_run']}: {head} at threshold "
                + ("argmax" if r["threshold"] is None else f"{r['threshold']:.4f}"))
     click.echo(f"train images: {r['n_train_real']} real + {r['n_train_synthetic']} synthetic; "
                f"{r['wall_time_s']:.1f} s; wrote {r['checkpoint']}")
