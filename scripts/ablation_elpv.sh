@@ -25,7 +25,7 @@ step() { echo "[ablation_elpv] $(date -u +%H:%M:%S) $*"; }
 
 start=$(date +%s)
 [ -f "$OUT/data/manifest.csv" ] || { step prepare; classify prepare "$SRC" --out "$OUT/data" --minority-class defective; }
-[ -f "$OUT/judge/model.pt" ] || { step judge; classify train --data "$OUT/data" --out "$OUT/judge" --strategy oversample \
+[ -f "$OUT/judge/metrics.json" ] || { step judge; classify train --data "$OUT/data" --out "$OUT/judge" --strategy oversample \
   --epochs "$EPOCHS" --res "$RES" --device "$DEVICE" --quiet; }
 resume=(); ls "$OUT"/gan/network-snapshot-*.pt >/dev/null 2>&1 && resume=(--resume "$OUT/gan")  # after an interruption
 [ -f "$OUT/gan/best.json" ] || { step "gen train ($KIMG kimg)"; gen train --data "$OUT/data" --class defective \

@@ -36,7 +36,7 @@ one_fraction() {  # name, prepare fraction, real minority train count, GAN secon
   local name=$1 frac=$2 n_real=$3 gan_seconds=$4 d="$OUT/$1"
   [ -f "$d/data/manifest.csv" ] || { step "$name prepare"; timed "$name prepare" classify prepare elpv --out "$d/data" \
     --minority-class defective --minority-fraction "$frac"; }
-  [ -f "$d/judge/model.pt" ] || { step "$name judge"; timed "$name judge" classify train --data "$d/data" --out "$d/judge" \
+  [ -f "$d/judge/metrics.json" ] || { step "$name judge"; timed "$name judge" classify train --data "$d/data" --out "$d/judge" \
     --strategy oversample --epochs "$JUDGE_EPOCHS" --res "$RES" --device cpu --quiet; }
   if [ ! -f "$d/gan/.done" ]; then
     step "$name gen train (${gan_seconds}s)"
