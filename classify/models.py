@@ -90,8 +90,10 @@ def model_spec(name: str, res: int | None = None) -> ModelSpec:
         raise UserError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}")
     spec = _MODELS[name]
     if res is not None and res < spec.min_res:
+        others = [m for m, s in _MODELS.items() if s.min_res <= max(res, 0) and m != name]
+        hint = f" or pick one that takes {res}px ({', '.join(others[:3])})" if others else ""
         raise UserError(f"{name} needs --res >= {spec.min_res} (its pooling stages shrink {res}px images to "
-                        "nothing); raise --res or pick a resnet/efficientnet")
+                        f"nothing); raise --res{hint}")
     return spec
 
 

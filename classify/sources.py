@@ -36,9 +36,14 @@ def parse_source(spec: str) -> tuple[str, str]:
     """'folder:PATH' -> ('folder', 'PATH'); 'elpv' -> ('elpv', '')."""
     kind, _, arg = spec.partition(":")
     if kind not in _SOURCES:
-        raise UserError(
-            f"unknown source {spec!r}; use one of: folder:PATH, csv:FILE, elpv"
-        )
+        hint = ""
+        if Path(spec).expanduser().is_dir():
+            hint = f" (for this folder: folder:{spec})"
+        elif Path(spec).expanduser().is_file():
+            hint = f" (for this file: csv:{spec})"
+        raise UserError(f"unknown source {spec!r}; use one of: folder:PATH, csv:FILE, elpv{hint}")
+    if kind == "elpv" and arg:
+        raise UserError(f"source {spec!r}: elpv takes no path (the images come from the elpv-dataset package)")
     if kind != "elpv" and not arg:
         raise UserError(f"source {spec!r} needs a path, e.g. {kind}:/path/to/data")
     return kind, arg

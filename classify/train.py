@@ -78,6 +78,8 @@ class TrainConfig:
             raise UserError(f"unknown optimizer {self.optimizer!r}; use adamw or sgd")
         if self.target_recall is not None and not 0.0 < self.target_recall <= 1.0:
             raise UserError(f"--target-recall must be in (0, 1], got {self.target_recall}")
+        if self.synthetic_ratio < 0:
+            raise UserError(f"--synthetic-ratio must be >= 0, got {self.synthetic_ratio}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise UserError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
 

@@ -79,10 +79,12 @@ def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
     _one_line_error(r, "split", "undefined")
 
 
-@pytest.mark.parametrize("flag", [["--epochs", "0"], ["--batch", "1"]])
-def test_bad_numbers(flag, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag, needle", [(["--epochs", "0"], "need res >= 8"), (["--batch", "1"], "need res >= 8"),
+                                          (["--synthetic-ratio", "-1"], ">= 0"),
+                                          (["--model", "vgg11_bn", "--res", "16"], "or pick one that takes 16px")])
+def test_bad_numbers(flag, needle, tmp_path: Path) -> None:
     r = _run(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--device", "cpu"] + flag)
-    _one_line_error(r, "need res >= 8")
+    _one_line_error(r, needle)
 
 
 @pytest.mark.parametrize("native, warned", [(False, True), (True, False), (None, False)])

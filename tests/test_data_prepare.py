@@ -187,6 +187,8 @@ def test_duplicates_grouped_and_reported(make_image_folder, tmp_path):
     [
         ("none", ["folder:{tmp}/nowhere"], ["does not exist", "nowhere"]),
         ("none", ["imagenet"], ["unknown source", "folder:PATH"]),
+        ("ok", ["{tmp}/images"], ["unknown source", "for this folder: folder:"]),
+        ("none", ["elpv:xyz"], ["elpv takes no path"]),
         ("none", ["csv:{tmp}/nope.csv"], ["does not exist", "nope.csv"]),
         ("empty_class", ["folder:{tmp}/images"], ["no image files", "bad"]),
         ("one_image", ["folder:{tmp}/images"], ["'bad'", "1 usable image", "at least 2"]),

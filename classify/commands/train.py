@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -24,11 +25,12 @@ def check_out_dir(out: Path, force: bool) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--model", default="resnet18", show_default=True, help="Registry model (see `classify models`).")
 @click.option("--strategy", default="baseline", show_default=True, help="Strategy, parts joined by '+'.")
-@click.option("--epochs", default=10, show_default=True, type=int)
+@click.option("--epochs", default=10, show_default=True, type=int, help="Passes over the train split.")
 @click.option("--res", default=128, show_default=True, type=int, help="Training resolution (square).")
-@click.option("--batch", default=64, show_default=True, type=int)
+@click.option("--batch", default=64, show_default=True, type=int, help="Images per optimizer step.")
 @click.option("--lr", default=1e-3, show_default=True, type=float, help="Peak learning rate.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Seeds init, batch order, augmentation and the minority subsample.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--pretrained", default=None, type=click.Path(dir_okay=False), help="Local backbone state-dict file.")
 @click.option("--synthetic", "synthetic_dir", default=None, type=click.Path(file_okay=False),
@@ -40,7 +42,7 @@ def check_out_dir(out: Path, force: bool) -> None:
               help="Keep this fraction of the real minority train images (seeded).")
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
 @click.option("--weight-decay", default=0.05, show_default=True, type=float)
-@click.option("--warmup-epochs", default=1.0, show_default=True, type=float)
+@click.option("--warmup-epochs", default=1.0, show_default=True, type=float, help="Linear LR warm-up length.")
 @click.option("--label-smoothing", default=0.0, show_default=True, type=float)
 @click.option("--target-recall", default=None, type=float, help="Choose the threshold reaching this val recall.")
 @click.option("--patience", default=0, show_default=True, type=int, help="Early-stop patience in epochs; 0 = off.")
@@ -50,7 +52,7 @@ def check_out_dir(out: Path, force: bool) -> None:
               help="bf16 autocast on the CPU too: faster only where the CPU has native bf16 (AVX512-BF16, AMX).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--deterministic", is_flag=True, help="Deterministic kernels (slower; for exact reruns).")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar (there is none when stderr is not a terminal).")
 @click.option("--force", is_flag=True, help="Replace a finished run in --out.")
 @user_errors
 def train(device: str, compile_: bool, quiet: bool, force: bool, **fields) -> None:
@@ -58,7 +60,9 @@ def train(device: str, compile_: bool, quiet: bool, force: bool, **fields) -> No
     from classify.train import TrainConfig, train_classifier
 
     # Every other option's name is a TrainConfig field, so the flags map onto it one to one.
-    cfg = TrainConfig(**fields, device=parse_device(device), compile=compile_, progress=not quiet)
+    # A bar only on a terminal: redirected to a log it is carriage-return noise (metrics.jsonl has the epochs).
+    cfg = TrainConfig(**fields, device=parse_device(device), compile=compile_,
+                      progress=not quiet and sys.stderr.isatty())
     check_out_dir(Path(cfg.out_dir), force)
     warn_if_slow_cpu_bf16(cfg.device, cfg.cpu_bf16)
     try:
