@@ -18,6 +18,7 @@ def _register() -> None:
     from classify.commands import ablate, prepare
     from classify.commands import evaluate as evaluate_cmd
     from classify.commands import models as models_cmd
+    from classify.commands import predict as predict_cmd
     from classify.commands import report as report_cmd
     from classify.commands import train as train_cmd
 
@@ -26,6 +27,7 @@ def _register() -> None:
     main.add_command(report_cmd.report)
     main.add_command(train_cmd.train)
     main.add_command(evaluate_cmd.evaluate)
+    main.add_command(predict_cmd.predict)
     main.add_command(models_cmd.models)
 
 

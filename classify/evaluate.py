@@ -19,7 +19,7 @@ def _check_classes(clf: Classifier, data_classes: list[str], model_path, data_di
         )
 
 
-def _check_threshold(clf: Classifier, threshold: float | None) -> None:
+def check_threshold(clf: Classifier, threshold: float | None) -> None:
     if threshold is None:
         return
     if len(clf.classes) != 2:
@@ -50,7 +50,7 @@ def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, split: str
     from classify.dataset import open_prepared
 
     clf = load_classifier(model_path, device=device)
-    _check_threshold(clf, threshold)
+    check_threshold(clf, threshold)
     data = open_prepared(data_dir)
     _check_classes(clf, list(data.classes), model_path, data_dir)
     if split not in ("train", "val", "test", "unused"):

@@ -172,9 +172,34 @@ def test_threshold_is_refused_for_multi_class_models() -> None:
     from types import SimpleNamespace
 
     from classify.errors import UserError
-    from classify.evaluate import _check_threshold
+    from classify.evaluate import check_threshold
 
     three = SimpleNamespace(classes=["a", "b", "c"], positive_class="a")
     with pytest.raises(UserError, match="two-class"):
-        _check_threshold(three, 0.5)
-    _check_threshold(three, None)
+        check_threshold(three, 0.5)
+    check_threshold(three, None)
+
+
+def test_predict_scores_match_eval_and_bad_files_keep_their_row(tmp_path: Path) -> None:
+    import csv
+
+    data = make_square_dataset(tmp_path, n_good=20, n_bad=10, size=32)
+    run = tmp_path / "run"
+    assert _run(_train_args(data, run)).exit_code == 0
+    assert _run(["eval", str(run), "--data", str(data), "--device", "cpu"]).exit_code == 0
+    ev = json.loads((run / "eval.json").read_text())
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    out = tmp_path / "pred.csv"
+    r = _run(["predict", str(run), *ev["paths"], str(broken), "--out", str(out), "--batch", "3", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert f"scored {len(ev['paths'])} of {len(ev['paths']) + 1} images" in r.output and "1 unreadable" in r.output
+    rows = list(csv.DictReader(open(out)))
+    assert [row["path"] for row in rows] == ev["paths"] + [str(broken)]  # input order, nothing dropped
+    scores = [float(row["score"]) for row in rows[:-1]]
+    assert scores == pytest.approx(ev["y_score"], abs=1e-5)  # the same decode + resize as prepare/eval
+    thr = ev["threshold"]
+    assert all((row["predicted"] == "bad") == (float(row["score"]) >= thr) for row in rows[:-1])
+    assert rows[-1]["predicted"] == "" and rows[-1]["error"]
+    _one_line_error(_run(["predict", str(run), str(tmp_path / "nowhere"), "--out", str(out)]), "does not exist")
+    _one_line_error(_run(["predict", str(run), str(broken), "--out", str(out), "--threshold", "2"]), "[0, 1]")

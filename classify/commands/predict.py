@@ -1,0 +1,48 @@
+"""`classify predict MODEL IMAGES... --out predictions.csv`: score new images with a trained model."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from classify.clitools import parse_device, user_errors
+
+
+@click.command("predict")
+@click.argument("model", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="predictions.csv to write.")
+@click.option("--threshold", default=None, type=float,
+              help="Minority probability that flags an image (two-class models; default: the validation-chosen one).")
+@click.option("--batch", default=64, show_default=True, type=int, help="Images per forward pass.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (cuda when available).")
+@user_errors
+def predict(model, images, out, threshold, batch, device) -> None:
+    """Score image files or folders (searched recursively) with MODEL (a model.pt or its run folder).
+
+    Writes one row per file: the predicted class, the minority-class score and every class
+    probability; a file that does not decode keeps its row with the reason in `error`.
+    """
+    from tqdm import tqdm
+
+    from classify.checkpoint import load_classifier
+    from classify.errors import UserError
+    from classify.evaluate import check_threshold
+    from classify.fileio import atomic_write_text
+    from classify.predict import list_images, predict_files, predictions_csv
+
+    if batch < 1:
+        raise UserError(f"--batch must be at least 1, got {batch}")
+    clf = load_classifier(model, device=parse_device(device))
+    check_threshold(clf, threshold)
+    files = list_images(list(images))
+    thr = clf.threshold if threshold is None else threshold
+    with tqdm(total=len(files), unit="img", disable=not sys.stderr.isatty()) as bar:
+        preds = predict_files(clf, files, batch=batch, progress=bar.update)
+    atomic_write_text(out, predictions_csv(clf, preds, thr))
+    scored = [p for p in preds if p.probs is not None]
+    flagged = sum(1 for p in scored if thr is not None and p.probs[clf.positive_index] >= thr)
+    rule = f"{flagged} flagged {clf.positive_class} at threshold {thr:.4f}" if thr is not None else "argmax"
+    click.echo(f"scored {len(scored)} of {len(files)} images ({rule}); {len(files) - len(scored)} unreadable; "
+               f"wrote {out}")
