@@ -111,6 +111,7 @@ class TrainConfig:
             raise UserError(f"--batch {self.batch} must be >= 1")
         if self.gpus < 1 or self.batch % self.gpus:
             raise UserError(f"--batch {self.batch} must be a multiple of the number of GPUs/processes ({self.gpus})")
+        self._validate_mbstd()
         if not (self.kimg > 0 and self.tick_kimg > 0 and math.isfinite(self.kimg)):
             raise UserError(f"--kimg ({self.kimg}) and tick length ({self.tick_kimg}) must be positive")
         if self.snap < 1 or self.keep < 1 or self.metric_every < 1:
@@ -120,6 +121,16 @@ class TrainConfig:
         if len(set(self.classes)) != len(self.classes):
             raise UserError(f"--class given twice: {self.classes}; list each class once")
         self._validate_metrics()
+
+    def _validate_mbstd(self) -> None:
+        # D sees each process's whole batch at once, and minibatch-std groups it into groups of
+        # min(mbstd_group, batch); a remainder would fail at the first D call with a raw error.
+        per_rank = self.batch // self.gpus
+        group = min(self.mbstd_group, per_rank)
+        if self.mbstd_group < 1 or per_rank % group:
+            raise UserError(f"--mbstd-group {self.mbstd_group} does not divide the per-process batch {per_rank} "
+                            f"(--batch {self.batch} over {self.gpus} process(es)); use a batch that is a multiple "
+                            f"of {max(group, 1)} or a --mbstd-group that divides {per_rank}")
 
     def _validate_metrics(self) -> None:
         # Here, not when the metric runner is built, so --dry-run catches them and a bad name

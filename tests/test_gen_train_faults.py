@@ -86,6 +86,23 @@ def test_dry_run_prints_config_and_data(data_dir, tmp_path):
     assert "conditional (2 classes)" in r.output and not (tmp_path / "r").exists()
 
 
+def test_batch_that_mbstd_groups_cannot_split_is_refused_up_front(data_dir, tmp_path):
+    # cpu-tiny groups 4 images for minibatch-std; 6 per process would fail at the first D call
+    _one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
+                         "--preset", "cpu-tiny", "--batch", "6", "--dry-run"), "--mbstd-group 4", "per-process batch 6")
+    ok = _cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"), "--preset", "cpu-tiny",
+              "--batch", "6", "--mbstd-group", "3", "--dry-run")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_cifar_preset_turns_off_path_length_and_style_mixing():
+    from gen.presets import preset_fields
+
+    cifar = preset_fields("cifar", 32)
+    assert cifar["pl_weight"] == 0.0 and cifar["style_mixing"] == 0.0 and cifar["mbstd_group"] == 32
+    assert "pl_weight" not in preset_fields("paper256", 256)  # the others keep the defaults
+
+
 def test_cli_resume_with_other_config_is_refused(data_dir, tmp_path):
     out = tmp_path / "run"
     train(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
