@@ -57,6 +57,7 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), help="[default: bf16 on GPU, fp32 on CPU]")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the networks.")
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format.")
+@click.option("--tf32/--no-tf32", default=None, help="TF32 matmuls/convolutions on CUDA  [default: on].")
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and dataset summary, then exit.")
 @user_errors
