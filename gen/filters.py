@@ -172,7 +172,9 @@ def _duplicates(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Filt
 
 def _fid_select(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterResult:
     n = len(inp.class_idx)
-    accept, info = np.ones(n, bool), {}
+    # kept is NaN (an empty cell) for samples fid_select never looked at: rejected earlier, or
+    # in a class with too few survivors. "1 = kept" would claim a decision that was not made.
+    accept, kept, info = np.ones(n, bool), np.full(n, np.nan), {}
 
     def one(c: int, rows: np.ndarray, real: RealSet) -> None:
         rows = rows[alive[rows]]
@@ -181,10 +183,11 @@ def _fid_select(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Filt
         res = greedy_fd_selection(inp.feats[rows].double().numpy(), real.feats.double().numpy(),
                                   max_drop=int(cfg.fid_select_max_drop * len(rows)))
         accept[rows] = res.keep
+        kept[rows] = res.keep
         info[str(c)] = {"fd_start": res.history[0], "fd_end": res.history[-1], "dropped": len(res.removed_order)}
 
     _per_class(inp, one)
-    return FilterResult({"fid_select_kept": accept.astype(np.int64)}, accept, info)
+    return FilterResult({"fid_select_kept": kept}, accept, info)
 
 
 FILTERS = {"judge": _judge, "realism": _realism, "memorisation": _memorisation,

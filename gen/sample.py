@@ -152,6 +152,15 @@ def _reals(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], e
             for name, (imgs, files) in raw.items()}
 
 
+def _heldout_feats(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], extractor,
+                   channels: int) -> dict[int, torch.Tensor]:
+    """Features of the VAL reals per class: no filter sees them, so the report's held-out
+    before/after check cannot have been tuned on them (the train-real numbers can)."""
+    raw = load_reals(cfg.data or info.get("data_dir", ""), used, info["res"], channels, info.get("fit", "crop"),
+                     split="val")
+    return {classes.index(name): extractor.features(imgs).double() for name, (imgs, _) in raw.items()}
+
+
 def _csv_table(rows: list[PlanRow], cfg: SampleConfig, snapshot: str, outcome, reals: dict) -> tuple[list, list]:
     cols = outcome.columns
     header = ["file", "seed", "class", "trunc", "snapshot"] + (["native_file"] if cfg.resize_to else [])
@@ -193,6 +202,7 @@ class Scorers:
     note: str | None
     extractor: Any
     reals: dict
+    heldout: dict  # class index -> val-real features, for the report only
 
 
 def _scorers(cfg, classes, used, info, log) -> Scorers:
@@ -202,8 +212,10 @@ def _scorers(cfg, classes, used, info, log) -> Scorers:
     if wanted and extractor is None:
         raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
                         "(or --inception-weights PATH), or choose --filters without them")
-    reals = _reals(cfg, info, used, classes, extractor, info["channels"], log) if extractor is not None else {}
-    return Scorers(judge, note, extractor, reals)
+    if extractor is None:
+        return Scorers(judge, note, None, {}, {})
+    reals = _reals(cfg, info, used, classes, extractor, info["channels"], log)
+    return Scorers(judge, note, extractor, reals, _heldout_feats(cfg, info, used, classes, extractor, info["channels"]))
 
 
 def _score(cfg, images, rows, scorers: Scorers):
@@ -259,7 +271,7 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
     reals, extractor, note = scorers.reals, scorers.extractor, scorers.note
     label = extractor.label if extractor is not None else None
     report = build_report(outcome, np.array([r.class_idx for r in rows]), classes, feats,
-                          {c: rs.feats for c, rs in reals.items()}, label)
+                          {c: rs.feats for c, rs in reals.items()}, label, scorers.heldout)
     report["judge_note"] = note
     header, table = _csv_table(rows, cfg, snapshot, outcome, reals)
     write_csv(out / "samples.csv", header, table)

@@ -96,8 +96,12 @@ def parse_resize(text: str | None) -> tuple[int, int] | None:
     return w, h
 
 
-def load_reals(data_dir: str, class_names: list[str], res: int, channels: int, fit: str) -> dict[str, tuple]:
-    """TRAIN-split reals per class: {name: (uint8 images [M, C, res, res], relative file names)}."""
+def load_reals(data_dir: str, class_names: list[str], res: int, channels: int, fit: str,
+               split: str = "train") -> dict[str, tuple]:
+    """Reals of one split per class: {name: (uint8 images [M, C, res, res], relative file names)}.
+
+    The filters use the train split (what the generator saw). The val split is read only for
+    the held-out check of the report (classes without val images are left out there)."""
     from classify.dataset import open_prepared
 
     if not data_dir or not Path(data_dir).is_dir():
@@ -109,8 +113,10 @@ def load_reals(data_dir: str, class_names: list[str], res: int, channels: int, f
     for name in class_names:
         if name not in data.classes:
             raise UserError(f"class {name!r} is not in {data_dir}/manifest.csv (has {', '.join(data.classes)}); pass the right --data")
-        sel = data.select(split="train", classes=[name])
+        sel = data.select(split=split, classes=[name])
         if len(sel) == 0:
+            if split != "train":
+                continue
             raise UserError(f"{data_dir} has no train images of class {name!r}; realism and memorisation need them")
         files = [str(p.relative_to(data.root)) if p.is_relative_to(data.root) else str(p) for p in sel.paths]
         out[name] = (sel.images(res=res, channels=channels, fit=fit), files)

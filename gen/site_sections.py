@@ -119,15 +119,22 @@ def _filter_summary(report: dict) -> list[str]:
             f"rejected by (first failing filter): {html.escape(rejected)}</p>"]
     rows = []
     for cls, pc in (report.get("per_class") or {}).items():
-        for which in ("all_vs_real", "accepted_vs_real"):
-            stats = pc.get(which) or {}
-            metric = next((k for k in stats if k.startswith(("fd", "fid"))), None)
-            kd = next((k for k in stats if k.startswith(("kd", "kid")) and not k.endswith(("_std", "_subset"))), None)
-            rows.append([cls, which.replace("_vs_real", ""), stats.get("n", ""),
-                         f"{metric}={fmt(stats[metric])}" if metric else "", f"{kd}={fmt(stats[kd])}" if kd else ""])
+        for reals, block in (("train (in-sample)", pc), ("val (held out)", pc.get("heldout") or {})):
+            for which in ("all_vs_real", "all_same_n_vs_real", "accepted_vs_real"):
+                if which in block:
+                    rows.append([cls, reals, which[: -len("_vs_real")].replace("_", " "), *_set_cells(block[which])])
     if rows:
-        body.append(table(["class", "set", "n", "Fréchet distance", "kernel distance"], rows))
+        body.append(table(["class", "reals", "set", "n", "Fréchet distance", "kernel distance", "precision"], rows))
+        if report.get("set_metrics_note"):
+            body.append(f"<p>{html.escape(report['set_metrics_note'])}</p>")
     return body
+
+
+def _set_cells(stats: dict) -> list[str]:
+    metric = next((k for k in stats if k.startswith(("fd", "fid"))), None)
+    kd = next((k for k in stats if k.startswith(("kd", "kid")) and not k.endswith(("_std", "_subset"))), None)
+    return [stats.get("n", ""), f"{metric}={fmt(stats[metric])}" if metric else "",
+            f"{kd}={fmt(stats[kd])}" if kd else "", fmt(stats["precision"]) if "precision" in stats else ""]
 
 
 def samples_section(out: Path) -> list[str]:

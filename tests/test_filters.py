@@ -158,3 +158,14 @@ def test_duplicated_reals_do_not_zero_the_near_copy_threshold():
     res = build("memorisation")(_inputs(near_copies, dup.images[10:15], dup), np.ones(5, bool))
     assert res.info["0"]["threshold"] > 0
     assert not res.accept.any()
+
+
+def test_fid_select_kept_is_empty_for_samples_it_never_saw():
+    reals = _reals()
+    feats = reals.feats[:8] + 0.05
+    conf = [0.9, 0.1, 0.9, 0.9, 0.1, 0.9, 0.9, 0.9]  # rows 1 and 4 fall to the judge first
+    imgs = torch.randint(0, 256, (8, 1, 4, 4), dtype=torch.uint8)
+    out = run_filters(_inputs(feats, imgs, reals, conf), FilterConfig(filters=["judge", "fid_select"]))
+    kept = out.columns["fid_select_kept"]
+    assert np.isnan(kept[[1, 4]]).all() and set(kept[[0, 2, 3, 5, 6, 7]].tolist()) <= {0.0, 1.0}
+    assert out.accepted[[0, 2, 3, 5, 6, 7]].tolist() == (kept[[0, 2, 3, 5, 6, 7]] == 1.0).tolist()

@@ -78,3 +78,29 @@ def test_set_metrics_skip_fd_kd_below_ten_images():
     assert full["fd_judge"] > 0 and "kd_judge" in full and "fd_kd_skipped" not in full
     small = set_metrics(torch.randn(7, 8, generator=g, dtype=torch.float64), real, "judge")
     assert "fd_judge" not in small and "at least 10 images" in small["fd_kd_skipped"] and "precision" in small
+
+
+def test_filter_report_compares_at_equal_size_and_against_held_out_reals():
+    import numpy as np
+
+    from gen.filters import FilterOutcome
+    from gen.sample_report import build_report, summary_lines
+
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(60, 8, generator=g, dtype=torch.float64)
+    train_reals = torch.randn(40, 8, generator=g, dtype=torch.float64)
+    val_reals = torch.randn(30, 8, generator=g, dtype=torch.float64) + 5.0  # far away: held-out FD must show it
+    accepted = np.zeros(60, dtype=bool)
+    accepted[:20] = True
+    outcome = FilterOutcome({}, accepted, ["" if a else "realism" for a in accepted], {})
+    report = build_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge", {0: val_reals})
+    entry = report["per_class"]["bad"]
+    assert entry["all_same_n_vs_real"]["n"] == entry["accepted_vs_real"]["n"] == 20
+    assert entry["all_vs_real"]["n"] == 60 and entry["heldout"]["n_real"] == 30
+    assert entry["heldout"]["all_same_n_vs_real"]["n"] == 20
+    assert entry["heldout"]["all_vs_real"]["fd_judge"] > 10 * entry["all_vs_real"]["fd_judge"]
+    again = build_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge", {0: val_reals})
+    assert again["per_class"]["bad"]["all_same_n_vs_real"] == entry["all_same_n_vs_real"]  # seeded subset
+    assert "in-sample" in report["set_metrics_note"]
+    lines = "\n".join(summary_lines(report))
+    assert "vs train reals, in-sample" in lines and "vs 30 val reals, held out" in lines and "all, same n" in lines
