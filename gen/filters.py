@@ -94,12 +94,18 @@ def realism_scores(fake: torch.Tensor, real: torch.Tensor, k: int = 3) -> torch.
     return (radii[None, :] / dist).max(dim=1).values
 
 
+DUPLICATE_TOLERANCE = 1e-6  # relative to the median real-to-real NN distance
+
+
 def near_copy_threshold(real: torch.Tensor, percentile: float) -> float:
     """The distance below which a sample counts as a copy of a real: this percentile of the
-    real-to-real nearest-neighbour distances. Exact duplicates among the reals are dropped first
-    (prepare keeps them, grouped in one split); their zero distances would pull the threshold
-    to 0 and let near-copies through."""
-    return float(np.percentile(knn_radii(torch.unique(real, dim=0), 1).numpy(), percentile))
+    real-to-real nearest-neighbour distances. Duplicate reals are left out (prepare keeps exact
+    duplicates, grouped in one split): their ~0 distances would pull the threshold to ~0 and let
+    near-copies through. Bit-identical rows go by torch.unique; copies whose features differ by
+    float noise (other batch sizes or kernels) by a distance under 1e-6 of the median one."""
+    radii = knn_radii(torch.unique(real, dim=0), 1).numpy()
+    distinct = radii[radii > DUPLICATE_TOLERANCE * np.median(radii)] if len(radii) else radii
+    return float(np.percentile(distinct if len(distinct) else radii, percentile))
 
 
 def _per_class(inp: FilterInputs, fn) -> None:
