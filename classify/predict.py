@@ -21,6 +21,7 @@ import torch
 from classify.checkpoint import Classifier
 from classify.errors import UserError
 from classify.images import IMAGE_SUFFIXES, ImageRejected, decode_image, fit_square, to_channels
+from classify.sources import is_hidden
 
 
 @dataclass
@@ -39,8 +40,7 @@ def list_images(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p, path))
             if not found:
                 raise UserError(f"{path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
             files += found
@@ -51,41 +51,41 @@ def list_images(inputs: list[str]) -> list[Path]:
     return files
 
 
-def _decoded(files: list[Path], clf: Classifier) -> Iterator[tuple[Path, np.ndarray | None, str, str]]:
+def _decoded(files: list[Path], clf: Classifier) -> Iterator[tuple[np.ndarray | None, str, str]]:
+    """(uint8 [C, res, res] or None, decoding note, error) per file."""
     for path in files:
         try:
             img = decode_image(path)
         except (ImageRejected, OSError) as exc:
-            yield path, None, "", str(exc) or type(exc).__name__
+            yield None, "", str(exc) or type(exc).__name__
             continue
         square = fit_square(to_channels(img.pixels, clf.in_chans), clf.res, clf.fit)
-        yield path, np.ascontiguousarray(square.transpose(2, 0, 1)), img.note, ""
+        yield np.ascontiguousarray(square.transpose(2, 0, 1)), img.note, ""
 
 
 def predict_files(clf: Classifier, files: list[Path], batch: int = 64, progress=None) -> list[Prediction]:
-    """Class probabilities for every file, `batch` images per forward pass; `progress(n)` after each."""
-    out: list[Prediction] = []
-    pending: list[tuple[Path, np.ndarray, str]] = []
+    """Class probabilities for every file (in input order), `batch` images per forward pass;
+    `progress(n)` after each pass."""
+    out: list[Prediction] = [Prediction(str(p), None) for p in files]
+    pending: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
         if pending:
-            x = torch.from_numpy(np.stack([p[1] for p in pending]))
-            for (path, _, note), probs in zip(pending, clf.predict_proba(x, batch=batch).tolist()):
-                out.append(Prediction(str(path), probs, note))
+            x = torch.from_numpy(np.stack([pixels for _, pixels in pending]))
+            for (i, _), probs in zip(pending, clf.predict_proba(x, batch=batch).tolist()):
+                out[i].probs = probs
             if progress is not None:
                 progress(len(pending))
             pending.clear()
 
-    for path, pixels, note, error in _decoded(files, clf):
-        if pixels is None:
-            out.append(Prediction(str(path), None, error=error))
-            continue
-        pending.append((path, pixels, note))
-        if len(pending) == batch:
-            flush()
+    for i, (pixels, note, error) in enumerate(_decoded(files, clf)):
+        out[i].note, out[i].error = note, error
+        if pixels is not None:
+            pending.append((i, pixels))
+            if len(pending) == batch:
+                flush()
     flush()
-    order = {str(p): i for i, p in enumerate(files)}
-    return sorted(out, key=lambda p: order[p.path])
+    return out
 
 
 def decide(clf: Classifier, probs: list[float], threshold: float | None) -> str:

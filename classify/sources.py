@@ -54,7 +54,7 @@ def list_source(spec: str, out_dir: Path, elpv_threshold: float = 0.5) -> Source
     return _SOURCES[kind](arg, out_dir=out_dir, elpv_threshold=elpv_threshold)
 
 
-def _is_hidden(path: Path, root: Path) -> bool:
+def is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
@@ -68,7 +68,7 @@ def _class_files(class_dir: Path, out: Path | None) -> list[Path]:
     """Files under a class folder, less hidden ones and `out` (the resolved prepare output)."""
     files = []
     for path in sorted(class_dir.rglob("*")):
-        if _is_hidden(path, class_dir) or (out is not None and out in path.resolve().parents):
+        if is_hidden(path, class_dir) or (out is not None and out in path.resolve().parents):
             continue  # .DS_Store, editor swap files, or our own output: not data
         if path.is_file() or (path.is_symlink() and not path.exists()):
             files.append(path)
