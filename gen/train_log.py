@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import resource
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ class RunLog:
             self.tb = SummaryWriter(log_dir=str(run_dir))
         except ImportError:  # tensorboard is a dependency, but a missing one must not stop training
             self.tb = None
+        if not sys.stderr.isatty():
+            return  # in a log file a bar is carriage-return noise: tick() prints one line instead
         from tqdm import tqdm
 
         self.bar = tqdm(total=total_nimg, initial=min(start_nimg, total_nimg), unit="img", unit_scale=True,
@@ -93,9 +96,11 @@ class RunLog:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k != "kimg":
                     self.tb.add_scalar(k, v, global_step=int(row["nimg"]))
             self.tb.flush()
+        short = {k: f"{row[k]:.3g}" for k in ("sec_per_kimg", "ada_p", "loss_G", "loss_D") if row.get(k) is not None}
         if self.bar is not None:
-            short = {k: f"{row[k]:.3g}" for k in ("sec_per_kimg", "ada_p", "loss_G", "loss_D") if row.get(k) is not None}
             self.bar.set_postfix(kimg=f"{row['kimg']:.2f}", **short)
+        else:
+            print(f"kimg {row['kimg']:.2f} " + " ".join(f"{k}={v}" for k, v in short.items()), flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

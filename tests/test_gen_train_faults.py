@@ -265,3 +265,14 @@ def test_cli_stores_absolute_paths(data_dir, tmp_path, monkeypatch):
                                            "--preset", "cpu-tiny", "--batch", "4", "--device", "cpu", "--dry-run"])
     assert r.exit_code == 0, r.output
     assert f'"data_dir": "{data_dir.resolve()}"' in r.output
+
+
+def test_no_progress_bar_in_a_log_file_but_one_line_per_tick(tmp_path, capsys):
+    from gen.train_log import RunLog
+
+    log = RunLog(tmp_path, total_nimg=1000, start_nimg=0, enabled=True, resume_nimg=None)
+    assert log.bar is None  # stderr is not a terminal under pytest, as in `gen train ... > log`
+    log.tick({"kimg": 0.5, "nimg": 500, "sec_per_kimg": 10.0, "ada_p": 0.0})
+    log.close()
+    out = capsys.readouterr()
+    assert "kimg 0.50 sec_per_kimg=10 ada_p=0" in out.out and "\r" not in out.out + out.err
