@@ -143,8 +143,16 @@ def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeyp
         raise KeyboardInterrupt
 
     monkeypatch.setattr(classify.train, "train_classifier", stop)
-    r = CliRunner().invoke(main, _train_args(tmp_path, tmp_path / "run"))
-    assert r.exit_code == 130 and "interrupted" in r.output and "model.pt" in r.output
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, _train_args(tmp_path, run))
+    assert r.exit_code == 130 and "interrupted: no epoch of this run finished" in r.output
+    # a forced replacement that is stopped must not leave the old run looking finished
+    run.mkdir()
+    for name in ("metrics.json", "eval.json", "eval_val.json", "pr_test.png", "model.pt"):
+        (run / name).write_text("old")
+    r = CliRunner().invoke(main, _train_args(tmp_path, run) + ["--force"])
+    assert r.exit_code == 130 and "same command starts it again" in r.output
+    assert sorted(p.name for p in run.iterdir()) == ["model.pt"]
 
 
 def test_eval_threshold_override_keeps_the_default_result_and_other_data_is_noted(tmp_path: Path) -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from classify.clitools import parse_device, user_errors, warn_if_slow_cpu_bf16
 from classify.errors import UserError
+
+# What a finished run (and `classify eval` on it) leaves; --force removes these before training,
+# so a forced run that is stopped early is unfinished, not the old run with a new model.pt.
+RUN_RESULTS = ("metrics.json", "eval*.json", "confusion_*.png", "pr_*.png", "roc_*.png")
 
 
 def check_out_dir(out: Path, force: bool) -> None:
@@ -18,6 +23,17 @@ def check_out_dir(out: Path, force: bool) -> None:
     if (out / "metrics.json").is_file() and not force:
         raise UserError(f"--out {out} holds a finished run (metrics.json, model.pt); pick another --out or pass "
                         "--force to replace it")
+    if force:
+        for pattern in RUN_RESULTS:
+            for path in out.glob(pattern):
+                path.unlink()
+
+
+def interrupted_message(out: Path, started: float) -> str:
+    model = out / "model.pt"
+    kept = (f"{model} holds the best validation epoch so far (see metrics.jsonl)"
+            if model.is_file() and model.stat().st_mtime >= started else "no epoch of this run finished, so it saved no model")
+    return f"interrupted: {kept}; the run is unfinished (no metrics.json), so the same command starts it again"
 
 
 @click.command("train")
@@ -65,11 +81,11 @@ def train(device: str, compile_: bool, quiet: bool, force: bool, **fields) -> No
                       progress=not quiet and sys.stderr.isatty())
     check_out_dir(Path(cfg.out_dir), force)
     warn_if_slow_cpu_bf16(cfg.device, cfg.cpu_bf16)
+    started = time.time()
     try:
         r = train_classifier(cfg)
     except KeyboardInterrupt:
-        click.echo(f"interrupted: {Path(cfg.out_dir) / 'model.pt'} holds the best validation epoch so far (see "
-                   "metrics.jsonl); no metrics.json is written, so the same command starts the run again", err=True)
+        click.echo(interrupted_message(Path(cfg.out_dir), started), err=True)
         raise SystemExit(130) from None
     v = r["val"]
     # Binary runs choose the best epoch by val AP; multi-class runs by macro F1 (trainloop.score_of).
