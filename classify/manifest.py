@@ -66,18 +66,21 @@ def resolve_path(root: Path, stored: str) -> Path:
     return p if p.is_absolute() else root / p
 
 
-def stored_path(root: Path, path: Path) -> str:
-    """Relative (POSIX) when inside `root`, so the prepared folder can be moved.
+def link_path(path: str | Path) -> Path:
+    """Absolute with its folders resolved but not the file itself: a symlinked file stays its
+    own row (an md5 duplicate of its target) instead of silently becoming a second row of the
+    target, while paths through symlinked folders read as they always did."""
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    return path.parent.resolve() / path.name
 
-    Symlinks are kept, not resolved: a link is its own row (see sources._listed_path).
-    """
-    plain = Path(os.path.abspath(path))
-    for p, r in ((plain, Path(os.path.abspath(root))), (path.resolve(), root.resolve())):
-        try:
-            return p.relative_to(r).as_posix()
-        except ValueError:
-            continue
-    return str(plain)
+
+def stored_path(root: Path, path: Path) -> str:
+    """Relative (POSIX) when inside `root`, so the prepared folder can be moved."""
+    p = link_path(path)
+    try:
+        return p.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(p)
 
 
 def _holds_class_folders(folder: Path) -> bool:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from classify.errors import UserError
 from classify.images import IMAGE_SUFFIXES
+from classify.manifest import link_path
 
 
 @dataclass
@@ -58,21 +58,23 @@ def is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def _listed_path(path: Path) -> Path:
-    # Absolute but not resolved: a symlink stays its own row (an md5 duplicate of its target,
-    # grouped as such) instead of silently becoming a second row of the target's path.
-    return Path(os.path.abspath(path))
+def _inside(path: Path, out: Path | None) -> bool:
+    """Whether `path` lies in the prepare output folder `out` (resolved); a symlink loop does not."""
+    if out is None:
+        return False
+    try:
+        target = path.resolve()
+    except (RuntimeError, OSError):  # a symlink loop (RuntimeError on Python < 3.13)
+        return False
+    return target == out or out in target.parents
 
 
 def _class_files(class_dir: Path, out: Path | None) -> list[Path]:
-    """Files under a class folder, less hidden ones and `out` (the resolved prepare output)."""
-    files = []
-    for path in sorted(class_dir.rglob("*")):
-        if is_hidden(path, class_dir) or (out is not None and out in path.resolve().parents):
-            continue  # .DS_Store, editor swap files, or our own output: not data
-        if path.is_file() or (path.is_symlink() and not path.exists()):
-            files.append(path)
-    return files
+    """Files under a class folder, less hidden ones and those in `out` (the prepare output);
+    broken or looping symlinks are included so that they are rejected with a reason."""
+    return [path for path in sorted(class_dir.rglob("*"))
+            if not is_hidden(path, class_dir) and not _inside(path, out)
+            and (path.is_file() or (path.is_symlink() and not path.exists()))]
 
 
 def list_folder(arg: str, out_dir: Path | None = None, **_: object) -> SourceListing:
@@ -82,8 +84,12 @@ def list_folder(arg: str, out_dir: Path | None = None, **_: object) -> SourceLis
     if not root.is_dir():
         raise UserError(f"source {root} is not a folder; use csv:FILE for a CSV list")
     out = Path(out_dir).resolve() if out_dir is not None else None
-    # --out inside the source folder (root/prepared) must not become a class on the next run.
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.resolve() != out)
+    if out is not None and out == root.resolve():
+        raise UserError(f"--out {out_dir} is the source folder itself; write the prepared folder elsewhere")
+    # --out inside the source folder (root/prepared, root/runs/data) must not become a class on the
+    # next run, nor may any other prepared folder there (it has a manifest.csv).
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                        and not _inside(p, out) and not (p / "manifest.csv").is_file())
     if not class_dirs:
         raise UserError(f"source folder {root} has no class sub-folders; put each class's images in root/<class>/")
     items: list[SourceItem] = []
@@ -93,13 +99,15 @@ def list_folder(arg: str, out_dir: Path | None = None, **_: object) -> SourceLis
         # Nested folders inside a class folder are allowed (ImageFolder convention, recursive).
         for path in _class_files(class_dir, out):
             if not path.exists():
-                rejected.append((str(_listed_path(path)), "broken symbolic link (its target does not exist)"))
+                rejected.append((str(link_path(path)), "broken symbolic link (its target is missing or loops)"))
                 continue
             if path.suffix.lower() not in IMAGE_SUFFIXES:
-                rejected.append((str(_listed_path(path)), f"extension {path.suffix or '(none)'} is not an image type"))
+                rejected.append((str(link_path(path)), f"extension {path.suffix or '(none)'} is not an image type"))
                 continue
-            items.append(SourceItem(path=_listed_path(path), label=class_dir.name))
+            items.append(SourceItem(path=link_path(path), label=class_dir.name))
             found += 1
+        if found == 0 and out is not None and class_dir.resolve() in out.parents:
+            continue  # only our own output lives here (--out root/runs/data): not a class
         if found == 0:
             raise UserError(
                 f"class folder {class_dir} holds no image files ({', '.join(IMAGE_SUFFIXES)}); "
@@ -134,7 +142,7 @@ def list_csv(arg: str, **_: object) -> SourceListing:
             rejected.append((str(path), f"file listed in {csv_path.name} line {lineno} not found"))
             continue
         extras = {extra_names[c]: row.get(c) or "" for c in extra}
-        items.append(SourceItem(path=path.resolve(), label=label, extras=extras))
+        items.append(SourceItem(path=link_path(path), label=label, extras=extras))
     return SourceListing(items=items, rejected=rejected, extra_columns=list(extra_names.values()))
 
 

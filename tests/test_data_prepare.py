@@ -101,6 +101,14 @@ def test_symlinks_output_inside_source_and_missing_splits(make_image_folder, tmp
     rerun = _run(f"folder:{root}", "--out", out)
     assert rerun.exit_code == 0, rerun.output
     assert len(_manifest(out)) == n_rows
+    (root / "good" / "loop.png").symlink_to(root / "good" / "loop.png")  # a symlink loop: rejected, not a crash
+    deep = root / "runs" / "data"  # --out two levels down: "runs" must not become a class on the rerun
+    for _ in range(2):
+        again = _run(f"folder:{root}", "--out", deep)
+        assert again.exit_code == 0, again.output
+    assert "loop.png`: broken symbolic link" in (deep / "report.md").read_text()
+    assert {r["label"] for r in _manifest(deep)} == {"good", "bad"}
+    _one_line_error(_run(f"folder:{root}", "--out", root), "is the source folder itself")
 
 
 def test_twelve_bit_data_in_sixteen_bit_files_is_flagged(make_image_folder, tmp_path):
