@@ -73,6 +73,17 @@ class PreparedData:
         ]
         return PreparedData(self.root, self._all_rows, self.manifest_hash, keep)
 
+    def unique_files(self) -> PreparedData:
+        """The selection with one row per md5 (the first): exact duplicate files count once."""
+        seen: set[str] = set()
+        keep = []
+        for i in self._indices:
+            md5 = self._all_rows[i]["md5"]
+            if md5 not in seen:
+                seen.add(md5)
+                keep.append(i)
+        return PreparedData(self.root, self._all_rows, self.manifest_hash, keep)
+
     def images(self, res: int, channels: int | None = None, fit: str = "crop") -> torch.Tensor:
         """uint8 [N, C, res, res] for the selected rows, read from (and built into) the cache."""
         channels = self.channels if channels is None else channels

@@ -113,7 +113,9 @@ def load_reals(data_dir: str, class_names: list[str], res: int, channels: int, f
     for name in class_names:
         if name not in data.classes:
             raise UserError(f"class {name!r} is not in {data_dir}/manifest.csv (has {', '.join(data.classes)}); pass the right --data")
-        sel = data.select(split=split, classes=[name])
+        # Duplicate files would sit at distance ~0 from each other (up to float noise in their
+        # features) and pull the near-copy threshold and the k-NN radii down: count each once.
+        sel = data.select(split=split, classes=[name]).unique_files()
         if len(sel) == 0:
             if split != "train":
                 continue

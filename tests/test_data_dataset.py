@@ -36,6 +36,19 @@ def test_select_labels_paths(tiny_prepared):
                       ("bad", "train"): 5, ("bad", "val"): 1, ("bad", "test"): 2}  # as conftest documents
 
 
+def test_unique_files_keeps_the_first_of_each_duplicate(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 10, "bad": 6})
+    for k in range(3):  # three copies of one good image
+        (root / "good" / f"copy{k}.png").write_bytes((root / "good" / "img000.png").read_bytes())
+    out = tmp_path / "data"
+    prepare_dataset(PrepareConfig(source=f"folder:{root}", out=str(out)))
+    data = open_prepared(out)
+    unique = data.unique_files()
+    assert len(data) == 19 and len(unique) == 16
+    assert len({r["md5"] for r in unique.rows}) == 16 and unique.indices == sorted(unique.indices)
+    assert len(data.select(classes=["bad"]).unique_files()) == 6
+
+
 def test_select_unknown_names(tiny_prepared):
     data = open_prepared(tiny_prepared)
     with pytest.raises(UserError, match="unknown split"):
