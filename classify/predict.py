@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,10 @@ def predict_files(clf: Classifier, files: list[Path], batch: int = 64, progress=
         if pending:
             x = torch.from_numpy(np.stack([pixels for _, pixels in pending]))
             for (i, _), probs in zip(pending, clf.predict_proba(x, batch=batch).tolist()):
-                out[i].probs = probs
+                if all(math.isfinite(p) for p in probs):
+                    out[i].probs = probs
+                else:  # a damaged model: say so rather than let NaN fall to one class
+                    out[i].error = "the model gave non-finite probabilities for this image"
             if progress is not None:
                 progress(len(pending))
             pending.clear()

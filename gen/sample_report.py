@@ -7,7 +7,8 @@ density/coverage, each against two sets of reals of that class:
   and fid_select filters decided with these very reals, so "accepted" looks better against
   them by construction (fid_select minimises exactly this FD; with realism k <= PRDC_K the
   accepted set's precision is 1).
-- the VAL reals (`heldout`): no filter saw them, so a gain that holds there is real.
+- the VAL reals (`heldout`): no filter saw them (the judge only chose its epoch and threshold
+  on val), so a gain that holds there is not the filters grading their own work.
 
 FD is biased upwards for small sets, so "accepted" (fewer images) is also compared with a
 seeded random subset of all samples of the same size (`all_same_n_vs_real`). A set too small
@@ -51,7 +52,8 @@ def set_metrics(fake: torch.Tensor, real: torch.Tensor, label: str) -> dict[str,
 SET_METRICS_NOTE = (
     "all_vs_real/accepted_vs_real use the train reals the filters decided with (in-sample: fid_select "
     "minimises that FD, and realism makes accepted precision ~1); compare accepted with all_same_n_vs_real "
-    "(FD grows as sets shrink) and trust the heldout block (val reals no filter saw)."
+    "(FD grows as sets shrink) and trust the heldout block (val reals no filter saw; the judge chose its "
+    "epoch on them)."
 )
 
 

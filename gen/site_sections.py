@@ -57,14 +57,20 @@ def _images(folder: Path, out: Path, items: list[tuple[str, str]]) -> list[str]:
     return [img(folder / n, out, c) for n, c in items if (folder / n).is_file()]
 
 
+MAX_LISTED = 100
+
+
 def data_section(out: Path) -> list[str]:
     data = out / "data"
     body = _links(data, out, ["report.md", "manifest.csv", "classes.json"])
     if (data / "report.md").is_file():
-        from classify.reportdoc import Heading, parse_markdown, render_html_body
+        from classify.reportdoc import Bullets, Heading, parse_markdown, render_html_body
 
         # The report's own title repeats this section's; its ## sections nest under our <h2>.
-        blocks = [b for b in parse_markdown((data / "report.md").read_text(errors="replace"))
+        # report.md lists every rejected file; the page shows the first MAX_LISTED of each list.
+        blocks = [Bullets(b.items[:MAX_LISTED] + [f"… {len(b.items) - MAX_LISTED} more in report.md"])
+                  if isinstance(b, Bullets) and len(b.items) > MAX_LISTED else b
+                  for b in parse_markdown((data / "report.md").read_text(errors="replace"))
                   if not (isinstance(b, Heading) and b.level == 1)]
         body.append(render_html_body(blocks, data, heading_offset=1))
     return body

@@ -211,3 +211,17 @@ def test_predict_scores_match_eval_and_bad_files_keep_their_row(tmp_path: Path) 
     assert rows[-1]["predicted"] == "" and rows[-1]["error"]
     _one_line_error(_run(["predict", str(run), str(tmp_path / "nowhere"), "--out", str(out)]), "does not exist")
     _one_line_error(_run(["predict", str(run), str(broken), "--out", str(out), "--threshold", "2"]), "[0, 1]")
+
+
+def test_predict_reports_non_finite_model_output_as_an_error(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from classify.predict import predict_files
+
+    Image.new("L", (20, 20), 90).save(tmp_path / "a.png")
+    broken = SimpleNamespace(in_chans=1, res=16, fit="crop",
+                             predict_proba=lambda x, batch: torch.full((len(x), 2), float("nan")))
+    (pred,) = predict_files(broken, [tmp_path / "a.png"])
+    assert pred.probs is None and "non-finite" in pred.error

@@ -267,9 +267,10 @@ def test_cli_stores_absolute_paths(data_dir, tmp_path, monkeypatch):
     assert f'"data_dir": "{data_dir.resolve()}"' in r.output
 
 
-def test_no_progress_bar_in_a_log_file_but_one_line_per_tick(tmp_path, capsys):
+def test_no_progress_bar_in_a_log_file_but_one_line_per_tick(tmp_path, capsys, monkeypatch):
     from gen.train_log import RunLog
 
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     log = RunLog(tmp_path, total_nimg=1000, start_nimg=0, enabled=True, resume_nimg=None)
     assert log.bar is None  # stderr is not a terminal under pytest, as in `gen train ... > log`
     log.tick({"kimg": 0.5, "nimg": 500, "sec_per_kimg": 10.0, "ada_p": 0.0})

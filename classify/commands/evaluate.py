@@ -30,7 +30,7 @@ def evaluate(model, data_dir, split, out_dir, threshold, device) -> None:
     model_path = Path(model)
     out = Path(out_dir) if out_dir else (model_path if model_path.is_dir() else model_path.parent)
     # A threshold experiment must not overwrite the evaluation at the validation-chosen threshold.
-    suffix = "" if threshold is None else f"_thr{threshold:g}"
+    suffix = "" if threshold is None else f"_thr{threshold!r}"  # repr: 0.3 and 0.3000001 stay apart
     name = "eval.json" if split == "test" and not suffix else f"eval_{split}{suffix}.json"
     atomic_write_json(out / name, m)
     plots = write_eval_plots(m, out, suffix)
