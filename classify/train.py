@@ -99,6 +99,18 @@ def _determinism(enabled: bool):
         torch.backends.cudnn.benchmark = bench
 
 
+# What a finished run (and `classify eval` on it) leaves. A new training in the folder makes
+# them stale: they go once the data has loaded (so a bad flag or data folder loses nothing),
+# and a run stopped early is then unfinished, not the old run with a new model.pt.
+RUN_RESULTS = ("metrics.json", "eval*.json", "confusion_*.png", "pr_*.png", "roc_*.png")
+
+
+def clear_results(out_dir: Path) -> None:
+    for pattern in RUN_RESULTS:
+        for path in out_dir.glob(pattern):
+            path.unlink()
+
+
 def train_classifier(cfg: TrainConfig) -> dict:
     """Train per `cfg`; write model.pt (best epoch), metrics.jsonl, metrics.json, config.json."""
     from classify.traindata import load_train_data
@@ -114,6 +126,7 @@ def train_classifier(cfg: TrainConfig) -> dict:
         data = load_train_data(cfg, strategy.synthetic)
         out_dir = Path(cfg.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        clear_results(out_dir)
         atomic_write_json(out_dir / "config.json", {"train": cfg.to_dict(), "strategy": strategy.to_dict()})
         best = fit(cfg, strategy, data, device, out_dir)
     result = {

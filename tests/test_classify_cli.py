@@ -139,20 +139,26 @@ def test_train_keeps_a_finished_run_and_never_writes_into_data(tmp_path: Path) -
 def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeypatch) -> None:
     import classify.train
 
-    def stop(cfg):
+    def stop(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(classify.train, "train_classifier", stop)
+    monkeypatch.setattr(classify.train, "fit", stop)  # Ctrl-C before the first epoch ends
+    data = make_square_dataset(tmp_path, n_good=20, n_bad=10, size=32)
     run = tmp_path / "run"
-    r = CliRunner().invoke(main, _train_args(tmp_path, run))
+    r = CliRunner().invoke(main, _train_args(data, run))
     assert r.exit_code == 130 and "interrupted: no epoch of this run finished" in r.output
-    # a forced replacement that is stopped must not leave the old run looking finished
-    run.mkdir()
-    for name in ("metrics.json", "eval.json", "eval_val.json", "pr_test.png", "model.pt"):
+    run.mkdir(exist_ok=True)
+    old = ("metrics.json", "eval.json", "eval_val.json", "pr_test.png", "model.pt")
+    for name in old:
         (run / name).write_text("old")
-    r = CliRunner().invoke(main, _train_args(tmp_path, run) + ["--force"])
+    # bad input with --force loses nothing: the old results go only once training starts
+    _one_line_error(_run(_train_args(data, run) + ["--force", "--model", "resnet9"]), "unknown model")
+    _one_line_error(_run(_train_args(tmp_path / "nowhere", run) + ["--force"]), "nowhere")
+    assert all((run / name).read_text() == "old" for name in old)
+    # a forced replacement that is stopped must not leave the old run looking finished
+    r = CliRunner().invoke(main, _train_args(data, run) + ["--force"])
     assert r.exit_code == 130 and "same command starts it again" in r.output
-    assert sorted(p.name for p in run.iterdir()) == ["model.pt"]
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "model.pt"]
 
 
 def test_eval_threshold_override_keeps_the_default_result_and_other_data_is_noted(tmp_path: Path) -> None:

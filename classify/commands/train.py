@@ -11,22 +11,15 @@ import click
 from classify.clitools import parse_device, user_errors, warn_if_slow_cpu_bf16
 from classify.errors import UserError
 
-# What a finished run (and `classify eval` on it) leaves; --force removes these before training,
-# so a forced run that is stopped early is unfinished, not the old run with a new model.pt.
-RUN_RESULTS = ("metrics.json", "eval*.json", "confusion_*.png", "pr_*.png", "roc_*.png")
-
 
 def check_out_dir(out: Path, force: bool) -> None:
-    """A finished run is not replaced by accident, and a data folder never receives a run."""
+    """A finished run is not replaced by accident, and a data folder never receives a run.
+    (With --force the old results go only once training starts: see train.clear_results.)"""
     if (out / "manifest.csv").is_file():
         raise UserError(f"--out {out} is a prepared data folder (it has manifest.csv); write the run elsewhere")
     if (out / "metrics.json").is_file() and not force:
         raise UserError(f"--out {out} holds a finished run (metrics.json, model.pt); pick another --out or pass "
                         "--force to replace it")
-    if force:
-        for pattern in RUN_RESULTS:
-            for path in out.glob(pattern):
-                path.unlink()
 
 
 def interrupted_message(out: Path, started: float) -> str:
