@@ -14,13 +14,15 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Each subcommand module adds itself here in one line.
-    pass
+    # Imported here so that `gen --help` lists every subcommand; each module defines one.
+    from gen.commands.grid import grid
     from gen.commands.import_pkl import import_pkl
-    main.add_command(import_pkl)
-    from gen.commands.sample import sample; main.add_command(sample)  # noqa: E702, I001
-    from gen.commands.grid import grid; main.add_command(grid)  # noqa: E702, I001
-    from gen.commands.train import train_command; main.add_command(train_command)  # noqa: E702, I001
+    from gen.commands.pipeline import pipeline
+    from gen.commands.sample import sample
+    from gen.commands.train import train_command
+
+    for command in (train_command, sample, grid, import_pkl, pipeline):
+        main.add_command(command)
 
 
 _register()

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 def synthetic_prepared(root: Path, n: int, size: int) -> Path:
     from PIL import Image
 
-    from classify.prepare import PrepareConfig, prepare_dataset
+    from classify.data.prepare import PrepareConfig, prepare_dataset
 
     rng = np.random.default_rng(0)
     for i in range(n):
@@ -56,16 +56,16 @@ def export_image_folder(part, classes: list[str], out: Path) -> Path:
 
 def bench_ours(data_dir: Path, res: int, batch: int, steps: int, warmup: int, model: str, device: str,
                cpu_bf16: bool = False) -> dict:
-    from classify.strategies import build_strategy
-    from classify.train import TrainConfig
-    from classify.traindata import load_train_data
-    from classify.trainloop import build_step, train_step
+    from classify.train.data import load_classifier_train_data
+    from classify.train.loop import build_step, train_step
+    from classify.train.strategies import build_strategy
+    from classify.train.trainer import ClassifierTrainConfig
 
-    cfg = TrainConfig(data_dir=str(data_dir), out_dir="unused", model=model, res=res, batch=batch, device=device,
+    cfg = ClassifierTrainConfig(data_dir=str(data_dir), out_dir="unused", model=model, res=res, batch=batch, device=device,
                       epochs=1, progress=False, cpu_bf16=cpu_bf16)
     strategy = build_strategy("baseline")
     t0 = time.perf_counter()
-    data = load_train_data(cfg, None)  # decodes into the cache on first use
+    data = load_classifier_train_data(cfg, None)  # decodes into the cache on first use
     cache_s = time.perf_counter() - t0
     st, _ = build_step(cfg, strategy, data, torch.device(device))
     gen = torch.Generator().manual_seed(0)
@@ -86,7 +86,7 @@ def bench_naive(folder: Path, res: int, batch: int, steps: int, warmup: int, mod
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 
-    from classify.models import build_model
+    from classify.train.models import build_model
 
     tf = [T.Grayscale(1)] if in_chans == 1 else []
     tf += [T.Resize(res), T.CenterCrop(res), T.ToTensor(), T.Normalize([0.5] * in_chans, [0.5] * in_chans)]
@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--cpu-bf16", action="store_true",
                     help="also time ours with bf16 autocast on the CPU (classify train --cpu-bf16) against ours fp32")
     args = ap.parse_args()
-    from classify.dataset import open_prepared
+    from classify.data.dataset import open_prepared
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)

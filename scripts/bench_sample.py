@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from stylegan2_ada import Generator, GeneratorConfig
 
-from classify.batches import match_input, predict_probs
-from classify.models import build_model
-from gen.filters import FilterConfig, FilterInputs, RealSet, run_filters
-from gen.sampling import batches, generate
+from classify.train.batches import match_input, predict_probs
+from classify.train.models import build_model
+from gen.sample.filters import FilterConfig, FilterInputs, RealSet, run_filters
+from gen.sample.sampling import batches, generate
 
 WIDTHS = {"cpu-tiny": dict(channel_base=4096, channel_max=64, z_dim=128, w_dim=128, mapping_layers=2),
           "auto": dict(channel_base=16384, channel_max=512, z_dim=512, w_dim=512, mapping_layers=2)}

@@ -19,18 +19,18 @@ import time
 
 import torch
 
-from gen.presets import resolve_config
-from gen.train import Trainer
-from gen.train_data import TrainData
-from gen.train_log import TickStats
+from gen.train.data import GanTrainData
+from gen.train.log import TickStats
+from gen.train.presets import resolve_config
+from gen.train.trainer import Trainer
 
 CYCLE = 16  # lcm of the lazy intervals (4, 16): one cycle has the average phase mix
 
 
-def fake_data(res: int, channels: int, n: int = 256) -> TrainData:
+def fake_data(res: int, channels: int, n: int = 256) -> GanTrainData:
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, [n, channels, res, res], dtype=torch.uint8, generator=gen)
-    return TrainData(images, torch.zeros(n, dtype=torch.int64), ["x"], {"x": n}, "bench", channels)
+    return GanTrainData(images, torch.zeros(n, dtype=torch.int64), ["x"], {"x": n}, "bench", channels)
 
 
 def sync(device: str) -> None:

@@ -20,5 +20,5 @@ case "$SCALE" in cpu|gpu) ;; *) echo "demo.sh: --scale must be cpu or gpu, not $
 start=$(date +%s)
 # shellcheck disable=SC1091
 source "$ROOT/scripts/install.sh"
-python -m gen.pipeline --config "scripts/demo-$SCALE.toml" --out "$OUT"
+gen pipeline --config "scripts/demo-$SCALE.toml" --out "$OUT"
 echo "[demo] total wall time $(( $(date +%s) - start ))s"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from classify.prepare import PrepareConfig, prepare_dataset
+from classify.data.prepare import PrepareConfig, prepare_dataset
 
 
 def write_square_images(folder: Path, n: int, defect: bool, seed: int, size: int = 32, noise: int = 20) -> None:

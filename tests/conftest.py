@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from classify.prepare import PrepareConfig, prepare_dataset
+from classify.data.prepare import PrepareConfig, prepare_dataset
 
 
 def write_class_images(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from classify.prepare import PrepareConfig, prepare_dataset
-from gen.config import TrainConfig
-from gen.presets import resolve_config
+from classify.data.prepare import PrepareConfig, prepare_dataset
+from gen.train.config import GanTrainConfig
+from gen.train.presets import resolve_config
 
 
 def make_prepared(root: Path, counts: dict[str, int] | None = None) -> Path:
@@ -37,12 +37,12 @@ def tiny_overrides(data_dir: Path, out_dir: Path, **kw) -> dict:
     return base
 
 
-def tiny_cfg(data_dir: Path, out_dir: Path, **kw) -> TrainConfig:
+def tiny_cfg(data_dir: Path, out_dir: Path, **kw) -> GanTrainConfig:
     return resolve_config(tiny_overrides(data_dir, out_dir, **kw))
 
 
 def state_of(run_dir: Path) -> dict:
-    from gen.snapshot import list_snapshots
+    from gen.train.snapshot import list_snapshots
 
     return torch.load(list_snapshots(run_dir)[-1], weights_only=True)
 
@@ -56,11 +56,11 @@ def ddp_worker(rank: int, world: int, port: int, overrides: dict) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from gen.train import train
+    from gen.train.trainer import train_gan
 
-    train(resolve_config(dict(overrides, gpus=world)), log=lambda m: None)
+    train_gan(resolve_config(dict(overrides, gpus=world)), log=lambda m: None)
     # train() must leave the process group for real: a gloo thread still alive here can
-    # abort the process while the interpreter shuts down (see gen.distributed).
+    # abort the process while the interpreter shuts down (see gen.train.distributed).
     left = [name for name in thread_names() if "gloo" in name]
     assert not left, f"rank {rank}: process group threads still running after train(): {left}"
 

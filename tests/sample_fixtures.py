@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from stylegan2_ada import Generator, GeneratorConfig
 
-from classify.checkpoint import save_checkpoint
-from classify.models import build_model
-from gen.generator_file import export_generator
+from classify.train.checkpoint import save_checkpoint
+from classify.train.models import build_model
+from gen.core.generator_file import export_generator
 
 
 def tiny_generator(run_dir: Path, data_dir: Path, classes: list[str], channels: int = 1, res: int = 16,
@@ -19,7 +19,7 @@ def tiny_generator(run_dir: Path, data_dir: Path, classes: list[str], channels: 
     cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=len(classes) if len(classes) > 1 else 0, img_resolution=res,
                           img_channels=channels, channel_base=256, channel_max=16, mapping_layers=2)
     G = Generator.from_config(cfg)
-    from classify.dataset import open_prepared
+    from classify.data.dataset import open_prepared
 
     info = {"classes": classes, "res": res, "channels": channels, "fit": "crop", "kimg": kimg,
             "data_dir": str(data_dir), "manifest_hash": str(open_prepared(data_dir).manifest_hash),

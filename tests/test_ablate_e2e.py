@@ -12,11 +12,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from classify.ablate import plan_ablation
-from classify.ablate_config import AblationConfig
-from classify.ablate_samples import allowed_real_minority, inspect_prepared
+from classify.ablate.config import AblationConfig
+from classify.ablate.runner import plan_ablation
+from classify.ablate.sample_check import inspect_prepared
 from classify.cli import main
-from classify.dataset import open_prepared
+from classify.data.dataset import open_prepared
+from classify.train.data import kept_minority_count
 
 
 def make_sample_set(root: Path, name: str, real_seen: int, n: int = 12, res: int = 16) -> str:
@@ -47,25 +48,25 @@ def test_inspect_prepared_counts_train_images(tiny_prepared):
 
 
 def test_cells_give_the_trainer_identical_subsets_and_train_only_synthetics(tiny_prepared, tmp_path):
-    from classify.strategies import build_strategy
-    from classify.train import TrainConfig
-    from classify.traindata import load_train_data
+    from classify.train.data import load_classifier_train_data
+    from classify.train.strategies import build_strategy
+    from classify.train.trainer import ClassifierTrainConfig
 
     data = open_prepared(tiny_prepared)
     n_bad = len(data.select(split="train", classes=["bad"]))
-    half = allowed_real_minority(n_bad, 0.5)
+    half = kept_minority_count(n_bad, 0.5)
     samples = {"1": make_sample_set(tmp_path, "full", n_bad), "0.5": make_sample_set(tmp_path, "half", half)}
-    cfg = AblationConfig(data_dir=str(tiny_prepared), out_dir=str(tmp_path / "abl"), res=16, epochs=1, batch=8,
-                         strategies=["baseline", "oversample", "gan", "gan_filtered"], seeds=[0, 1],
+    cfg = AblationConfig(data_dir=str(tiny_prepared), out_dir=str(tmp_path / "abl"),
+                         train={"res": 16, "epochs": 1, "batch": 8}, strategies=["baseline", "oversample", "gan", "gan_filtered"], seeds=[0, 1],
                          minority_fractions=[1.0, 0.5], synthetic_ratios=[0.5], samples=samples)
     plan = plan_ablation(cfg)
     held_out = {str(p) for p in data.select(split=["val", "test"]).paths}
     n_val = len(data.select(split="val"))
     subsets: dict[tuple, set] = {}
     for task in plan.todo:
-        td = load_train_data(TrainConfig(**task.train), build_strategy(task.cell.strategy).synthetic)
+        td = load_classifier_train_data(ClassifierTrainConfig(**task.train), build_strategy(task.cell.strategy).synthetic)
         bad_real = {p for p, y in zip(td.train_paths, td.y_train[: td.n_train_real].tolist()) if y == td.positive}
-        assert len(bad_real) == allowed_real_minority(n_bad, task.cell.minority_fraction)  # guard == trainer
+        assert len(bad_real) == kept_minority_count(n_bad, task.cell.minority_fraction)  # guard == trainer
         subsets.setdefault((task.cell.seed, task.cell.minority_fraction), set()).add(frozenset(bad_real))
         assert td.y_val.numel() == n_val  # validation stays real
         assert not set(td.synthetic_files) & held_out and not set(td.train_paths) & held_out
@@ -142,14 +143,14 @@ def test_cli_toml_config_flag_override_and_slurm_shard(tiny_prepared, tmp_path):
 
 
 def test_cli_interrupt_says_what_is_kept_and_exits_130(tiny_prepared, tmp_path, monkeypatch):
-    import classify.ablate
+    import classify.ablate.runner
 
     def interrupted(plan, **kw):
         (Path(plan.config.out_dir) / "cells").mkdir(parents=True)
         (Path(plan.config.out_dir) / "cells" / "one.json").write_text("{}")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(classify.ablate, "run_ablation", interrupted)
+    monkeypatch.setattr(classify.ablate.runner, "run_ablation", interrupted)
     out = tmp_path / "o"
     result = CliRunner().invoke(main, ["ablate", "--data", str(tiny_prepared), "--out", str(out), "--res", "16"])
     assert result.exit_code == 130

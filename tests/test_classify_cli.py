@@ -11,7 +11,7 @@ from classify_testdata import make_square_dataset, write_square_images
 from click.testing import CliRunner
 
 from classify.cli import main
-from classify.prepare import PrepareConfig, prepare_dataset
+from classify.data.prepare import PrepareConfig, prepare_dataset
 
 
 def _run(args: list[str]):
@@ -79,7 +79,7 @@ def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
     _one_line_error(r, "split", "undefined")
 
 
-@pytest.mark.parametrize("flag, needle", [(["--epochs", "0"], "need res >= 8"), (["--batch", "1"], "need res >= 8"),
+@pytest.mark.parametrize("flag, needle", [(["--epochs", "0"], "--epochs 0 must be >= 1"), (["--batch", "1"], "--batch 1 must be >= 2"),
                                           (["--synthetic-ratio", "-1"], ">= 0"),
                                           (["--model", "vgg11_bn", "--res", "16"], "or pick one that takes 16px")])
 def test_bad_numbers(flag, needle, tmp_path: Path) -> None:
@@ -89,8 +89,7 @@ def test_bad_numbers(flag, needle, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("native, warned", [(False, True), (True, False), (None, False)])
 def test_cpu_bf16_warns_only_where_bf16_is_emulated(native, warned, monkeypatch, capsys) -> None:
-    from classify import clitools
-
+    from classify.core import clitools
     monkeypatch.setattr(clitools, "cpu_native_bf16", lambda: native)
     clitools.warn_if_slow_cpu_bf16("cpu", True)
     clitools.warn_if_slow_cpu_bf16("cpu", False)  # not asked: never a note
@@ -100,7 +99,7 @@ def test_cpu_bf16_warns_only_where_bf16_is_emulated(native, warned, monkeypatch,
 
 
 def test_cpu_native_bf16_reads_cpu_flags() -> None:
-    from classify.clitools import cpu_native_bf16
+    from classify.core.clitools import cpu_native_bf16
 
     flags = Path("/proc/cpuinfo")
     expected = None if not flags.exists() else any(
@@ -137,12 +136,12 @@ def test_train_keeps_a_finished_run_and_never_writes_into_data(tmp_path: Path) -
 
 
 def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeypatch) -> None:
-    import classify.train
+    import classify.train.trainer
 
     def stop(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(classify.train, "fit", stop)  # Ctrl-C before the first epoch ends
+    monkeypatch.setattr(classify.train.trainer, "fit", stop)  # Ctrl-C before the first epoch ends
     data = make_square_dataset(tmp_path, n_good=20, n_bad=10, size=32)
     run = tmp_path / "run"
     r = CliRunner().invoke(main, _train_args(data, run))
@@ -185,8 +184,8 @@ def test_eval_threshold_override_keeps_the_default_result_and_other_data_is_note
 def test_threshold_is_refused_for_multi_class_models() -> None:
     from types import SimpleNamespace
 
-    from classify.errors import UserError
-    from classify.evaluate import check_threshold
+    from classify.core.errors import UserError
+    from classify.evaluate.evaluation import check_threshold
 
     three = SimpleNamespace(classes=["a", "b", "c"], positive_class="a")
     with pytest.raises(UserError, match="two-class"):
@@ -224,7 +223,7 @@ def test_predict_reports_non_finite_model_output_as_an_error(tmp_path: Path) -> 
 
     from PIL import Image
 
-    from classify.predict import predict_files
+    from classify.evaluate.predict import predict_files
 
     Image.new("L", (20, 20), 90).save(tmp_path / "a.png")
     broken = SimpleNamespace(in_chans=1, res=16, fit="crop",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classify.errors import UserError
-from classify.metrics import choose_threshold, classification_metrics, expected_calibration_error
+from classify.core.errors import UserError
+from classify.train.metrics import choose_threshold, classification_metrics, expected_calibration_error
 
 
 def _probs(score_pos: list[float]) -> np.ndarray:

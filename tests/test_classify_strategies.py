@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from classify.augment import apply_classic, classic_augment, cutmix, mixup
-from classify.batches import batch_slices, epoch_indices
-from classify.errors import UserError
-from classify.losses import inverse_frequency_weights, smooth_one_hot, soft_cross_entropy
-from classify.strategies import build_strategy, list_strategies
+from classify.core.errors import UserError
+from classify.train.augment import apply_classic, classic_augment, cutmix, mixup
+from classify.train.batches import batch_slices, epoch_indices
+from classify.train.losses import inverse_frequency_weights, smooth_one_hot, soft_cross_entropy
+from classify.train.strategies import build_strategy, list_strategies
 
 
 def test_composition_and_errors() -> None:

@@ -10,13 +10,13 @@ import pytest
 import torch
 from classify_testdata import make_samples_folder, make_square_dataset
 
-from classify.checkpoint import load_classifier
-from classify.dataset import open_prepared
-from classify.errors import UserError
-from classify.evaluate import evaluate_checkpoint
-from classify.strategies import list_strategies
-from classify.train import TrainConfig, train_classifier
-from classify.traindata import load_train_data
+from classify.core.errors import UserError
+from classify.data.dataset import open_prepared
+from classify.evaluate.evaluation import evaluate_checkpoint
+from classify.train.checkpoint import load_classifier
+from classify.train.data import load_classifier_train_data
+from classify.train.strategies import list_strategies
+from classify.train.trainer import ClassifierTrainConfig, train_classifier
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,10 @@ def samples_dir(tmp_path_factory) -> Path:
     return make_samples_folder(tmp_path_factory.mktemp("samples") / "samples", n_accepted=12, n_rejected=12)
 
 
-def _cfg(data: Path, out: Path, **kw) -> TrainConfig:
+def _cfg(data: Path, out: Path, **kw) -> ClassifierTrainConfig:
     base = dict(data_dir=str(data), out_dir=str(out), res=16, batch=8, epochs=1, progress=False, seed=0)
     base.update(kw)
-    return TrainConfig(**base)
+    return ClassifierTrainConfig(**base)
 
 
 # oversample+classic is trained by the CLI test; one three-part combination covers composition here.
@@ -82,21 +82,21 @@ def test_minority_fraction_same_rows_for_every_strategy(square_data) -> None:
     picks = {}
     for strategy in ("baseline", "oversample+classic"):
         cfg = _cfg(square_data, "unused", strategy=strategy, minority_fraction=0.5, seed=3)
-        picks[strategy] = load_train_data(cfg, None).train_paths
+        picks[strategy] = load_classifier_train_data(cfg, None).train_paths
     assert picks["baseline"] == picks["oversample+classic"]
-    full = load_train_data(_cfg(square_data, "unused"), None)
-    half = load_train_data(_cfg(square_data, "unused", minority_fraction=0.5, seed=3), None)
+    full = load_classifier_train_data(_cfg(square_data, "unused"), None)
+    half = load_classifier_train_data(_cfg(square_data, "unused", minority_fraction=0.5, seed=3), None)
     n_bad_full = int((full.y_train == full.positive).sum())
     assert int((half.y_train == half.positive).sum()) == round(0.5 * n_bad_full)
     assert int((half.y_train != half.positive).sum()) == int((full.y_train != full.positive).sum())
-    other_seed = load_train_data(_cfg(square_data, "unused", minority_fraction=0.5, seed=4), None)
+    other_seed = load_classifier_train_data(_cfg(square_data, "unused", minority_fraction=0.5, seed=4), None)
     assert other_seed.train_paths != half.train_paths
 
 
 def test_synthetic_only_in_train_and_filtered_means_accepted(square_data, samples_dir) -> None:
-    real = load_train_data(_cfg(square_data, "unused"), None)
+    real = load_classifier_train_data(_cfg(square_data, "unused"), None)
     n_min = int((real.y_train == real.positive).sum())
-    filt = load_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir), synthetic_ratio=0.5),
+    filt = load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir), synthetic_ratio=0.5),
                            "accepted")
     n_syn = round(0.5 * n_min)
     assert filt.n_train_synthetic == n_syn and filt.x_train.shape[0] == real.x_train.shape[0] + n_syn
@@ -107,12 +107,12 @@ def test_synthetic_only_in_train_and_filtered_means_accepted(square_data, sample
     assert torch.equal(filt.x_val, real.x_val) and torch.equal(filt.y_val, real.y_val)
     listed = {str(p) for p in open_prepared(square_data).paths}
     assert not listed & set(filt.synthetic_files)
-    unfilt = load_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir), synthetic_ratio=1.0), "all")
+    unfilt = load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir), synthetic_ratio=1.0), "all")
     assert unfilt.n_train_synthetic == n_min
     with pytest.raises(UserError, match="usable samples"):
-        load_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir), synthetic_ratio=5.0), "accepted")
+        load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir), synthetic_ratio=5.0), "accepted")
     with pytest.raises(UserError, match="--synthetic"):
-        load_train_data(_cfg(square_data, "unused"), "accepted")
+        load_classifier_train_data(_cfg(square_data, "unused"), "accepted")
 
 
 def test_checkpoint_is_plain_and_judge_api_works(square_data, tmp_path) -> None:
@@ -137,18 +137,18 @@ def test_checkpoint_is_plain_and_judge_api_works(square_data, tmp_path) -> None:
 
 
 def test_config_round_trip_and_unknown_keys() -> None:
-    cfg = TrainConfig(model="vgg11_bn", strategy="focal", target_recall=0.9)
-    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(UserError, match="unknown TrainConfig key.*epochz"):
-        TrainConfig.from_dict({"epochz": 3})
+    cfg = ClassifierTrainConfig(model="vgg11_bn", strategy="focal", target_recall=0.9)
+    assert ClassifierTrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(UserError, match="unknown ClassifierTrainConfig key.*epochz"):
+        ClassifierTrainConfig.from_dict({"epochz": 3})
 
 
 def test_cpu_bf16_is_opt_in_and_still_learns(square_data_learnable, tmp_path) -> None:
     """--cpu-bf16 autocasts the CPU step to bf16; the default stays fp32; weights stay fp32."""
-    from classify.strategies import build_strategy
-    from classify.trainloop import build_step
+    from classify.train.loop import build_step
+    from classify.train.strategies import build_strategy
 
-    data = load_train_data(_cfg(square_data_learnable, tmp_path / "x"), None)
+    data = load_classifier_train_data(_cfg(square_data_learnable, tmp_path / "x"), None)
     for flag, dtype in ((False, None), (True, torch.bfloat16)):
         st, _ = build_step(_cfg(square_data_learnable, tmp_path / "x", cpu_bf16=flag), build_strategy("baseline"),
                            data, torch.device("cpu"))

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-import classify.dataset as dataset_mod
-from classify.dataset import open_prepared
-from classify.errors import UserError
-from classify.prepare import PrepareConfig, prepare_dataset
+import classify.data.dataset as dataset_mod
+from classify.core.errors import UserError
+from classify.data.dataset import open_prepared
+from classify.data.prepare import PrepareConfig, prepare_dataset
 
 
 def test_select_labels_paths(tiny_prepared):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from classify.cli import main
-from classify.dataset import open_prepared
+from classify.data.dataset import open_prepared
 
 pytestmark = pytest.mark.elpv
 

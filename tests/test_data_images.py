@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from classify.images import ImageRejected, decode_image, fit_square, to_channels
+from classify.data.images import ImageRejected, decode_image, fit_square, to_channels
 
 
 def _stripes() -> np.ndarray:

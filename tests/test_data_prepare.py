@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from classify.cli import main
-from classify.dataset import open_prepared
+from classify.data.dataset import open_prepared
 
 
 def _run(*args):
@@ -71,12 +71,12 @@ def test_bad_inputs_are_reported_not_fatal(make_image_folder, tmp_path):
 
 
 def test_pipeline_index_shows_the_prepare_report_as_html(make_image_folder, tmp_path):
-    from gen.site import write_index
+    from gen.pipeline.site import write_site_index
 
     root = make_image_folder(counts={"good": 6, "bad": 4})
     (root / "good" / "notes.png").write_text("this is text, not a PNG\n")
     assert _run(f"folder:{root}", "--out", tmp_path / "data").exit_code == 0
-    page = write_index(tmp_path, {}).read_text()
+    page = write_site_index(tmp_path, {}).read_text()
     section = page.split("Dataset (classify prepare)")[1]
     assert "<h3>Rejected files</h3>" in section and "<code>" in section and "notes.png</code>: not an image" in section
     assert "<th>class</th>" in section and "## " not in section and "<pre>" not in section

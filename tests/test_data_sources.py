@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classify.errors import UserError
-from classify.prepare import PrepareConfig, prepare_dataset
-from classify.sources import list_csv, list_folder, list_source, list_sources, parse_source
+from classify.core.errors import UserError
+from classify.data.prepare import PrepareConfig, prepare_dataset
+from classify.data.sources import list_csv, list_folder, list_source, list_sources, parse_source
 
 
 def test_parse_source():

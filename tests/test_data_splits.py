@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classify.errors import UserError
-from classify.splits import apply_minority_fraction, assign_splits, check_fractions, split_targets
+from classify.core.errors import UserError
+from classify.data.splits import apply_minority_fraction, assign_splits, check_fractions, split_targets
 
 
 def _groups_of(md5s):

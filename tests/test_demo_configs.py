@@ -9,7 +9,7 @@ import pytest
 
 from classify.cli import main as classify_main
 from gen.cli import main as gen_main
-from gen.pipeline import PipelineConfig
+from gen.pipeline.runner import PipelineConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = {"classify": classify_main, "gen": gen_main}

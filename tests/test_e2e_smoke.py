@@ -1,4 +1,4 @@
-"""The whole pipeline end to end at micro scale, through gen.pipeline and the real CLIs.
+"""The whole pipeline end to end at micro scale, through gen.pipeline.runner and the real CLIs.
 
 It runs the shipped scripts/demo-cpu.toml itself (so a broken flag there fails here), with
 its [vars] swapped for micro values: 40 tiny images made here (the 'bad' ones carry a
@@ -22,10 +22,10 @@ from browser_helpers import broken_links, probe_images
 from conftest import write_class_images
 
 from classify.cli import main as classify_main
-from gen import pipeline
 from gen.cli import main as gen_main
-from gen.pipeline import PipelineConfig, run_pipeline
-from gen.site import write_index
+from gen.pipeline import runner as pipeline
+from gen.pipeline.runner import PipelineConfig, run_pipeline
+from gen.pipeline.site import write_site_index
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ["prepare", "judge", "judge_eval", "gan", "sample", "ablate", "report"]
@@ -45,7 +45,7 @@ def _micro_config(images: Path) -> PipelineConfig:
 
 
 class InProcess:
-    """Stands in for the `subprocess` module inside gen.pipeline: `call(argv)` runs the
+    """Stands in for the `subprocess` module inside gen.pipeline.runner: `call(argv)` runs the
     console script named by argv[0] through its click group and returns its exit code."""
 
     GROUPS = {"classify": classify_main, "gen": gen_main}
@@ -98,7 +98,7 @@ def micro_run(tmp_path_factory, in_process):
     assert [Path(c[0]).name + " " + c[1] for c in in_process.calls] == [
         "classify prepare", "classify train", "classify eval", "gen train", "gen sample", "classify ablate",
         "classify report"]
-    return cfg, out, timings, write_index(out, timings)
+    return cfg, out, timings, write_site_index(out, timings)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

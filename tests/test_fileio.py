@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from classify.fileio import atomic_write_json, atomic_write_text
+from classify.core.fileio import atomic_write_json, atomic_write_text
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from classify.errors import UserError
-from gen.fid_select import greedy_fd_selection
-from gen.filters import (
+from classify.core.errors import UserError
+from gen.core.setmetrics import frechet_distance
+from gen.sample.fid_select import greedy_fd_selection
+from gen.sample.filters import (
     FilterConfig,
     FilterInputs,
     RealSet,
@@ -17,7 +18,6 @@ from gen.filters import (
     realism_scores,
     run_filters,
 )
-from gen.setmetrics import frechet_distance
 
 
 def _reals(n=40, d=2, seed=0):
@@ -29,7 +29,7 @@ def _reals(n=40, d=2, seed=0):
 
 def _core(feats, k=3):
     """Indices of reals whose k-NN radius is at most the median: the ones realism counts."""
-    from gen.setmetrics import knn_radii
+    from gen.core.setmetrics import knn_radii
 
     radii = knn_radii(feats, k)
     return torch.nonzero(radii <= radii.median()).flatten()

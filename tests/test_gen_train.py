@@ -9,10 +9,10 @@ import pytest
 import torch
 from gen_train_helpers import make_prepared, state_of, tiny_cfg
 
-from classify.errors import UserError
-from gen import train as train_mod
-from gen.snapshot import list_snapshots
-from gen.train import train
+from classify.core.errors import UserError
+from gen.train import trainer as train_mod
+from gen.train.snapshot import list_snapshots
+from gen.train.trainer import train_gan
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see tests/conftest.py
 
@@ -24,7 +24,7 @@ def data_dir(tmp_path_factory):
 
 def test_tiny_run_writes_every_file(data_dir, tmp_path):
     out = tmp_path / "run"
-    result = train(tiny_cfg(data_dir, out, kimg=0.06), log=lambda m: None)
+    result = train_gan(tiny_cfg(data_dir, out, kimg=0.06), log=lambda m: None)
     assert result["status"] == "done" and result["kimg"] == pytest.approx(0.06)
     for name in ("reals.png", "fakes_init.png", "fakes000000.png", "training_options.json", "metrics.jsonl",
                  "network-snapshot-000000.pt", "network-snapshot-000000.G_ema.safetensors"):
@@ -40,7 +40,7 @@ def test_tiny_run_writes_every_file(data_dir, tmp_path):
     snap = torch.load(out / "network-snapshot-000000.pt", weights_only=True)
     assert snap["format_version"] == 1 and snap["config"]["classes"] == ["bad"]
     assert snap["counters"]["cur_nimg"] == 60 and set(snap["rng"]) >= {"torch", "numpy", "python"}
-    from gen.generator_file import load_generator
+    from gen.core.generator_file import load_generator
 
     G, info = load_generator(out, which="latest")
     import csv
@@ -61,11 +61,11 @@ def test_resume_is_exact(data_dir, tmp_path):
     """2N steps straight == N steps, stop, resume, N steps (weights, optimizer, ADA p, counters)."""
     kw = dict(aug="ada", p=0.3, mirror=True, classes=["bad", "good"], tick_kimg=0.012, kimg=0.08)
     straight = tmp_path / "straight"
-    train(tiny_cfg(data_dir, straight, **kw), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, straight, **kw), log=lambda m: None)
     split = tmp_path / "split"
-    train(tiny_cfg(data_dir, split, **dict(kw, kimg=0.04)), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, split, **dict(kw, kimg=0.04)), log=lambda m: None)
     assert state_of(split)["counters"]["cur_nimg"] == 40
-    train(tiny_cfg(data_dir, split, **dict(kw, resume=str(split))), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, split, **dict(kw, resume=str(split))), log=lambda m: None)
     a, b = state_of(straight), state_of(split)
     assert a["counters"]["batch_idx"] == b["counters"]["batch_idx"] == 20  # R1 ran at steps 0 and 16
     fa, fb = _flat(a), _flat(b)
@@ -83,17 +83,17 @@ def test_resume_is_exact(data_dir, tmp_path):
 
 def test_resume_with_changed_config_is_refused(data_dir, tmp_path):
     out = tmp_path / "run"
-    train(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
     with pytest.raises(UserError, match="gamma"):
-        train(tiny_cfg(data_dir, out, kimg=0.04, gamma=5.0, resume=str(out)), log=lambda m: None)
+        train_gan(tiny_cfg(data_dir, out, kimg=0.04, gamma=5.0, resume=str(out)), log=lambda m: None)
 
 
 def test_resume_on_changed_data_is_refused(data_dir, tmp_path):
     out = tmp_path / "run"
-    train(tiny_cfg(data_dir, out, kimg=0.004), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, out, kimg=0.004), log=lambda m: None)
     other = make_prepared(tmp_path / "other", counts={"bad": 30, "good": 10})
     with pytest.raises(UserError, match="training data changed since this snapshot"):
-        train(tiny_cfg(other, out, kimg=0.008, resume=str(out)), log=lambda m: None)
+        train_gan(tiny_cfg(other, out, kimg=0.008, resume=str(out)), log=lambda m: None)
 
 
 class ConstD(torch.nn.Module):
@@ -110,16 +110,16 @@ class ConstD(torch.nn.Module):
 
 @pytest.mark.parametrize("value, expect_rise", [(5.0, True), (-5.0, False)])
 def test_ada_p_follows_the_discriminator(data_dir, tmp_path, monkeypatch, value, expect_rise):
-    real_build = train_mod.build_networks
+    real_build = train_mod.build_training_networks
 
     def build_with_const_d(*args, **kw):
         nets = real_build(*args, **kw)
         nets.D = ConstD(value)
         return nets
 
-    monkeypatch.setattr(train_mod, "build_networks", build_with_const_d)
+    monkeypatch.setattr(train_mod, "build_training_networks", build_with_const_d)
     out = tmp_path / "run"
-    result = train(tiny_cfg(data_dir, out, kimg=0.04, aug="ada", p=0.0, gamma=0.0), log=lambda m: None)
+    result = train_gan(tiny_cfg(data_dir, out, kimg=0.04, aug="ada", p=0.0, gamma=0.0), log=lambda m: None)
     # 10 steps of batch 4 -> 2 ADA updates (every 4 D steps) of 4 * 4 / 500k each.
     if expect_rise:
         assert result["ada_p"] == pytest.approx(2 * 16 / 500_000)
@@ -130,7 +130,7 @@ def test_ada_p_follows_the_discriminator(data_dir, tmp_path, monkeypatch, value,
 
 
 def test_snapshots_are_pruned_to_keep(data_dir, tmp_path):
-    from gen.snapshot import prune_snapshots
+    from gen.train.snapshot import prune_snapshots
 
     out = tmp_path / "run"
     out.mkdir()
@@ -145,7 +145,7 @@ def test_snapshots_are_pruned_to_keep(data_dir, tmp_path):
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_reduced_precision_trains(data_dir, tmp_path, precision):
     out = tmp_path / precision
-    train(tiny_cfg(data_dir, out, kimg=0.02, precision=precision, num_fp16_res=2, channels_last=True),
+    train_gan(tiny_cfg(data_dir, out, kimg=0.02, precision=precision, num_fp16_res=2, channels_last=True),
           log=lambda m: None)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss_G"]) and math.isfinite(r["loss_D"]) for r in rows)
@@ -155,11 +155,11 @@ def test_reduced_precision_trains(data_dir, tmp_path, precision):
 
 def test_transfer_to_more_classes_reinitialises_label_layers(data_dir, tmp_path):
     src = tmp_path / "src"
-    train(tiny_cfg(data_dir, src, kimg=0.02), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, src, kimg=0.02), log=lambda m: None)
     msgs: list[str] = []
     dst = tmp_path / "dst"
     snap_path = list_snapshots(src)[-1]
-    train(tiny_cfg(data_dir, dst, kimg=0.004, classes=["bad", "good"], resume_from=str(snap_path), lr=1e-12,
+    train_gan(tiny_cfg(data_dir, dst, kimg=0.004, classes=["bad", "good"], resume_from=str(snap_path), lr=1e-12,
                    gamma=0.0, pl_weight=0.0), log=msgs.append)
     note = next(m for m in msgs if m.startswith("transfer:"))
     assert "G label layers re-initialised" in note and "D label layers re-initialised" in note
@@ -173,16 +173,16 @@ def test_transfer_to_more_classes_reinitialises_label_layers(data_dir, tmp_path)
 
 def test_transfer_from_a_different_resolution_is_refused(data_dir, tmp_path):
     src = tmp_path / "src"
-    train(tiny_cfg(data_dir, src, kimg=0.004), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, src, kimg=0.004), log=lambda m: None)
     with pytest.raises(UserError, match="does not fit this run"):
-        train(tiny_cfg(data_dir, tmp_path / "dst", res=32, kimg=0.004,
+        train_gan(tiny_cfg(data_dir, tmp_path / "dst", res=32, kimg=0.004,
                        resume_from=str(src / "network-snapshot-000000.G_ema.safetensors")), log=lambda m: None)
 
 
 def test_fixed_augmentation_keeps_p():
     from stylegan2_ada import AugmentPipe
 
-    from gen.ada_control import AdaController
+    from gen.train.ada_control import AdaController
 
     pipe = AugmentPipe(num_channels=1)
     pipe.p.fill_(0.25)
@@ -206,7 +206,7 @@ class MeanPoolFeatures(torch.nn.Module):
 
 
 def test_metrics_track_the_best_snapshot(data_dir, tmp_path, monkeypatch):
-    import gen.metrics as metrics_mod
+    import gen.core.metrics as metrics_mod
 
     def fake_build(name, **kw):
         assert name == "judge" and kw["weights_path"] == "judge.pt"
@@ -214,7 +214,7 @@ def test_metrics_track_the_best_snapshot(data_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(metrics_mod, "build_extractor", fake_build)
     out = tmp_path / "run"
-    train(tiny_cfg(data_dir, out, kimg=0.04, metrics=["fd", "kd"], judge="judge.pt", metric_every=1, snap=5),
+    train_gan(tiny_cfg(data_dir, out, kimg=0.04, metrics=["fd", "kd"], judge="judge.pt", metric_every=1, snap=5),
           log=lambda m: None)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     measured = [r for r in rows if "fd_judge" in r]
@@ -248,7 +248,7 @@ def test_transfer_from_a_reference_pkl(data_dir, tmp_path):
     out = tmp_path / "run"
     cfg = tiny_cfg(data_dir, out, res=32, z_dim=64, w_dim=64, map_layers=2, channel_base=4096, channel_max=64,
                    kimg=0.004, lr=1e-12, gamma=0.0, pl_weight=0.0, resume_from=str(pkl))
-    train(cfg, log=msgs.append)
+    train_gan(cfg, log=msgs.append)
     assert not marker.exists()
     note = next(m for m in msgs if m.startswith("transfer:"))
     assert "G label layers re-initialised" in note and "D label layers re-initialised" in note
@@ -263,7 +263,7 @@ def test_transfer_from_a_reference_pkl(data_dir, tmp_path):
 def test_freeze_d_excludes_the_highest_resolution_blocks():
     from stylegan2_ada import Discriminator, DiscriminatorConfig
 
-    from gen.phases import trainable_d_params
+    from gen.train.phases import trainable_d_params
 
     D = Discriminator.from_config(DiscriminatorConfig(img_resolution=16, img_channels=1, channel_base=256,
                                                       channel_max=16))
@@ -276,19 +276,19 @@ def test_freeze_d_excludes_the_highest_resolution_blocks():
 
 def test_best_snapshot_survives_a_newer_snapshot_of_the_same_kimg(data_dir, tmp_path, monkeypatch):
     """Snapshot names are kimg rounded down; a later, worse state must not replace the best."""
-    import gen.train_metrics as tm
+    import gen.train.metric_runner as tm
 
     scripted = iter([5.0, 3.0, 4.0, 6.0, 7.0])
     monkeypatch.setattr(tm.MetricRunner, "__init__", lambda self, cfg, data, device: None)
     monkeypatch.setattr(tm.MetricRunner, "evaluate", lambda self, G: {"fd_judge": next(scripted)})
     monkeypatch.setattr(tm.MetricRunner, "primary", lambda self, values: "fd_judge")
     out = tmp_path / "run"
-    train(tiny_cfg(data_dir, out, kimg=0.064, tick_kimg=0.02, metrics=["fd"], judge="j.pt"), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, out, kimg=0.064, tick_kimg=0.02, metrics=["fd"], judge="j.pt"), log=lambda m: None)
     best = json.loads((out / "best.json").read_text())
     assert best == {"snapshot": "best-network-snapshot-000000.pt", "metric": "fd_judge", "value": 3.0, "kimg": 0}
     kept = torch.load(out / best["snapshot"], weights_only=True)
     assert kept["counters"]["cur_nimg"] == 24 and kept["metric_history"][-1]["fd_judge"] == 3.0
     assert state_of(out)["counters"]["cur_nimg"] == 64  # the latest state is in the plain name
-    from gen.generator_file import resolve_generator_path
+    from gen.core.generator_file import resolve_generator_path
 
     assert resolve_generator_path(out, "best").name == "best-network-snapshot-000000.G_ema.safetensors"

@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 from gen_train_helpers import ddp_worker, make_prepared, state_of, tiny_cfg, tiny_overrides
 
-from gen.train import train
+from gen.train.trainer import train_gan
 
 
 def _free_port() -> int:
@@ -44,7 +44,7 @@ def test_two_gloo_processes_match_one(tmp_path):
     data = make_prepared(tmp_path / "d", counts={"bad": 40, "good": 8})
     kw = dict(batch=8, mbstd_group=4, aug="none", style_mixing=0.0, pl_weight=0.0, kimg=0.008, tick_kimg=0.008)
     single = tmp_path / "single"
-    train(tiny_cfg(data, single, **kw), log=lambda m: None)
+    train_gan(tiny_cfg(data, single, **kw), log=lambda m: None)
     ddp = tmp_path / "ddp"
     mp.spawn(ddp_worker, args=(2, _free_port(), tiny_overrides(data, ddp, **kw)), nprocs=2, join=True)
     a, b = state_of(single), state_of(ddp)
@@ -58,7 +58,7 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert fractions["G"] < 1e-3 and fractions["G_ema"] < 1e-3 and fractions["D"] < 0.1
     # The comparison is sensitive: a run with another seed differs almost everywhere.
     other = tmp_path / "other"
-    train(tiny_cfg(data, other, **dict(kw, seed=3)), log=lambda m: None)
+    train_gan(tiny_cfg(data, other, **dict(kw, seed=3)), log=lambda m: None)
     assert _mismatch_fraction(a, state_of(other), "G") > 0.5
 
 

@@ -16,11 +16,11 @@ import torch
 from click.testing import CliRunner
 from gen_train_helpers import make_prepared, state_of, tiny_cfg
 
-from classify.errors import UserError
-from gen import train as train_mod
+from classify.core.errors import UserError
 from gen.commands.train import train_command
-from gen.snapshot import list_snapshots
-from gen.train import train
+from gen.train import trainer as train_mod
+from gen.train.snapshot import list_snapshots
+from gen.train.trainer import train_gan
 
 TESTS_DIR = Path(__file__).parent
 REPO = TESTS_DIR.parent
@@ -96,7 +96,7 @@ def test_batch_that_mbstd_groups_cannot_split_is_refused_up_front(data_dir, tmp_
 
 
 def test_cifar_preset_turns_off_path_length_and_style_mixing():
-    from gen.presets import preset_fields
+    from gen.train.presets import preset_fields
 
     cifar = preset_fields("cifar", 32)
     assert cifar["pl_weight"] == 0.0 and cifar["style_mixing"] == 0.0 and cifar["mbstd_group"] == 32
@@ -105,7 +105,7 @@ def test_cifar_preset_turns_off_path_length_and_style_mixing():
 
 def test_cli_resume_with_other_config_is_refused(data_dir, tmp_path):
     out = tmp_path / "run"
-    train(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
     _one_line_error(_cli("--resume", str(out), "--gamma", "7"), "gamma: 1.0 -> 7.0")
 
 
@@ -113,8 +113,8 @@ def _spawn_training(data_dir: Path, out: Path) -> subprocess.Popen:
     """A long tiny run in a child process, snapshotting after every step."""
     code = (
         "import sys, torch; sys.path.insert(0, sys.argv[1]); torch.set_num_threads(1)\n"
-        "from gen_train_helpers import tiny_cfg\nfrom gen.train import train\n"
-        "print(train(tiny_cfg(sys.argv[2], sys.argv[3], kimg=5.0, tick_kimg=0.004, snap=1), log=print), flush=True)\n"
+        "from gen_train_helpers import tiny_cfg\nfrom gen.train.trainer import train_gan\n"
+        "print(train_gan(tiny_cfg(sys.argv[2], sys.argv[3], kimg=5.0, tick_kimg=0.004, snap=1), log=print), flush=True)\n"
     )
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
@@ -146,7 +146,7 @@ def test_kill_9_leaves_a_resumable_snapshot(data_dir, tmp_path):
     assert done >= 4 and snap["format_version"] == 1
     (out / ".network-snapshot-000000.pt.k9.tmp").write_bytes(b"torn")  # what a kill mid-write leaves
     (out / ".notes.txt.tmp").write_bytes(b"not ours")
-    result = train(tiny_cfg(data_dir, out, kimg=(done + 8) / 1000, tick_kimg=0.004, snap=1, resume="latest"),
+    result = train_gan(tiny_cfg(data_dir, out, kimg=(done + 8) / 1000, tick_kimg=0.004, snap=1, resume="latest"),
                    log=lambda m: None)
     assert result["status"] == "done" and state_of(out)["counters"]["cur_nimg"] == done + 8
     assert sorted(p.name for p in out.glob(".*.tmp")) == [".notes.txt.tmp"]
@@ -166,7 +166,7 @@ def test_sigterm_snapshots_and_exits_cleanly(data_dir, tmp_path):
 
 def test_full_disk_keeps_the_old_snapshot(data_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    train(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
     old = (out / "network-snapshot-000000.pt").read_bytes()
     real_fsync = os.fsync
 
@@ -177,7 +177,7 @@ def test_full_disk_keeps_the_old_snapshot(data_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", fsync_disk_full)
     with pytest.raises(UserError, match="disk full while writing .*network-snapshot-000000.pt; the previous file"):
-        train(tiny_cfg(data_dir, out, kimg=0.04, resume=str(out)), log=lambda m: None)
+        train_gan(tiny_cfg(data_dir, out, kimg=0.04, resume=str(out)), log=lambda m: None)
     monkeypatch.undo()
     assert (out / "network-snapshot-000000.pt").read_bytes() == old
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -205,7 +205,7 @@ def test_nan_loss_stops_and_keeps_last_good_snapshot(data_dir, tmp_path, monkeyp
     out = tmp_path / "run"
     with pytest.raises(UserError, match=r"non-finite loss_G in phase Gmain.*last good snapshot is kept "
                                         r"\(network-snapshot-000000.pt\)"):
-        train(tiny_cfg(data_dir, out, kimg=0.08, tick_kimg=0.02), log=lambda m: None)
+        train_gan(tiny_cfg(data_dir, out, kimg=0.08, tick_kimg=0.02), log=lambda m: None)
     snap = state_of(out)
     assert snap["counters"]["cur_nimg"] == 24  # the tick after step 6; step 9 failed
     assert all(torch.isfinite(v).all() for v in snap["G"].values() if v.is_floating_point())
@@ -237,17 +237,17 @@ def test_cli_trains_then_resumes_with_more_kimg(data_dir, tmp_path):
 @pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_cli_exit_code_says_a_stopped_run_is_unfinished(data_dir, tmp_path, monkeypatch, signal_name, code):
     """`gen train ... && gen sample ...` must not go on with a GAN a signal stopped halfway."""
-    import gen.train
+    import gen.train.trainer
 
     stopped = {"status": "stopped", "stop_signal": signal_name, "kimg": 0.004, "snapshot": "s.pt"}
-    monkeypatch.setattr(gen.train, "train", lambda cfg, log: stopped)
+    monkeypatch.setattr(gen.train.trainer, "train_gan", lambda cfg, log, resume=None: stopped)
     r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
                                            "--preset", "cpu-tiny", "--device", "cpu"])
     assert r.exit_code == code and "stopped: kimg 0.004" in r.output
 
 
 def test_corrupt_snapshot_names_the_way_forward(tmp_path):
-    from gen.snapshot import load_snapshot
+    from gen.train.snapshot import load_snapshot
 
     for name in ("network-snapshot-000000.pt", "network-snapshot-000004.pt", "network-snapshot-000008.pt"):
         (tmp_path / name).write_bytes(b"torn")
@@ -268,7 +268,7 @@ def test_cli_stores_absolute_paths(data_dir, tmp_path, monkeypatch):
 
 
 def test_no_progress_bar_in_a_log_file_but_one_line_per_tick(tmp_path, capsys, monkeypatch):
-    from gen.train_log import RunLog
+    from gen.train.log import RunLog
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     log = RunLog(tmp_path, total_nimg=1000, start_nimg=0, enabled=True, resume_nimg=None)

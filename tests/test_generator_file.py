@@ -6,8 +6,8 @@ import pytest
 import torch
 from stylegan2_ada import Generator, GeneratorConfig
 
-from classify.errors import UserError
-from gen.generator_file import (
+from classify.core.errors import UserError
+from gen.core.generator_file import (
     export_generator,
     load_generator,
     read_generator_metadata,

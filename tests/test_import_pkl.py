@@ -1,4 +1,4 @@
-"""Safe import of reference StyleGAN2-ADA `.pkl` snapshots (vendor/stylegan2_ada/import_pkl.py)."""
+"""Safe import of reference StyleGAN2-ADA `.pkl` snapshots (vendor/stylegan2_ada.pkl.importer.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 from reference_pkl_builder import FakePersistent, module_state, reference_names, split, write_reference_pkl
-from stylegan2_ada.import_pkl import build_networks, load_reference_pkl
-from stylegan2_ada.safe_unpickle import safe_load_pkl
-
-from classify.errors import UserError
+from stylegan2_ada.errors import CheckpointError
+from stylegan2_ada.pkl.importer import load_reference_pkl, networks_from_checkpoint
+from stylegan2_ada.pkl.unpickle import safe_load_pkl
 
 GOLDEN = Path(__file__).parent / "golden"
 COND = GOLDEN / "sg2ada_cond_gray32.safetensors"
@@ -67,7 +66,7 @@ def test_code_executing_pickle_is_refused_and_runs_nothing(tmp_path, payload, gl
     marker = tmp_path / "marker"
     pkl = tmp_path / "evil.pkl"
     pkl.write_bytes(pickle.dumps({"G_ema": payload(marker)}, protocol=3))
-    with pytest.raises(UserError) as exc:
+    with pytest.raises(CheckpointError) as exc:
         load_reference_pkl(pkl)
     msg = _one_line(exc)
     assert global_name in msg and str(pkl) in msg
@@ -88,7 +87,7 @@ def test_payload_hidden_inside_a_valid_snapshot_is_refused(tmp_path):
         blob = pickle.dumps({"G_ema": record}, protocol=3)
     pkl = tmp_path / "nested.pkl"
     pkl.write_bytes(blob)
-    with pytest.raises(UserError, match="builtins.exec"):
+    with pytest.raises(CheckpointError, match="builtins.exec"):
         load_reference_pkl(pkl)
     assert not marker.exists()
 
@@ -107,7 +106,7 @@ def test_payload_inside_a_tensor_blob_is_refused(tmp_path):
     marker = tmp_path / "marker"
     pkl = tmp_path / "blob.pkl"
     pkl.write_bytes(pickle.dumps({"G_ema": EvilStorageBlob(marker)}, protocol=3))
-    with pytest.raises(UserError) as exc:
+    with pytest.raises(CheckpointError) as exc:
         safe_load_pkl(pkl)
     assert str(pkl) in _one_line(exc)
     assert not marker.exists()
@@ -162,7 +161,7 @@ def test_old_numpy_module_name_is_accepted(tmp_path):
 def test_unsupported_architecture_is_refused(tmp_path, which, arch, word):
     kwargs = {"g_arch": arch} if which == "G" else {"d_arch": arch}
     write_reference_pkl(COND, tmp_path / "ref.pkl", tmp_path / "marker", **kwargs)
-    with pytest.raises(UserError) as exc:
+    with pytest.raises(CheckpointError) as exc:
         load_reference_pkl(tmp_path / "ref.pkl")
     msg = _one_line(exc)
     assert word in msg and repr(arch) in msg and "architecture" in msg
@@ -171,7 +170,7 @@ def test_unsupported_architecture_is_refused(tmp_path, which, arch, word):
 def test_snapshot_without_g_ema_names_what_it_holds(tmp_path):
     pkl = tmp_path / "x.pkl"
     pkl.write_bytes(pickle.dumps({"weights": [1, 2, 3]}, protocol=3))
-    with pytest.raises(UserError, match=r"no G_ema network \(it holds: weights\)"):
+    with pytest.raises(CheckpointError, match=r"no G_ema network \(it holds: weights\)"):
         load_reference_pkl(pkl)
 
 
@@ -183,7 +182,7 @@ def test_truncated_file_is_a_one_line_error(tmp_path):
     for cut in (len(blob) // 2, len(blob) - 1, 10):
         bad = tmp_path / f"cut{cut}.pkl"
         bad.write_bytes(blob[:cut])
-        with pytest.raises(UserError) as exc:
+        with pytest.raises(CheckpointError) as exc:
             load_reference_pkl(bad)
         msg = _one_line(exc)
         assert str(bad) in msg and "truncated or corrupt" in msg
@@ -193,13 +192,13 @@ def test_truncated_file_is_a_one_line_error(tmp_path):
 def test_garbage_file_is_a_one_line_error(tmp_path, content):
     bad = tmp_path / "garbage.pkl"
     bad.write_bytes(content)
-    with pytest.raises(UserError) as exc:
+    with pytest.raises(CheckpointError) as exc:
         load_reference_pkl(bad)
     assert str(bad) in _one_line(exc)
 
 
 def test_missing_file_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="cannot open"):
+    with pytest.raises(CheckpointError, match="cannot open"):
         load_reference_pkl(tmp_path / "nope.pkl")
 
 
@@ -213,7 +212,7 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_imported_networks_reproduce_golden_outputs(tmp_path, golden_path):
     state = write_reference_pkl(golden_path, tmp_path / "ref.pkl", tmp_path / "marker")
     ckpt = load_reference_pkl(tmp_path / "ref.pkl")
-    nets = build_networks(ckpt)
+    nets = networks_from_checkpoint(ckpt)
     assert set(nets) == {"G", "D", "G_ema"}
     G_ema, D = nets["G_ema"].eval(), nets["D"].eval()
     z, c, real = state["io.z"], state["io.c"], state["io.real"]
@@ -242,14 +241,14 @@ def test_weights_that_contradict_the_settings_are_refused(tmp_path):
     # The record claims channel_max=32 while its stored weights are 64 wide.
     write_reference_pkl(COND, tmp_path / "ref.pkl", tmp_path / "marker", synthesis_kwargs={"channel_max": 32})
     ckpt = load_reference_pkl(tmp_path / "ref.pkl")
-    with pytest.raises(UserError) as exc:
-        build_networks(ckpt, include=("G_ema",))
+    with pytest.raises(CheckpointError) as exc:
+        networks_from_checkpoint(ckpt, include=("G_ema",))
     assert "has shape" in _one_line(exc) and "config implies" in str(exc.value)
 
 
 def test_mapping_depth_that_contradicts_the_weights_is_refused(tmp_path):
     write_reference_pkl(COND, tmp_path / "ref.pkl", tmp_path / "marker", mapping_kwargs={"num_layers": 3})
-    with pytest.raises(UserError, match="num_layers=3 but its mapping has 2 layers"):
+    with pytest.raises(CheckpointError, match="num_layers=3 but its mapping has 2 layers"):
         load_reference_pkl(tmp_path / "ref.pkl")
 
 
@@ -257,7 +256,7 @@ def test_mapping_depth_that_contradicts_the_weights_is_refused(tmp_path):
 
 def test_cli_exports_g_ema_that_loads_back(tmp_path):
     from gen.cli import main as gen_main
-    from gen.generator_file import load_generator
+    from gen.core.generator_file import load_generator
 
     state = write_reference_pkl(COND, tmp_path / "network-snapshot-000120.pkl", tmp_path / "marker")
     out = tmp_path / "g.safetensors"
@@ -306,7 +305,7 @@ class TensorView:
 def test_tensor_views_outside_their_storage_are_refused(tmp_path, view):
     pkl = tmp_path / "view.pkl"
     pkl.write_bytes(pickle.dumps({"G_ema": TensorView(*view)}, protocol=3))
-    with pytest.raises(UserError, match="truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
         safe_load_pkl(pkl)
 
 
@@ -333,5 +332,5 @@ def test_tensor_repointed_by_build_is_refused(tmp_path):
     # Without the post-load check this yields 64 floats, 62 of them uninitialised memory.
     pkl = tmp_path / "repoint.pkl"
     pkl.write_bytes(pickle.dumps([RepointedTensor()], protocol=3))
-    with pytest.raises(UserError, match="re-pointed"):
+    with pytest.raises(CheckpointError, match="re-pointed"):
         safe_load_pkl(pkl)

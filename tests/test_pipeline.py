@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from classify.errors import UserError
-from gen.grids import grid_image, save_grid, to_uint8
-from gen.pipeline import PipelineConfig, run_pipeline
-from gen.site import write_index
+from classify.core.errors import UserError
+from gen.core.grids import grid_image, save_grid, to_uint8
+from gen.pipeline.runner import PipelineConfig, run_pipeline
+from gen.pipeline.site import write_site_index
 
 CONFIG = """
 [vars]
@@ -84,7 +84,7 @@ def test_index_lists_only_existing_outputs(tmp_path):
     (out / "gan" / "metrics.jsonl").write_text(
         json.dumps({"kimg": 1, "fd_judge": 5.0, "ada_p": 0.1}) + "\n" + json.dumps({"kimg": 2, "fd_judge": 3.0, "ada_p": 0.2}) + "\n{torn"
     )
-    index = write_index(out, {"prepare": 3.0})
+    index = write_site_index(out, {"prepare": 3.0})
     page = index.read_text()
     assert 'src="gan/reals.png"' in page and 'src="gan/training_curves.png"' in page
     assert (out / "gan" / "training_curves.png").is_file()

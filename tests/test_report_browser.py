@@ -12,8 +12,8 @@ import torch
 from browser_helpers import broken_links, chromium_or_skip, probe_images, screenshot
 from PIL import Image
 
-from gen.grids import save_grid
-from gen.site import write_index
+from gen.core.grids import save_grid
+from gen.pipeline.site import write_site_index
 
 
 def _grid(path: Path, shade: int = 90) -> None:
@@ -55,7 +55,7 @@ def make_run(out: Path) -> Path:
     _write(out / "ablate" / "results.json", json.dumps([
         {"model": "resnet18", "minority_fraction": 1, "arm": a, "average_precision": ap, "minority_f1": 0.5}
         for a, ap in [("baseline", 0.7), ("baseline", 0.72), ("gan_filtered@1", 0.75)]]))
-    return write_index(out, {"prepare": 3.0, "judge": 60.0})
+    return write_site_index(out, {"prepare": 3.0, "judge": 60.0})
 
 
 def test_index_renders_with_no_broken_images_or_links(tmp_path):
@@ -100,7 +100,7 @@ def test_links_must_be_relative_and_inside_the_run(tmp_path):
 
 
 def test_training_curves_plot_distances_not_their_std_or_subset():
-    from gen.curves import _metric_keys
+    from gen.pipeline.curves import _metric_keys
 
     rows = [{"kimg": 0, "fd_judge": 9.0, "kd_judge": 0.1, "kd_judge_std": 0.2, "kd_judge_subset": 8, "ada_p": 0.0}]
     assert _metric_keys(rows, ("kd", "kid")) == ["kd_judge"] and _metric_keys(rows, ("fd", "fid")) == ["fd_judge"]

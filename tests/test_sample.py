@@ -13,14 +13,14 @@ from conftest import write_class_images
 from PIL import Image
 from sample_fixtures import tiny_generator, tiny_judge
 
-from classify.errors import UserError
-from classify.prepare import PrepareConfig, prepare_dataset
-from classify.synthetic import load_synthetic
+from classify.core.errors import UserError
+from classify.data.prepare import PrepareConfig, prepare_dataset
+from classify.train.synthetic import load_synthetic
 from gen.cli import main
-from gen.filters import FilterConfig
-from gen.generator_file import load_generator
-from gen.sample import SampleConfig, run_sample
-from gen.sampling import generate, parse_seeds
+from gen.core.generator_file import load_generator
+from gen.sample.filters import FilterConfig
+from gen.sample.runner import SampleConfig, run_sample
+from gen.sample.sampling import generate, parse_seeds
 
 
 @pytest.fixture(scope="module")
@@ -223,14 +223,14 @@ def test_grid_of_a_classifier_checkpoint_says_it_is_not_a_generator(setup, tmp_p
 
 
 def test_cli_interrupt_says_the_images_are_kept(setup, tmp_path, monkeypatch):
-    import gen.sample
+    import gen.sample.runner
 
     def interrupted(cfg, log):
         (Path(cfg.out) / "images").mkdir(parents=True)
         (Path(cfg.out) / "images" / "seed0000.png").write_bytes(b"png")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gen.sample, "run_sample", interrupted)
+    monkeypatch.setattr(gen.sample.runner, "run_sample", interrupted)
     run, _ = setup
     r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "s"), "--n", "4", "--filters", "none"])
     assert r.exit_code == 130 and "interrupted: the 1 images in" in r.output and "rerun the same command" in r.output

@@ -1,12 +1,12 @@
-"""gen.metrics with a real judge checkpoint: names by extractor, torch-fidelity agreement, no downloads."""
+"""gen.core.metrics with a real judge checkpoint: names by extractor, torch-fidelity agreement, no downloads."""
 
 import pytest
 import torch
 import torch_fidelity
 from sample_fixtures import tiny_judge
 
-from classify.errors import UserError
-from gen.metrics import ExtractorConfig, build_extractor, compute_metrics
+from classify.core.errors import UserError
+from gen.core.metrics import ExtractorConfig, build_extractor, compute_metrics
 
 
 class _Images(torch.utils.data.Dataset):
@@ -70,7 +70,7 @@ def test_inception_only_from_a_local_file(tmp_path, monkeypatch):
 
 
 def test_set_metrics_skip_fd_kd_below_ten_images():
-    from gen.sample_report import set_metrics
+    from gen.sample.filter_report import set_metrics
 
     g = torch.Generator().manual_seed(0)
     real = torch.randn(12, 8, generator=g, dtype=torch.float64)
@@ -83,8 +83,8 @@ def test_set_metrics_skip_fd_kd_below_ten_images():
 def test_filter_report_compares_at_equal_size_and_against_held_out_reals():
     import numpy as np
 
-    from gen.filters import FilterOutcome
-    from gen.sample_report import build_report, summary_lines
+    from gen.sample.filter_report import build_filter_report, summary_lines
+    from gen.sample.filters import FilterOutcome
 
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(60, 8, generator=g, dtype=torch.float64)
@@ -93,13 +93,13 @@ def test_filter_report_compares_at_equal_size_and_against_held_out_reals():
     accepted = np.zeros(60, dtype=bool)
     accepted[:20] = True
     outcome = FilterOutcome({}, accepted, ["" if a else "realism" for a in accepted], {})
-    report = build_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge", {0: val_reals})
+    report = build_filter_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge", {0: val_reals})
     entry = report["per_class"]["bad"]
     assert entry["all_same_n_vs_real"]["n"] == entry["accepted_vs_real"]["n"] == 20
     assert entry["all_vs_real"]["n"] == 60 and entry["heldout"]["n_real"] == 30
     assert entry["heldout"]["all_same_n_vs_real"]["n"] == 20
     assert entry["heldout"]["all_vs_real"]["fd_judge"] > 10 * entry["all_vs_real"]["fd_judge"]
-    again = build_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge", {0: val_reals})
+    again = build_filter_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge", {0: val_reals})
     assert again["per_class"]["bad"]["all_same_n_vs_real"] == entry["all_same_n_vs_real"]  # seeded subset
     assert "in-sample" in report["set_metrics_note"]
     lines = "\n".join(summary_lines(report))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from classify.errors import UserError
-from gen.metrics import metric_name, metrics_from_features
-from gen.setmetrics import frechet_distance, kernel_distance, kid_subset_size, knn_radii, prdc
+from classify.core.errors import UserError
+from gen.core.metrics import metric_name, metrics_from_features
+from gen.core.setmetrics import frechet_distance, kernel_distance, kid_subset_size, knn_radii, prdc
 
 
 def _hand_fd(a: np.ndarray, b: np.ndarray) -> float:

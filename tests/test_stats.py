@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from classify.stats import (
+from classify.ablate.stats import (
     bootstrap_ci,
     holm_adjust,
     paired_compare,

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import click
 
-from classify.ablate_config import default_setting
-from classify.clitools import user_errors, warn_if_slow_cpu_bf16
+from classify.ablate.config import default_setting, train_keys
+from classify.core.clitools import user_errors, warn_if_slow_cpu_bf16
+from classify.core.configs import config_options
+from classify.train.config import ClassifierTrainConfig
 
 
 def _default(key: str) -> str:
@@ -28,7 +30,7 @@ def config_overrides(options: dict) -> dict:
     """The study options as AblationConfig fields (None = not given: the TOML or default stands).
 
     Values stay as typed ("0,1,2"); AblationConfig.from_dict reads flags and TOML alike."""
-    from classify.ablate_config import parse_samples
+    from classify.ablate.config import parse_samples
 
     out = {LIST_OPTIONS.get(name, name): value for name, value in options.items()}
     out["samples"] = parse_samples(out["samples"]) or None
@@ -49,15 +51,8 @@ def config_overrides(options: dict) -> dict:
 @click.option("--minority-fraction", help="Comma list of fractions of real minority train images to keep."
               + _default("minority_fractions"))
 @click.option("--minority-class", default=None, help="Minority class.  [default: the rarest train class]")
-@click.option("--epochs", type=int, help="Epochs per cell." + _default("epochs"))
-@click.option("--res", type=int, help="Training resolution (square)." + _default("res"))
-@click.option("--batch", type=int, help="Batch size." + _default("batch"))
-@click.option("--lr", type=float, help="Peak learning rate." + _default("lr"))
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto (cuda when available)." + _default("device"))
-@click.option("--deterministic/--no-deterministic", default=None,
-              help="Deterministic kernels (slower; exact reruns)." + _default("deterministic"))
-@click.option("--cpu-bf16/--no-cpu-bf16", default=None,
-              help="bf16 autocast on the CPU: faster only with native bf16 (AVX512-BF16, AMX)." + _default("cpu_bf16"))
+@config_options(ClassifierTrainConfig, train_keys(), none_default=True)
 @click.option("--keep-checkpoints/--no-keep-checkpoints", default=None,
               help="Keep every cell's model.pt (off: only the one the report's feature map uses)."
               + _default("keep_checkpoints"))
@@ -71,14 +66,14 @@ def config_overrides(options: dict) -> dict:
 @user_errors
 def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
     """Train and evaluate every strategy x model x seed x ratio x fraction cell, then report."""
-    from classify.ablate import format_plan, plan_ablation
-    from classify.ablate_config import AblationConfig, merge_overrides
-    from classify.ablate_grid import Shard
-    from classify.errors import UserError
+    from classify.ablate.config import AblationConfig, merge_overrides
+    from classify.ablate.grid import Shard
+    from classify.ablate.runner import format_plan, plan_ablation
+    from classify.core.errors import UserError
 
     base = AblationConfig.read_toml(config_path) if config_path else {}
     cfg = AblationConfig.from_dict(merge_overrides(base, config_overrides(options)), source=config_path or "command line")
-    warn_if_slow_cpu_bf16(cfg.device, cfg.cpu_bf16)
+    warn_if_slow_cpu_bf16(cfg.device, cfg.train["cpu_bf16"])
     if jobs < 1:
         raise UserError(f"--jobs {jobs} must be >= 1")
     chosen = Shard.parse(shard) if shard else Shard.from_env(os.environ)
@@ -89,9 +84,9 @@ def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
 
 
 def _run(plan, jobs: int, report: bool) -> None:
-    from classify.ablate import run_ablation
-    from classify.errors import UserError
-    from classify.report_ablation import write_report
+    from classify.ablate.report import write_report
+    from classify.ablate.runner import run_ablation
+    from classify.core.errors import UserError
 
     out = plan.config.out_dir
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from classify.clitools import parse_device, user_errors
+from classify.core.clitools import parse_device, user_errors
 
 
 @click.command("eval")
@@ -22,9 +22,9 @@ from classify.clitools import parse_device, user_errors
 @user_errors
 def evaluate(model, data_dir, split, out_dir, threshold, device) -> None:
     """Evaluate MODEL (a model.pt or its run folder) on one split of a prepared folder."""
-    from classify.evalplots import write_eval_plots
-    from classify.evaluate import evaluate_checkpoint, summary_text
-    from classify.fileio import atomic_write_json
+    from classify.core.fileio import atomic_write_json
+    from classify.evaluate.evaluation import evaluate_checkpoint, summary_text
+    from classify.evaluate.plots import write_eval_plots
 
     m = evaluate_checkpoint(model, data_dir, split=split, device=parse_device(device), threshold=threshold)
     model_path = Path(model)

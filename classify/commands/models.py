@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from classify.clitools import user_errors
+from classify.core.clitools import user_errors
 
 
 @click.command("models")
 @user_errors
 def models() -> None:
     """List the classifier models and the strategies they can be trained with."""
-    from classify.models import list_models, model_spec
-    from classify.strategies import list_strategies
+    from classify.train.models import list_models, model_spec
+    from classify.train.strategies import list_strategies
 
     click.echo("models (in_chans 1 or 3; random init, or --pretrained LOCAL_FILE):")
     for name in list_models():

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from classify.clitools import parse_device, user_errors
+from classify.core.clitools import parse_device, user_errors
 
 
 @click.command("predict")
@@ -26,11 +26,11 @@ def predict(model, images, out, threshold, batch, device) -> None:
     """
     from tqdm import tqdm
 
-    from classify.checkpoint import load_classifier
-    from classify.errors import UserError
-    from classify.evaluate import check_threshold
-    from classify.fileio import atomic_write_text
-    from classify.predict import list_images, predict_files, predictions_csv
+    from classify.core.errors import UserError
+    from classify.core.fileio import atomic_write_text
+    from classify.evaluate.evaluation import check_threshold
+    from classify.evaluate.predict import list_images, predict_files, predictions_csv
+    from classify.train.checkpoint import load_classifier
 
     if batch < 1:
         raise UserError(f"--batch must be at least 1, got {batch}")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from classify.clitools import user_errors
+from classify.core.clitools import user_errors
 
 
 @click.command("prepare")
@@ -29,7 +29,7 @@ def prepare(source: str, out: str, val: float, test: float, seed: int, minority_
     Writes manifest.csv (one row per usable image with its split), classes.json and
     report.md (counts, duplicates, rejected files with reasons).
     """
-    from classify.prepare import PrepareConfig, prepare_dataset
+    from classify.data.prepare import PrepareConfig, prepare_dataset
 
     cfg = PrepareConfig(source=source, out=out, val=val, test=test, seed=seed, minority_class=minority_class,
                         minority_fraction=minority_fraction, elpv_threshold=elpv_threshold, force=force)

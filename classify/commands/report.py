@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from classify.clitools import user_errors
+from classify.core.clitools import user_errors
 
 
 @click.command("report")
@@ -18,6 +18,6 @@ def report(ablate_dirs: tuple[str, ...], out: str | None) -> None:
     Several folders (e.g. one per minority fraction, each with its own GAN) are combined on one
     minority-fraction axis: prepare's fraction times each cell's.
     """
-    from classify.report_ablation import write_report
+    from classify.ablate.report import write_report
 
     click.echo(f"report: {write_report(list(ablate_dirs), out)}")

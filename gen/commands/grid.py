@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from classify.clitools import parse_device, user_errors
-from classify.errors import UserError
+from classify.core.clitools import parse_device
+from classify.core.errors import UserError
+from gen.core.errors import user_errors
 
 
 @click.command("grid")
@@ -20,7 +21,7 @@ from classify.errors import UserError
 @user_errors
 def grid(generator, out, seeds, trunc, class_name, snapshot, nrow, device) -> None:
     """Write a grid of generated images for the given seeds."""
-    from gen.sample_grid import write_seed_grid
+    from gen.sample.seed_grid import write_seed_grid
 
     if not str(out).lower().endswith(".png"):
         raise UserError(f"--out {out}: grids are written as PNG; name the file *.png")

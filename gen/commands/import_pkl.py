@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from classify.clitools import user_errors
-from classify.errors import UserError
+from classify.core.errors import UserError
+from gen.core.errors import user_errors
 
 
 def imported_info(ckpt: Any, classes: list[str]) -> dict[str, Any]:
@@ -56,13 +56,13 @@ def import_pkl(pkl: str, out: str, classes: str | None) -> None:
     The pickle is read with an allow-list: no code from it is imported or run, and a file
     that asks for anything beyond tensors and plain values is refused. G_ema is exported.
     """
-    from stylegan2_ada.import_pkl import build_networks, load_reference_pkl
+    from stylegan2_ada.pkl.importer import load_reference_pkl, networks_from_checkpoint
 
-    from gen.generator_file import export_generator
+    from gen.core.generator_file import export_generator
 
     ckpt = load_reference_pkl(pkl)
     names = class_names(classes, ckpt.G_config.c_dim, Path(pkl))
-    G_ema = build_networks(ckpt, include=("G_ema",))["G_ema"]
+    G_ema = networks_from_checkpoint(ckpt, include=("G_ema",))["G_ema"]
     export_generator(G_ema, imported_info(ckpt, names), out)
     cfg = ckpt.G_config
     click.echo(f"wrote {out}: generator {cfg.img_resolution}x{cfg.img_resolution}, {cfg.img_channels} channel(s), "

@@ -1,4 +1,4 @@
-"""`gen sample RUN_DIR|G.safetensors --out SAMPLES_DIR --n N ...`: thin CLI over gen.sample.run_sample."""
+"""`gen sample RUN_DIR|G.safetensors --out SAMPLES_DIR --n N ...`: thin CLI over gen.sample.runner.run_sample."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
-from classify.clitools import parse_device, user_errors
-from classify.errors import UserError
-from gen.filters import ORDER, FilterConfig
+from classify.core.clitools import parse_device
+from classify.core.errors import UserError
+from gen.core.errors import user_errors
+from gen.sample.filters import ORDER, FilterConfig
 
 
 def parse_filters(text: str) -> list[str]:
@@ -56,7 +57,7 @@ def sample(device: str, filters: str, **options) -> None:
     """Generate seeded samples, score every filter into samples.csv, write grids and index.html."""
     from dataclasses import fields
 
-    from gen.sample import SampleConfig, run_sample
+    from gen.sample.runner import SampleConfig, run_sample
 
     # Option names are config field names: the filter thresholds go to FilterConfig, the rest
     # to SampleConfig, so a new flag needs only its click decorator and its dataclass field.

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from .errors import EngineError
+
 MIN_RESOLUTION = 4
 MAX_RESOLUTION = 1024
 # Read-only: the reduced-precision dtypes a config may name.
@@ -22,13 +24,13 @@ FP16_DTYPES = MappingProxyType({"float16": torch.float16, "bfloat16": torch.bflo
 
 
 def check_resolution(res: Any, what: str = "img_resolution") -> int:
-    """Return `res` if it is a power of two in [4, 1024], else raise a one-line ValueError."""
+    """Return `res` if it is a power of two in [4, 1024], else raise a one-line EngineError."""
     if isinstance(res, bool) or not isinstance(res, int):
-        raise ValueError(f"{what} must be an integer, got {res!r}")
+        raise EngineError(f"{what} must be an integer, got {res!r}")
     if res < MIN_RESOLUTION or res > MAX_RESOLUTION or res & (res - 1) != 0:
-        raise ValueError(
-            f"{what}={res} is not supported: use a power of two between "
-            f"{MIN_RESOLUTION} and {MAX_RESOLUTION} (e.g. 32, 64, 128, 256)"
+        raise EngineError(
+            f"{what} {res} is not a power of two between {MIN_RESOLUTION} and {MAX_RESOLUTION}; "
+            "use e.g. 32, 64, 128, 256"
         )
     return res
 
@@ -47,7 +49,7 @@ def fp16_min_resolution(img_resolution: int, num_fp16_res: int) -> int:
 def _check_int(obj: Any, name: str, minimum: int) -> None:
     value = getattr(obj, name)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise EngineError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_common(obj: Any) -> None:
@@ -63,19 +65,19 @@ def _check_common(obj: Any) -> None:
     ]:
         _check_int(obj, name, minimum)
     if obj.conv_clamp is not None and not (isinstance(obj.conv_clamp, (int, float)) and obj.conv_clamp > 0):
-        raise ValueError(f"conv_clamp must be a positive number or None, got {obj.conv_clamp!r}")
+        raise EngineError(f"conv_clamp must be a positive number or None, got {obj.conv_clamp!r}")
     if obj.fp16_dtype not in FP16_DTYPES:
-        raise ValueError(f"fp16_dtype must be one of {sorted(FP16_DTYPES)}, got {obj.fp16_dtype!r}")
+        raise EngineError(f"fp16_dtype must be one of {sorted(FP16_DTYPES)}, got {obj.fp16_dtype!r}")
 
 
 def _from_dict(cls: type, d: Mapping[str, Any]) -> Any:
     """Build a dataclass from a plain dict; unknown keys are a clear error, missing = default."""
     if not isinstance(d, Mapping):
-        raise ValueError(f"{cls.__name__}.from_dict expects a dict, got {type(d).__name__}")
+        raise EngineError(f"{cls.__name__}.from_dict expects a dict, got {type(d).__name__}")
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(d) - set(names))
     if unknown:
-        raise ValueError(f"{cls.__name__}: unknown key(s) {unknown}; valid keys are {names}")
+        raise EngineError(f"{cls.__name__}: unknown key(s) {unknown}; valid keys are {names}")
     return cls(**dict(d))
 
 
@@ -103,7 +105,7 @@ class GeneratorConfig:
         _check_int(self, "z_dim", 1)
         _check_int(self, "w_dim", 1)
         if not 0.0 <= float(self.w_avg_beta) <= 1.0:
-            raise ValueError(f"w_avg_beta must be in [0, 1], got {self.w_avg_beta!r}")
+            raise EngineError(f"w_avg_beta must be in [0, 1], got {self.w_avg_beta!r}")
 
     @property
     def num_ws(self) -> int:

@@ -1,0 +1,122 @@
+"""Checks that a `gen sample` folder may be used by an ablation cell (the leak guard).
+
+A GAN trained on more real minority images than a cell is allowed to see smuggles those extra
+images into the cell through its samples: a "scarce data" result would then be measured with
+data the cell was not supposed to have. The guard compares `sample_info.json` `real_counts`
+with the number of real minority train images the cell keeps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from classify.core.errors import UserError
+from classify.train.data import choose_minority
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What the ablation needs to know about a prepared data folder."""
+
+    classes: list[str]
+    train_counts: dict[str, int]  # real train images per class
+    manifest_hash: str
+
+
+@dataclass(frozen=True)
+class SampleCheck:
+    samples_dir: str
+    generator_real_minority: int
+    allowed_real_minority: int
+    leak: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"samples_dir": self.samples_dir, "generator_real_minority": self.generator_real_minority,
+                "allowed_real_minority": self.allowed_real_minority, "leak": self.leak,
+                "warnings": list(self.warnings)}
+
+
+def inspect_prepared(data_dir: str) -> DataFacts:
+    """DataFacts from the data layer (`classify.data.dataset`)."""
+    from classify.data.dataset import open_prepared
+
+    data = open_prepared(data_dir)
+    train = data.select(split="train")
+    counts = {name: 0 for name in data.classes}
+    for label in train.labels.tolist():
+        counts[data.classes[int(label)]] += 1
+    return DataFacts(classes=list(data.classes), train_counts=counts, manifest_hash=str(data.manifest_hash))
+
+
+def minority_name(facts: DataFacts, minority_class: str | None, data_dir: str) -> str:
+    """The configured minority class, or the rarest train class: the trainer's rule
+    (`classify.train.data.choose_minority`)."""
+    counts = [facts.train_counts.get(c, 0) for c in facts.classes]
+    return facts.classes[choose_minority(counts, facts.classes, minority_class, data_dir)]
+
+
+def read_sample_info(samples_dir: str) -> dict:
+    path = Path(samples_dir) / "sample_info.json"
+    if not (Path(samples_dir) / "samples.csv").is_file():
+        raise UserError(f"{samples_dir} has no samples.csv; point --samples at a `gen sample` output folder")
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; rerun `gen sample` so the leak guard can read real_counts") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg}); rerun `gen sample`") from None
+
+
+def count_samples(samples_dir: str, minority: str) -> tuple[int, int]:
+    """(all, accepted) rows of the minority class in samples.csv."""
+    with open(Path(samples_dir) / "samples.csv", newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("class") == minority]
+    accepted = sum(1 for r in rows if str(r.get("accepted", "")).strip() in ("1", "true", "True"))
+    return len(rows), accepted
+
+
+def check_enough_samples(samples_dir: str, minority: str, need_all: int, need_accepted: int) -> None:
+    """Fail before training, not in the middle of a grid, when the set is too small for a ratio."""
+    n_all, n_accepted = count_samples(samples_dir, minority)
+    if need_all > n_all or need_accepted > n_accepted:
+        raise UserError(f"{samples_dir} has {n_all} {minority!r} samples ({n_accepted} accepted) but the largest "
+                        f"synthetic ratio needs {need_all} (gan) / {need_accepted} (gan_filtered); "
+                        "sample more with `gen sample` or lower --synthetic-ratio")
+
+
+def check_sample_set(
+    samples_dir: str, *, minority: str, res: int, allowed: int, facts: DataFacts, allow_leak: bool
+) -> SampleCheck:
+    """Refuse sample sets for another class, a lower resolution, or (by default) a leaky generator."""
+    info = read_sample_info(samples_dir)
+    classes = [str(c) for c in info.get("classes", [])]
+    if minority not in classes:
+        raise UserError(f"{samples_dir}/sample_info.json is for classes {classes}, not the minority class "
+                        f"{minority!r}; sample that class with `gen sample`")
+    sample_res = int(info.get("res", 0))
+    if sample_res < res:
+        raise UserError(f"{samples_dir} holds {sample_res}px samples but the ablation trains at {res}px; "
+                        "upsampled fakes are trivially blurrier than reals — sample at >= the ablation --res")
+    counts = info.get("real_counts")
+    if not isinstance(counts, dict) or minority not in counts:
+        raise UserError(f"{samples_dir}/sample_info.json has no real_counts[{minority!r}]; "
+                        "rerun `gen sample` with a generator that records them")
+    seen = int(counts[minority])
+    leak = seen > allowed
+    if leak and not allow_leak:
+        raise UserError(f"{samples_dir}: its generator saw {seen} real {minority!r} images but this cell may see only "
+                        f"{allowed}; train a GAN on the reduced set, or pass --allow-generator-leak (flagged in the report)")
+    warnings: list[str] = []
+    if leak:
+        warnings.append(f"generator saw {seen} real minority images, cell allows {allowed} (--allow-generator-leak)")
+    if str(info.get("manifest_hash", facts.manifest_hash)) != facts.manifest_hash:
+        # Not refused: the user may have prepared a reduced copy of the data for the GAN. But we
+        # cannot prove that copy's train split excludes this folder's val/test images.
+        warnings.append("sample set was generated from a different data manifest; cannot verify that its "
+                        "generator never saw this folder's val/test images")
+    return SampleCheck(samples_dir=str(samples_dir), generator_real_minority=seen,
+                       allowed_real_minority=allowed, leak=leak, warnings=warnings)

@@ -1,0 +1,185 @@
+"""The PreparedData API every later stage reads images through, plus its uint8 cache.
+
+`open_prepared(dir)` checks the manifest against the files (existence and byte size, which
+is cheap; md5 is not recomputed). `images(res, channels, fit)` decodes the whole manifest
+once per (manifest hash, res, channels, fit) into a .npy file under DATA_DIR/cache/ and
+memory-maps it afterwards, so later epochs and runs skip decoding. A changed manifest has a
+new hash, so its cache file has a new name; stale files are removed when a new one is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from classify.core.errors import UserError
+from classify.core.fileio import atomic_open
+from classify.data.images import ImageRejected, check_fit, decode_image, fit_square, to_channels
+from classify.data.manifest import MANIFEST_NAME, read_manifest, resolve_path
+from classify.data.splits import SPLITS
+
+CACHE_DIR = "cache"
+
+
+class PreparedData:
+    """A view of a prepared folder: all rows, or a selection made with `select()`."""
+
+    def __init__(self, root: Path, all_rows: list[dict[str, str]], manifest_hash: str, indices: list[int]):
+        self.root = root
+        self.manifest_hash = manifest_hash
+        self.classes: list[str] = sorted({r["label"] for r in all_rows})
+        self._all_rows = all_rows
+        self._indices = indices
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __repr__(self) -> str:
+        return f"PreparedData({self.root}, n={len(self)}, classes={self.classes})"
+
+    @property
+    def indices(self) -> list[int]:
+        """Positions of the selected rows in manifest.csv (0-based, header excluded)."""
+        return list(self._indices)
+
+    @property
+    def rows(self) -> list[dict[str, str]]:
+        return [self._all_rows[i] for i in self._indices]
+
+    @property
+    def labels(self) -> torch.Tensor:
+        index = {name: i for i, name in enumerate(self.classes)}
+        return torch.tensor([index[self._all_rows[i]["label"]] for i in self._indices], dtype=torch.int64)
+
+    @property
+    def paths(self) -> list[Path]:
+        return [resolve_path(self.root, self._all_rows[i]["path"]) for i in self._indices]
+
+    @property
+    def channels(self) -> int:
+        """1 if every image of the selection decodes to one channel, else 3."""
+        return 1 if all(self._all_rows[i]["channels"] == "1" for i in self._indices) else 3
+
+    def select(self, split: str | list[str] | None = None, classes: list[str] | str | None = None) -> PreparedData:
+        splits = _as_set(split, SPLITS, "split")
+        wanted = _as_set(classes, self.classes, "class")
+        keep = [
+            i
+            for i in self._indices
+            if (splits is None or self._all_rows[i]["split"] in splits)
+            and (wanted is None or self._all_rows[i]["label"] in wanted)
+        ]
+        return PreparedData(self.root, self._all_rows, self.manifest_hash, keep)
+
+    def unique_files(self) -> PreparedData:
+        """The selection with one row per md5 (the first): exact duplicate files count once."""
+        seen: set[str] = set()
+        keep = []
+        for i in self._indices:
+            md5 = self._all_rows[i]["md5"]
+            if md5 not in seen:
+                seen.add(md5)
+                keep.append(i)
+        return PreparedData(self.root, self._all_rows, self.manifest_hash, keep)
+
+    def images(self, res: int, channels: int | None = None, fit: str = "crop") -> torch.Tensor:
+        """uint8 [N, C, res, res] for the selected rows, read from (and built into) the cache."""
+        channels = self.channels if channels is None else channels
+        _check_image_args(res, channels, fit)
+        cache = build_cache(self.root, self._all_rows, self.manifest_hash, res, channels, fit)
+        store = np.load(cache, mmap_mode="r")
+        picked = np.ascontiguousarray(store[np.asarray(self._indices, dtype=np.int64)])
+        return torch.from_numpy(picked).reshape(len(self._indices), channels, res, res)
+
+
+def _as_set(value: str | list[str] | None, valid, what: str) -> set[str] | None:
+    if value is None:
+        return None
+    names = {value} if isinstance(value, str) else set(value)
+    unknown = sorted(names - set(valid))
+    if unknown:
+        raise UserError(f"unknown {what} {unknown}; valid: {list(valid)}")
+    return names
+
+
+def _check_image_args(res: int, channels: int, fit: str) -> None:
+    if not isinstance(res, int) or res < 1:
+        raise UserError(f"image resolution must be a positive integer, got {res!r}")
+    if channels not in (1, 3):
+        raise UserError(f"channels must be 1 or 3, got {channels!r}")
+    check_fit(fit)
+
+
+def open_prepared(root: str | Path) -> PreparedData:
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"prepared data folder {root} does not exist; run `classify prepare SOURCE --out {root}`")
+    rows, digest = read_manifest(root / MANIFEST_NAME)
+    for row in rows:
+        path = resolve_path(root, row["path"])
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise UserError(
+                f"{root / MANIFEST_NAME} lists {path}, which is missing; restore it or rerun `classify prepare --force`"
+            ) from None
+        if str(size) != row["bytes"]:
+            raise UserError(
+                f"{path} changed since {root / MANIFEST_NAME} was written ({size} bytes, manifest says "
+                f"{row['bytes']}); rerun `classify prepare --force`"
+            )
+    return PreparedData(root, rows, digest, list(range(len(rows))))
+
+
+def cache_path(root: Path, manifest_hash: str, res: int, channels: int, fit: str) -> Path:
+    return root / CACHE_DIR / f"{manifest_hash[:16]}-r{res}-c{channels}-{fit}.npy"
+
+
+def build_cache(root: Path, rows: list[dict[str, str]], manifest_hash: str, res: int, channels: int, fit: str) -> Path:
+    """Return the cache file for these settings, decoding every manifest row if it is absent."""
+    path = cache_path(root, manifest_hash, res, channels, fit)
+    if path.exists() and _cache_ok(path, (len(rows), channels, res, res)):
+        return path
+    shape = (len(rows), channels, res, res)
+    # Stream rows into a .npy through an atomic temporary file: memory stays at one image,
+    # and a kill mid-build never leaves a half-written cache under the final name.
+    try:
+        with atomic_open(path) as fh:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_1_0(fh, header)
+            for row in rows:
+                fh.write(_decode_row(root, row, res, channels, fit).tobytes())
+    except PermissionError:
+        raise UserError(
+            f"cannot write the image cache in {path.parent} (permission denied); make {root} writable "
+            "or copy the prepared folder somewhere writable"
+        ) from None
+    _remove_stale(path.parent, keep_prefix=manifest_hash[:16])
+    return path
+
+
+def _decode_row(root: Path, row: dict[str, str], res: int, channels: int, fit: str) -> np.ndarray:
+    source = resolve_path(root, row["path"])
+    try:
+        decoded = decode_image(source)
+    except ImageRejected as exc:
+        raise UserError(f"{source} no longer decodes ({exc}); rerun `classify prepare --force`") from None
+    square = fit_square(to_channels(decoded.pixels, channels), res, fit)
+    return np.ascontiguousarray(square.transpose(2, 0, 1))
+
+
+def _cache_ok(path: Path, shape: tuple[int, ...]) -> bool:
+    try:
+        store = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return store.shape == shape and store.dtype == np.uint8
+
+
+def _remove_stale(cache_dir: Path, keep_prefix: str) -> None:
+    """Caches of earlier manifests can never be hit again; delete them to free the disk."""
+    for old in cache_dir.glob("*.npy"):
+        if not old.name.startswith(keep_prefix):
+            old.unlink(missing_ok=True)

@@ -1,0 +1,93 @@
+"""manifest.csv: one row per usable image, the single source of truth for a prepared folder.
+
+Columns (fixed order, then source extras): see `BASE_COLUMNS` and docs/FORMATS.md.
+Paths inside the prepared folder are stored relative to it (the folder can move);
+paths elsewhere are stored absolute.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+from pathlib import Path
+
+from classify.core.errors import UserError
+from classify.core.fileio import atomic_write_text
+
+MANIFEST_NAME = "manifest.csv"
+CLASSES_NAME = "classes.json"
+REPORT_NAME = "report.md"
+
+BASE_COLUMNS = ("path", "label", "split", "md5", "width", "height", "mode", "channels", "bytes", "dup_group", "note")
+
+
+def manifest_text(rows: list[dict[str, str]], extra_columns: list[str]) -> str:
+    """Serialise rows to CSV text (the hash is taken over exactly this text)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[*BASE_COLUMNS, *extra_columns], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in writer.fieldnames})
+    return buf.getvalue()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_manifest(path: str | Path, text: str) -> None:
+    atomic_write_text(path, text)
+
+
+def read_manifest(path: str | Path) -> tuple[list[dict[str, str]], str]:
+    """Return (rows, sha256 of the file's text)."""
+    path = Path(path)
+    if not path.is_file():
+        folder = path.parent
+        if _holds_class_folders(folder):  # a raw ImageFolder tree: prepare must write elsewhere
+            raise UserError(f"{folder} holds class folders of images, not prepared data; run `classify prepare "
+                            f"folder:{folder} --out DATA_DIR` (a new folder) and pass DATA_DIR instead")
+        raise UserError(f"no {MANIFEST_NAME} in {folder}; run `classify prepare SOURCE --out {folder}` first")
+    text = path.read_text(encoding="utf-8")
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in BASE_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise UserError(f"{path} lacks columns {missing}; it was not written by `classify prepare` — rerun it with --force")
+    rows = list(reader)
+    if not rows:
+        raise UserError(f"{path} has no rows; rerun `classify prepare`")
+    return rows, text_hash(text)
+
+
+def resolve_path(root: Path, stored: str) -> Path:
+    p = Path(stored)
+    return p if p.is_absolute() else root / p
+
+
+def link_path(path: str | Path) -> Path:
+    """Absolute with its folders resolved but not the file itself: a symlinked file stays its
+    own row (an md5 duplicate of its target) instead of silently becoming a second row of the
+    target, while paths through symlinked folders read as they always did."""
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    return path.parent.resolve() / path.name
+
+
+def stored_path(root: Path, path: Path) -> str:
+    """Relative (POSIX) when inside `root`, so the prepared folder can be moved."""
+    p = link_path(path)
+    try:
+        return p.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def _holds_class_folders(folder: Path) -> bool:
+    from classify.data.images import IMAGE_SUFFIXES
+
+    try:
+        return any(sub.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir())
+                   for sub in folder.iterdir())
+    except OSError:
+        return False

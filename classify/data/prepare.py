@@ -1,0 +1,185 @@
+"""`classify prepare`: list a source, decode every file, split, write the prepared folder.
+
+Output (see docs/FORMATS.md): manifest.csv, classes.json, report.md, and for `elpv` the
+exported PNGs. Unusable files are rejected with a reason in report.md; only problems that
+make the whole dataset unusable (missing path, empty class, one-image class...) stop it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from classify.core.configs import check_known_keys
+from classify.core.errors import UserError
+from classify.core.fileio import atomic_write_json, atomic_write_text
+from classify.data.images import ImageRejected, decode_image, file_md5
+from classify.data.manifest import (
+    CLASSES_NAME,
+    MANIFEST_NAME,
+    REPORT_NAME,
+    manifest_text,
+    stored_path,
+    text_hash,
+    write_manifest,
+)
+from classify.data.prepare_report import build_prepare_report, prepare_warnings
+from classify.data.sources import SourceItem, list_source, parse_source
+from classify.data.splits import SPLITS, apply_minority_fraction, assign_splits, check_fractions, duplicate_groups
+
+
+@dataclass
+class PrepareConfig:
+    source: str
+    out: str
+    val: float = 0.15
+    test: float = 0.20
+    seed: int = 0
+    minority_class: str | None = None
+    minority_fraction: float = 1.0
+    elpv_threshold: float = 0.5
+    force: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PrepareConfig:
+        check_known_keys(cls, d, "prepare config keys")
+        return cls(**d)
+
+    def validate(self) -> None:
+        parse_source(self.source)
+        check_fractions(self.val, self.test)
+        if not 0 < self.minority_fraction <= 1:
+            raise UserError(f"--minority-fraction must be in (0, 1], got {self.minority_fraction}")
+        if self.minority_fraction < 1 and not self.minority_class:
+            raise UserError("--minority-fraction needs --minority-class NAME (which class to make scarce)")
+
+
+@dataclass
+class PrepareResult:
+    out: Path
+    manifest_hash: str
+    rows: int
+    rejected: int
+    counts: dict[str, dict[str, int]]  # class -> split -> count
+    warnings: list[str]  # also at the top of report.md
+
+
+def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareResult:
+    """Write DATA_DIR (cfg.out); `show_progress` draws a tqdm bar on stderr while decoding."""
+    cfg.validate()
+    out = Path(cfg.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder; choose another path")
+    listing = list_source(cfg.source, out_dir=out, elpv_threshold=cfg.elpv_threshold)
+    rows, rejected = _decode_all(listing.items, out, show_progress)
+    rejected = listing.rejected + rejected
+    _check_class_sizes(rows, cfg.source)
+    _assign(rows, cfg)
+    text = manifest_text(rows, listing.extra_columns)
+    digest = text_hash(text)
+    _refuse_foreign_manifest(out / MANIFEST_NAME, text, cfg.force)
+    counts = _counts(rows)
+    atomic_write_text(out / REPORT_NAME, build_prepare_report(cfg.to_dict(), rows, rejected, counts))
+    atomic_write_json(out / CLASSES_NAME, _classes_json(cfg, counts, rows, digest))
+    # The manifest goes last: it is what every stage reads, so a kill before this line
+    # leaves the previous manifest (and its cache) in force.
+    write_manifest(out / MANIFEST_NAME, text)
+    return PrepareResult(out=out, manifest_hash=digest, rows=len(rows), rejected=len(rejected), counts=counts,
+                         warnings=prepare_warnings(rows, counts))
+
+
+def _decode_all(
+    items: list[SourceItem], out: Path, show_progress: bool
+) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
+    from tqdm import tqdm
+
+    rows: list[dict[str, str]] = []
+    rejected: list[tuple[str, str]] = []
+    for item in tqdm(items, desc="checking images", unit="img", disable=not show_progress, leave=False):
+        try:
+            decoded = decode_image(item.path)
+        except ImageRejected as exc:
+            rejected.append((str(item.path), str(exc)))
+            continue
+        row = {
+            "path": stored_path(out, item.path),
+            "label": item.label,
+            "split": "",
+            "md5": file_md5(item.path),
+            "width": str(decoded.width),
+            "height": str(decoded.height),
+            "mode": decoded.mode,
+            "channels": str(decoded.channels),
+            "bytes": str(item.path.stat().st_size),
+            "dup_group": "",
+            "note": decoded.note,
+        }
+        row.update(item.extras)
+        rows.append(row)
+    return rows, rejected
+
+
+def _check_class_sizes(rows: list[dict[str, str]], source: str) -> None:
+    if not rows:
+        raise UserError(f"source {source} has no usable images (every file was rejected); see the reasons above")
+    per_class = Counter(r["label"] for r in rows)
+    # Exact copies count once: two identical files cannot be split into a train and a test image.
+    distinct = Counter(label for label, _ in {(r["label"], r["md5"]) for r in rows})
+    for label, n in sorted(distinct.items()):
+        if n < 2:
+            raise UserError(
+                f"class {label!r} in {source} has {n} usable image ({per_class[label]} files counting exact "
+                "copies); a class needs at least 2 distinct images (one to train, one to test) — "
+                "add images or remove the class"
+            )
+    if len(per_class) < 2:
+        raise UserError(f"source {source} has only one class {list(per_class)}; a classifier needs at least 2")
+
+
+def _assign(rows: list[dict[str, str]], cfg: PrepareConfig) -> None:
+    labels = [r["label"] for r in rows]
+    md5s = [r["md5"] for r in rows]
+    splits = assign_splits(labels, md5s, cfg.val, cfg.test, cfg.seed)
+    if cfg.minority_class:
+        splits = apply_minority_fraction(splits, labels, md5s, cfg.minority_class, cfg.minority_fraction, cfg.seed)
+    group_id = 0
+    for members in duplicate_groups(md5s).values():
+        if len(members) > 1:
+            group_id += 1
+            for i in members:
+                rows[i]["dup_group"] = str(group_id)
+    for row, split in zip(rows, splits):
+        row["split"] = split
+
+
+def _refuse_foreign_manifest(path: Path, new_text: str, force: bool) -> None:
+    if force or not path.exists():
+        return
+    if path.read_text(encoding="utf-8") != new_text:
+        raise UserError(
+            f"{path} already exists with a different manifest; use another --out or pass --force to replace it"
+        )
+
+
+def _counts(rows: list[dict[str, str]]) -> dict[str, dict[str, int]]:
+    counts = {label: dict.fromkeys(SPLITS, 0) for label in sorted({r["label"] for r in rows})}
+    for r in rows:
+        counts[r["label"]][r["split"]] += 1
+    return counts
+
+
+def _classes_json(cfg: PrepareConfig, counts, rows, digest: str) -> dict[str, Any]:
+    channels = 1 if all(r["channels"] == "1" for r in rows) else 3
+    return {
+        "classes": sorted(counts),
+        "counts": counts,
+        "channels": channels,
+        "manifest_hash": digest,
+        "config": cfg.to_dict(),
+    }

@@ -1,0 +1,120 @@
+"""`model.pt` for classifiers: writing it, and loading it as a `Classifier` (the judge API).
+
+The file holds only tensors and plain values (loadable with weights_only=True):
+format_version, kind, config (ClassifierTrainConfig dict), model {name, num_classes, in_chans},
+state_dict, classes, positive_class, res, fit, in_chans, threshold, norm {mean, std},
+epoch, val (selection metrics at that epoch), data_manifest_hash (the prepared folder it
+was trained on; absent in older files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from classify.core.errors import UserError
+from classify.core.fileio import atomic_torch_save
+from classify.train.batches import match_input, predict_probs
+
+FORMAT_VERSION = 1
+KIND = "ganbalance.classifier"
+_REQUIRED = ("model", "state_dict", "classes", "res", "in_chans", "threshold", "norm", "positive_class")
+
+
+def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str, config: dict, classes: list[str],
+                    positive: int, in_chans: int, res: int, fit: str, threshold: float | None, norm: dict,
+                    epoch: int, val: dict, data_manifest_hash: str = "") -> None:
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    atomic_torch_save({
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "config": config,
+        "model": {"name": model_name, "num_classes": len(classes), "in_chans": in_chans},
+        "state_dict": state,
+        "classes": list(classes),
+        "positive_class": classes[positive],
+        "res": int(res),
+        "fit": fit,
+        "in_chans": int(in_chans),
+        "threshold": None if threshold is None else float(threshold),
+        "norm": norm,
+        "epoch": int(epoch),
+        "val": val,
+        "data_manifest_hash": data_manifest_hash,
+    }, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """torch.load(weights_only=True) plus format checks, each failure a one-line UserError."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.is_file():
+        raise UserError(f"classifier checkpoint {path} not found; pass the model.pt written by `classify train`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"cannot read classifier checkpoint {path} ({type(exc).__name__}); "
+                        "it is truncated or not a `classify train` model.pt — retrain or pick another file") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
+        raise UserError(f"{path} is not a ganbalance classifier checkpoint; pass a model.pt from `classify train`")
+    if ckpt.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path} has format_version {ckpt.get('format_version')}, this version reads "
+                        f"{FORMAT_VERSION}; retrain it with this version of `classify train`")
+    missing = [k for k in _REQUIRED if k not in ckpt]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}; it is damaged — retrain it")
+    return ckpt
+
+
+class Classifier:
+    """A trained classifier ready for inference on uint8 images of any size/channel count."""
+
+    def __init__(self, ckpt: dict, device: str = "cpu", path: str | Path | None = None):
+        from classify.train.models import build_model
+
+        self.path = path
+        self.classes: list[str] = list(ckpt["classes"])
+        self.positive_class: str = ckpt["positive_class"]
+        self.res: int = int(ckpt["res"])
+        self.in_chans: int = int(ckpt["in_chans"])
+        self.fit: str = ckpt.get("fit", "crop")
+        self.threshold: float | None = ckpt["threshold"]
+        self.norm: dict = ckpt["norm"]
+        self.model_name: str = ckpt["model"]["name"]
+        self.config: dict = ckpt.get("config", {})
+        self.data_manifest_hash: str | None = ckpt.get("data_manifest_hash") or None
+        self.device = torch.device(device)
+        net = build_model(self.model_name, num_classes=len(self.classes), in_chans=self.in_chans)
+        try:
+            net.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as exc:
+            raise UserError(f"checkpoint {path} does not match model {self.model_name} "
+                            f"({str(exc).splitlines()[0]}); it is from another version — retrain it") from None
+        self.model = net.to(self.device).eval()
+
+    @property
+    def positive_index(self) -> int:
+        return self.classes.index(self.positive_class)
+
+    def predict_proba(self, x_uint8: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """[N, K] class probabilities (CPU float) for uint8 [N, C, H, W] images."""
+        x = match_input(x_uint8, self.res, self.in_chans)
+        return predict_probs(self.model, x, self.norm, self.device, batch=batch)
+
+    def features(self, x_uint8: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """[N, D] penultimate embeddings (CPU float) for uint8 [N, C, H, W] images."""
+        x = match_input(x_uint8, self.res, self.in_chans)
+        return predict_probs(self.model, x, self.norm, self.device, batch=batch, features=True)
+
+    @torch.no_grad()
+    def probs_from_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """[N, K] probabilities from `features()` output. The head is one linear layer, so a
+        caller that wants both (gen sample: judge confidence + realism) runs the backbone once."""
+        logits = self.model.head(feats.to(self.device, torch.float32))
+        return torch.softmax(logits.float(), dim=1).cpu()
+
+
+def load_classifier(path: str | Path, device: str = "cpu") -> Classifier:
+    return Classifier(read_checkpoint(path), device=device, path=path)

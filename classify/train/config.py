@@ -1,0 +1,102 @@
+"""`ClassifierTrainConfig`: every knob of one classifier training run, with its CLI help.
+
+`classify train` builds its options from these fields (`classify.core.configs.config_options`)
+and the ablation takes every study-wide field from here too, so a new classifier setting is
+one field: its default, help and checks live nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from classify.core.configs import check_known_keys, setting
+from classify.core.errors import UserError
+from classify.data.images import FITS, check_fit
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+@dataclass
+class ClassifierTrainConfig:
+    data_dir: str = setting("data", "Prepared data folder.", flag="--data", path="dir")
+    out_dir: str = setting("runs/classify", "Run folder to write.", flag="--out", path="dir")
+    # Not a click.Choice: the registry's own check gives the one-line error listing the models.
+    model: str = setting("resnet18", "Registry model (see `classify models`).")
+    strategy: str = setting("baseline", "Strategy, parts joined by '+' (see `classify models`).")
+    epochs: int = setting(10, "Passes over the train split.")
+    res: int = setting(128, "Training resolution (square).")
+    batch: int = setting(64, "Images per optimizer step.")
+    lr: float = setting(1e-3, "Peak learning rate.")
+    seed: int = setting(0, "Seeds init, batch order, augmentation and the minority subsample.")
+    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.")
+    synthetic_dir: str | None = setting(None, "`gen sample` folder for the gan / gan_filtered strategies.",
+                                        flag="--synthetic", path="dir")
+    synthetic_ratio: float = setting(1.0, "Synthetic images added = round(ratio x real minority train images).")
+    minority_class: str | None = setting(None, "Class to treat as minority (default: rarest in train).")
+    minority_fraction: float = setting(1.0, "Keep this fraction of the real minority train images (seeded).")
+    deterministic: bool = setting(False, "Deterministic kernels (slower; for exact reruns).")
+    pretrained: str | None = setting(None, "Local backbone state-dict file (never downloaded).", path="file")
+    channels: int | None = setting(None, "Input channels (default: the data's own; 1 if all grayscale).")
+    fit: str = setting("crop", "How non-square images become square.", choices=FITS)
+    optimizer: str = setting("adamw", "adamw, or sgd (momentum 0.9, nesterov).", choices=OPTIMIZERS)
+    weight_decay: float = setting(0.05, "Decoupled weight decay.")
+    warmup_epochs: float = setting(1.0, "Linear LR warm-up length.")
+    label_smoothing: float = setting(0.0, "Label smoothing of the targets.")
+    target_recall: float | None = setting(None, "Choose the threshold reaching this val recall (default: max F1).")
+    patience: int = setting(0, "Early-stop patience in epochs; 0 = off.")
+    aug_p: float = setting(0.5, "Probability of each classic augmentation op.")
+    mixup_alpha: float = setting(0.4, "Beta(alpha, alpha) of mixup.")
+    cutmix_alpha: float = setting(1.0, "Beta(alpha, alpha) of cutmix.")
+    bn_recalibrate: int = setting(512, "Clean train images to re-estimate BatchNorm statistics per epoch; 0 = off.")
+    amp: bool = setting(True, "bf16 autocast (CUDA only).")
+    # Opt-in: fast where the CPU has native bf16 (AVX512-BF16, AMX), much slower where it is
+    # emulated, and it changes results slightly (see docs/BENCHMARKS.md).
+    cpu_bf16: bool = setting(False, "bf16 autocast on the CPU too: faster only with native bf16 (AVX512-BF16, AMX).")
+    channels_last: bool = setting(True, "channels_last memory format (CUDA only).")
+    compile: bool = setting(False, "torch.compile the model (CUDA only).")
+    progress: bool = setting(True, "Progress bar.")
+
+    # Fields an ablation sets per cell (or from its own options); every other field is a
+    # study-wide training setting that `classify ablate` takes as a flag or TOML key.
+    PER_CELL = ("data_dir", "out_dir", "model", "strategy", "seed", "device", "synthetic_dir", "synthetic_ratio",
+                "minority_class", "minority_fraction", "progress")
+    # Settings that change only the speed, never what is learned.
+    SPEED_ONLY = ("channels_last", "compile")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClassifierTrainConfig:
+        check_known_keys(cls, d, "ClassifierTrainConfig key(s)")
+        return cls(**d)
+
+    @classmethod
+    def study_fields(cls) -> list[str]:
+        """The study-wide settings, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls) if f.name not in cls.PER_CELL]
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        return getattr(cls(), name)
+
+    def validate(self) -> None:
+        from classify.train.models import model_spec
+
+        for flag, value, low in (("--res", self.res, 8), ("--batch", self.batch, 2), ("--epochs", self.epochs, 1)):
+            if value < low:
+                raise UserError(f"{flag} {value} must be >= {low}")
+        model_spec(self.model, self.res)  # an unknown name or a res this network cannot take (too big, too small)
+        if self.lr <= 0:
+            raise UserError(f"--lr {self.lr} must be > 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
+        check_fit(self.fit)
+        if self.target_recall is not None and not 0.0 < self.target_recall <= 1.0:
+            raise UserError(f"--target-recall must be in (0, 1], got {self.target_recall}")
+        if self.synthetic_ratio < 0:
+            raise UserError(f"--synthetic-ratio must be >= 0, got {self.synthetic_ratio}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise UserError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")

@@ -1,0 +1,225 @@
+"""The epoch loop behind `train_classifier`: device batches, strategy hooks, validation,
+best-checkpoint tracking and early stopping."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from classify.core.errors import UserError
+from classify.core.fileio import atomic_write_text
+from classify.train.augment import apply_classic, classic_augment, cutmix, mixup
+from classify.train.batches import (
+    batch_slices,
+    epoch_indices,
+    normalisation,
+    normalise,
+    predict_probs,
+    to_unit_float,
+)
+from classify.train.checkpoint import save_checkpoint
+from classify.train.data import ClassifierTrainData
+from classify.train.losses import inverse_frequency_weights, smooth_one_hot, soft_cross_entropy
+from classify.train.metrics import choose_threshold, classification_metrics
+from classify.train.models import build_model
+from classify.train.strategies import Strategy
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Linear warm-up from ~0 to 1, then cosine decay to 0 at the last step."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup_steps) / span)))
+
+
+def make_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
+    # No weight decay on norms and biases: decaying BN scales only fights the normalisation.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def selection_score(val: dict, binary: bool) -> float:
+    return val["average_precision"] if binary else val["macro_f1"]
+
+
+def append_jsonl(path: Path, rows: list[dict], row: dict) -> None:
+    """Rewrite the whole (small) log atomically so a kill never leaves half a line."""
+    rows.append(row)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+@dataclass
+class _Step:
+    """Everything one optimisation step needs, built once per run."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    norm: dict
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool
+    class_weights: torch.Tensor | None
+    aug: torch.nn.Module | None
+    gen: torch.Generator
+    num_classes: int
+    history: list[dict] = field(default_factory=list)
+
+
+def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device) -> tuple[_Step, torch.nn.Module]:
+    """Model, optimizer, schedule and strategy hooks; returns (step state, the uncompiled net)."""
+    k = len(data.classes)
+    net = build_model(cfg.model, num_classes=k, in_chans=data.in_chans, pretrained=cfg.pretrained).to(device)
+    cuda = device.type == "cuda"
+    if cuda and cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    model = torch.compile(net) if cuda and cfg.compile else net
+    opt = make_optimizer(cfg, net)
+    steps_per_epoch = max(1, math.ceil(data.y_train.numel() / cfg.batch))
+    total, warm = steps_per_epoch * cfg.epochs, int(round(cfg.warmup_epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warm, total))
+    weights = inverse_frequency_weights(data.y_train, k).to(device) if strategy.class_weights else None
+    aug = classic_augment(cfg.aug_p).to(device) if strategy.classic else None
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bf16 = (cuda and cfg.amp) or (device.type == "cpu" and cfg.cpu_bf16)
+    step = _Step(model, opt, sched, normalisation(data.in_chans, cfg.pretrained is not None), device,
+                 torch.bfloat16 if bf16 else None, cuda and cfg.channels_last, weights, aug, gen, k)
+    return step, net
+
+
+def make_batch(cfg, strategy: Strategy, st: _Step, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images + int labels -> augmented, normalised float batch + soft targets, on device."""
+    xb = to_unit_float(x, st.device)
+    if st.aug is not None:
+        xb = apply_classic(st.aug, xb)
+    yb = smooth_one_hot(y.to(st.device), st.num_classes, cfg.label_smoothing)
+    if strategy.mixes:
+        which = strategy.mixes[int(torch.randint(len(strategy.mixes), (1,), generator=st.gen))]
+        if which == "mixup":
+            xb, yb = mixup(xb, yb, cfg.mixup_alpha, st.gen)
+        else:
+            xb, yb = cutmix(xb, yb, cfg.cutmix_alpha, st.gen)
+    xb = normalise(xb, st.norm)
+    if st.channels_last:
+        xb = xb.contiguous(memory_format=torch.channels_last)
+    return xb, yb
+
+
+def train_epoch(cfg, strategy: Strategy, st: _Step, data: ClassifierTrainData, epoch: int) -> float:
+    from tqdm import tqdm
+
+    st.model.train()
+    order = epoch_indices(data.y_train, strategy.balanced_sampler, st.gen)
+    n_batches = sum(1 for _ in batch_slices(order, cfg.batch))
+    bar = tqdm(batch_slices(order, cfg.batch), total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}",
+               disable=not cfg.progress, leave=False)
+    total, count = 0.0, 0
+    for idx in bar:
+        loss = train_step(cfg, strategy, st, data.x_train[idx], data.y_train[idx])
+        if not math.isfinite(loss):
+            raise UserError(f"loss became {loss} at epoch {epoch}; training stopped, {cfg.out_dir}/model.pt "
+                            "keeps the last good epoch (if any) — lower --lr")
+        total += loss * idx.numel()
+        count += idx.numel()
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+def train_step(cfg, strategy: Strategy, st: _Step, x_uint8: torch.Tensor, y: torch.Tensor) -> float:
+    """One optimisation step on a uint8 batch; returns the loss (NaN/inf is left to the caller)."""
+    xb, yb = make_batch(cfg, strategy, st, x_uint8, y)
+    with torch.autocast(st.device.type, dtype=st.amp_dtype, enabled=st.amp_dtype is not None):
+        logits = st.model(xb)
+    loss = soft_cross_entropy(logits, yb, st.class_weights, strategy.focal_gamma)
+    if not torch.isfinite(loss):
+        return float(loss.item())  # skip the update: keep the weights of the last good step
+    st.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    st.opt.step()
+    st.sched.step()
+    return float(loss.item())
+
+
+@torch.no_grad()
+def recalibrate_bn(cfg, st: _Step, data: ClassifierTrainData) -> None:
+    """Re-estimate BatchNorm running statistics on up to cfg.bn_recalibrate clean train images.
+
+    With momentum 0.1 the running stats lag the weights by ~10 steps; small defect sets give
+    only a handful of steps per epoch, so eval-mode predictions would use stale statistics
+    (a model that fits train perfectly can predict one class at eval). A cumulative average
+    over un-augmented images matches what validation and inference see ("precise BN").
+    """
+    bns = [m for m in st.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not bns or cfg.bn_recalibrate <= 0:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over the batches below
+    n = min(cfg.bn_recalibrate, data.y_train.numel())
+    idx = torch.randperm(data.y_train.numel(), generator=st.gen)[:n]
+    st.model.train()
+    for b in batch_slices(idx, cfg.batch):
+        xb = normalise(to_unit_float(data.x_train[b], st.device), st.norm)
+        if st.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(st.device.type, dtype=st.amp_dtype, enabled=st.amp_dtype is not None):
+            st.model(xb)
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+
+
+def validate(cfg, st: _Step, data: ClassifierTrainData) -> tuple[dict, float | None, torch.Tensor]:
+    """Validation metrics at the threshold chosen on these same validation scores."""
+    probs = predict_probs(st.model, data.x_val, st.norm, st.device, amp_dtype=st.amp_dtype)
+    binary = len(data.classes) == 2
+    threshold = None
+    if binary:
+        threshold = choose_threshold(data.y_val == data.positive, probs[:, data.positive].numpy(), cfg.target_recall)
+    m = classification_metrics(data.y_val.numpy(), probs.numpy(), threshold, data.positive, data.classes,
+                               context=f"the val split of {cfg.data_dir}")
+    m.pop("pr"), m.pop("roc")
+    picked = probs[torch.arange(len(data.y_val)), data.y_val].clamp_min(1e-12)
+    m["log_loss"] = float(-picked.log().mean())
+    return m, threshold, probs
+
+
+def fit(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device, out_dir: Path) -> dict:
+    """Run the epochs; write model.pt whenever validation improves. Returns the best epoch."""
+    st, net = build_step(cfg, strategy, data, device)
+    best = {"score": -math.inf, "epoch": 0, "threshold": None, "val": {}}
+    log: list[dict] = []
+    binary = len(data.classes) == 2
+    epoch = 0
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        loss = train_epoch(cfg, strategy, st, data, epoch)
+        recalibrate_bn(cfg, st, data)
+        val, threshold, _ = validate(cfg, st, data)
+        score = selection_score(val, binary)
+        # A tiny val set often ties (AP 1.0 early by luck); the lower val loss breaks the tie.
+        improved = score > best["score"] or (score == best["score"] and val["log_loss"] < best["val"]["log_loss"])
+        if improved:
+            best = {"score": score, "epoch": epoch, "threshold": threshold, "val": val}
+            save_checkpoint(out_dir / "model.pt", model=net, model_name=cfg.model, config=cfg.to_dict(),
+                            classes=data.classes, positive=data.positive, in_chans=data.in_chans, res=cfg.res,
+                            fit=cfg.fit, threshold=threshold, norm=st.norm, epoch=epoch, val=val,
+                            data_manifest_hash=data.manifest_hash)
+        append_jsonl(out_dir / "metrics.jsonl", log, {
+            "epoch": epoch, "train_loss": loss, "lr": st.opt.param_groups[0]["lr"], "val_ap": val["average_precision"],
+            "val_roc_auc": val["roc_auc"], "val_macro_f1": val["macro_f1"], "val_minority_f1": val["minority_f1"], "val_loss": val["log_loss"],
+            "threshold": threshold, "improved": improved, "epoch_time_s": round(time.perf_counter() - t0, 3)})
+        if cfg.patience and epoch - best["epoch"] >= cfg.patience:
+            break
+    best["epochs_run"] = epoch
+    return best

@@ -1,0 +1,84 @@
+"""Read a `gen sample` folder (samples.csv + PNGs) as extra TRAIN images.
+
+The trainer only ever appends these to the train split; validation and test stay real.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from classify.core.errors import UserError
+
+_REQUIRED = ("file", "class", "accepted")
+
+
+@dataclass
+class SyntheticSet:
+    root: Path
+    files: list[Path]  # absolute
+    classes: list[str]  # class name per file
+    rows: list[dict[str, str]]
+    info: dict = field(default_factory=dict)  # sample_info.json, {} when absent
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+def load_synthetic(samples_dir: str | Path, accepted_only: bool) -> SyntheticSet:
+    """List the samples of a folder; with accepted_only, those that passed every filter."""
+    root = Path(samples_dir)
+    table = root / "samples.csv"
+    if not table.is_file():
+        raise UserError(f"no samples.csv in {root}; pass a folder written by `gen sample`")
+    with open(table, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in _REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"{table} lacks column(s) {', '.join(missing)}; regenerate it with `gen sample`")
+        rows = list(reader)
+    if accepted_only:
+        rows = [r for r in rows if r["accepted"].strip() in ("1", "true", "True")]
+    info_path = root / "sample_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    files = [root / r["file"] for r in rows]
+    return SyntheticSet(root, files, [r["class"] for r in rows], rows, info)
+
+
+def choose_synthetic(synth: SyntheticSet, class_name: str, count: int, seed: int) -> list[Path]:
+    """Draw `count` files of one class at random without replacement (same seed, same draw)."""
+    pool = [f for f, c in zip(synth.files, synth.classes) if c == class_name]
+    if count > len(pool):
+        raise UserError(
+            f"{synth.root}/samples.csv has {len(pool)} usable samples of class {class_name!r} but {count} are needed; "
+            "lower --synthetic-ratio or sample more images with `gen sample`"
+        )
+    order = np.random.default_rng(seed).permutation(len(pool))[:count]
+    return [pool[i] for i in sorted(order)]
+
+
+def read_images(files: list[Path], res: int, channels: int) -> torch.Tensor:
+    """Decode PNGs once into uint8 [N, C, res, res] (resized if the generator's res differs)."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = torch.empty((len(files), channels, res, res), dtype=torch.uint8)
+    mode = "L" if channels == 1 else "RGB"
+    for i, path in enumerate(files):
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert(mode), dtype=np.uint8)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise UserError(f"cannot read synthetic image {path} ({exc.__class__.__name__}); "
+                            "regenerate the sample folder or remove the row from samples.csv") from None
+        t = torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], channels).permute(2, 0, 1)
+        if t.shape[-1] != res or t.shape[-2] != res:
+            t = F.interpolate(t[None].float(), size=(res, res), mode="bilinear", antialias=True, align_corners=False)
+            t = t[0].round().clamp(0, 255).to(torch.uint8)
+        out[i] = t
+    return out

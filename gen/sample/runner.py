@@ -1,0 +1,294 @@
+"""`gen sample`: generate seeded samples, score them with every filter, keep the good ones.
+
+Nothing is thrown away: every sample's PNG stays on disk with all its scores in samples.csv;
+`accepted`/`rejected_by` record the decision, so a user can change a threshold later and
+re-run (generation is skipped for seeds already on disk). The reals for realism/memorisation
+are the generator's own TRAIN images (info data_dir + classes), never val/test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from classify.core.configs import check_known_keys
+from classify.core.errors import UserError
+from classify.core.fileio import atomic_write_json
+from gen.sample.files import (
+    PlanRow,
+    check_disk,
+    fmt_cell,
+    load_reals,
+    parse_resize,
+    plan,
+    read_png,
+    save_png,
+    write_csv,
+)
+from gen.sample.filter_report import build_filter_report, summary_lines
+from gen.sample.filters import FilterConfig, FilterInputs, RealSet, explain_empty, run_filters
+from gen.sample.pages import write_grids, write_sample_index
+from gen.sample.sampling import batches, count_seeds, generate, parse_seeds
+
+FEATURE_FILTERS = ("realism", "memorisation", "duplicates", "fid_select")
+SCORE_COLUMNS = ("judge_confidence", "realism_score", "nearest_real_distance", "nearest_real_pixel_distance",
+                 "fid_select_kept", "combined_rank")
+
+
+@dataclass
+class SampleConfig:
+    generator: str
+    out: str
+    n: int | None = None
+    seeds: str | None = None
+    snapshot: str = "best"
+    class_name: str | None = None
+    trunc: float = 1.0
+    batch: int = 32
+    device: str = "cpu"
+    precision: str = "fp32"
+    judge: str | None = None
+    inception_weights: str | None = None
+    features: str | None = None  # "judge" | "inception"; default: judge if given, else inception
+    data: str | None = None  # overrides the data_dir recorded in the generator
+    resize_to: str | None = None
+    filters: FilterConfig = field(default_factory=FilterConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
+        check_known_keys(cls, d, "sample settings")
+        d = dict(d)
+        if isinstance(d.get("filters"), dict):
+            d["filters"] = FilterConfig.from_dict(d["filters"])
+        return cls(**d)
+
+
+def _check_resume(out: Path, cfg: SampleConfig, snapshot: str) -> None:
+    """Seeds on disk are reused only if they were made by the same generator and settings."""
+    path = out / "sample_info.json"
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    for key, now in (("snapshot", snapshot), ("trunc", cfg.trunc), ("resize_to", cfg.resize_to)):
+        if old.get(key) != now:
+            raise UserError(f"{out} holds samples made with {key}={old.get(key)!r}, not {now!r}; "
+                            "use another --out (or delete that folder) so that the sets do not mix")
+
+
+def _produce(G, rows: list[PlanRow], cfg: SampleConfig, out: Path, log: Callable) -> tuple[torch.Tensor, int]:
+    """All images of the plan: read back those already on disk, generate the rest in batches."""
+    res, ch = G.img_resolution, G.img_channels
+    resize = parse_resize(cfg.resize_to)
+    images: list[torch.Tensor | None] = [read_png(out / r.native_file, ch, res) for r in rows]
+    if resize:  # a seed counts as done only when its training copy exists too
+        images = [im if (out / r.file).is_file() else None for im, r in zip(images, rows)]
+    todo = [i for i, im in enumerate(images) if im is None]
+    check_disk(out, len(todo), ch, res, resize)
+    for chunk in batches(todo, cfg.batch):
+        imgs = generate(G, [rows[i].seed for i in chunk], [rows[i].class_idx for i in chunk],
+                        cfg.trunc, cfg.device, cfg.precision)
+        for i, img in zip(chunk, imgs):
+            save_png(img, out / rows[i].native_file)
+            if resize:
+                save_png(img, out / rows[i].file, resize)
+            images[i] = img
+    log(f"generated {len(todo)} samples, reused {len(rows) - len(todo)} already in {out}")
+    return torch.stack(images), len(todo)  # type: ignore[arg-type]
+
+
+def _load_judge(cfg: SampleConfig, used: list[str], res: int, channels: int, log: Callable):
+    if not cfg.judge:
+        return None, None
+    from classify.train.checkpoint import load_classifier
+
+    judge = load_classifier(cfg.judge, device=cfg.device)
+    missing = [c for c in used if c not in judge.classes]
+    if missing:
+        raise UserError(f"judge {cfg.judge} was trained on classes {judge.classes}, not {missing}; "
+                        "train the judge on the generator's data (classify train --data ...)")
+    if judge.in_chans != channels:
+        raise UserError(f"judge {cfg.judge} takes {judge.in_chans}-channel images but the generator makes "
+                        f"{channels}-channel ones; train the judge on the same data as the generator")
+    note = None
+    if judge.res != res:
+        note = f"samples are {res}px, the judge was trained at {judge.res}px: samples are resized to {judge.res}px for it"
+        log(note)
+    return judge, note
+
+
+def _extractor(cfg: SampleConfig, judge):
+    from gen.core.metrics import build_extractor
+
+    kind = cfg.features or ("judge" if judge is not None else "inception" if cfg.inception_weights else None)
+    if kind is None:
+        return None
+    if kind == "judge" and judge is None:
+        raise UserError("--features judge needs --judge MODEL")
+    weights = cfg.inception_weights if kind == "inception" else None
+    return build_extractor(kind, weights_path=weights, judge=judge, device=cfg.device, batch=max(cfg.batch, 16))
+
+
+def _reals(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], extractor, channels: int,
+           log: Callable) -> dict:
+    data_dir = cfg.data or info.get("data_dir", "")
+    if cfg.data and info.get("manifest_hash"):
+        from classify.data.dataset import open_prepared
+
+        now = str(open_prepared(cfg.data).manifest_hash)
+        if now != info["manifest_hash"]:
+            log(f"note: --data {cfg.data} is not the data the generator was trained on (manifest hash "
+                f"{info['manifest_hash'][:12]} -> {now[:12]}); the filters compare samples with its train images")
+    raw = load_reals(data_dir, used, info["res"], channels, info.get("fit", "crop"))
+    return {classes.index(name): RealSet(extractor.features(imgs).double(), imgs, files)
+            for name, (imgs, files) in raw.items()}
+
+
+def _heldout_feats(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], extractor,
+                   channels: int) -> dict[int, torch.Tensor]:
+    """Features of the VAL reals per class: no filter sees them, so the report's held-out
+    before/after check cannot have been tuned on them (the train-real numbers can)."""
+    raw = load_reals(cfg.data or info.get("data_dir", ""), used, info["res"], channels, info.get("fit", "crop"),
+                     split="val")
+    return {classes.index(name): extractor.features(imgs).double() for name, (imgs, _) in raw.items()}
+
+
+def _csv_table(rows: list[PlanRow], cfg: SampleConfig, snapshot: str, outcome, reals: dict) -> tuple[list, list]:
+    cols = outcome.columns
+    header = ["file", "seed", "class", "trunc", "snapshot"] + (["native_file"] if cfg.resize_to else [])
+    header += [c for c in SCORE_COLUMNS if c in cols]
+    header += (["nearest_real"] if "nearest_real_index" in cols else [])
+    header += (["duplicate_of"] if "duplicate_of_row" in cols else []) + ["accepted", "rejected_by"]
+    table = []
+    for i, r in enumerate(rows):
+        vals = {"file": r.file, "seed": r.seed, "class": r.class_name, "trunc": cfg.trunc, "snapshot": snapshot,
+                "native_file": r.native_file, "accepted": int(outcome.accepted[i]), "rejected_by": outcome.rejected_by[i]}
+        vals.update({c: cols[c][i] for c in SCORE_COLUMNS if c in cols})
+        if "nearest_real_index" in cols:
+            j = int(cols["nearest_real_index"][i])
+            vals["nearest_real"] = reals[r.class_idx].files[j] if j >= 0 and reals[r.class_idx].files else ""
+        if "duplicate_of_row" in cols:
+            j = int(cols["duplicate_of_row"][i])
+            vals["duplicate_of"] = rows[j].seed if j >= 0 else ""
+        table.append([vals[h] for h in header])
+    return header, table
+
+
+def _sample_info(cfg: SampleConfig, info: dict, snapshot: str, seeds: list[int], extra: dict) -> dict:
+    return {
+        "generator": info.get("generator_path"), "snapshot": snapshot, "kimg": info.get("kimg"),
+        "classes": info["classes"], "res": info["res"], "channels": info["channels"], "fit": info.get("fit"),
+        "real_counts": info.get("real_counts", {}), "manifest_hash": info.get("manifest_hash"),
+        "data_dir": cfg.data or info.get("data_dir"), "trunc": cfg.trunc, "resize_to": cfg.resize_to,
+        "n": len(seeds), "seed_min": min(seeds), "seed_max": max(seeds), "class": cfg.class_name,
+        "judge": cfg.judge, "filters": cfg.filters.to_dict(), **extra,
+    }
+
+
+@dataclass
+class Scorers:
+    """The judge, the feature extractor and the reals' features: loaded before any image is
+    generated, so a wrong judge or data folder fails in seconds, not after the whole --n."""
+
+    judge: Any
+    note: str | None
+    extractor: Any
+    reals: dict
+    heldout: dict  # class index -> val-real features, for the report only
+
+
+def _scorers(cfg, classes, used, info, log) -> Scorers:
+    judge, note = _load_judge(cfg, used, info["res"], info["channels"], log)
+    wanted = [f for f in cfg.filters.filters if f in FEATURE_FILTERS]
+    extractor = _extractor(cfg, judge)
+    if wanted and extractor is None:
+        raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
+                        "(or --inception-weights PATH), or choose --filters without them")
+    if extractor is None:
+        return Scorers(judge, note, None, {}, {})
+    reals = _reals(cfg, info, used, classes, extractor, info["channels"], log)
+    return Scorers(judge, note, extractor, reals, _heldout_feats(cfg, info, used, classes, extractor, info["channels"]))
+
+
+def _score(cfg, images, rows, scorers: Scorers):
+    """Judge probabilities, features and the filter outcome (None parts when not asked)."""
+    judge, extractor, reals = scorers.judge, scorers.extractor, scorers.reals
+    class_idx = np.array([r.class_idx for r in rows])
+    feats, conf = None, None
+    if extractor is not None:
+        feats = extractor.features(images).double()
+    if judge is not None:
+        # When the judge is also the feature extractor, its head turns the features just computed
+        # into probabilities: one backbone pass over the samples instead of two.
+        shared = feats is not None and getattr(extractor.module, "judge", None) is judge
+        probs = judge.probs_from_features(feats.float()) if shared else judge.predict_proba(images)
+        conf = probs[torch.arange(len(rows)), [judge.classes.index(r.class_name) for r in rows]].double().numpy()
+    return run_filters(FilterInputs(feats, images, class_idx, reals, conf), cfg.filters), feats
+
+
+def _validate(cfg: SampleConfig) -> None:
+    """Settings that cannot work, refused before any image is generated."""
+    wanted = [f for f in cfg.filters.filters if f in FEATURE_FILTERS]
+    if "judge" in cfg.filters.filters and not cfg.judge:
+        raise UserError("the judge filter needs --judge MODEL (a `classify train` model.pt); or leave judge out of --filters")
+    if wanted and not (cfg.judge or cfg.inception_weights):
+        raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
+                        "(or --inception-weights PATH), or choose --filters without them")
+
+
+def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Generate (or resume), filter, and write the sample set; returns the filter report."""
+    from gen.core.generator_file import load_generator
+
+    _validate(cfg)
+    G, info = load_generator(cfg.generator, which=cfg.snapshot, device=cfg.device)
+    log(f"generator: {info['generator_path']}")  # "best" falls back to latest without best.json: say which
+    info = {**info, "res": G.img_resolution, "channels": G.img_channels}
+    classes = list(info.get("classes") or ["sample"])
+    if len(classes) != max(G.c_dim, 1):
+        raise UserError(f"{info['generator_path']} lists {len(classes)} classes but its network has c_dim={G.c_dim}; re-export it")
+    out, snapshot = Path(cfg.out), Path(info["generator_path"]).name
+    _check_resume(out, cfg, snapshot)
+    # Refuse an impossible --n before building per-seed lists (resumed PNGs need no new space).
+    on_disk = sum(1 for _ in (out / "images").rglob("seed*.png")) if (out / "images").is_dir() else 0
+    check_disk(out, count_seeds(cfg.seeds, cfg.n) - on_disk, G.img_channels, G.img_resolution, parse_resize(cfg.resize_to))
+    seeds = parse_seeds(cfg.seeds, cfg.n)
+    rows = plan(seeds, classes, cfg.class_name, cfg.resize_to is not None)
+    used = sorted({r.class_name for r in rows}, key=classes.index)
+    scorers = _scorers(cfg, classes, used, info, log)
+    # Written before the first PNG so that a killed run's folder still says what made it.
+    atomic_write_json(out / "sample_info.json", _sample_info(cfg, info, snapshot, seeds, {"status": "generating"}))
+    images, n_new = _produce(G, rows, cfg, out, log)
+    outcome, feats = _score(cfg, images, rows, scorers)
+    reals, extractor, note = scorers.reals, scorers.extractor, scorers.note
+    label = extractor.label if extractor is not None else None
+    report = build_filter_report(outcome, np.array([r.class_idx for r in rows]), classes, feats,
+                          {c: rs.feats for c, rs in reals.items()}, label, scorers.heldout)
+    report["judge_note"] = note
+    header, table = _csv_table(rows, cfg, snapshot, outcome, reals)
+    write_csv(out / "samples.csv", header, table)
+    atomic_write_json(out / "sample_info.json", _sample_info(cfg, info, snapshot, seeds, {
+        "status": "done", "extractor": label, "judge_note": note, "generated_this_run": n_new}))
+    atomic_write_json(out / "filter_report.json", report)
+    lines = summary_lines(report)
+    nearest = None
+    if "nearest_real_index" in outcome.columns:
+        idx = outcome.columns["nearest_real_index"]
+        nearest = (outcome.columns["nearest_real_distance"],
+                   [reals[r.class_idx].images[int(j)] if j >= 0 else None for r, j in zip(rows, idx)], seeds)
+    grids = write_grids(out, images, outcome.accepted, outcome.rejected_by,
+                        np.array([r.class_idx for r in rows]), classes, nearest)
+    write_sample_index(out, grids, header, [[fmt_cell(v) for v in r] for r in table], lines)
+    for line in lines:
+        log(line)
+    if not outcome.accepted.any() and cfg.filters.filters:
+        raise UserError(explain_empty(outcome) + f" (scores are in {out / 'samples.csv'})")
+    return report

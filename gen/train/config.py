@@ -1,0 +1,190 @@
+"""GanTrainConfig: every knob of `gen train` as one typed, serialisable dataclass.
+
+The CLI turns flags into a dict of overrides, `gen.train.presets.resolve_config` merges them with
+a preset, and the loop only ever reads this object. It is written to the run folder
+(`training_options.json`) and into every snapshot, so a run can be resumed and compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from stylegan2_ada import check_resolution
+
+from classify.core.configs import check_known_keys, setting
+from classify.core.errors import UserError
+from classify.data.images import FITS, check_fit
+from gen.core.errors import as_user_error
+
+AUG_MODES = ("ada", "fixed", "none")
+
+
+def _preset_names() -> list[str]:
+    from gen.train.presets import list_presets  # the preset table imports this module
+
+    return list_presets()
+
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+# Fields that may differ between a snapshot and the run that resumes it: they change how
+# long we train, where/how often we write, or how fast we compute — not what is learned.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "kimg", "snap", "keep", "metric_every", "metrics", "out_dir", "data_dir", "device",
+        "compile", "resume", "resume_from", "inception_weights", "judge", "tick_kimg",
+        "channels_last", "tf32", "gpus",
+    }
+)
+
+
+@dataclass
+class GanTrainConfig:
+    # --- data ---
+    data_dir: str = setting("", "Prepared data folder (classify prepare).", flag="--data", path="dir")
+    classes: list[str] = setting(help="Class to learn; repeat for a class-conditional model.", flag="--class",
+                                 default_factory=list)
+    out_dir: str = setting("", "Run folder (snapshots, grids, metrics).", flag="--out", path="dir")
+    res: int = setting(64, "Training resolution (a power of two, 4 to 1024).")
+    fit: str = setting("crop", "How non-square images are fitted.", choices=FITS)
+    mirror: bool = setting(False, "Add x-flipped copies of the reals.")
+    # --- schedule ---
+    preset: str = setting("auto", "Hyper-parameter preset (flags override single fields).", choices=_preset_names)
+    kimg: float = setting(25000.0, "Train until this many thousand real images were shown.")
+    tick_kimg: float = setting(4.0, "Tick length in kimg (one progress line and metrics.jsonl row per tick).")
+    snap: int = setting(50, "Snapshot every N ticks.")
+    keep: int = setting(3, "Keep the last K snapshots (plus the best).")
+    seed: int = setting(0, "Random seed.")
+    # --- optimisation ---
+    batch: int = setting(32, "Global batch size (all processes together).")
+    lr: float = setting(0.0025, "Adam learning rate of G and D.")
+    gamma: float = setting(1.0, "R1 regularisation weight.")
+    ema_kimg: float = setting(10.0, "Half-life of the G_ema average, in kimg.")
+    ema_rampup: float | None = setting(0.05, "EMA half-life ramp-up: at most this x images seen.")
+    style_mixing: float = setting(0.9, "Probability of style mixing per sample.")
+    pl_weight: float = setting(2.0, "Path-length regularisation weight (0 = off).")
+    pl_batch_shrink: int = setting(2, "Path-length batch = batch // this.")
+    pl_decay: float = setting(0.01, "Decay of the path-length running mean.")
+    g_reg_interval: int = setting(4, "Run the G regulariser every N steps (lazy regularisation).")
+    d_reg_interval: int = setting(16, "Run R1 every N steps (lazy regularisation).")
+    freeze_d: int = setting(0, "Freeze the first K discriminator blocks (transfer learning).")
+    # --- architecture ---
+    z_dim: int = setting(512, "Latent z dimension.")
+    w_dim: int = setting(512, "Intermediate latent w dimension.")
+    map_layers: int = setting(2, "Mapping network depth.", flag="--map")
+    channel_base: int = setting(16384, "Feature maps at a resolution: min(channel_base // res, channel_max).")
+    channel_max: int = setting(512, "Upper bound on feature maps per layer.")
+    mbstd_group: int = setting(4, "Minibatch-stddev group size.")
+    conv_clamp: int | None = setting(256, "Clamp conv outputs to +-this (reduced-precision safety).")
+    num_fp16_res: int = setting(4, "Reduced precision on the top N resolutions (when --precision is not fp32).")
+    # --- augmentation ---
+    aug: str = setting("ada", "Augmentation: adaptive p, fixed p, or off.", choices=AUG_MODES)
+    target: float = setting(0.6, "ADA target for r_t = E[sign(D(real))].")
+    p: float = setting(0.0, "Initial (ada) or constant (fixed) augmentation probability.")
+    ada_interval: int = setting(4, "Adjust ADA p every N steps.")
+    ada_kimg: float = setting(500.0, "ADA speed: p can move from 0 to 1 in this many kimg.")
+    # --- metrics ---
+    metrics: list[str] = setting(help="Comma list: fid,kid (Inception) or fd,kd (judge features).",
+                                 default_factory=list)
+    metric_every: int = setting(1, "Compute metrics every N ticks (and at the end); a metric tick also snapshots.")
+    inception_weights: str | None = setting(None, "Local Inception .pth for FID/KID.", path="file")
+    judge: str | None = setting(None, "classify train model.pt: features for FD/KD.", path="file")
+    # --- machine ---
+    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.")
+    gpus: int = setting(1, "Processes to launch with torchrun (one per GPU).")
+    precision: str = setting("fp32", "Mixed precision of the top resolutions.", choices=PRECISIONS)
+    compile: bool = setting(False, "torch.compile the networks.")
+    channels_last: bool = setting(False, "channels_last memory format.")
+    tf32: bool = setting(True, "TF32 matmuls/convolutions on CUDA.")
+    # --- resume / transfer ---
+    resume: str | None = setting(None, "Continue a run exactly: RUN_DIR, a snapshot .pt, or 'latest' (in --out).")
+    resume_from: str | None = setting(None, "Initialise from .pt/.safetensors/.pkl (transfer).", path="file")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GanTrainConfig:
+        check_known_keys(cls, d, "training option(s)")
+        cfg = cls(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Reject values that would fail later (or silently do the wrong thing)."""
+        # The engine's own rule, so that what passes here (and at --dry-run) can be built.
+        with as_user_error():
+            check_resolution(self.res, what="--res")
+        _check_choice("--aug", self.aug, AUG_MODES)
+        _check_choice("--precision", self.precision, PRECISIONS)
+        check_fit(self.fit)
+        if self.batch < 1:
+            raise UserError(f"--batch {self.batch} must be >= 1")
+        if self.gpus < 1 or self.batch % self.gpus:
+            raise UserError(f"--batch {self.batch} must be a multiple of the number of GPUs/processes ({self.gpus})")
+        self._validate_mbstd()
+        if not (self.kimg > 0 and self.tick_kimg > 0 and math.isfinite(self.kimg)):
+            raise UserError(f"--kimg ({self.kimg}) and tick length ({self.tick_kimg}) must be positive")
+        if self.snap < 1 or self.keep < 1 or self.metric_every < 1:
+            raise UserError("--snap, --keep and --metric-every must be >= 1")
+        if not 0.0 <= self.p <= 1.0:
+            raise UserError(f"--p {self.p} must be in [0, 1]")
+        if len(set(self.classes)) != len(self.classes):
+            raise UserError(f"--class given twice: {self.classes}; list each class once")
+        self._validate_metrics()
+
+    def _validate_mbstd(self) -> None:
+        # D sees each process's whole batch at once, and minibatch-std groups it into groups of
+        # min(mbstd_group, batch); a remainder would fail at the first D call with a raw error.
+        per_rank = self.batch // self.gpus
+        group = min(self.mbstd_group, per_rank)
+        if self.mbstd_group < 1 or per_rank % group:
+            raise UserError(f"--mbstd-group {self.mbstd_group} does not divide the per-process batch {per_rank} "
+                            f"(--batch {self.batch} over {self.gpus} process(es)); use a batch that is a multiple "
+                            f"of {max(group, 1)} or a --mbstd-group that divides {per_rank}")
+
+    def _validate_metrics(self) -> None:
+        # Here, not when the metric runner is built, so --dry-run catches them and a bad name
+        # does not leave a half-made run folder behind.
+        if not self.metrics:
+            return
+        from gen.core.metrics import METRIC_KINDS
+
+        unknown = [m for m in self.metrics if m.strip().lower() not in METRIC_KINDS]
+        if unknown:
+            raise UserError(f"unknown --metrics {', '.join(unknown)}; choose from {', '.join(METRIC_KINDS)}")
+        if not (self.judge or self.inception_weights):
+            raise UserError(f"--metrics {','.join(self.metrics)} needs features: --judge MODEL.pt from `classify "
+                            "train` or --inception-weights PATH (an offline Inception .pth)")
+
+    @property
+    def conditional(self) -> bool:
+        return len(self.classes) > 1
+
+
+def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"{flag} {value!r} is not one of {', '.join(choices)}")
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Fields (outside RESUMABLE_CHANGES) whose values differ, as 'name: old -> new'."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key in RESUMABLE_CHANGES:
+            continue
+        if old.get(key) != new.get(key):
+            out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return out
+
+
+def check_resume_config(old: dict[str, Any], new: dict[str, Any], snapshot: Any) -> None:
+    """The one check that a resumed run keeps its snapshot's training options."""
+    diffs = config_differences(old, new)
+    if diffs:
+        raise UserError(f"--resume {snapshot}: these options differ from the snapshot's config: {'; '.join(diffs)} "
+                        "— drop those flags to continue the run (only --kimg, --snap, --out, --device ... may "
+                        "change), or start a new run with --resume-from")

@@ -1,0 +1,120 @@
+"""The real images `gen train` learns from, and the order it draws them in.
+
+Only the TRAIN split of the manifest, only the requested classes (design rule: the GAN never
+sees val/test). Images come from the data layer's uint8 cache and stay uint8 in memory;
+a batch is converted to [-1, 1] floats on the training device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from classify.core.errors import UserError
+from gen.train.config import GanTrainConfig
+
+
+@dataclass
+class GanTrainData:
+    images: torch.Tensor  # uint8 [N, C, R, R]
+    labels: torch.Tensor  # int64 [N], index into `classes` (the run's class order, not the manifest's)
+    classes: list[str]
+    real_counts: dict[str, int]
+    manifest_hash: str
+    channels: int
+
+    @property
+    def c_dim(self) -> int:
+        # One class = unconditional model of that class; several = one-hot conditioning.
+        return len(self.classes) if len(self.classes) > 1 else 0
+
+    def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
+        if self.c_dim == 0:
+            return torch.zeros([len(labels), 0])
+        return torch.nn.functional.one_hot(labels, self.c_dim).float()
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{k}: {v}" for k, v in self.real_counts.items())
+        n, c, h, w = self.images.shape
+        kind = f"conditional ({self.c_dim} classes)" if self.c_dim else "unconditional"
+        return f"{n} train images ({counts}), {c} channel(s), {h}x{w}, {kind}"
+
+
+def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
+    """Read the train split of the requested classes; clear errors for unusable requests."""
+    from classify.data.dataset import open_prepared
+
+    if not cfg.classes:
+        raise UserError("no --class given; name the class(es) to train on, e.g. --class defective")
+    data = open_prepared(cfg.data_dir)
+    missing = [c for c in cfg.classes if c not in data.classes]
+    if missing:
+        raise UserError(
+            f"unknown class {', '.join(missing)} in {data.root}/manifest.csv; available: {', '.join(data.classes)}"
+        )
+    sel = data.select(split="train", classes=list(cfg.classes))
+    manifest_ids = [data.classes.index(c) for c in cfg.classes]
+    remap = {mid: i for i, mid in enumerate(manifest_ids)}
+    labels = torch.tensor([remap[int(v)] for v in sel.labels], dtype=torch.int64)
+    counts = {c: int((labels == i).sum()) for i, c in enumerate(cfg.classes)}
+    for name, n in counts.items():
+        if n < cfg.batch:
+            raise UserError(
+                f"class {name!r} has {n} train images in {data.root}/manifest.csv, fewer than --batch {cfg.batch}; "
+                f"use --batch {_largest_pow2_at_most(max(n, 1))} or smaller"
+            )
+    images = sel.images(res=cfg.res, channels=None, fit=cfg.fit)
+    return GanTrainData(images, labels, list(cfg.classes), counts, data.manifest_hash, int(images.shape[1]))
+
+
+def _largest_pow2_at_most(n: int) -> int:
+    return 1 << (n.bit_length() - 1)
+
+
+class BatchSampler:
+    """Shuffled passes over the data (x2 with --mirror), resumable from two integers.
+
+    Every rank builds the same global batch from the same seed and takes a strided slice
+    (rank r gets items r, r+W, ...). Strided rather than contiguous because the
+    discriminator's minibatch-stddev groups sample i with i mod (N/G): with G = N/W the
+    per-rank groups are then exactly the single-process groups.
+    """
+
+    def __init__(self, n_items: int, mirror: bool, seed: int, epoch: int = 0, pos: int = 0):
+        self.n_items, self.mirror, self.seed = n_items, mirror, seed
+        self.epoch, self.pos = epoch, pos
+        self._order = self._permutation()
+
+    def _permutation(self) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(self.n_items * (2 if self.mirror else 1), generator=gen)
+
+    def next_indices(self, batch: int) -> torch.Tensor:
+        out = []
+        while len(out) < batch:
+            if self.pos >= len(self._order):
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._order = self._permutation()
+            take = min(batch - len(out), len(self._order) - self.pos)
+            out.extend(self._order[self.pos : self.pos + take].tolist())
+            self.pos += take
+        return torch.tensor(out, dtype=torch.int64)
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, d: dict[str, int]) -> None:
+        self.epoch, self.pos = int(d["epoch"]), int(d["pos"])
+        self._order = self._permutation()
+
+
+def real_batch(data: GanTrainData, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (>= N means the mirrored copy) -> float images in [-1, 1] and one-hot labels."""
+    n = len(data.images)
+    flip = idx >= n
+    base = idx % n
+    img = data.images[base].to(device).float().div_(127.5).sub_(1.0)
+    if flip.any():
+        img[flip.to(device)] = img[flip.to(device)].flip(3)
+    return img, data.one_hot(data.labels[base]).to(device)

@@ -1,0 +1,102 @@
+"""Training phases as data: which network, which optimizer, how often, what loss term.
+
+StyleGAN2 runs its regularisers lazily (path length every 4 G steps, R1 every 16 D steps)
+and multiplies them by the interval so their average strength is unchanged. Each network's
+Adam is then tuned as if its steps were `interval / (interval + 1)` as long (lr * c,
+betas ** c) — the lazy-regularisation correction of the StyleGAN2 paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from gen.train.config import GanTrainConfig
+
+ADAM_BETAS = (0.0, 0.99)
+ADAM_EPS = 1e-8
+
+
+@dataclass
+class Phase:
+    name: str  # loss phase: Gmain, Greg, Gboth, Dmain, Dreg, Dboth
+    module: torch.nn.Module
+    opt: torch.optim.Optimizer
+    interval: int  # runs when batch_idx % interval == 0; its loss is multiplied by interval
+    params: list[torch.nn.Parameter]  # what this phase trains (frozen D layers excluded)
+
+    def due(self, batch_idx: int) -> bool:
+        return batch_idx % self.interval == 0
+
+
+def lazy_adam_settings(lr: float, reg_interval: int | None) -> tuple[float, tuple[float, float]]:
+    """lr and betas for a network whose regulariser runs every `reg_interval` steps."""
+    if not reg_interval:
+        return lr, ADAM_BETAS
+    c = reg_interval / (reg_interval + 1)
+    return lr * c, (ADAM_BETAS[0] ** c, ADAM_BETAS[1] ** c)
+
+
+def trainable_d_params(D: torch.nn.Module, freeze_d: int) -> list[torch.nn.Parameter]:
+    """D's parameters minus the first `freeze_d` blocks (highest resolution first).
+
+    Freezing the early, generic D layers is the "FreezeD" transfer trick; the block order
+    comes from the state-dict names b{res}.*, largest res first.
+    """
+    params = dict(D.named_parameters())
+    if freeze_d <= 0:
+        return list(params.values())
+    block_res = sorted({int(n.split(".")[0][1:]) for n in params if n[:1] == "b" and n.split(".")[0][1:].isdigit()},
+                       reverse=True)
+    frozen = {f"b{r}." for r in block_res[:freeze_d]}
+    return [p for n, p in params.items() if not any(n.startswith(f) for f in frozen)]
+
+
+def build_phases(G: torch.nn.Module, D: torch.nn.Module, cfg: GanTrainConfig) -> list[Phase]:
+    """G main (+ G reg every g_reg_interval), then D main (+ D reg every d_reg_interval).
+
+    A regulariser with zero weight gets no phase (it would compute nothing), but the
+    optimizer keeps the lazy settings so that turning it off changes only the penalty.
+    """
+    phases: list[Phase] = []
+    for prefix, module, interval, weight, params in (
+        ("G", G, cfg.g_reg_interval, cfg.pl_weight, list(G.parameters())),
+        ("D", D, cfg.d_reg_interval, cfg.gamma, trainable_d_params(D, cfg.freeze_d)),
+    ):
+        lr, betas = lazy_adam_settings(cfg.lr, interval)
+        opt = torch.optim.Adam(params, lr=lr, betas=betas, eps=ADAM_EPS)
+        if not interval:
+            phases.append(Phase(prefix + "both", module, opt, 1, params))
+            continue
+        phases.append(Phase(prefix + "main", module, opt, 1, params))
+        if weight > 0:
+            phases.append(Phase(prefix + "reg", module, opt, interval, params))
+    return phases
+
+
+def run_phase(
+    phase: Phase,
+    loss,
+    real: tuple[torch.Tensor, torch.Tensor],
+    gen: tuple[torch.Tensor, torch.Tensor],
+    grad_scale: float,
+    after_backward: Callable[[Phase], bool],
+) -> dict[str, float]:
+    """One phase: zero grads, accumulate the loss term, hand grads to `after_backward`
+    (DDP averaging, unscaling, finiteness check); step only when it returns True."""
+    phase.opt.zero_grad(set_to_none=True)
+    for p in phase.params:
+        p.requires_grad_(True)
+    try:
+        stats = loss.accumulate_gradients(
+            phase=phase.name, real_img=real[0], real_c=real[1], gen_z=gen[0], gen_c=gen[1],
+            gain=phase.interval * grad_scale,
+        )
+    finally:
+        for p in phase.params:
+            p.requires_grad_(False)
+    if after_backward(phase):
+        phase.opt.step()
+    return {k: float(v) for k, v in (stats or {}).items()}
