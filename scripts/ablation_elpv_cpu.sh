@@ -61,7 +61,7 @@ one_fraction() {  # name, prepare fraction, real minority train count, GAN secon
 mkdir -p "$OUT"
 one_fraction frac100 1.0 534 "$GAN_SECONDS_100"
 one_fraction frac025 0.25 134 "$GAN_SECONDS_025"
-# One report on one minority-fraction axis (classify.report_sources).
+# One report on one minority-fraction axis (classify.ablate.runner.report_sources).
 step report
 classify report "$OUT/frac100/ablate" "$OUT/frac025/ablate" --out "$OUT/report"
 step done

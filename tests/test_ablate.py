@@ -431,3 +431,14 @@ def test_cell_progress_bars_only_on_a_terminal_with_one_job(tmp_path, monkeypatc
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert all(t.train["progress"] for t in plan_ablation(config(tmp_path), inspect=fake_facts).todo)
     assert not any(t.train["progress"] for t in plan_ablation(config(tmp_path), jobs=2, inspect=fake_facts).todo)
+
+
+def test_feature_map_draws_every_group_on_principal_axes():
+    from classify.ablate import plots
+
+    rng = np.random.default_rng(0)
+    png = plots.feature_map({"real train": rng.normal(size=(30, 8)), "synthetic": rng.normal(size=(1, 8)) + 3,
+                             "empty": np.zeros((0, 8))}, "title")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    single = plots.feature_map({"one": rng.normal(size=(1, 4))}, "one point")  # a single point still draws
+    assert single[:8] == b"\x89PNG\r\n\x1a\n"

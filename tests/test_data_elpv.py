@@ -15,6 +15,7 @@ from classify.data.dataset import open_prepared
 pytestmark = pytest.mark.elpv
 
 
+@pytest.mark.slow  # decodes all 2,624 ELPV images (~20 s on 2 cores)
 def test_prepare_elpv(tmp_path, monkeypatch):
     utils = pytest.importorskip("elpv_dataset.utils")
     loaded = []

@@ -62,6 +62,7 @@ def test_two_gloo_processes_match_one(tmp_path):
     assert _mismatch_fraction(a, state_of(other), "G") > 0.5
 
 
+@pytest.mark.slow  # two gloo processes train, stop and resume (~16 s on 2 cores)
 def test_ddp_resume_is_exact(tmp_path):
     """2 processes: 3 steps straight == 1 step, stop, resume, 2 steps (every rank's RNG restored)."""
     data = make_prepared(tmp_path / "d", counts={"bad": 40, "good": 8})

@@ -277,3 +277,20 @@ def test_no_progress_bar_in_a_log_file_but_one_line_per_tick(tmp_path, capsys, m
     log.close()
     out = capsys.readouterr()
     assert "kimg 0.50 sec_per_kimg=10 ada_p=0" in out.out and "\r" not in out.out + out.err
+
+
+def test_cli_resume_reads_its_snapshot_once(data_dir, tmp_path, monkeypatch):
+    """Found once, loaded once, compared once: the trainer continues from the state the CLI read."""
+    import gen.train.snapshot as snapshot_mod
+
+    out = tmp_path / "run"
+    tiny = ["--preset", "cpu-tiny", "--res", "16", "--channel-base", "256", "--channel-max", "16", "--map", "1",
+            "--batch", "4", "--tick-kimg", "0.004", "--device", "cpu"]
+    assert _cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008", *tiny).exit_code == 0
+    loads, found = [], []
+    real_load, real_find = snapshot_mod.load_snapshot, snapshot_mod.find_resume_snapshot
+    monkeypatch.setattr(snapshot_mod, "load_snapshot", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    monkeypatch.setattr(snapshot_mod, "find_resume_snapshot", lambda *a: found.append(a) or real_find(*a))
+    r = _cli("--resume", str(out), "--kimg", "0.012")
+    assert r.exit_code == 0 and "resumed from" in r.output, r.output
+    assert len(found) == 1 and len(loads) == 1, (found, loads)

@@ -95,11 +95,12 @@ def pr_curves(curves: Sequence[tuple[str, Sequence[float], Sequence[float]]], ti
 def feature_map(points: dict[str, np.ndarray], title: str) -> bytes:
     """2-D PCA of feature vectors, one colour per group ('real train', 'real test', 'synthetic')."""
     groups = [(name, np.asarray(x, dtype=float)) for name, x in points.items() if len(x)]
+    from sklearn.decomposition import PCA
+
     stacked = np.concatenate([x for _, x in groups])
-    centred = stacked - stacked.mean(axis=0)
-    # PCA through the SVD: the first two right-singular vectors are the principal axes.
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    proj = centred @ vt[:2].T
+    # Two axes where the data allow them; a lone point has no spread to analyse and sits at 0.
+    proj = (PCA(n_components=min(2, *stacked.shape), svd_solver="full").fit_transform(stacked)
+            if len(stacked) > 1 else np.zeros((len(stacked), 1)))
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.add_subplot(1, 1, 1)
     start = 0

@@ -102,7 +102,7 @@ def plan_ablation(
     done = [c.id for c in mine if is_finished(out, c.id)]
     threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
     finished = set(done)
-    # The report's feature map embeds images with one cell's model (report_features picks
+    # The report's feature map embeds images with one cell's model (classify.ablate.feature_map picks
     # baseline, highest fraction, lowest seed): that cell keeps its model.pt in any case.
     feature_cell = min(grid, key=lambda c: (c.strategy != "baseline", -c.minority_fraction, c.seed)).id
     todo = [_task(cfg, c, minority, checks.get(fmt_number(c.minority_fraction)), threads,

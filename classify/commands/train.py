@@ -64,7 +64,7 @@ def train(device: str, compile_: bool, quiet: bool, force: bool, **fields) -> No
         click.echo(interrupted_message(Path(cfg.out_dir), started), err=True)
         raise SystemExit(130) from None
     v = r["val"]
-    # Binary runs choose the best epoch by val AP; multi-class runs by macro F1 (trainloop.score_of).
+    # Binary runs choose the best epoch by val AP; multi-class runs by macro F1 (classify.train.loop.score_of).
     head = (f"val AP {v['average_precision']:.4f}, ROC-AUC {v['roc_auc']:.4f}, minority F1 {v['minority_f1']:.4f}"
             if r["threshold"] is not None else f"val macro F1 {v['macro_f1']:.4f}, minority F1 "
             f"{v['minority_f1']:.4f}")

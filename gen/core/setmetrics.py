@@ -6,7 +6,7 @@ al. 2020) are not in torch-fidelity, so they are computed here from the same k-N
 (k-th nearest neighbour, excluding the point itself, as torch-fidelity does).
 
 Every function takes 2-D float feature tensors [N, D]; which extractor made them is the
-caller's business, and the caller names the result by extractor (see gen/metrics.py).
+caller's business, and the caller names the result by extractor (see gen/core/metrics.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """filter_report.json: how each filter voted and what the set looks like before vs after.
 
-Set metrics per class: FD/KD named by the extractor (gen/metrics.py) and precision/recall/
+Set metrics per class: FD/KD named by the extractor (gen/core/metrics.py) and precision/recall/
 density/coverage, each against two sets of reals of that class:
 
 - the TRAIN reals (`all_vs_real`, `accepted_vs_real`): in-sample. The realism, memorisation

@@ -40,7 +40,7 @@ def _paper(mb: int, mbstd: int, fmaps: float, lr: float, gamma: float, ema: floa
 
 def _cifar(res: int, gpus: int) -> dict[str, Any]:
     # The paper's CIFAR-10 configuration also turns off path-length regularisation and style
-    # mixing. Its D architecture ('orig') is not in the spec, so D stays resnet here.
+    # mixing. Its D architecture ('orig') is not implemented (docs/ENGINE.md), so D stays resnet here.
     paper = _paper(mb=64, mbstd=32, fmaps=1, lr=0.0025, gamma=0.01, ema=500, ramp=0.05, mapl=2)(res, gpus)
     return paper | {"pl_weight": 0.0, "style_mixing": 0.0}
 

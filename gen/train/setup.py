@@ -1,6 +1,6 @@
 """Building what the loop needs: device, networks, loss, ADA, transfer-learning weights.
 
-Kept apart from the loop so that gen/train.py reads as the training schedule only.
+Kept apart from the loop so that gen/train/trainer.py reads as the training schedule only.
 """
 
 from __future__ import annotations

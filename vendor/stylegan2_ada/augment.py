@@ -1,6 +1,6 @@
 """The ADA augmentation pipeline ("bgc": blit + geometric + colour) and the ADA p rule.
 
-Written from Karras et al. 2020b (appendix B) and `shared/spec/stylegan2-ada.md`.
+Written from Karras et al. 2020b (appendix B); what it implements is in docs/ENGINE.md, "ADA augmentation".
 Every step is applied to each image independently with probability `p` (times the
 step's multiplier). Geometric steps are composed into one affine matrix per image and
 resampled once (see `augment_warp`); colour steps are composed into one 4x4 colour matrix

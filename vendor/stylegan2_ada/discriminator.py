@@ -1,5 +1,5 @@
 """Discriminator, resnet architecture, with mbstd epilogue and projection conditioning
-(spec: "Discriminator (resnet architecture)")."""
+(docs/ENGINE.md, "Discriminator")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Equalised-learning-rate layers and the mapping network (spec: "FC layer", "Conv layer",
-"Mapping").
+"""Equalised-learning-rate layers and the mapping network (docs/ENGINE.md: "Notation and building blocks",
+"Mapping network").
 
 The weights are stored at unit scale and multiplied by a runtime gain (the equalised learning
 rate), so parameter names and values match the reference checkpoints.

@@ -1,6 +1,6 @@
 """StyleGAN2-ADA losses: small pure functions plus `StyleGAN2Loss`, which runs one phase.
 
-Written from `shared/spec/stylegan2-ada.md` (Training) and Karras et al. 2020a/2020b:
+Written from Karras et al. 2020a/2020b (docs/ENGINE.md, "Training losses and regularisation"):
 non-saturating logistic loss, lazy R1 on reals, path-length regularisation with an EMA
 target, per-sample style mixing, and the Adam adjustment for lazy regularisation.
 """

@@ -1,6 +1,6 @@
 """Low-level ops of the StyleGAN2-ADA engine, in pure PyTorch.
 
-Everything here follows `shared/spec/stylegan2-ada.md` ("Notation and building blocks").
+Everything here is stated in docs/ENGINE.md, "Notation and building blocks".
 The functions are dtype-agnostic (float32 / bfloat16 / float16), device-agnostic, and
 avoid data-dependent Python control flow so that `torch.compile` traces the synthesis
 forward without graph breaks.
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 Padding = int | Sequence[int]
 
-# Default gain of each supported activation (spec: sqrt(2) for lrelu, 1 for linear).
+# Default gain of each supported activation (docs/ENGINE.md: sqrt(2) for lrelu, 1 for linear).
 _ACT_GAIN = MappingProxyType({"linear": 1.0, "lrelu": math.sqrt(2.0)})
 _LRELU_SLOPE = 0.2
 
@@ -30,7 +30,7 @@ def act_gain(act: str) -> float:
 
 
 def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> torch.Tensor:
-    """The 2-D low-pass filter `outer(k, k) / sum(outer(k, k))` of the spec, as float32."""
+    """The 2-D low-pass filter `outer(k, k) / sum(outer(k, k))` (docs/ENGINE.md), as float32."""
     k = torch.as_tensor(taps, dtype=torch.float32)
     f = torch.outer(k, k)
     return f / f.sum()
@@ -131,7 +131,7 @@ def upfirdn2d(
     if f.ndim != 2:
         raise ValueError(f"upfirdn2d: filter must be 2-D [fh, fw], got shape {tuple(f.shape)}")
     c = x.shape[1]
-    # A true convolution is correlation with the flipped kernel; the spec filter is symmetric,
+    # A true convolution is correlation with the flipped kernel; the resampling filter is symmetric,
     # but flipping keeps this function exact for any filter. A strided depthwise conv equals
     # "filter, then keep every down-th sample starting at 0" without computing the dropped ones.
     k = (f.to(x.dtype) * gain).flip([0, 1])
@@ -170,7 +170,7 @@ def conv2d_up2(
     groups: int = 1,
     fast: bool = True,
 ) -> torch.Tensor:
-    """k x k conv with up=2, H -> 2H, as a *true* convolution (spec "3x3 conv with up=2").
+    """k x k conv with up=2, H -> 2H, as a *true* convolution (docs/ENGINE.md, "Notation and building blocks").
 
     Slow (definition): zero-stuff, pad, filter with f*4, valid true convolution.
     Fast: a stride-2 transposed conv is exactly "zero-stuff then full true convolution",
@@ -193,7 +193,7 @@ def conv2d_up2(
 
 
 def conv2d_down2(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, padding: int) -> torch.Tensor:
-    """k x k conv with down=2, H -> H/2 (spec "conv with down=2"); plain correlation."""
+    """k x k conv with down=2, H -> H/2 (docs/ENGINE.md, "Notation and building blocks"); plain correlation."""
     kw = w.shape[-1]
     fw = f.shape[-1]
     p0 = padding + (fw - 1) // 2
@@ -302,7 +302,7 @@ def modulated_conv2d(
 
 
 def minibatch_std(x: torch.Tensor, group_size: int, num_channels: int = 1) -> torch.Tensor:
-    """Append `num_channels` minibatch-stddev feature maps (spec "mbstd").
+    """Append `num_channels` minibatch-stddev feature maps (docs/ENGINE.md, "Notation and building blocks").
 
     Sample i is grouped with samples i + k * (N / G); the std over each group is averaged over
     (C / F, H, W) per channel group F and tiled back to every sample of the group.

@@ -1,4 +1,4 @@
-"""Synthesis network, skip architecture (spec: "Synthesis").
+"""Synthesis network, skip architecture (docs/ENGINE.md, "Synthesis network").
 
 ws routing: each conv consumes the next w; each torgb reuses the w that the next block's conv0
 will use, so block b_res reads ws[idx : idx + num_conv + 1] and then advances idx by num_conv.
