@@ -52,6 +52,9 @@ def _one_line_error(result, *needles: str) -> str:
     (["--class", "nosuch"], ["unknown class nosuch", "available: bad, good"]),
     (["--class", "bad", "--batch", "64"], ["fewer than --batch 64", "use --batch"]),
     (["--class", "bad", "--res", "24"], ["--res 24 is not a power of two"]),
+    # The engine's own rule, at --dry-run: before, 2048 passed here, decoded every image at
+    # 2048x2048 and then died with a traceback from the engine.
+    (["--class", "bad", "--res", "2048"], ["--res 2048 is not a power of two between 4 and 1024"]),
     (["--class", "bad", "--aug", "ada", "--p", "2"], ["--p 2.0 must be in [0, 1]"]),
 ])
 def test_bad_input_is_one_clear_line(data_dir, tmp_path, flags, needles):
