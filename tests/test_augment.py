@@ -69,10 +69,13 @@ def _matches_one_of(out: torch.Tensor, x: torch.Tensor, candidates) -> list[int]
 
 
 def test_xflip_at_p1_flips_about_half():
+    """A flip is a blit: at p = 1 each image is either untouched or exactly torch.flip."""
     x = images(32, 3)
     torch.manual_seed(0)
-    found = _matches_one_of(only("xflip")(x), x, [lowpass(x).flip(3)])
-    assert 5 < found.count(0) < 27 and found.count(-1) == 32 - found.count(0)
+    out = only("xflip")(x)
+    flipped = [i for i in range(32) if torch.equal(out[i], x[i].flip(2))]
+    kept = [i for i in range(32) if torch.equal(out[i], x[i])]
+    assert 5 < len(flipped) < 27 and len(flipped) + len(kept) == 32
 
 
 def test_rotate90_gives_quarter_turns():
@@ -105,16 +108,27 @@ def test_integer_translation_shifts_content_by_whole_pixels():
     assert any(s != (0, 0) for s in shifts)
 
 
-def test_geometric_resampling_stays_within_input_range():
-    # Bilinear weights and the [1, 3, 3, 1] filter are non-negative, so every output
-    # pixel is a convex combination of input pixels.
-    x = images(16, 3, 16)
+def test_identity_warp_returns_the_image_and_keeps_its_std():
+    """sym6 is an orthogonal wavelet: up- and down-filtering with nothing between is exact.
+    (The [1, 3, 3, 1] filter used before lost ~2.6 % of the std of every warped image.)"""
+    for size, channels in ((8, 1), (32, 3), (64, 1)):
+        x = images(4, channels, size)
+        y = lowpass(x)
+        assert (y - x).abs().max() / x.abs().max() < 1e-5
+        assert torch.allclose(y.std(dim=(1, 2, 3)), x.std(dim=(1, 2, 3)), rtol=1e-5)
+
+
+def test_geometric_resampling_keeps_smooth_images_in_range():
+    # sym6 has negative taps, so sharp edges ring a little; smooth content stays in range.
+    g = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(16, 3, 4, 4, generator=g) * 2 - 1, size=16,
+                                             mode="bilinear", align_corners=True)
     pipe = AugmentPipe(3, **{name: 0 for name in COLOUR})
     pipe.p = 1.0
     torch.manual_seed(0)
-    out = pipe(x)
-    assert out.min() >= x.min() - 1e-5 and out.max() <= x.max() + 1e-5
-    assert not torch.allclose(out, x, atol=1e-2)
+    out = pipe(smooth)
+    assert out.min() >= smooth.min() - 0.05 and out.max() <= smooth.max() + 0.05
+    assert not torch.allclose(out, smooth, atol=1e-2)
 
 
 def test_geometric_matrix_statistics():
@@ -186,11 +200,20 @@ def test_hue_and_saturation_keep_luma(step):
         assert torch.allclose(c_out.norm(dim=1), c_in.norm(dim=1), atol=1e-5)
 
 
-def test_grey_images_get_brightness_and_contrast_only():
+def test_grey_luma_flip_negates_about_half():
+    x = images(32, 1)
+    torch.manual_seed(0)
+    out = only("lumaflip", channels=1)(x)
+    negated = [i for i in range(32) if torch.allclose(out[i], -x[i], atol=1e-6)]
+    kept = [i for i in range(32) if torch.allclose(out[i], x[i], atol=1e-6)]
+    assert 5 < len(negated) < 27 and len(negated) + len(kept) == 32
+
+
+@pytest.mark.parametrize("step", ["hue", "saturation"])
+def test_hue_and_saturation_leave_grey_images_alone(step):
     x = images(8, 1)
-    pipe = AugmentPipe(1, **{name: 0 for name in GEOMETRIC}, brightness=0, contrast=0)
-    pipe.p = 1.0
-    assert torch.equal(pipe(x), x)
+    torch.manual_seed(0)
+    assert torch.allclose(only(step, channels=1)(x), x, atol=1e-6)
 
 
 def test_alpha_channel_is_not_colour_transformed():

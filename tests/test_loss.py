@@ -18,6 +18,7 @@ from stylegan2_ada.loss import (
     g_nonsaturating_loss,
     lazy_regularization,
     path_length,
+    path_length_loss,
     pl_penalty,
     r1_penalty,
     style_mix,
@@ -109,7 +110,7 @@ def test_runner_r1_is_taken_before_augmentation_and_scaled_by_gain():
     assert stats["r1_penalty"] == pytest.approx(9 * w.square().sum().item(), rel=1e-5)
     assert torch.allclose(D.w.grad, 16 * 5 * 9 * 2 * w, rtol=1e-5)
     assert G.A.grad is None and G.B.grad is None
-    assert "real_count" not in stats  # only main D phases feed ADA
+    assert stats["real_count"] == 4  # the R1 phase's real logits feed ADA's r_t too
 
 
 def test_path_length_of_a_linear_generator_is_analytic():
@@ -233,6 +234,37 @@ def test_golden_pl_lengths(name):
     assert _rel_err(lengths.detach(), io["pl_lengths"]) <= 1e-4
 
 
+@pytest.mark.parametrize("name", GOLDEN_FILES)
+def test_golden_pl_loss_and_its_gradient(name):
+    """The reference's path-length loss and d loss / d ws with pl_mean preset, pl_weight 2 and
+    constant noise: the running mean stays in the graph (a detached one misses the gradient
+    by up to ~0.4 % on these fixtures)."""
+    G, _, io = _golden(name)
+    ws = io["ws"].clone().requires_grad_(True)
+    lengths = path_length(G.synthesis(ws, noise_mode="const"), ws, io["pl_noise"])
+    loss, _, new_mean = path_length_loss(lengths, io["pl_mean_init"].reshape([]), decay=0.01, weight=2.0)
+    (grad,) = torch.autograd.grad(loss, ws)
+    assert _rel_err(loss.detach().reshape(1), io["pl_loss"]) <= 1e-4
+    assert _rel_err(grad, io["pl_grad_ws"]) <= 1e-4
+    assert not new_mean.requires_grad and new_mean.item() == pytest.approx(
+        0.99 * io["pl_mean_init"].item() + 0.01 * lengths.mean().item(), rel=1e-6)
+
+
+def test_w_avg_moves_in_every_training_phase_and_never_in_eval():
+    torch.manual_seed(0)
+    G, D = _tiny_networks(0, 1)
+    loss = StyleGAN2Loss(G, D, r1_gamma=1.0, style_mixing_prob=0.0)
+    real, c = torch.rand(4, 1, 8, 8) * 2 - 1, torch.zeros(4, 0)
+    for phase in ("Gmain", "Greg", "Dmain"):
+        before = G.mapping.w_avg.clone()
+        loss.accumulate_gradients(phase, real, c, torch.randn(4, 8), c, gain=1.0)
+        assert not torch.equal(G.mapping.w_avg, before), f"{phase} did not move w_avg"
+    G.eval()
+    before = G.mapping.w_avg.clone()
+    loss.accumulate_gradients("Gmain", real, c, torch.randn(4, 8), c, gain=1.0)
+    assert torch.equal(G.mapping.w_avg, before)
+
+
 def _tiny_networks(c_dim: int, channels: int):
     common = dict(c_dim=c_dim, img_resolution=8, img_channels=channels, channel_base=64, channel_max=8)
     G = Generator.from_config(GeneratorConfig(z_dim=8, w_dim=8, mapping_layers=2, **common))
@@ -272,7 +304,7 @@ def test_every_phase_runs_with_real_networks_and_augmentation(c_dim, channels, d
         assert sum(g.abs().sum().item() for g in grads) > 0, phase
         assert not _grads(other), f"{phase} left gradients on the other network"
         assert all(math.isfinite(v) for v in stats.values()), (phase, stats)
-        if phase in ("Dmain", "Dboth"):
+        if phase.startswith("D"):  # every phase that shows D reals feeds ADA's r_t
             assert stats["real_count"] == n and abs(stats["real_sign_sum"]) <= n
         if phase in ("Greg", "Gboth"):
             assert stats["pl_length"] > 0

@@ -26,7 +26,7 @@ class AdaController:
         return float(self.pipe.p) if self.pipe is not None else 0.0
 
     def observe(self, stats: dict[str, float]) -> None:
-        """Accumulate the real-logit signs a Dmain/Dboth phase reported."""
+        """Accumulate the real-logit signs a D phase reported (main and R1 alike)."""
         if "real_count" in stats:
             self.sign_sum += stats["real_sign_sum"]
             self.count += stats["real_count"]

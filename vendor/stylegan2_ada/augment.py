@@ -3,8 +3,9 @@
 Written from Karras et al. 2020b (appendix B); what it implements is in docs/ENGINE.md, "ADA augmentation".
 Every step is applied to each image independently with probability `p` (times the
 step's multiplier). Geometric steps are composed into one affine matrix per image and
-resampled once (see `augment_warp`); colour steps are composed into one 4x4 colour matrix
-per image. Because each step is skipped with probability 1 - p, the distribution of
+resampled once with the sym6 filter pair (see `augment_warp`; pure flips, quarter turns and
+whole-pixel shifts are copied exactly); colour steps are composed into one 4x4 colour matrix
+per image, which a grey image sees through its rows' mean. Because each step is skipped with probability 1 - p, the distribution of
 augmented images still determines the distribution of clean ones for p < ~0.8, so the
 augmentations do not leak into generated images.
 
@@ -21,7 +22,7 @@ import math
 import torch
 
 from . import augment_matrices as am
-from .augment_warp import warp
+from .augment_warp import blit, is_blit, warp
 
 _LN2 = math.log(2)
 
@@ -113,7 +114,8 @@ class AugmentPipe(torch.nn.Module):
         return am.rotate2d(theta) @ m
 
     def colour_matrices(self, n: int, device: torch.device) -> torch.Tensor:
-        """[N, 4, 4] colour transforms; 1-channel images get brightness and contrast only."""
+        """[N, 4, 4] colour transforms, the same for any channel count (`apply_colour` reads
+        a grey image through the rows' mean)."""
         p = float(self.p)
         c = torch.eye(4, device=device).repeat(n, 1, 1)
         one = torch.ones(n, device=device)
@@ -123,8 +125,6 @@ class AugmentPipe(torch.nn.Module):
         if self.contrast > 0:
             s = torch.exp2(torch.randn(n, device=device) * self.contrast_std)
             c = am.scale3d(torch.where(_chance(n, p * self.contrast, device), s, one)) @ c
-        if self.num_channels == 1:
-            return c
         if self.lumaflip > 0:
             flip = torch.randint(2, (n,), device=device) * _chance(n, p * self.lumaflip, device)
             c = am.luma_flip(flip) @ c
@@ -171,23 +171,32 @@ def _rotation_chance(n: int, prob: float, device: torch.device) -> torch.Tensor:
 
 
 def apply_geometric(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
-    """Warp images whose matrix is not the identity; the rest pass through bit-exact.
+    """Warp each image by its matrix: identity images pass through bit-exact, pure pixel
+    permutations (flips, quarter turns, whole-pixel shifts) are copied exactly, everything
+    else is resampled through the sym6 filter pair (`augment_warp.warp`).
 
     `torch.where` (not indexing) keeps this free of host syncs and data-dependent shapes;
     its gradient reaches each input only through the branch that was selected.
     """
     eye = torch.eye(3, device=matrices.device)
     moved = (matrices - eye).abs().amax(dim=(1, 2)) > 0
-    warped = warp(images, matrices)
+    exact = is_blit(matrices)
+    warped = torch.where(exact[:, None, None, None], blit(images, matrices), warp(images, matrices))
     return torch.where(moved[:, None, None, None], warped, images)
 
 
 def apply_colour(images: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
-    """x' = A x + b per pixel. For 1 channel A is a scalar; a 4th (alpha) channel is kept."""
+    """x' = A x + b per pixel; a 4th (alpha) channel is kept.
+
+    One channel is a grey pixel g (g, g, g): each output channel is g times its row sum of A
+    plus its b, and the grey result is their mean. So brightness adds, contrast scales, a luma
+    flip negates, and hue rotation and saturation (which keep the luma axis) change nothing.
+    """
     mats = matrices.to(images.dtype)
     if images.shape[1] == 1:
-        # Brightness/contrast matrices treat channels alike, so entry (0, 0) and (0, 3) say it all.
-        return images * mats[:, 0, 0, None, None, None] + mats[:, 0, 3, None, None, None]
+        gain = mats[:, :3, :3].sum(dim=2).mean(dim=1)
+        offset = mats[:, :3, 3].mean(dim=1)
+        return images * gain[:, None, None, None] + offset[:, None, None, None]
     rgb = torch.einsum("nij,njhw->nihw", mats[:, :3, :3], images[:, :3]) + mats[:, :3, 3, None, None]
     return torch.cat([rgb, images[:, 3:]], dim=1)
 

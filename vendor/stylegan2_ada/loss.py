@@ -61,6 +61,20 @@ def pl_penalty(lengths: torch.Tensor, pl_mean: torch.Tensor) -> torch.Tensor:
     return (lengths - pl_mean).square()
 
 
+def path_length_loss(
+    lengths: torch.Tensor, pl_mean: torch.Tensor, decay: float, weight: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, per-sample penalty, new running mean) of path-length regularisation.
+
+    The new mean m = lerp(pl_mean, mean(len), decay) stays in the graph for the penalty
+    (len - m)^2, so the gradient also flows through decay * mean(len); only the stored buffer
+    is detached (docs/ENGINE.md, "Training losses and regularisation"). loss = weight * mean.
+    """
+    m = pl_mean.to(device=lengths.device, dtype=torch.float32).lerp(lengths.float().mean(), decay)
+    penalty = pl_penalty(lengths, m.to(lengths.dtype))
+    return penalty.mean() * weight, penalty, m.detach()
+
+
 def style_mix(
     G_mapping: Callable[..., torch.Tensor], z: torch.Tensor, c: torch.Tensor, ws: torch.Tensor, prob: float
 ) -> torch.Tensor:
@@ -116,7 +130,7 @@ class StyleGAN2Loss:
 
     The caller owns the optimizers and zeroes gradients. Every term is multiplied by
     `gain` (the loop passes the lazy interval for the reg phases, 1 otherwise).
-    Only a phase with the main D loss reports `real_sign_sum`/`real_count` for ADA.
+    Every phase that runs D on reals (main and R1) reports `real_sign_sum`/`real_count` for ADA.
     Not an nn.Module on purpose: its state is only `pl_mean`, never G or D.
     """
 
@@ -140,9 +154,12 @@ class StyleGAN2Loss:
             raise ValueError(f"StyleGAN2Loss state must hold exactly 'pl_mean', got {sorted(state)}")
         self.pl_mean = torch.as_tensor(state["pl_mean"], dtype=torch.float32).to(self.pl_mean.device).reshape([])
 
-    def run_G(self, z: torch.Tensor, c: torch.Tensor, update_emas: bool = False):
-        """(img, ws) with style mixing and random noise, as in training."""
-        ws = self.G.mapping(z, c, update_emas=update_emas)
+    def run_G(self, z: torch.Tensor, c: torch.Tensor):
+        """(img, ws) with style mixing and random noise, as in training.
+
+        Every phase's mapping call moves w_avg (the truncation centre) while G trains: the G,
+        path-length and D phases alike; only style mixing's second draw does not."""
+        ws = self.G.mapping(z, c, update_emas=self.G.training)
         ws = style_mix(self.G.mapping, z, c, ws, self.style_mixing_prob)
         return self.G.synthesis(ws, noise_mode="random"), ws
 
@@ -159,7 +176,8 @@ class StyleGAN2Loss:
 
         Keys, by phase: G main -> loss_G, scores_fake; G reg -> pl_length, pl_penalty,
         pl_mean, loss_Gpl; D main -> loss_D_fake, loss_D_real, loss_D, scores_fake,
-        scores_real, real_sign_sum, real_count; D reg -> r1_penalty, loss_Dr1.
+        scores_real, real_sign_sum, real_count; D reg -> r1_penalty, loss_Dr1, real_sign_sum,
+        real_count.
         """
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
@@ -193,10 +211,7 @@ class StyleGAN2Loss:
         img, ws = self.run_G(gen_z[:n], gen_c[:n])
         pl_noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
         lengths = path_length(img, ws, pl_noise)
-        # Update the EMA first (outside the graph), then measure against it.
-        self.pl_mean = self.pl_mean.to(lengths.device).lerp(lengths.detach().float().mean(), self.pl_decay)
-        penalty = pl_penalty(lengths, self.pl_mean.to(lengths.dtype))
-        loss = penalty.mean() * self.pl_weight
+        loss, penalty, self.pl_mean = path_length_loss(lengths, self.pl_mean, self.pl_decay, self.pl_weight)
         (loss * gain).backward()
         return {
             "pl_length": lengths.detach().mean().item(),
@@ -206,8 +221,8 @@ class StyleGAN2Loss:
         }
 
     def _d_fake(self, gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float) -> dict[str, float]:
-        with torch.no_grad():  # D's step never trains G; the w_avg EMA updates here
-            img, _ = self.run_G(gen_z, gen_c, update_emas=True)
+        with torch.no_grad():  # D's step never trains G
+            img, _ = self.run_G(gen_z, gen_c)
         logits = self.run_D(img, gen_c)
         loss = d_fake_loss(logits)
         (loss * gain).backward()
@@ -221,14 +236,13 @@ class StyleGAN2Loss:
         logits = self.run_D(real, real_c)
         total = logits.new_zeros([])
         stats: dict[str, float] = {}
+        # ADA's r_t counts every real logit D produced, the R1 phase's included.
+        signs = logits.detach().sign()
+        stats.update(real_sign_sum=signs.sum().item(), real_count=float(signs.numel()))
         if do_main:
             loss_real = d_real_loss(logits)
             total = total + loss_real
-            signs = logits.detach().sign()
-            stats.update(
-                loss_D_real=loss_real.item(), scores_real=logits.detach().mean().item(),
-                real_sign_sum=signs.sum().item(), real_count=float(signs.numel()),
-            )
+            stats.update(loss_D_real=loss_real.item(), scores_real=logits.detach().mean().item())
         if do_r1:
             penalty = r1_penalty(real, logits)
             loss_r1 = penalty.mean() * (self.r1_gamma / 2)
