@@ -172,9 +172,10 @@ def test_transfer_to_more_classes_reinitialises_label_layers(data_dir, tmp_path)
 
 
 def test_transfer_from_a_different_resolution_is_refused(data_dir, tmp_path):
+    """The run adopts the source's architecture; an explicit flag that contradicts it names both."""
     src = tmp_path / "src"
     train_gan(tiny_cfg(data_dir, src, kimg=0.004), log=lambda m: None)
-    with pytest.raises(UserError, match="does not fit this run"):
+    with pytest.raises(UserError, match="--res 32 contradicts the checkpoint's img_resolution 16"):
         train_gan(tiny_cfg(data_dir, tmp_path / "dst", res=32, kimg=0.004,
                        resume_from=str(src / "network-snapshot-000000.G_ema.safetensors")), log=lambda m: None)
 

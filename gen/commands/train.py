@@ -17,6 +17,7 @@ import click
 
 from classify.core.clitools import parse_device
 from classify.core.configs import config_option
+from gen.core.download import is_url
 from gen.core.errors import user_errors
 from gen.train.config import GanTrainConfig
 from gen.train.presets import preset_field_names
@@ -68,7 +69,7 @@ def train_command(dry_run: bool, metrics: str | None, device: str | None, classe
     # Stored in the run (and the generator exports `gen sample` reads): absolute, so both work
     # from any directory later.
     for key in ("data_dir", "judge", "inception_weights", "resume_from"):
-        if overrides.get(key):
+        if overrides.get(key) and not is_url(overrides[key]):
             overrides[key] = os.path.abspath(overrides[key])
     overrides["device"] = parse_device(device or "auto")
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -93,9 +94,9 @@ def train_command(dry_run: bool, metrics: str | None, device: str | None, classe
     if dry_run:
         _print_dry_run(cfg)
         return
-    from gen.train.trainer import train_gan
+    from gen.train.recipes import run_recipe
 
-    result = train_gan(cfg, log=click.echo, resume=point)
+    result = run_recipe(cfg, log=click.echo, resume=point)
     if os.environ.get("RANK", "0") == "0":
         click.echo(f"{result['status']}: kimg {result['kimg']:.3f}, latest snapshot {result['snapshot']} in {cfg.out_dir}")
     if result["status"] == "stopped":

@@ -187,6 +187,8 @@ def _sample_info(cfg: SampleConfig, info: dict, snapshot: str, seeds: list[int],
         "generator": info.get("generator_path"), "snapshot": snapshot, "kimg": info.get("kimg"),
         "classes": info["classes"], "res": info["res"], "channels": info["channels"], "fit": info.get("fit"),
         "real_counts": info.get("real_counts", {}), "manifest_hash": info.get("manifest_hash"),
+        # What the generator learned from (the ablation's leak guard checks it per class).
+        "seen_md5": info.get("seen_md5"), "recipe": info.get("recipe"), "aug": info.get("aug"),
         "data_dir": cfg.data or info.get("data_dir"), "trunc": cfg.trunc, "resize_to": cfg.resize_to,
         "n": len(seeds), "seed_min": min(seeds), "seed_max": max(seeds), "class": cfg.class_name,
         "judge": cfg.judge, "filters": cfg.filters.to_dict(), **extra,

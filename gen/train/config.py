@@ -19,7 +19,12 @@ from classify.core.errors import UserError
 from classify.data.images import FITS, check_fit
 from gen.core.errors import as_user_error
 
-AUG_MODES = ("ada", "fixed", "none")
+AUG_MODES = ("ada", "fixed", "diffaug", "none")
+# What the GAN learns from (docs/ENGINE.md, "Recipes"): the rare class alone; one
+# class-conditional model on every train class; or pre-training on every train image, then
+# fine-tuning on the rare class.
+RECIPES = ("minority", "conditional", "transfer")
+STAGES = ("main", "pretrain")
 
 
 def _preset_names() -> list[str]:
@@ -36,7 +41,7 @@ RESUMABLE_CHANGES = frozenset(
     {
         "kimg", "snap", "keep", "metric_every", "metrics", "out_dir", "data_dir", "device",
         "compile", "resume", "resume_from", "inception_weights", "judge", "tick_kimg",
-        "channels_last", "tf32", "gpus",
+        "channels_last", "tf32", "gpus", "budget",
     }
 )
 
@@ -50,10 +55,19 @@ class GanTrainConfig:
     out_dir: str = setting("", "Run folder (snapshots, grids, metrics).", flag="--out", path="dir")
     res: int = setting(64, "Training resolution (a power of two, 4 to 1024).")
     fit: str = setting("crop", "How non-square images are fitted.", choices=FITS)
+    channels: int | None = setting(None, "Image channels the GAN makes (1 or 3; default: the data's own).")
     mirror: bool = setting(False, "Add x-flipped copies of the reals.")
+    recipe: str = setting("minority", "What the GAN learns from: the --class alone (minority), a conditional model "
+                          "of every train class sampled at --class (conditional), or every train image first, then "
+                          "--class with FreezeD (transfer).", choices=RECIPES)
+    stage: str = setting("main", "Which stage of the recipe this run is (transfer's first run is 'pretrain'; set "
+                         "by the recipe, not by hand).", choices=STAGES)
+    pretrain_share: float = setting(0.5, "transfer: share of --kimg / --budget spent pre-training on every image.")
     # --- schedule ---
     preset: str = setting("auto", "Hyper-parameter preset (flags override single fields).", choices=_preset_names)
     kimg: float = setting(25000.0, "Train until this many thousand real images were shown.")
+    budget: str | None = setting(None, "Stop after this much training wall time (e.g. 90m, 2h, 45s), with a final "
+                                 "snapshot; --resume with a larger budget continues.")
     tick_kimg: float = setting(4.0, "Tick length in kimg (one progress line and metrics.jsonl row per tick).")
     snap: int = setting(50, "Snapshot every N ticks.")
     keep: int = setting(3, "Keep the last K snapshots (plus the best).")
@@ -101,7 +115,8 @@ class GanTrainConfig:
     tf32: bool = setting(True, "TF32 matmuls/convolutions on CUDA.")
     # --- resume / transfer ---
     resume: str | None = setting(None, "Continue a run exactly: RUN_DIR, a snapshot .pt, or 'latest' (in --out).")
-    resume_from: str | None = setting(None, "Initialise from .pt/.safetensors/.pkl (transfer).", path="file")
+    resume_from: str | None = setting(None, "Initialise from a .pt/.safetensors/.pkl file or an http(s) URL of one "
+                                      "(transfer: its architecture and ADA p are adopted).", path="file")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -121,6 +136,8 @@ class GanTrainConfig:
         _check_choice("--aug", self.aug, AUG_MODES)
         _check_choice("--precision", self.precision, PRECISIONS)
         check_fit(self.fit)
+        if self.channels not in (None, 1, 3):
+            raise UserError(f"--channels {self.channels} must be 1 or 3")
         if self.batch < 1:
             raise UserError(f"--batch {self.batch} must be >= 1")
         if self.gpus < 1 or self.batch % self.gpus:
@@ -134,6 +151,13 @@ class GanTrainConfig:
             raise UserError(f"--p {self.p} must be in [0, 1]")
         if len(set(self.classes)) != len(self.classes):
             raise UserError(f"--class given twice: {self.classes}; list each class once")
+        _check_choice("--recipe", self.recipe, RECIPES)
+        _check_choice("--stage", self.stage, STAGES)
+        if self.stage == "pretrain" and self.recipe != "transfer":
+            raise UserError(f"--stage pretrain belongs to --recipe transfer, not {self.recipe}")
+        if not 0.0 < self.pretrain_share < 1.0:
+            raise UserError(f"--pretrain-share {self.pretrain_share} must lie in (0, 1)")
+        self.budget_seconds  # noqa: B018 - parses --budget now, so --dry-run catches a typo
         self._validate_metrics()
 
     def _validate_mbstd(self) -> None:
@@ -161,8 +185,25 @@ class GanTrainConfig:
                             "train` or --inception-weights PATH (an offline Inception .pth)")
 
     @property
-    def conditional(self) -> bool:
-        return len(self.classes) > 1
+    def budget_seconds(self) -> float | None:
+        return None if self.budget is None else parse_duration(self.budget, "--budget")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """'90m' -> 5400.0; units s, m, h; a bare number is seconds."""
+    value = str(text).strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        seconds = float("nan")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise UserError(f"{flag} {text!r} is not a duration; use e.g. 90m, 2h, 45s or 5400 (seconds)")
+    return seconds
 
 
 def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:

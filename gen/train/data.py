@@ -7,7 +7,7 @@ a batch is converted to [-1, 1] floats on the training device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -23,11 +23,19 @@ class GanTrainData:
     real_counts: dict[str, int]
     manifest_hash: str
     channels: int
+    # One class = an unconditional model of it; several = one-hot conditioning, unless pooled
+    # (transfer's pre-training: one unconditional model of every class's images together).
+    pooled: bool = False
+    seen_md5: dict[str, list[str]] = field(default_factory=dict)  # class -> md5 of every train image used
 
     @property
     def c_dim(self) -> int:
-        # One class = unconditional model of that class; several = one-hot conditioning.
-        return len(self.classes) if len(self.classes) > 1 else 0
+        return len(self.classes) if len(self.classes) > 1 and not self.pooled else 0
+
+    @property
+    def generator_classes(self) -> list[str]:
+        """The names of the generator's outputs: its classes in label order, or the one pooled set."""
+        return ["+".join(self.classes)] if self.pooled else list(self.classes)
 
     def one_hot(self, labels: torch.Tensor) -> torch.Tensor:
         if self.c_dim == 0:
@@ -37,13 +45,15 @@ class GanTrainData:
     def summary(self) -> str:
         counts = ", ".join(f"{k}: {v}" for k, v in self.real_counts.items())
         n, c, h, w = self.images.shape
-        kind = f"conditional ({self.c_dim} classes)" if self.c_dim else "unconditional"
+        kind = (f"conditional ({self.c_dim} classes)" if self.c_dim else
+                "unconditional, classes pooled" if self.pooled else "unconditional")
         return f"{n} train images ({counts}), {c} channel(s), {h}x{w}, {kind}"
 
 
 def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
-    """Read the train split of the requested classes; clear errors for unusable requests."""
+    """Read the train split of the classes the recipe's stage learns; clear errors for unusable requests."""
     from classify.data.dataset import open_prepared
+    from gen.train.recipes import training_classes
 
     if not cfg.classes:
         raise UserError("no --class given; name the class(es) to train on, e.g. --class defective")
@@ -53,19 +63,29 @@ def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
         raise UserError(
             f"unknown class {', '.join(missing)} in {data.root}/manifest.csv; available: {', '.join(data.classes)}"
         )
-    sel = data.select(split="train", classes=list(cfg.classes))
-    manifest_ids = [data.classes.index(c) for c in cfg.classes]
+    classes, pooled = training_classes(cfg, data.classes)
+    sel = data.select(split="train", classes=classes)
+    manifest_ids = [data.classes.index(c) for c in classes]
     remap = {mid: i for i, mid in enumerate(manifest_ids)}
     labels = torch.tensor([remap[int(v)] for v in sel.labels], dtype=torch.int64)
-    counts = {c: int((labels == i).sum()) for i, c in enumerate(cfg.classes)}
-    for name, n in counts.items():
+    counts = {c: int((labels == i).sum()) for i, c in enumerate(classes)}
+    # Batches draw from every image the run learns; a class with none cannot be learned.
+    for name, n in (counts.items() if len(classes) == 1 else [("+".join(classes), len(labels))]):
         if n < cfg.batch:
             raise UserError(
                 f"class {name!r} has {n} train images in {data.root}/manifest.csv, fewer than --batch {cfg.batch}; "
                 f"use --batch {_largest_pow2_at_most(max(n, 1))} or smaller"
             )
-    images = sel.images(res=cfg.res, channels=None, fit=cfg.fit)
-    return GanTrainData(images, labels, list(cfg.classes), counts, data.manifest_hash, int(images.shape[1]))
+    empty = [c for c, n in counts.items() if n == 0]
+    if empty:
+        raise UserError(f"class {', '.join(empty)} has no train images in {data.root}/manifest.csv; "
+                        "it cannot be learned (pick the --class / --recipe that leaves it out)")
+    seen = {c: sorted(row["md5"] for row, lab in zip(sel.rows, labels.tolist()) if lab == i)
+            for i, c in enumerate(classes)}
+    images = sel.images(res=cfg.res, channels=cfg.channels, fit=cfg.fit)
+    if pooled:
+        labels = torch.zeros_like(labels)
+    return GanTrainData(images, labels, classes, counts, data.manifest_hash, int(images.shape[1]), pooled, seen)
 
 
 def _largest_pow2_at_most(n: int) -> int:

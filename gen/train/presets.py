@@ -100,12 +100,28 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
         return GanTrainConfig.from_dict(merged)
     preset = overrides.get("preset", "auto")
     gpus = int(overrides.get("gpus", 1))
-    fields = preset_fields(preset, int(overrides.get("res", 0)) or _preset_res(preset), gpus)
-    merged = dict(GanTrainConfig().to_dict(), **fields)
+    adopted = _adopted(overrides)
+    res = int(overrides.get("res", 0)) or int(adopted.get("res", 0)) or _preset_res(preset)
+    # dataclass defaults < preset < the transfer source's architecture < explicit flags
+    merged = dict(GanTrainConfig().to_dict(), **preset_fields(preset, res, gpus))
+    merged.update(adopted)
     merged.update(overrides)
     if "precision" not in overrides:
         merged["precision"] = "bf16" if str(merged.get("device", "cpu")).startswith("cuda") else "fp32"
     return GanTrainConfig.from_dict(merged)
+
+
+def _adopted(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A new run from --resume-from takes the source's architecture (and ADA p); a URL is
+    downloaded first and the run records the local copy."""
+    if not overrides.get("resume_from"):
+        return {}
+    from pathlib import Path
+
+    from gen.train.transfer import adopted_fields, local_source, read_source
+
+    overrides["resume_from"] = local_source(overrides["resume_from"])
+    return adopted_fields(read_source(Path(overrides["resume_from"])), overrides, overrides["resume_from"])
 
 
 def _preset_res(preset: str) -> int:

@@ -1,4 +1,4 @@
-"""Building what the loop needs: device, networks, loss, ADA, transfer-learning weights.
+"""Building what the loop needs: device, networks, loss, augmentation (transfer: gen.train.transfer).
 
 Kept apart from the loop so that gen/train/trainer.py reads as the training schedule only.
 """
@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from classify.core.errors import UserError
 from gen.train.config import GanTrainConfig
-
-# Label-dependent layers: their shapes change with the class count, so a transfer between
-# different class counts re-initialises them. G: the label embedding and the first mapping
-# FC (its input grows by w_dim with a label). D: its label mapping and the output FC.
-LABEL_LAYERS = {"G": ("mapping.embed.", "mapping.fc0."), "D": ("mapping.", "b4.out.")}
 
 
 @dataclass
@@ -69,9 +63,13 @@ def build_training_networks(cfg: GanTrainConfig, c_dim: int, channels: int, devi
     D = Discriminator.from_config(d_cfg).train().requires_grad_(False).to(device)
     G_ema = copy.deepcopy(G).eval()
     pipe = None
-    if cfg.aug != "none":
+    if cfg.aug in ("ada", "fixed"):
         pipe = AugmentPipe(num_channels=channels).train().requires_grad_(False).to(device)
         pipe.p.copy_(torch.as_tensor(cfg.p))
+    elif cfg.aug == "diffaug":
+        from stylegan2_ada.diffaug import DiffAugment
+
+        pipe = DiffAugment().train().to(device)
     return Networks(G, D, G_ema, pipe)
 
 
@@ -115,62 +113,3 @@ def build_main_loss(cfg: GanTrainConfig, nets: Networks, eager_loss):
         style_mixing_prob=cfg.style_mixing, pl_weight=cfg.pl_weight, pl_batch_shrink=cfg.pl_batch_shrink,
         pl_decay=cfg.pl_decay,
     )
-
-
-def _read_transfer_source(path: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """State dicts {G, D?, G_ema} from our .pt / .safetensors or a reference .pkl."""
-    if not path.is_file():
-        raise UserError(f"--resume-from {path} does not exist; pass a .pt snapshot, a .safetensors generator or a .pkl")
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        g = load_file(str(path))
-        return {"G": g, "G_ema": g}
-    if suffix == ".pt":
-        from gen.train.snapshot import load_snapshot
-
-        snap = load_snapshot(path)
-        return {k: snap[k] for k in ("G", "D", "G_ema")}
-    if suffix == ".pkl":
-        from stylegan2_ada.pkl.importer import load_reference_pkl
-
-        ckpt = load_reference_pkl(path)  # restricted unpickler: executes nothing from the file
-        found = {"G": ckpt.G_state, "D": ckpt.D_state, "G_ema": ckpt.G_ema_state}
-        return {k: v for k, v in found.items() if v is not None}
-    raise UserError(f"--resume-from {path}: unknown file type {suffix!r}; use .pt, .safetensors or .pkl")
-
-
-def _copy_matching(module: torch.nn.Module, source: dict[str, torch.Tensor], label_prefixes: tuple[str, ...],
-                   what: str, path: Path) -> list[str]:
-    """Copy same-shaped tensors; label layers may differ (kept fresh); anything else is an error."""
-    own = module.state_dict()
-    reinit, bad = [], []
-    for key, value in own.items():
-        src = source.get(key)
-        if src is not None and tuple(src.shape) == tuple(value.shape):
-            value.copy_(src.to(value.dtype))
-        elif key.startswith(label_prefixes):
-            reinit.append(key)
-        else:
-            bad.append(f"{key} {tuple(value.shape)} vs {None if src is None else tuple(src.shape)}")
-    if bad:
-        raise UserError(
-            f"--resume-from {path}: {what} does not fit this run ({bad[0]}, {len(bad)} mismatch(es)); "
-            "use the same --res, channels and architecture flags as the source"
-        )
-    return reinit
-
-
-def apply_transfer(nets: Networks, path: Path, log) -> None:
-    """Initialise from another run or a reference checkpoint; says what was re-initialised."""
-    states = _read_transfer_source(path)
-    notes = []
-    for name, module, key in (("G", nets.G, "G"), ("G_ema", nets.G_ema, "G_ema"), ("D", nets.D, "D")):
-        if key not in states:
-            notes.append(f"{name} kept its random init (not in the file)")
-            continue
-        reinit = _copy_matching(module, states[key], LABEL_LAYERS[name[0]], name, path)
-        if reinit:
-            notes.append(f"{name} label layers re-initialised for the new class count ({len(reinit)} tensors)")
-    log(f"transfer: initialised from {path}" + ("; " + "; ".join(notes) if notes else ""))

@@ -33,7 +33,6 @@ from gen.train.log import RunLog, TickStats, memory_gb
 from gen.train.metric_runner import MetricRunner
 from gen.train.phases import build_phases, run_phase
 from gen.train.setup import (
-    apply_transfer,
     build_loss,
     build_main_loss,
     build_training_networks,
@@ -52,6 +51,7 @@ from gen.train.snapshot import (
     set_rng_state,
     snapshot_path,
 )
+from gen.train.transfer import apply_transfer
 
 
 @dataclass
@@ -143,8 +143,9 @@ class Trainer:
         self.data = data if data is not None else self._load_data()
         torch.manual_seed(cfg.seed)  # identical initial networks on every rank
         self.nets = build_training_networks(cfg, self.data.c_dim, self.data.channels, self.device)
+        self.transfer_from: dict | None = None  # what --resume-from copied, re-initialised and froze
         if cfg.resume_from and snap is None:
-            apply_transfer(self.nets, Path(cfg.resume_from), self.say)
+            self.transfer_from = apply_transfer(self.nets, Path(cfg.resume_from), cfg.freeze_d, self.say)
         self.loss = build_loss(cfg, self.nets)  # eager; owns pl_mean
         self.loss_main = build_main_loss(cfg, self.nets, self.loss)  # compiled view with --compile
         self.phases = build_phases(self.nets.G, self.nets.D, cfg)
@@ -204,6 +205,7 @@ class Trainer:
         self.draws.set_state(snap["draws_rng"])
         self.counters = Counters(**snap["counters"])
         self.metric_history, self.best = list(snap["metric_history"]), snap["best"]
+        self.transfer_from = snap.get("transfer")
         by_rank = snap.get("rng_by_rank") or [snap["rng"]]
         if len(by_rank) == self.dist.world:
             set_rng_state(by_rank[self.dist.rank])
@@ -221,10 +223,11 @@ class Trainer:
             stale = remove_stale_temp_files(self.out_dir)
             if stale:
                 self.say(f"removed {len(stale)} partial file(s) left by an interrupted write")
-        if self.resumed_from is not None and c.cur_nimg >= total:
+        if self.resumed_from is not None and (c.cur_nimg >= total or self._budget_spent(0.0)):
             # Nothing to train: no tick, so no metrics row or snapshot that would repeat the last.
-            self.say(f"already at kimg {c.cur_nimg / 1000:.3f} >= --kimg {cfg.kimg:g}; nothing to train "
-                     "(pass a larger --kimg to continue)")
+            reached = (f"kimg {c.cur_nimg / 1000:.3f} >= --kimg {cfg.kimg:g}" if c.cur_nimg >= total else
+                       f"{c.elapsed_s:.0f} s of training >= --budget {cfg.budget}")
+            self.say(f"already at {reached}; nothing to train (pass a larger --kimg / --budget to continue)")
             return self._finish(False)
         if self.dist.is_main and self.resumed_from is None:
             self._write_start_files()
@@ -249,7 +252,8 @@ class Trainer:
                     return self._stop_non_finite(str(exc))
                 self.log.step(self.cfg.batch)
             stop = self.dist.any_flag(self.stop_signal is not None)
-            done = c.cur_nimg >= total or stop
+            # The wall budget ends the run like --kimg does: a final tick and snapshot, status done.
+            done = c.cur_nimg >= total or stop or self.dist.any_flag(self._budget_spent(time.time() - tick_t0))
             if not done and c.cur_tick != 0 and c.cur_nimg < c.tick_start_nimg + self.cfg.tick_kimg * 1000:
                 continue
             now = time.time()
@@ -258,6 +262,11 @@ class Trainer:
             tick_stats, tick_t0 = TickStats(), time.time()
             if done:
                 return self._finish(stop)
+
+    def _budget_spent(self, running_s: float) -> bool:
+        """True once the training time of all sessions (plus `running_s` of this tick) reaches --budget."""
+        budget = self.cfg.budget_seconds
+        return budget is not None and self.counters.elapsed_s + running_s >= budget
 
     def train_step(self, tick_stats: TickStats) -> None:
         """One global batch through every due phase, then EMA, counters and ADA."""
@@ -340,18 +349,22 @@ class Trainer:
             "sampler": self.sampler.state_dict(), "draws_rng": self.draws.get_state(),
             "counters": asdict(self.counters), "metric_history": self.metric_history, "best": self.best,
             "rng": rng_by_rank[0], "rng_by_rank": rng_by_rank, "config": self.cfg.to_dict(), "world": self.dist.world,
-            "manifest_hash": self.data.manifest_hash,
+            "manifest_hash": self.data.manifest_hash, "transfer": self.transfer_from,
         }
 
     def _info(self, kimg: int) -> dict[str, Any]:
         cfg, data = self.cfg, self.data
-        return {"classes": data.classes, "res": cfg.res, "channels": data.channels, "fit": cfg.fit, "kimg": kimg,
-                "data_dir": str(cfg.data_dir), "manifest_hash": data.manifest_hash, "real_counts": data.real_counts}
+        return {"classes": data.generator_classes, "res": cfg.res, "channels": data.channels, "fit": cfg.fit,
+                "kimg": kimg, "data_dir": str(cfg.data_dir), "manifest_hash": data.manifest_hash,
+                "real_counts": data.real_counts, "seen_md5": data.seen_md5, "recipe": cfg.recipe, "stage": cfg.stage,
+                "target_classes": list(cfg.classes), "aug": cfg.aug, "transfer_from": self.transfer_from}
 
     def _write_start_files(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.out_dir / "training_options.json",
                           {**self.cfg.to_dict(), "data_summary": self.data.summary(), "world": self.dist.world})
+        if self.transfer_from is not None:
+            atomic_write_json(self.out_dir / "transfer.json", self.transfer_from)
         save_reals(self.data, self.grid, self.out_dir / "reals.png")
         save_fakes(self.nets.G_ema, self.grid, self.out_dir / "fakes_init.png")
 
