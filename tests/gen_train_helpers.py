@@ -31,7 +31,7 @@ def tiny_overrides(data_dir: Path, out_dir: Path, **kw) -> dict:
     base = dict(
         preset="cpu-tiny", data_dir=str(data_dir), classes=["bad"], out_dir=str(out_dir), res=16, batch=4,
         channel_base=256, channel_max=16, z_dim=32, w_dim=32, map_layers=1, kimg=0.04, tick_kimg=0.02, snap=1,
-        device="cpu", gamma=1.0,
+        device="cpu", gamma=1.0, precision="fp32",  # pinned: the default follows the CPU (bf16 where native)
     )
     base.update(kw)
     return base

@@ -12,7 +12,6 @@ moment loses at most the cells that were running.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback
@@ -35,6 +34,7 @@ from classify.ablate.sample_check import (
     inspect_prepared,
     minority_name,
 )
+from classify.core.clitools import usable_cores
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
 from classify.train.data import kept_minority_count, synthetic_count
@@ -100,7 +100,7 @@ def plan_ablation(
     out = Path(cfg.out_dir)
     mine = shard.select(grid)
     done = [c.id for c in mine if is_finished(out, c.id)]
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else 0
+    threads = max(1, usable_cores() // jobs) if jobs > 1 else 0  # parallel cells split the cores
     finished = set(done)
     # The report's feature map embeds images with one cell's model (classify.ablate.feature_map picks
     # baseline, highest fraction, lowest seed): that cell keeps its model.pt in any case.

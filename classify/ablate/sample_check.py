@@ -3,7 +3,11 @@
 A GAN trained on more real minority images than a cell is allowed to see smuggles those extra
 images into the cell through its samples: a "scarce data" result would then be measured with
 data the cell was not supposed to have. The guard compares `sample_info.json` `real_counts`
-with the number of real minority train images the cell keeps.
+with the number of real minority train images the cell keeps. Where the generator recorded
+the md5 of every image it saw (`seen_md5`, per class: every recipe does), the guard also
+checks *which* images: none may be a val or test image of this data (refused, always), and
+minority images outside this data's train split (e.g. ones `--minority-fraction` set aside)
+count as a leak like a larger count does.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class DataFacts:
     classes: list[str]
     train_counts: dict[str, int]  # real train images per class
     manifest_hash: str
+    train_md5: dict[str, frozenset[str]] = field(default_factory=dict)  # class -> md5 of its train images
+    heldout_md5: frozenset[str] = frozenset()  # md5 of every val and test image
 
 
 @dataclass(frozen=True)
@@ -47,9 +53,13 @@ def inspect_prepared(data_dir: str) -> DataFacts:
     data = open_prepared(data_dir)
     train = data.select(split="train")
     counts = {name: 0 for name in data.classes}
-    for label in train.labels.tolist():
+    md5: dict[str, set[str]] = {name: set() for name in data.classes}
+    for label, row in zip(train.labels.tolist(), train.rows):
         counts[data.classes[int(label)]] += 1
-    return DataFacts(classes=list(data.classes), train_counts=counts, manifest_hash=str(data.manifest_hash))
+        md5[data.classes[int(label)]].add(row["md5"])
+    heldout = frozenset(row["md5"] for row in data.select(split=["val", "test"]).rows)
+    return DataFacts(classes=list(data.classes), train_counts=counts, manifest_hash=str(data.manifest_hash),
+                     train_md5={k: frozenset(v) for k, v in md5.items()}, heldout_md5=heldout)
 
 
 def minority_name(facts: DataFacts, minority_class: str | None, data_dir: str) -> str:
@@ -106,17 +116,35 @@ def check_sample_set(
         raise UserError(f"{samples_dir}/sample_info.json has no real_counts[{minority!r}]; "
                         "rerun `gen sample` with a generator that records them")
     seen = int(counts[minority])
-    leak = seen > allowed
+    outside = _check_seen_images(info.get("seen_md5"), facts, samples_dir, minority)
+    leak = seen > allowed or outside > 0
     if leak and not allow_leak:
-        raise UserError(f"{samples_dir}: its generator saw {seen} real {minority!r} images but this cell may see only "
-                        f"{allowed}; train a GAN on the reduced set, or pass --allow-generator-leak (flagged in the report)")
+        why = (f"{outside} of them are not train images of this data" if outside else
+               f"this cell may see only {allowed}")
+        raise UserError(f"{samples_dir}: its generator saw {seen} real {minority!r} images but {why}; train a GAN on "
+                        "the reduced set, or pass --allow-generator-leak (flagged in the report)")
     warnings: list[str] = []
     if leak:
-        warnings.append(f"generator saw {seen} real minority images, cell allows {allowed} (--allow-generator-leak)")
-    if str(info.get("manifest_hash", facts.manifest_hash)) != facts.manifest_hash:
+        warnings.append(f"generator saw {seen} real minority images ({outside} outside this data's train split), "
+                        f"cell allows {allowed} (--allow-generator-leak)")
+    if info.get("seen_md5") is None and str(info.get("manifest_hash", facts.manifest_hash)) != facts.manifest_hash:
         # Not refused: the user may have prepared a reduced copy of the data for the GAN. But we
         # cannot prove that copy's train split excludes this folder's val/test images.
         warnings.append("sample set was generated from a different data manifest; cannot verify that its "
                         "generator never saw this folder's val/test images")
     return SampleCheck(samples_dir=str(samples_dir), generator_real_minority=seen,
                        allowed_real_minority=allowed, leak=leak, warnings=warnings)
+
+
+def _check_seen_images(seen_md5: dict | None, facts: DataFacts, samples_dir: str, minority: str) -> int:
+    """Refuse a generator that saw any val/test image of this data (of any class); return how many
+    minority images it saw outside this data's train split. 0 when the generator recorded no md5s."""
+    if not isinstance(seen_md5, dict) or not facts.train_md5:
+        return 0
+    for name, hashes in seen_md5.items():
+        held = sorted(set(hashes) & facts.heldout_md5)
+        if held:
+            raise UserError(f"{samples_dir}: its generator saw {len(held)} {name!r} image(s) that are val/test images "
+                            f"of this data (md5 {held[0][:12]}...); the comparison would be measured on images the "
+                            "GAN learned from — train the GAN on this data's train split only")
+    return len(set(seen_md5.get(minority, [])) - facts.train_md5.get(minority, frozenset()))

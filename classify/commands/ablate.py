@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from classify.ablate.config import default_setting, train_keys
-from classify.core.clitools import user_errors, warn_if_slow_cpu_bf16
+from classify.core.clitools import claim_cores, user_errors, warn_if_slow_cpu_bf16
 from classify.core.configs import config_options
 from classify.train.config import ClassifierTrainConfig
 
@@ -66,6 +66,7 @@ def config_overrides(options: dict) -> dict:
 @user_errors
 def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
     """Train and evaluate every strategy x model x seed x ratio x fraction cell, then report."""
+    claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from classify.ablate.config import AblationConfig, merge_overrides
     from classify.ablate.grid import Shard
     from classify.ablate.runner import format_plan, plan_ablation

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from classify.core.clitools import parse_device, user_errors
+from classify.core.clitools import claim_cores, parse_device, user_errors
 
 
 @click.command("eval")
@@ -22,6 +22,7 @@ from classify.core.clitools import parse_device, user_errors
 @user_errors
 def evaluate(model, data_dir, split, out_dir, threshold, device) -> None:
     """Evaluate MODEL (a model.pt or its run folder) on one split of a prepared folder."""
+    claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from classify.core.fileio import atomic_write_json
     from classify.evaluate.evaluation import evaluate_checkpoint, summary_text
     from classify.evaluate.plots import write_eval_plots

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from classify.core.clitools import parse_device, user_errors
+from classify.core.clitools import claim_cores, parse_device, user_errors
 
 
 @click.command("predict")
@@ -24,6 +24,7 @@ def predict(model, images, out, threshold, batch, device) -> None:
     Writes one row per file: the predicted class, the minority-class score and every class
     probability; a file that does not decode keeps its row with the reason in `error`.
     """
+    claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from tqdm import tqdm
 
     from classify.core.errors import UserError

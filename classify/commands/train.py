@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from classify.core.clitools import parse_device, user_errors, warn_if_slow_cpu_bf16
+from classify.core.clitools import claim_cores, parse_device, user_errors, warn_if_slow_cpu_bf16
 from classify.core.configs import config_options
 from classify.core.errors import UserError
 from classify.train.config import ClassifierTrainConfig
@@ -49,6 +49,7 @@ _REQUIRED = ("data_dir", "out_dir")
 @user_errors
 def train(device: str, compile_: bool, quiet: bool, force: bool, **fields) -> None:
     """Train a classifier; keeps the best validation epoch in OUT/model.pt."""
+    claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from classify.train.trainer import train_classifier
 
     # Every other option's name is a ClassifierTrainConfig field, so the flags map onto it one to one.

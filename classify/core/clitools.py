@@ -51,6 +51,37 @@ def parse_device(name: str) -> str:
     return name
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and `taskset` set)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def claim_cores() -> int:
+    """Give torch one intra-op thread per core this process may use, and return the count.
+
+    Each torch command owns the cores it runs on: two jobs that each use every core run 5-10x
+    slower on a small machine. `GANBALANCE_THREADS` (or `OMP_NUM_THREADS`) sets the count by
+    hand, e.g. to leave a core free or to split a box between two jobs.
+    """
+    import os
+
+    import torch
+
+    wanted = os.environ.get("GANBALANCE_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    try:
+        # torchrun starts LOCAL_WORLD_SIZE processes on this machine: they share its cores.
+        n = max(1, int(wanted)) if wanted else max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        raise UserError(f"GANBALANCE_THREADS/OMP_NUM_THREADS {wanted!r} is not a whole number of threads") from None
+    torch.set_num_threads(n)
+    return n
+
+
 def cpu_native_bf16() -> bool | None:
     """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); None where unknown."""
     try:

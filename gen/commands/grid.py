@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from classify.core.clitools import parse_device
+from classify.core.clitools import claim_cores, parse_device
 from classify.core.errors import UserError
 from gen.core.errors import user_errors
 
@@ -21,6 +21,7 @@ from gen.core.errors import user_errors
 @user_errors
 def grid(generator, out, seeds, trunc, class_name, snapshot, nrow, device) -> None:
     """Write a grid of generated images for the given seeds."""
+    claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from gen.sample.seed_grid import write_seed_grid
 
     if not str(out).lower().endswith(".png"):

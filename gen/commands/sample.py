@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from classify.core.clitools import parse_device
+from classify.core.clitools import claim_cores, parse_device
 from classify.core.errors import UserError
 from gen.core.errors import user_errors
 from gen.sample.filters import ORDER, FilterConfig
@@ -55,6 +55,7 @@ def parse_filters(text: str) -> list[str]:
 @user_errors
 def sample(device: str, filters: str, **options) -> None:
     """Generate seeded samples, score every filter into samples.csv, write grids and index.html."""
+    claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from dataclasses import fields
 
     from gen.sample.runner import SampleConfig, run_sample

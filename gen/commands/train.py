@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from classify.core.clitools import parse_device
+from classify.core.clitools import claim_cores, parse_device
 from classify.core.configs import config_option
 from gen.core.download import is_url
 from gen.core.errors import user_errors
@@ -29,7 +29,7 @@ def _csv(value: str | None) -> list[str] | None:
 
 def _default_note(name: str) -> str | None:
     """What a user gets without the flag: the preset's value, or a rule the CLI applies."""
-    notes = {"device": "auto", "precision": "bf16 on GPU, fp32 on CPU", "preset": "auto"}
+    notes = {"device": "auto", "precision": "bf16 on GPU and CPUs with native bf16, else fp32", "preset": "auto"}
     if name in notes:
         return notes[name]
     every, some = preset_field_names()
@@ -63,6 +63,7 @@ def train_command(dry_run: bool, metrics: str | None, device: str | None, classe
     Every other option left out takes the --preset's value (or the dataclass default):
     --dry-run prints the resolved config. On a CPU use --preset cpu-tiny.
     """
+    claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from gen.train.presets import resolve_config
 
     overrides = dict(flags, metrics=_csv(metrics), classes=list(classes) or None)

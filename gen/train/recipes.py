@@ -49,7 +49,7 @@ def plan_stages(cfg: GanTrainConfig) -> list[GanTrainConfig]:
         cfg, stage="pretrain", out_dir=str(Path(cfg.out_dir) / "pretrain"), freeze_d=0, resume=None,
         kimg=cfg.kimg * share, budget=None if budget is None else f"{budget * share:.3f}s")
     main = dataclasses.replace(
-        cfg, resume_from=str(Path(pre.out_dir) / "final.pt") if not cfg.resume else cfg.resume_from,
+        cfg, resume_from=str(Path(pre.out_dir) / "final.pt"),  # ignored by a resume, which has its own state
         freeze_d=cfg.freeze_d or TRANSFER_FREEZE_D, kimg=cfg.kimg * (1 - share),
         budget=None if budget is None else f"{budget * (1 - share):.3f}s")
     return [pre, main]
@@ -67,8 +67,9 @@ def run_recipe(cfg: GanTrainConfig, log: Callable[[str], None] = print,
         if result["status"] != "done":
             return result
     final = stages[-1]
-    if len(stages) > 1 and not final.resume and not list_snapshots(Path(final.out_dir)):
-        # A fresh fine-tune starts where pre-training ended: its ADA p too.
+    if len(stages) > 1:
+        # The fine-tune starts where pre-training ended, its ADA p too. Applied on a resume as
+        # well (the pre-trained file does not change), so the config matches the snapshot's.
         from gen.train.transfer import adopted_fields, read_source
 
         source = Path(final.resume_from)
