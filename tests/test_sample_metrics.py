@@ -104,3 +104,21 @@ def test_filter_report_compares_at_equal_size_and_against_held_out_reals():
     assert "in-sample" in report["set_metrics_note"]
     lines = "\n".join(summary_lines(report))
     assert "vs train reals, in-sample" in lines and "vs 30 val reals, held out" in lines and "all, same n" in lines
+
+
+def test_filter_summary_says_which_filters_removed_and_which_only_ranked():
+    import numpy as np
+
+    from gen.sample.filter_report import decision_line, filter_decisions
+    from gen.sample.filters import FilterOutcome
+
+    accepted = np.array([True, False, False, True, False])
+    info = {"judge": {"pass_alone": 0.8, "decides": False}, "realism": {"pass_alone": 0.6, "decides": False},
+            "memorisation": {"pass_alone": 1.0, "decides": True}, "duplicates": {"pass_alone": 0.8, "decides": True}}
+    outcome = FilterOutcome({}, accepted, ["", "keep_rank", "duplicates", "", "keep_rank"], info)
+    decisions = filter_decisions(outcome)
+    assert decisions == {"removed": {"duplicates": 1, "keep_rank": 2}, "removed_none": ["memorisation"],
+                         "ranked_only": ["judge", "realism"]}
+    line = decision_line(decisions)
+    assert "removed samples: duplicates 1, keep_rank 2" in line and "ran but removed none: memorisation" in line
+    assert "only ranked (scores for --keep): judge, realism" in line

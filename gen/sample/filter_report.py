@@ -83,6 +83,7 @@ def build_filter_report(
         "rejected_by": {name: outcome.rejected_by.count(name) for name in (*ORDER, "keep_rank")
                         if outcome.rejected_by.count(name)},
         "filters": outcome.info,
+        "decisions": filter_decisions(outcome),
         "set_metrics_note": SET_METRICS_NOTE,
         "per_class": {},
     }
@@ -106,9 +107,33 @@ def _fmt_metrics(m: dict[str, Any]) -> str:
     return " ".join(f"{k}={m[k]:.4g}" for k in keys) or "(too few samples for set metrics)"
 
 
+def filter_decisions(outcome: FilterOutcome) -> dict[str, Any]:
+    """In plain terms, what each filter did to the set: removed samples (how many were
+    rejected by it first), or removed none, or only ranked them (its score feeds --keep)."""
+    removed = {name: outcome.rejected_by.count(name) for name in (*ORDER, "keep_rank")
+               if outcome.rejected_by.count(name)}
+    ranked = [name for name, info in outcome.info.items() if isinstance(info, dict) and not info.get("decides", True)]
+    ran = [name for name, info in outcome.info.items() if isinstance(info, dict) and "pass_alone" in info]
+    return {"removed": removed, "removed_none": [n for n in ran if n not in removed and n not in ranked],
+            "ranked_only": ranked}
+
+
+def decision_line(decisions: dict[str, Any]) -> str:
+    removed = ", ".join(f"{n} {c}" for n, c in decisions["removed"].items()) or "none"
+    parts = [f"removed samples: {removed}"]
+    if decisions["removed_none"]:
+        parts.append(f"ran but removed none: {', '.join(decisions['removed_none'])}")
+    if decisions["ranked_only"]:
+        parts.append(f"only ranked (scores for --keep): {', '.join(decisions['ranked_only'])}")
+    return "; ".join(parts)
+
+
 def summary_lines(report: dict[str, Any]) -> list[str]:
-    """What `gen sample` prints: counts per filter, then before/after set metrics per class."""
+    """What `gen sample` prints: what each filter did, counts per filter, then before/after set
+    metrics per class."""
     lines = [f"accepted {report['n_accepted']}/{report['n_samples']} ({100 * report['accepted_fraction']:.1f}%)"]
+    if "decisions" in report:
+        lines.append("  " + decision_line(report["decisions"]))
     for name, info in report["filters"].items():
         if isinstance(info, dict) and "pass_alone" in info:
             extra = "" if info.get("decides", True) else " (score only: --keep ranks by it)"
