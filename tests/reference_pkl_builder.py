@@ -133,24 +133,30 @@ def reference_kwargs(cfg: dict[str, Any], g_arch: str = "skip", d_arch: str = "r
 
 def write_reference_pkl(golden_path: Path, out: Path, marker: Path, *, g_scale: float = 1.5,
                         g_arch: str = "skip", d_arch: str = "resnet", protocol: int = 3,
-                        synthesis_kwargs: dict | None = None, mapping_kwargs: dict | None = None) -> dict[str, torch.Tensor]:
+                        synthesis_kwargs: dict | None = None, mapping_kwargs: dict | None = None,
+                        g_ema_scale: float = 1.0, training_set_kwargs: Any = None,
+                        augment_kwargs: Any = None) -> dict[str, torch.Tensor]:
     """Write a snapshot: G_ema and D from the golden file, G = G_ema * g_scale. Returns the golden tensors.
 
-    `synthesis_kwargs` / `mapping_kwargs` override what the G record claims (to make it lie).
+    `synthesis_kwargs` / `mapping_kwargs` override what the G record claims (to make it lie);
+    `g_ema_scale` scales G_ema's weights (NaN makes a broken generator); `training_set_kwargs` /
+    `augment_kwargs` replace those values (hostile object graphs).
     """
     state, cfg = golden(golden_path)
     g_kwargs, d_kwargs = reference_kwargs(cfg, g_arch, d_arch)
     g_kwargs["synthesis_kwargs"].update(synthesis_kwargs or {})
     g_kwargs["mapping_kwargs"].update(mapping_kwargs or {})
     g_state = split(state, "G.")
-    aug_state = module_state({}, {"p": torch.tensor(0.25)}, {}, dict(xflip=1, rotate90=1, xint=1, scale=1))
+    aug_kwargs = dict(xflip=1, rotate90=1, xint=1, scale=1) if augment_kwargs is None else augment_kwargs
+    aug_state = module_state({}, {"p": torch.tensor(0.25)}, {}, aug_kwargs)
     data = dict(
         G=record_tree({k: v * g_scale for k, v in g_state.items()}, "Generator", marker, g_kwargs),
         D=record_tree(split(state, "D."), "Discriminator", marker, d_kwargs, empty_children={"b4": ["mbstd"]}),
-        G_ema=record_tree(g_state, "Generator", marker, g_kwargs),
+        G_ema=record_tree({k: v * g_ema_scale for k, v in g_state.items()}, "Generator", marker, g_kwargs),
         augment_pipe=FakePersistent("AugmentPipe", aug_state, marker),
         training_set_kwargs=EasyDict(path="/datasets/defects.zip", resolution=cfg["img_resolution"],
-                                     use_labels=cfg["c_dim"] > 0, max_size=np.int64(120)),
+                                     use_labels=cfg["c_dim"] > 0, max_size=np.int64(120))
+        if training_set_kwargs is None else training_set_kwargs,
     )
     with reference_names():
         out.write_bytes(pickle.dumps(data, protocol=protocol))

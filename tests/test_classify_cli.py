@@ -139,7 +139,7 @@ def test_train_keeps_a_finished_run_and_never_writes_into_data(tmp_path: Path) -
 def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeypatch) -> None:
     import classify.train.trainer
 
-    def stop(*args):
+    def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(classify.train.trainer, "fit", stop)  # Ctrl-C before the first epoch ends

@@ -1,6 +1,7 @@
 """The TOML pipeline runner: steps run in order, finished steps are skipped, a failure stops it."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,28 @@ def test_saved_grids_enlarge_small_tiles_by_a_whole_factor(tmp_path):
     big = torch.zeros(1, 1, 80, 80, dtype=torch.uint8)
     save_grid(big, tmp_path / "b.png", nrow=1)
     assert Image.open(tmp_path / "b.png").size == (84, 84)  # large tiles untouched
+
+
+INTERRUPTED_ONCE = """
+[[step]]
+name = "gan"
+argv = ["python", "-c", "import pathlib,sys,time; f=pathlib.Path(sys.argv[1]); time.sleep(0.4); first=not f.exists(); f.write_text('x'); raise SystemExit(130 if first else 0)", "{out}/started"]
+"""
+
+
+def test_interrupted_then_resumed_step_counts_both_attempts(tmp_path, capsys):
+    out = tmp_path / "out"
+    cfg = _config(tmp_path, INTERRUPTED_ONCE)
+    with pytest.raises(UserError, match="interrupted"):
+        run_pipeline(cfg, out)
+    timings = run_pipeline(cfg, out)
+    attempts = json.loads((out / ".steps" / "gan.attempts.json").read_text())
+    assert [a["outcome"] for a in attempts] == ["interrupted", "done"]
+    assert all(a["seconds"] >= 0.4 for a in attempts)
+    assert timings["gan"] == pytest.approx(sum(a["seconds"] for a in attempts)) and timings["gan"] >= 0.8
+    assert json.loads((out / ".steps" / "gan.done").read_text())["seconds"] == pytest.approx(timings["gan"], abs=0.1)
+    assert re.search(r"step 1/1 gan: finished in \d+s over 2 attempts", capsys.readouterr().out)
+    # A later run that skips the step reports the same total, and the page shows the attempts.
+    assert run_pipeline(cfg, out)["gan"] == pytest.approx(timings["gan"], abs=0.1)
+    page = write_site_index(out, timings).read_text()
+    assert "summed over every attempt" in page and "2 (1 interrupted or failed)" in page

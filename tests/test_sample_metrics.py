@@ -122,3 +122,41 @@ def test_filter_summary_says_which_filters_removed_and_which_only_ranked():
     line = decision_line(decisions)
     assert "removed samples: duplicates 1, keep_rank 2" in line and "ran but removed none: memorisation" in line
     assert "only ranked (scores for --keep): judge, realism" in line
+
+
+def test_inception_weights_file_is_read_once_and_only_restricted(tmp_path, monkeypatch):
+    """torch-fidelity loads its weights with weights_only=False: it must get our in-memory copy
+    of the tensors, never the user's file (read once, with weights_only=True)."""
+    import io
+
+    import torch_fidelity.feature_extractor_inceptionv3 as fi
+
+    with monkeypatch.context() as m:  # a randomly initialised net, to have a valid weights file offline
+        m.setattr(fi, "load_state_dict_from_url", lambda *a, **k: {})
+        m.setattr(fi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        net = fi.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path / "inception.pth"
+    torch.save(net.state_dict(), path)
+    calls, real_load = [], torch.load
+
+    def spy(f, *args, **kwargs):
+        calls.append((f, kwargs.get("weights_only")))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    ex = build_extractor("inception", weights_path=str(path))
+    monkeypatch.undo()
+    on_file = [w for f, w in calls if not isinstance(f, io.BytesIO)]
+    assert on_file == [True], calls
+    assert all(w is not False or isinstance(f, io.BytesIO) for f, w in calls)
+    assert torch.equal(ex.module.state_dict()["fc.weight"], net.state_dict()["fc.weight"])
+
+
+def test_tensor_file_that_is_not_inception_is_one_clear_error(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(UserError, match="not torch-fidelity's Inception weights"):
+        build_extractor("inception", weights_path=str(path))
+    torch.save([torch.zeros(3)], path)
+    with pytest.raises(UserError, match="not a state dict of tensors"):
+        build_extractor("inception", weights_path=str(path))

@@ -15,7 +15,7 @@ from typing import Any
 
 from classify.core.configs import base_type, check_known_keys, field_default
 from classify.core.errors import UserError
-from classify.train.config import ClassifierTrainConfig
+from classify.train.config import ClassifierTrainConfig, resolution_settings
 
 try:  # Python 3.11+
     import tomllib
@@ -44,7 +44,8 @@ def result_train_keys() -> list[str]:
 def scalar_kinds() -> dict[str, type]:
     """Field -> type for reading TOML values and flags: the study's own plus the training settings'."""
     hints = typing.get_type_hints(ClassifierTrainConfig)
-    kinds = {k: base_type(hints[k]) for k in train_keys()}
+    # List settings (res_schedule) come from --res "64,128" via resolution_settings, not cast here.
+    kinds = {k: base_type(hints[k]) for k in train_keys() if typing.get_origin(hints[k]) is not list}
     return OWN_SCALARS | kinds
 
 
@@ -133,6 +134,8 @@ class AblationConfig:
         d = dict(d)
         train = dict(d.pop("train", None) or {})
         train |= {k: d.pop(k) for k in list(d) if k in train_keys()}
+        if isinstance(train.get("res"), str | list):  # "64,128": progressive resizing, as on `classify train`
+            train |= resolution_settings(train["res"])
         known = {f.name for f in dataclasses.fields(cls)} - {"train"}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -81,11 +81,15 @@ def load_records(ablate_dirs: list[str | Path]) -> tuple[list[dict], list[str]]:
     return records, notes
 
 
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _same_training(record: dict, folder: str, seen: dict[tuple, str]) -> None:
     tc = record.get("train_config") or {}
     # The settings check_study enforces inside one folder; a key missing from an older cell
     # predates that setting, so the cell was trained with its default.
-    settings = tuple((k, tc.get(k, default_setting(k))) for k in result_train_keys())
+    settings = tuple((k, _hashable(tc.get(k, default_setting(k)))) for k in result_train_keys())
     if seen and settings not in seen:
         other, first = next(iter(seen.items()))
         shown = ", ".join(f"{k}={v!r} vs {dict(other)[k]!r}" for k, v in settings if dict(other)[k] != v)

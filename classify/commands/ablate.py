@@ -11,7 +11,7 @@ import click
 
 from classify.ablate.config import default_setting, train_keys
 from classify.core.clitools import claim_cores, user_errors, warn_if_slow_cpu_bf16
-from classify.core.configs import config_options
+from classify.core.configs import config_option, config_options
 from classify.train.config import ClassifierTrainConfig
 
 
@@ -52,7 +52,8 @@ def config_overrides(options: dict) -> dict:
               + _default("minority_fractions"))
 @click.option("--minority-class", default=None, help="Minority class.  [default: the rarest train class]")
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto (cuda when available)." + _default("device"))
-@config_options(ClassifierTrainConfig, train_keys(), none_default=True)
+@config_option(ClassifierTrainConfig, "res", none_default=True, type=str)
+@config_options(ClassifierTrainConfig, [k for k in train_keys() if k not in ("res", "res_schedule")], none_default=True)
 @click.option("--keep-checkpoints/--no-keep-checkpoints", default=None,
               help="Keep every cell's model.pt (off: only the one the report's feature map uses)."
               + _default("keep_checkpoints"))

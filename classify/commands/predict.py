@@ -7,6 +7,7 @@ import sys
 import click
 
 from classify.core.clitools import claim_cores, parse_device, user_errors
+from classify.train.config import TTA_MODES
 
 
 @click.command("predict")
@@ -16,9 +17,11 @@ from classify.core.clitools import claim_cores, parse_device, user_errors
 @click.option("--threshold", default=None, type=float,
               help="Minority probability that flags an image (two-class models; default: the validation-chosen one).")
 @click.option("--batch", default=64, show_default=True, type=int, help="Images per forward pass.")
+@click.option("--tta", default="none", show_default=True, type=click.Choice(TTA_MODES),
+              help="Test-time augmentation: average the probabilities of the image and its flips.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (cuda when available).")
 @user_errors
-def predict(model, images, out, threshold, batch, device) -> None:
+def predict(model, images, out, threshold, batch, tta, device) -> None:
     """Score image files or folders (searched recursively) with MODEL (a model.pt or its run folder).
 
     Writes one row per file: the predicted class, the minority-class score and every class
@@ -40,7 +43,7 @@ def predict(model, images, out, threshold, batch, device) -> None:
     files = list_images(list(images))
     thr = clf.threshold if threshold is None else threshold
     with tqdm(total=len(files), unit="img", disable=not sys.stderr.isatty()) as bar:
-        preds = predict_files(clf, files, batch=batch, progress=bar.update)
+        preds = predict_files(clf, files, batch=batch, progress=bar.update, tta=tta)
     atomic_write_text(out, predictions_csv(clf, preds, thr))
     scored = [p for p in preds if p.probs is not None]
     flagged = sum(1 for p in scored if thr is not None and p.probs[clf.positive_index] >= thr)

@@ -29,6 +29,7 @@ def prepare(source: str, out: str, val: float, test: float, seed: int, minority_
     Writes manifest.csv (one row per usable image with its split), classes.json and
     report.md (counts, duplicates, rejected files with reasons).
     """
+    from classify.data.aspect import aspect_line
     from classify.data.prepare import PrepareConfig, prepare_dataset
 
     cfg = PrepareConfig(source=source, out=out, val=val, test=test, seed=seed, minority_class=minority_class,
@@ -39,5 +40,6 @@ def prepare(source: str, out: str, val: float, test: float, seed: int, minority_
         click.echo(f"{label}: " + ", ".join(f"{s} {n}" for s, n in per.items()))
     click.echo(f"{result.rows} images in {result.out / 'manifest.csv'}; {result.rejected} rejected "
                f"(reasons in {result.out / 'report.md'})")
+    click.echo(aspect_line(result.aspect))
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

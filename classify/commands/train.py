@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from classify.core.clitools import claim_cores, parse_device, user_errors, warn_if_slow_cpu_bf16
-from classify.core.configs import config_options
+from classify.core.configs import config_option, config_options
 from classify.core.errors import UserError
-from classify.train.config import ClassifierTrainConfig
+from classify.train.config import ClassifierTrainConfig, resolution_settings
 
 
 def check_out_dir(out: Path, force: bool) -> None:
@@ -34,7 +34,7 @@ def interrupted_message(out: Path, started: float) -> str:
 
 # Every TrainConfig field is an option (help and default from the dataclass) except these:
 # the CLI resolves --device auto, names --compile differently and derives `progress`.
-_OWN_OPTIONS = ("device", "compile", "progress")
+_OWN_OPTIONS = ("device", "compile", "progress", "res", "res_schedule")
 _REQUIRED = ("data_dir", "out_dir")
 
 
@@ -42,20 +42,21 @@ _REQUIRED = ("data_dir", "out_dir")
 @config_options(ClassifierTrainConfig, _REQUIRED, required=True, default=None, show_default=False)
 @config_options(ClassifierTrainConfig, [f.name for f in dataclasses.fields(ClassifierTrainConfig)
                                         if f.name not in _OWN_OPTIONS + _REQUIRED])
+@config_option(ClassifierTrainConfig, "res", type=str)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none when stderr is not a terminal).")
 @click.option("--force", is_flag=True, help="Replace a finished run in --out.")
 @user_errors
-def train(device: str, compile_: bool, quiet: bool, force: bool, **fields) -> None:
+def train(device: str, compile_: bool, quiet: bool, force: bool, res: str, **fields) -> None:
     """Train a classifier; keeps the best validation epoch in OUT/model.pt."""
     claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from classify.train.trainer import train_classifier
 
     # Every other option's name is a ClassifierTrainConfig field, so the flags map onto it one to one.
     # A bar only on a terminal: redirected to a log it is carriage-return noise (metrics.jsonl has the epochs).
-    cfg = ClassifierTrainConfig(**fields, device=parse_device(device), compile=compile_,
-                      progress=not quiet and sys.stderr.isatty())
+    cfg = ClassifierTrainConfig(**fields, **resolution_settings(res), device=parse_device(device), compile=compile_,
+                                progress=not quiet and sys.stderr.isatty())
     check_out_dir(Path(cfg.out_dir), force)
     warn_if_slow_cpu_bf16(cfg.device, cfg.cpu_bf16)
     started = time.time()

@@ -1,7 +1,8 @@
 """Atomic writes: a temporary file in the same folder, fsync, then `os.replace`.
 
 A kill at any moment leaves either the old file or the new one, never a torn file. A
-full disk removes the temporary file, keeps the old file, and raises `UserError`.
+full disk, a full quota or a file-size limit (`ulimit -f`, EFBIG) removes the temporary
+file, keeps the old file, and raises `UserError` naming the file.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,8 +36,12 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Yield a binary file handle; on clean exit it atomically replaces `path`."""
+def atomic_open(path: str | os.PathLike, before_replace: Callable[[], None] | None = None) -> Iterator[BinaryIO]:
+    """Yield a binary file handle; on clean exit it atomically replaces `path`.
+
+    `before_replace` runs once the new content is safely on disk, just before it takes the
+    name (e.g. to remove a companion file that only matched the old content).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -48,17 +53,27 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise UserError(f"disk full while writing {path}; the previous file is intact — free space and rerun") from exc
+        if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+            raise UserError(f"{_NO_ROOM[exc.errno]} while writing {path}; the previous file is intact — "
+                            f"{_WAY_OUT[exc.errno]} and rerun") from exc
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_open(path) as fh:
+# Write failures that mean "no room for this file" rather than a bug: what to tell the user.
+_NO_ROOM = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
+            errno.EFBIG: "file too large for the file-size limit (ulimit -f) or the file system"}
+_WAY_OUT = {errno.ENOSPC: "free space", errno.EDQUOT: "free space or raise the quota",
+            errno.EFBIG: "raise the limit (ulimit -f unlimited) or write to another file system"}
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, before_replace: Callable[[], None] | None = None) -> None:
+    with atomic_open(path, before_replace) as fh:
         fh.write(data)
 
 
@@ -70,13 +85,13 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+def atomic_torch_save(obj: Any, path: str | os.PathLike, before_replace: Callable[[], None] | None = None) -> None:
     """`torch.save` through a temporary file. Save only tensors and plain values."""
     import torch
 
     buf = io.BytesIO()
     torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue(), before_replace)
 
 
 def atomic_save_image(image, path: str | os.PathLike, format: str = "PNG") -> None:

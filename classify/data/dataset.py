@@ -9,6 +9,7 @@ new hash, so its cache file has a new name; stale files are removed when a new o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,9 @@ import torch
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_open
-from classify.data.images import ImageRejected, check_fit, decode_image, fit_square, to_channels
-from classify.data.manifest import MANIFEST_NAME, read_manifest, resolve_path
+from classify.data.aspect import manifest_aspect_ratios, resolve_fit
+from classify.data.images import SQUARE_FITS, ImageRejected, check_fit, decode_image, fit_square, to_channels
+from classify.data.manifest import CLASSES_NAME, MANIFEST_NAME, read_manifest, resolve_path
 from classify.data.splits import SPLITS
 
 CACHE_DIR = "cache"
@@ -84,10 +86,17 @@ class PreparedData:
                 keep.append(i)
         return PreparedData(self.root, self._all_rows, self.manifest_hash, keep)
 
+    def resolve_fit(self, fit: str) -> str:
+        """`fit`, with `auto` resolved from the aspect ratios of the whole folder (not the
+        selection), so every stage and split of one folder gets the same fit."""
+        return resolve_fit(fit, manifest_aspect_ratios(self._all_rows))
+
     def images(self, res: int, channels: int | None = None, fit: str = "crop") -> torch.Tensor:
-        """uint8 [N, C, res, res] for the selected rows, read from (and built into) the cache."""
+        """uint8 [N, C, res, res] for the selected rows, read from (and built into) the cache.
+        `fit="auto"` is resolved first (`resolve_fit`); the cache only knows concrete fits."""
         channels = self.channels if channels is None else channels
         _check_image_args(res, channels, fit)
+        fit = self.resolve_fit(fit)
         cache = build_cache(self.root, self._all_rows, self.manifest_hash, res, channels, fit)
         store = np.load(cache, mmap_mode="r")
         picked = np.ascontiguousarray(store[np.asarray(self._indices, dtype=np.int64)])
@@ -117,6 +126,7 @@ def open_prepared(root: str | Path) -> PreparedData:
     if not root.is_dir():
         raise UserError(f"prepared data folder {root} does not exist; run `classify prepare SOURCE --out {root}`")
     rows, digest = read_manifest(root / MANIFEST_NAME)
+    check_classes_json(root, digest)
     for row in rows:
         path = resolve_path(root, row["path"])
         try:
@@ -133,12 +143,34 @@ def open_prepared(root: str | Path) -> PreparedData:
     return PreparedData(root, rows, digest, list(range(len(rows))))
 
 
+def check_classes_json(root: Path, manifest_hash: str) -> dict:
+    """classes.json must record the hash of the manifest beside it: `classify prepare` writes the
+    manifest last, so a run that failed in between leaves classes.json (and report.md) of
+    another split. Returns classes.json's content."""
+    path = root / CLASSES_NAME
+    redo = f"rerun the `classify prepare` that wrote {root} (with --force to replace its manifest)"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{root} has a {MANIFEST_NAME} but no {CLASSES_NAME} (an interrupted `classify prepare`?); "
+                        f"{redo}") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is unreadable ({type(exc).__name__}); {redo}") from None
+    recorded = info.get("manifest_hash") if isinstance(info, dict) else None
+    if recorded != manifest_hash:
+        raise UserError(f"{path} describes another manifest (hash {str(recorded)[:12]}) than {root / MANIFEST_NAME} "
+                        f"({manifest_hash[:12]}): `classify prepare` stopped between its files; {redo}")
+    return info
+
+
 def cache_path(root: Path, manifest_hash: str, res: int, channels: int, fit: str) -> Path:
     return root / CACHE_DIR / f"{manifest_hash[:16]}-r{res}-c{channels}-{fit}.npy"
 
 
 def build_cache(root: Path, rows: list[dict[str, str]], manifest_hash: str, res: int, channels: int, fit: str) -> Path:
     """Return the cache file for these settings, decoding every manifest row if it is absent."""
+    if fit not in SQUARE_FITS:
+        raise ValueError(f"the image cache needs a concrete fit {SQUARE_FITS}, got {fit!r} (resolve 'auto' first)")
     path = cache_path(root, manifest_hash, res, channels, fit)
     if path.exists() and _cache_ok(path, (len(rows), channels, res, res)):
         return path

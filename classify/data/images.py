@@ -156,11 +156,14 @@ def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
     return np.asarray(gray, dtype=np.uint8)[..., None]
 
 
-FITS = ("crop", "pad", "stretch")
+# What fit_square does; `auto` is a request that classify.data.aspect.resolve_fit turns into
+# one of them from a prepared folder's aspect ratios (pad when they vary, else crop).
+SQUARE_FITS = ("crop", "pad", "stretch")
+FITS = (*SQUARE_FITS, "auto")
 
 
 def check_fit(fit: str) -> str:
-    """The one check of a fit name (every command's --fit and the data cache use it)."""
+    """The one check of a fit name as requested (every command's --fit); `auto` included."""
     if fit not in FITS:
         from classify.core.errors import UserError
 
@@ -175,8 +178,8 @@ def fit_square(pixels: np.ndarray, res: int, fit: str) -> np.ndarray:
     pad: scale the long side to `res`, centre it on black (keeps everything, adds borders).
     stretch: resize each axis on its own (keeps everything, distorts the aspect ratio).
     """
-    if fit not in FITS:
-        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+    if fit not in SQUARE_FITS:  # `auto` must have been resolved (classify.data.aspect.resolve_fit)
+        raise ValueError(f"fit must be one of {SQUARE_FITS}, got {fit!r}")
     h, w, c = pixels.shape
     img = Image.fromarray(pixels[..., 0] if c == 1 else pixels)
     if fit == "stretch":

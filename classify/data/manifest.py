@@ -83,6 +83,26 @@ def stored_path(root: Path, path: Path) -> str:
         return str(p)
 
 
+def printable(text: str | os.PathLike) -> str:
+    """A name as UTF-8-safe text: bytes that are not UTF-8 (kept by Python as surrogates in
+    file names) appear as \\xNN escapes, so reports and messages can always be written."""
+    text = os.fspath(text)
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no file name decoding produced
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def is_utf8(text: str) -> bool:
+    """Whether `text` (e.g. a file name from the OS) can be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _holds_class_folders(folder: Path) -> bool:
     from classify.data.images import IMAGE_SUFFIXES
 

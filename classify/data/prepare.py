@@ -3,6 +3,10 @@
 Output (see docs/FORMATS.md): manifest.csv, classes.json, report.md, and for `elpv` the
 exported PNGs. Unusable files are rejected with a reason in report.md; only problems that
 make the whole dataset unusable (missing path, empty class, one-image class...) stop it.
+
+Write order: report.md, classes.json, then manifest.csv as the commit point. classes.json
+records the manifest's hash, and `open_prepared` refuses a folder where they disagree (a
+run that stopped in between).
 """
 
 from __future__ import annotations
@@ -16,19 +20,28 @@ from typing import Any
 from classify.core.configs import check_known_keys
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json, atomic_write_text
+from classify.data.aspect import aspect_summary, manifest_aspect_ratios
 from classify.data.images import ImageRejected, decode_image, file_md5
 from classify.data.manifest import (
     CLASSES_NAME,
     MANIFEST_NAME,
     REPORT_NAME,
+    is_utf8,
     manifest_text,
+    printable,
     stored_path,
     text_hash,
     write_manifest,
 )
 from classify.data.prepare_report import build_prepare_report, prepare_warnings
 from classify.data.sources import SourceItem, list_source, parse_source
-from classify.data.splits import SPLITS, apply_minority_fraction, assign_splits, check_fractions, duplicate_groups
+from classify.data.splits import (
+    SPLITS,
+    apply_minority_fraction,
+    assign_splits,
+    check_fractions,
+    duplicate_groups,
+)
 
 
 @dataclass
@@ -52,6 +65,8 @@ class PrepareConfig:
         return cls(**d)
 
     def validate(self) -> None:
+        if not str(self.out).strip():
+            raise UserError("--out is empty; name the folder to write the prepared data to, e.g. --out data/mine")
         parse_source(self.source)
         check_fractions(self.val, self.test)
         if not 0 < self.minority_fraction <= 1:
@@ -68,6 +83,7 @@ class PrepareResult:
     rejected: int
     counts: dict[str, dict[str, int]]  # class -> split -> count
     warnings: list[str]  # also at the top of report.md
+    aspect: dict[str, Any]  # classify.data.aspect.aspect_summary of the usable images
 
 
 def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareResult:
@@ -78,20 +94,24 @@ def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareR
         raise UserError(f"--out {out} exists and is not a folder; choose another path")
     listing = list_source(cfg.source, out_dir=out, elpv_threshold=cfg.elpv_threshold)
     rows, rejected = _decode_all(listing.items, out, show_progress)
-    rejected = listing.rejected + rejected
+    # Names the OS gave us may hold bytes that are not UTF-8; report.md is UTF-8 text.
+    rejected = [(printable(path), printable(reason)) for path, reason in listing.rejected + rejected]
     _check_class_sizes(rows, cfg.source)
     _assign(rows, cfg)
     text = manifest_text(rows, listing.extra_columns)
     digest = text_hash(text)
     _refuse_foreign_manifest(out / MANIFEST_NAME, text, cfg.force)
     counts = _counts(rows)
-    atomic_write_text(out / REPORT_NAME, build_prepare_report(cfg.to_dict(), rows, rejected, counts))
+    aspect = aspect_summary(manifest_aspect_ratios(rows))
+    warnings = prepare_warnings(rows, counts, cfg.minority_class, aspect)
+    atomic_write_text(out / REPORT_NAME, build_prepare_report(cfg.to_dict(), rows, rejected, counts, digest, aspect))
     atomic_write_json(out / CLASSES_NAME, _classes_json(cfg, counts, rows, digest))
     # The manifest goes last: it is what every stage reads, so a kill before this line
-    # leaves the previous manifest (and its cache) in force.
+    # leaves the previous manifest (and its cache) in force, and classes.json's hash then
+    # disagrees with it, which open_prepared refuses.
     write_manifest(out / MANIFEST_NAME, text)
     return PrepareResult(out=out, manifest_hash=digest, rows=len(rows), rejected=len(rejected), counts=counts,
-                         warnings=prepare_warnings(rows, counts))
+                         warnings=warnings, aspect=aspect)
 
 
 def _decode_all(
@@ -102,6 +122,12 @@ def _decode_all(
     rows: list[dict[str, str]] = []
     rejected: list[tuple[str, str]] = []
     for item in tqdm(items, desc="checking images", unit="img", disable=not show_progress, leave=False):
+        if not is_utf8(item.label):
+            raise UserError(f"class name '{printable(item.label)}' is not valid UTF-8 (manifest.csv is UTF-8 text); "
+                            "rename its folder or fix the label")
+        if not is_utf8(stored_path(out, item.path)):
+            rejected.append((str(item.path), "file name is not valid UTF-8 (manifest.csv is UTF-8 text); rename it"))
+            continue
         try:
             decoded = decode_image(item.path)
         except ImageRejected as exc:

@@ -1,7 +1,8 @@
 """report.md for a prepared folder: what a person checks before training on it.
 
 Counts per class and split, imbalance ratio, duplicate groups, every rejected file with
-its reason, every conversion note, and a size/mode histogram.
+its reason, every conversion note, a size/mode histogram, and the aspect-ratio spread with
+what `--fit auto` resolves to.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+from classify.data.aspect import AUTO_PAD_SHARE, AUTO_RATIO, crop_warning
 from classify.data.images import LOW_RANGE_NOTE
 from classify.data.splits import SPLITS
 
@@ -16,14 +18,16 @@ from classify.data.splits import SPLITS
 MAX_LISTED = 50
 
 
-def build_prepare_report(config: dict[str, Any], rows, rejected: list[tuple[str, str]], counts) -> str:
-    warnings = prepare_warnings(rows, counts)
+def build_prepare_report(config: dict[str, Any], rows, rejected: list[tuple[str, str]], counts,
+                         manifest_hash: str, aspect: dict[str, Any]) -> str:
+    warnings = prepare_warnings(rows, counts, config.get("minority_class"), aspect)
     parts = [
         "# Prepared dataset report\n",
         *(["## Warnings\n\n" + "\n".join(f"- {w}" for w in warnings) + "\n"] if warnings else []),
-        _settings(config, rows, rejected),
+        _settings(config, rows, rejected, manifest_hash),
         _count_table(counts),
         _imbalance(counts),
+        _aspect(aspect),
         _duplicates(rows),
         _rejections(rejected),
         _notes(rows),
@@ -46,9 +50,27 @@ def split_warnings(counts: dict[str, dict[str, int]]) -> list[str]:
             for label, per in counts.items() for split, need in SPLIT_NEEDS.items() if per.get(split, 0) == 0]
 
 
-def prepare_warnings(rows, counts: dict[str, dict[str, int]]) -> list[str]:
+def prepare_warnings(rows, counts: dict[str, dict[str, int]], minority_class: str | None = None,
+                     aspect: dict[str, Any] | None = None) -> list[str]:
     """What the user must hear before training on the folder (top of report.md and the CLI)."""
-    return split_warnings(counts) + decode_warnings(rows)
+    return (split_warnings(counts) + minority_warnings(counts, minority_class) + decode_warnings(rows)
+            + crop_warning(aspect or {}))
+
+
+def minority_warnings(counts: dict[str, dict[str, int]], minority_class: str | None) -> list[str]:
+    """One line when the class named --minority-class holds most of val or of test."""
+    if not minority_class or minority_class not in counts:
+        return []
+    where = []
+    for split in ("val", "test"):
+        mine = counts[minority_class].get(split, 0)
+        total = sum(per.get(split, 0) for per in counts.values())
+        if mine > total - mine:
+            where.append(f"{split} ({mine} of {total} images)")
+    if not where:
+        return []
+    return [f"--minority-class {minority_class} is the majority of {' and '.join(where)}: it is not the rare class "
+            "here — check the class name (the minority metrics would describe the common class)"]
 
 
 def decode_warnings(rows) -> list[str]:
@@ -60,7 +82,7 @@ def decode_warnings(rows) -> list[str]:
             "scaling; convert them to 8 bit with your camera's real bit depth before `classify prepare`"]
 
 
-def _settings(config: dict[str, Any], rows, rejected) -> str:
+def _settings(config: dict[str, Any], rows, rejected, manifest_hash: str) -> str:
     lines = ["## Settings\n"]
     keys = ["source", "val", "test", "seed", "minority_class", "minority_fraction"]
     if str(config.get("source", "")).startswith("elpv"):  # the threshold means nothing for other sources
@@ -68,6 +90,25 @@ def _settings(config: dict[str, Any], rows, rejected) -> str:
     for key in keys:
         lines.append(f"- {key}: `{config.get(key)}`")
     lines.append(f"- usable images: {len(rows)}; rejected files: {len(rejected)}")
+    lines.append(f"- manifest hash: `{manifest_hash}` (classes.json records the same; a folder where they differ "
+                 "is refused)")
+    return "\n".join(lines) + "\n"
+
+
+def _aspect(aspect: dict[str, Any]) -> str:
+    lines = ["## Aspect ratios\n"]
+    if not aspect.get("n"):
+        return "\n".join(lines + ["No usable images.", ""])
+    lines += [
+        "Long side / short side of the usable images (1.00 is square). A centre crop (`--fit crop`) keeps "
+        "short/long of each image; above 4/3 it cuts away more than a quarter.\n",
+        f"- min {aspect['min']:.2f}, median {aspect['median']:.2f}, max {aspect['max']:.2f}",
+        f"- above 4/3: {aspect['share_above_4_3']:.1%} ({aspect['quarter_cut']} images); above 2: "
+        f"{aspect['share_above_2']:.1%}",
+        f"- `--fit auto` resolves to **{aspect['auto_fit']}** for this folder. Rule: pad when more than "
+        f"{AUTO_PAD_SHARE:.0%} of the images have long/short > {AUTO_RATIO} (a centre crop would take about a "
+        "tenth of their area or more), otherwise crop (for square images both give the same result).",
+    ]
     return "\n".join(lines) + "\n"
 
 

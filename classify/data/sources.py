@@ -120,12 +120,7 @@ def list_csv(arg: str, **_: object) -> SourceListing:
     csv_path = Path(arg).expanduser()
     if not csv_path.is_file():
         raise UserError(f"source CSV {csv_path} does not exist; check the path after 'csv:'")
-    with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = reader.fieldnames or []
-        if "path" not in columns or "label" not in columns:
-            raise UserError(f"{csv_path} must have a header with columns 'path' and 'label' (found {columns})")
-        rows = list(reader)
+    columns, rows = _read_csv(csv_path)
     if not rows:
         raise UserError(f"{csv_path} has a header but no rows; add one row per image")
     extra = [c for c in columns if c not in ("path", "label")]
@@ -144,6 +139,22 @@ def list_csv(arg: str, **_: object) -> SourceListing:
         extras = {extra_names[c]: row.get(c) or "" for c in extra}
         items.append(SourceItem(path=link_path(path), label=label, extras=extras))
     return SourceListing(items=items, rejected=rejected, extra_columns=list(extra_names.values()))
+
+
+def _read_csv(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(header, rows) of a UTF-8 CSV with `path` and `label` columns; anything else is a UserError."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            if "path" not in columns or "label" not in columns:
+                raise UserError(f"{csv_path} must have a header with columns 'path' and 'label' (found {columns})")
+            return columns, list(reader)
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{csv_path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                        "save it as UTF-8 (in Excel: 'CSV UTF-8') and rerun") from None
+    except csv.Error as exc:
+        raise UserError(f"{csv_path} is not a readable CSV ({exc}); check the file") from None
 
 
 ELPV_EXPORT_DIR = "elpv_images"

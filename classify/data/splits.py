@@ -7,6 +7,7 @@ its first row (a duplicate carrying two labels is a labelling error the report l
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 
@@ -16,6 +17,8 @@ SPLITS = ("train", "val", "test", "unused")
 
 
 def check_fractions(val: float, test: float) -> None:
+    if not (math.isfinite(val) and math.isfinite(test)):
+        raise UserError(f"--val {val} and --test {test} must be numbers in [0, 1)")
     if val < 0 or test < 0:
         raise UserError(f"--val {val} and --test {test} must be >= 0")
     if val + test >= 1:

@@ -45,8 +45,9 @@ def other_data_note(clf: Classifier, manifest_hash: str, data_dir) -> str | None
 
 
 def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, split: str = "test", device: str = "cpu",
-                        threshold: float | None = None) -> dict:
-    """Metrics of a checkpoint on a split (at its validation-chosen threshold unless given)."""
+                        threshold: float | None = None, tta: str = "none") -> dict:
+    """Metrics of a checkpoint on a split (at its validation-chosen threshold unless given),
+    with test-time augmentation `tta` (none | flip | flips)."""
     from classify.data.dataset import open_prepared
 
     clf = load_classifier(model_path, device=device)
@@ -59,7 +60,7 @@ def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, split: str
     if len(part) == 0:
         raise UserError(f"the {split} split of {data_dir} is empty; pick another --split or re-prepare the data")
     x = part.images(res=clf.res, channels=clf.in_chans, fit=clf.fit)
-    probs = clf.predict_proba(x).numpy()
+    probs = clf.predict_proba(x, tta=tta).numpy()
     y_true = part.labels.numpy()
     thr = clf.threshold if threshold is None else threshold
     m = classification_metrics(y_true, probs, thr, clf.positive_index, clf.classes,
@@ -70,6 +71,7 @@ def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, split: str
         "data_dir": str(data_dir),
         "manifest_hash": data.manifest_hash,
         "threshold_source": "validation" if threshold is None else "--threshold",
+        "tta": tta,
         "data_note": other_data_note(clf, data.manifest_hash, data_dir),
         "classes": clf.classes,
         "y_true": y_true.tolist(),

@@ -64,16 +64,16 @@ def _decoded(files: list[Path], clf: Classifier) -> Iterator[tuple[np.ndarray | 
         yield np.ascontiguousarray(square.transpose(2, 0, 1)), img.note, ""
 
 
-def predict_files(clf: Classifier, files: list[Path], batch: int = 64, progress=None) -> list[Prediction]:
-    """Class probabilities for every file (in input order), `batch` images per forward pass;
-    `progress(n)` after each pass."""
+def predict_files(clf: Classifier, files: list[Path], batch: int = 64, progress=None, tta: str = "none") -> list[Prediction]:
+    """Class probabilities for every file (in input order), `batch` images per forward pass,
+    test-time augmented by `tta`; `progress(n)` after each pass."""
     out: list[Prediction] = [Prediction(str(p), None) for p in files]
     pending: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
         if pending:
             x = torch.from_numpy(np.stack([pixels for _, pixels in pending]))
-            for (i, _), probs in zip(pending, clf.predict_proba(x, batch=batch).tolist()):
+            for (i, _), probs in zip(pending, clf.predict_proba(x, batch=batch, tta=tta).tolist()):
                 if all(math.isfinite(p) for p in probs):
                     out[i].probs = probs
                 else:  # a damaged model: say so rather than let NaN fall to one class

@@ -10,17 +10,26 @@ import torch
 from torch import nn
 
 
-def classic_augment(p: float = 0.5) -> nn.Module:
-    """Augmentations chosen for grayscale defect images (solar cells, parts on a line).
+def _mild(K, p: float) -> list[nn.Module]:
+    """Orientation and exposure only: flips and quarter turns (cells and parts have no canonical
+    orientation; on square images nothing leaves the frame), whole-image shifts of at most 3%
+    with mirrored borders, brightness and contrast +-10%. No rotation by arbitrary angles, no
+    scaling, no erasing: nothing that can move a small defect out of the frame or cover it."""
+    return [
+        K.RandomHorizontalFlip(p=p),
+        K.RandomVerticalFlip(p=p),
+        K.RandomRotation90(times=(0, 3), p=p),
+        K.RandomAffine(degrees=0.0, translate=(0.03, 0.03), p=p, padding_mode="reflection"),
+        K.RandomBrightness(brightness=(0.9, 1.1), p=p),
+        K.RandomContrast(contrast=(0.9, 1.1), p=p),
+    ]
 
-    Cells and parts have no canonical orientation, so flips and 90-degree turns are safe;
-    the affine stays small so cracks keep their shape; brightness/contrast mimic exposure
-    drift between line cameras; noise mimics sensor noise; erasing asks the model not to
-    rely on one spot. Hue/saturation jitter is left out: it means nothing in grayscale.
-    """
-    import kornia.augmentation as K
 
-    return K.AugmentationSequential(
+def _medium(K, p: float) -> list[nn.Module]:
+    """The suite's earlier default: mild's flips and turns plus a small affine warp (5 degrees, 5%
+    shift, 0.95-1.05 scale), brightness +-15%, contrast +-20%, sensor noise (std 0.02) and
+    random erasing of 1-5% of the image (half as often)."""
+    return [
         K.RandomHorizontalFlip(p=p),
         K.RandomVerticalFlip(p=p),
         K.RandomRotation90(times=(0, 3), p=p),
@@ -29,7 +38,36 @@ def classic_augment(p: float = 0.5) -> nn.Module:
         K.RandomContrast(contrast=(0.8, 1.2), p=p),
         K.RandomGaussianNoise(mean=0.0, std=0.02, p=p),
         K.RandomErasing(scale=(0.01, 0.05), ratio=(0.3, 3.3), value=0.0, p=p * 0.5),
-    )
+    ]
+
+
+def _strong(K, p: float) -> list[nn.Module]:
+    """medium, harder: 15 degrees, 10% shifts, 0.9-1.1 scale, brightness +-25%, contrast +-30%,
+    noise std 0.04, erasing 2-10% of the image."""
+    return [
+        K.RandomHorizontalFlip(p=p),
+        K.RandomVerticalFlip(p=p),
+        K.RandomRotation90(times=(0, 3), p=p),
+        K.RandomAffine(degrees=15.0, translate=(0.1, 0.1), scale=(0.9, 1.1), p=p, padding_mode="reflection"),
+        K.RandomBrightness(brightness=(0.75, 1.25), p=p),
+        K.RandomContrast(contrast=(0.7, 1.3), p=p),
+        K.RandomGaussianNoise(mean=0.0, std=0.04, p=p),
+        K.RandomErasing(scale=(0.02, 0.1), ratio=(0.3, 3.3), value=0.0, p=p * 0.5),
+    ]
+
+
+# Strength levels of the `classic` strategy (`--classic`), each a kornia recipe for grayscale
+# defect images (hue/saturation jitter is left out everywhere: it means nothing in grey).
+CLASSIC_LEVELS = {"mild": _mild, "medium": _medium, "strong": _strong}
+
+
+def classic_augment(level: str = "mild", p: float = 0.5) -> nn.Module:
+    """The `classic` augmentation at strength `level`, each op applied with probability `p`."""
+    import kornia.augmentation as K
+
+    if level not in CLASSIC_LEVELS:
+        raise ValueError(f"unknown classic level {level!r}; choose from {', '.join(CLASSIC_LEVELS)}")
+    return K.AugmentationSequential(*CLASSIC_LEVELS[level](K, p))
 
 
 def apply_classic(aug: nn.Module, x: torch.Tensor) -> torch.Tensor:

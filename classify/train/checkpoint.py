@@ -4,7 +4,11 @@ The file holds only tensors and plain values (loadable with weights_only=True):
 format_version, kind, config (ClassifierTrainConfig dict), model {name, num_classes, in_chans},
 state_dict, classes, positive_class, res, fit, in_chans, threshold, norm {mean, std},
 epoch, val (selection metrics at that epoch), data_manifest_hash (the prepared folder it
-was trained on; absent in older files).
+was trained on; absent in older files), head (a decoupled scikit-learn head as plain arrays,
+`classify.train.heads`; absent or None for the network's own head).
+
+Test-time augmentation (`tta`): "none", "flip" (the image and its mirror image) or "flips"
+(also upside down, and both); the class probabilities of the views are averaged.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_torch_save
 from classify.train.batches import match_input, predict_probs
+from classify.train.config import TTA_MODES
 
 FORMAT_VERSION = 1
 KIND = "ganbalance.classifier"
@@ -24,7 +29,7 @@ _REQUIRED = ("model", "state_dict", "classes", "res", "in_chans", "threshold", "
 
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str, config: dict, classes: list[str],
                     positive: int, in_chans: int, res: int, fit: str, threshold: float | None, norm: dict,
-                    epoch: int, val: dict, data_manifest_hash: str = "") -> None:
+                    epoch: int, val: dict, data_manifest_hash: str = "", head: dict | None = None) -> None:
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     atomic_torch_save({
         "format_version": FORMAT_VERSION,
@@ -42,6 +47,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str
         "epoch": int(epoch),
         "val": val,
         "data_manifest_hash": data_manifest_hash,
+        "head": head,
     }, path)
 
 
@@ -93,27 +99,52 @@ class Classifier:
             raise UserError(f"checkpoint {path} does not match model {self.model_name} "
                             f"({str(exc).splitlines()[0]}); it is from another version — retrain it") from None
         self.model = net.to(self.device).eval()
+        self.head: dict | None = ckpt.get("head")
 
     @property
     def positive_index(self) -> int:
         return self.classes.index(self.positive_class)
 
-    def predict_proba(self, x_uint8: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    def predict_proba(self, x_uint8: torch.Tensor, batch: int = 256, tta: str = "none") -> torch.Tensor:
         """[N, K] class probabilities (CPU float) for uint8 [N, C, H, W] images."""
         x = match_input(x_uint8, self.res, self.in_chans)
-        return predict_probs(self.model, x, self.norm, self.device, batch=batch)
+        views = tta_views(x, tta)
+        if self.head is not None:
+            return sum(self.probs_from_features(self._features(v, batch)) for v in views) / len(views)
+        return sum(predict_probs(self.model, v, self.norm, self.device, batch=batch) for v in views) / len(views)
 
     def features(self, x_uint8: torch.Tensor, batch: int = 256) -> torch.Tensor:
         """[N, D] penultimate embeddings (CPU float) for uint8 [N, C, H, W] images."""
-        x = match_input(x_uint8, self.res, self.in_chans)
+        return self._features(match_input(x_uint8, self.res, self.in_chans), batch)
+
+    def _features(self, x: torch.Tensor, batch: int) -> torch.Tensor:
         return predict_probs(self.model, x, self.norm, self.device, batch=batch, features=True)
 
     @torch.no_grad()
     def probs_from_features(self, feats: torch.Tensor) -> torch.Tensor:
-        """[N, K] probabilities from `features()` output. The head is one linear layer, so a
-        caller that wants both (gen sample: judge confidence + realism) runs the backbone once."""
+        """[N, K] probabilities from `features()` output (the network's head or the decoupled
+        one), so a caller that wants both (gen sample: judge confidence + realism) runs the
+        backbone once."""
+        if self.head is not None:
+            from classify.train.heads import head_probabilities
+
+            return head_probabilities(self.head, feats)
         logits = self.model.head(feats.to(self.device, torch.float32))
         return torch.softmax(logits.float(), dim=1).cpu()
+
+
+
+
+def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
+    """The images a test-time-augmented prediction averages over."""
+    if tta not in TTA_MODES:
+        raise UserError(f"--tta {tta!r} is not one of {', '.join(TTA_MODES)}")
+    views = [x]
+    if tta in ("flip", "flips"):
+        views.append(x.flip(3))
+    if tta == "flips":
+        views += [x.flip(2), x.flip(2).flip(3)]
+    return views
 
 
 def load_classifier(path: str | Path, device: str = "cpu") -> Classifier:

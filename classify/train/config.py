@@ -8,6 +8,7 @@ one field: its default, help and checks live nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,10 @@ from classify.core.errors import UserError
 from classify.data.images import FITS, check_fit
 
 OPTIMIZERS = ("adamw", "sgd")
+LR_SCHEDULES = ("cosine", "plateau")
+CLASSIC_LEVEL_NAMES = ("mild", "medium", "strong")  # the keys of classify.train.augment.CLASSIC_LEVELS
+HEADS = ("linear", "logreg", "svm")
+TTA_MODES = ("none", "flip", "flips")  # test-time augmentation of eval and predict (checkpoint.tta_views)
 
 
 @dataclass
@@ -26,7 +31,7 @@ class ClassifierTrainConfig:
     model: str = setting("resnet18", "Registry model (see `classify models`).")
     strategy: str = setting("baseline", "Strategy, parts joined by '+' (see `classify models`).")
     epochs: int = setting(10, "Passes over the train split.")
-    res: int = setting(128, "Training resolution (square).")
+    res: int = setting(128, "Training resolution (square); 64,128 trains progressively (res_schedule).")
     batch: int = setting(64, "Images per optimizer step.")
     lr: float = setting(1e-3, "Peak learning rate.")
     seed: int = setting(0, "Seeds init, batch order, augmentation and the minority subsample.")
@@ -37,7 +42,19 @@ class ClassifierTrainConfig:
     minority_class: str | None = setting(None, "Class to treat as minority (default: rarest in train).")
     minority_fraction: float = setting(1.0, "Keep this fraction of the real minority train images (seeded).")
     deterministic: bool = setting(False, "Deterministic kernels (slower; for exact reruns).")
-    pretrained: str | None = setting(None, "Local backbone state-dict file (never downloaded).", path="file")
+    pretrained: str | None = setting(None, "Backbone weights: 'imagenet' (downloaded once into timm's or torchvision's "
+                                     "cache) or a local state-dict file.", path="file")
+    warmup_head_epochs: int = setting(0, "Train only the head for the first N epochs (backbone frozen), then all.")
+    backbone_lr_mult: float = setting(1.0, "Backbone learning rate = --lr x this (fine-tuning: e.g. 0.1).")
+    res_schedule: list[int] = setting(help="Progressive resizing: resolutions trained in turn over equal shares of the "
+                                      "epochs, the last being --res (`--res 64,128` sets both).",
+                                      default_factory=list)
+    lr_schedule: str = setting("cosine", "cosine decay after warm-up, or plateau (halve the LR when val does not "
+                               "improve for 2 epochs).", choices=LR_SCHEDULES)
+    classic: str = setting("mild", "Strength of the classic strategy's augmentation (augment.CLASSIC_LEVELS).",
+                           choices=CLASSIC_LEVEL_NAMES)
+    head: str = setting("linear", "Classifier head: the network's own (linear), or a class-balanced scikit-learn "
+                        "logistic regression or linear SVM refit on the trained network's features.", choices=HEADS)
     channels: int | None = setting(None, "Input channels (default: the data's own; 1 if all grayscale).")
     fit: str = setting("crop", "How non-square images become square.", choices=FITS)
     optimizer: str = setting("adamw", "adamw, or sgd (momentum 0.9, nesterov).", choices=OPTIMIZERS)
@@ -89,14 +106,45 @@ class ClassifierTrainConfig:
             if value < low:
                 raise UserError(f"{flag} {value} must be >= {low}")
         model_spec(self.model, self.res)  # an unknown name or a res this network cannot take (too big, too small)
-        if self.lr <= 0:
-            raise UserError(f"--lr {self.lr} must be > 0")
+        # Written as "not (ok)" so that NaN, which fails every comparison, is refused too.
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UserError(f"--lr {self.lr} must be a finite number > 0")
+        if not (self.weight_decay >= 0 and 0.0 <= self.aug_p <= 1.0 and self.warmup_epochs >= 0):
+            raise UserError(f"--weight-decay ({self.weight_decay}) and --warmup-epochs ({self.warmup_epochs}) must be "
+                            f">= 0, --aug-p ({self.aug_p}) in [0, 1]")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
         check_fit(self.fit)
+        for name, value, allowed in (("--lr-schedule", self.lr_schedule, LR_SCHEDULES),
+                                     ("--classic", self.classic, CLASSIC_LEVEL_NAMES), ("--head", self.head, HEADS)):
+            if value not in allowed:
+                raise UserError(f"{name} {value!r} is not one of {', '.join(allowed)}")
+        if self.res_schedule:
+            if self.res_schedule[-1] != self.res or len(self.res_schedule) > self.epochs:
+                raise UserError(f"--res {','.join(map(str, self.res_schedule))}: the last resolution is the model's "
+                                f"(--res {self.res}) and each needs at least one of the {self.epochs} epochs")
+            for r in self.res_schedule:
+                model_spec(self.model, r)
+        if not 0 <= self.warmup_head_epochs < self.epochs:
+            raise UserError(f"--warmup-head-epochs {self.warmup_head_epochs} must be >= 0 and below --epochs {self.epochs}")
+        if not self.backbone_lr_mult > 0:
+            raise UserError(f"--backbone-lr-mult {self.backbone_lr_mult} must be > 0")
         if self.target_recall is not None and not 0.0 < self.target_recall <= 1.0:
             raise UserError(f"--target-recall must be in (0, 1], got {self.target_recall}")
-        if self.synthetic_ratio < 0:
+        if not self.synthetic_ratio >= 0:
             raise UserError(f"--synthetic-ratio must be >= 0, got {self.synthetic_ratio}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise UserError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+def resolution_settings(value: Any) -> dict[str, Any]:
+    """`--res` as typed: 128 -> {res: 128, res_schedule: []}; "64,128" or [64, 128] ->
+    {res: 128, res_schedule: [64, 128]} (progressive resizing, the last is the model's)."""
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+    try:
+        stages = [int(str(v).strip()) for v in items if str(v).strip()]
+    except ValueError:
+        raise UserError(f"--res {value!r}: give a resolution (128) or a progressive schedule (64,128)") from None
+    if not stages:
+        raise UserError("--res is empty; give a resolution such as 128")
+    return {"res": stages[-1], "res_schedule": stages if len(stages) > 1 else []}

@@ -27,6 +27,7 @@ class ClassifierTrainData:
     train_paths: list[str] = field(default_factory=list)  # real train images actually used
     synthetic_files: list[str] = field(default_factory=list)
     manifest_hash: str = ""  # of the prepared folder; stored in model.pt so eval can spot other data
+    fit: str = "crop"  # how non-square images became square (the resolved --fit)
 
 
 def choose_minority(counts: list[int], classes: list[str], minority_class: str | None, data_dir) -> int:
@@ -104,7 +105,7 @@ def load_classifier_train_data(cfg, synthetic_mode: str | None) -> ClassifierTra
     out = ClassifierTrainData(classes, positive, in_chans, x_train, y_train,
                     val.images(res=cfg.res, channels=in_chans, fit=cfg.fit), val.labels.clone(),
                     n_train_real=len(keep), train_paths=[str(train.paths[i]) for i in keep],
-                    manifest_hash=data.manifest_hash)
+                    manifest_hash=data.manifest_hash, fit=cfg.fit)
     if synthetic_mode is not None:
         _append_synthetic(out, cfg, synthetic_mode)
     return out

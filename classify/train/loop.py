@@ -8,6 +8,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -39,13 +40,29 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 def make_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
-    # No weight decay on norms and biases: decaying BN scales only fights the normalisation.
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """AdamW/SGD; the backbone at lr x backbone_lr_mult (fine-tuning keeps pretrained features),
+    the head at lr. No weight decay on norms and biases: decaying BN scales only fights the
+    normalisation."""
+    groups = []
+    for part, lr in ((model.backbone, cfg.lr * cfg.backbone_lr_mult), (model.head, cfg.lr)):
+        params = list(part.parameters())
+        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay, "lr": lr},
+                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": lr}]
+    groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
     return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def make_schedule(cfg, opt: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[torch.optim.lr_scheduler.LambdaLR, Any]:
+    """(per-step LambdaLR, per-epoch ReduceLROnPlateau or None). With `plateau` the LambdaLR
+    only warms up (it is stepped during warm-up alone, so it never undoes a plateau cut)."""
+    total, warm = steps_per_epoch * cfg.epochs, int(round(cfg.warmup_epochs * steps_per_epoch))
+    if cfg.lr_schedule == "plateau":
+        warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
+        return warmup, plateau
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warm, total)), None
 
 
 def selection_score(val: dict, binary: bool) -> float:
@@ -65,6 +82,8 @@ class _Step:
     model: torch.nn.Module
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
+    plateau: Any  # ReduceLROnPlateau with --lr-schedule plateau, else None
+    warm_steps: int
     norm: dict
     device: torch.device
     amp_dtype: torch.dtype | None
@@ -74,6 +93,7 @@ class _Step:
     gen: torch.Generator
     num_classes: int
     history: list[dict] = field(default_factory=list)
+    steps: int = 0
 
 
 def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device) -> tuple[_Step, torch.nn.Module]:
@@ -86,13 +106,13 @@ def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch
     model = torch.compile(net) if cuda and cfg.compile else net
     opt = make_optimizer(cfg, net)
     steps_per_epoch = max(1, math.ceil(data.y_train.numel() / cfg.batch))
-    total, warm = steps_per_epoch * cfg.epochs, int(round(cfg.warmup_epochs * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warm, total))
+    sched, plateau = make_schedule(cfg, opt, steps_per_epoch)
     weights = inverse_frequency_weights(data.y_train, k).to(device) if strategy.class_weights else None
-    aug = classic_augment(cfg.aug_p).to(device) if strategy.classic else None
+    aug = classic_augment(cfg.classic, cfg.aug_p).to(device) if strategy.classic else None
     gen = torch.Generator().manual_seed(cfg.seed)
     bf16 = (cuda and cfg.amp) or (device.type == "cpu" and cfg.cpu_bf16)
-    step = _Step(model, opt, sched, normalisation(data.in_chans, cfg.pretrained is not None), device,
+    step = _Step(model, opt, sched, plateau, int(round(cfg.warmup_epochs * steps_per_epoch)),
+                 normalisation(data.in_chans, cfg.pretrained is not None), device,
                  torch.bfloat16 if bf16 else None, cuda and cfg.channels_last, weights, aug, gen, k)
     return step, net
 
@@ -119,6 +139,11 @@ def train_epoch(cfg, strategy: Strategy, st: _Step, data: ClassifierTrainData, e
     from tqdm import tqdm
 
     st.model.train()
+    head_only = epoch <= cfg.warmup_head_epochs
+    net = getattr(st.model, "_orig_mod", st.model)  # the module behind torch.compile
+    net.backbone.requires_grad_(not head_only)
+    if head_only:  # linear probing: the backbone, BatchNorm statistics included, stays as it is
+        net.backbone.eval()
     order = epoch_indices(data.y_train, strategy.balanced_sampler, st.gen)
     n_batches = sum(1 for _ in batch_slices(order, cfg.batch))
     bar = tqdm(batch_slices(order, cfg.batch), total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}",
@@ -146,7 +171,9 @@ def train_step(cfg, strategy: Strategy, st: _Step, x_uint8: torch.Tensor, y: tor
     st.opt.zero_grad(set_to_none=True)
     loss.backward()
     st.opt.step()
-    st.sched.step()
+    if st.plateau is None or st.steps < st.warm_steps:
+        st.sched.step()
+    st.steps += 1
     return float(loss.item())
 
 
@@ -194,32 +221,62 @@ def validate(cfg, st: _Step, data: ClassifierTrainData) -> tuple[dict, float | N
     return m, threshold, probs
 
 
-def fit(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device, out_dir: Path) -> dict:
-    """Run the epochs; write model.pt whenever validation improves. Returns the best epoch."""
+def epoch_resolutions(cfg) -> list[int]:
+    """The resolution of each epoch: --res, or the progressive schedule in equal shares
+    (earlier stages get the shorter shares when the epochs do not divide)."""
+    stages = cfg.res_schedule or [cfg.res]
+    shares = [len(part) for part in _split(cfg.epochs, len(stages))]
+    return [r for r, n in zip(stages, shares) for _ in range(n)]
+
+
+def _split(n: int, parts: int) -> list[range]:
+    base, extra = divmod(n, parts)
+    sizes = [base + (1 if i >= parts - extra else 0) for i in range(parts)]
+    starts = [sum(sizes[:i]) for i in range(parts)]
+    return [range(s, s + k) for s, k in zip(starts, sizes)]
+
+
+def fit(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device, out_dir: Path,
+        data_at=None) -> dict:
+    """Run the epochs; write model.pt whenever validation improves at the final resolution.
+    Returns the best epoch. `data_at(res)` gives the data at another resolution (progressive
+    resizing); earlier stages train and validate but never become the kept model."""
     st, net = build_step(cfg, strategy, data, device)
     best = {"score": -math.inf, "epoch": 0, "threshold": None, "val": {}}
     log: list[dict] = []
     binary = len(data.classes) == 2
-    epoch = 0
-    for epoch in range(1, cfg.epochs + 1):
+    resolutions, current, epoch = epoch_resolutions(cfg), {cfg.res: data}, 0
+    for epoch, res in enumerate(resolutions, 1):
+        if res not in current:
+            current = {res: data_at(res)}
+        stage_data = current[res]
         t0 = time.perf_counter()
-        loss = train_epoch(cfg, strategy, st, data, epoch)
-        recalibrate_bn(cfg, st, data)
-        val, threshold, _ = validate(cfg, st, data)
+        loss = train_epoch(cfg, strategy, st, stage_data, epoch)
+        recalibrate_bn(cfg, st, stage_data)
+        val, threshold, _ = validate(cfg, st, stage_data)
         score = selection_score(val, binary)
+        if st.plateau is not None and st.steps >= st.warm_steps:
+            st.plateau.step(score)
         # A tiny val set often ties (AP 1.0 early by luck); the lower val loss breaks the tie.
-        improved = score > best["score"] or (score == best["score"] and val["log_loss"] < best["val"]["log_loss"])
+        improved = res == cfg.res and (score > best["score"] or (
+            score == best["score"] and val["log_loss"] < best["val"]["log_loss"]))
         if improved:
             best = {"score": score, "epoch": epoch, "threshold": threshold, "val": val}
-            save_checkpoint(out_dir / "model.pt", model=net, model_name=cfg.model, config=cfg.to_dict(),
-                            classes=data.classes, positive=data.positive, in_chans=data.in_chans, res=cfg.res,
-                            fit=cfg.fit, threshold=threshold, norm=st.norm, epoch=epoch, val=val,
-                            data_manifest_hash=data.manifest_hash)
+            _save(cfg, out_dir, net, st, data, epoch, threshold, val)
         append_jsonl(out_dir / "metrics.jsonl", log, {
-            "epoch": epoch, "train_loss": loss, "lr": st.opt.param_groups[0]["lr"], "val_ap": val["average_precision"],
-            "val_roc_auc": val["roc_auc"], "val_macro_f1": val["macro_f1"], "val_minority_f1": val["minority_f1"], "val_loss": val["log_loss"],
-            "threshold": threshold, "improved": improved, "epoch_time_s": round(time.perf_counter() - t0, 3)})
-        if cfg.patience and epoch - best["epoch"] >= cfg.patience:
+            "epoch": epoch, "res": res, "train_loss": loss, "lr": st.opt.param_groups[-1]["lr"],
+            "val_ap": val["average_precision"], "val_roc_auc": val["roc_auc"], "val_macro_f1": val["macro_f1"],
+            "val_minority_f1": val["minority_f1"], "val_loss": val["log_loss"], "threshold": threshold,
+            "improved": improved, "epoch_time_s": round(time.perf_counter() - t0, 3)})
+        if cfg.patience and res == cfg.res and epoch - max(best["epoch"], resolutions.index(cfg.res)) >= cfg.patience:
             break
     best["epochs_run"] = epoch
     return best
+
+
+def _save(cfg, out_dir: Path, net: torch.nn.Module, st: _Step, data: ClassifierTrainData, epoch: int,
+          threshold: float | None, val: dict, head: dict | None = None) -> None:
+    save_checkpoint(out_dir / "model.pt", model=net, model_name=cfg.model, config=cfg.to_dict(),
+                    classes=data.classes, positive=data.positive, in_chans=data.in_chans, res=cfg.res,
+                    fit=data.fit, threshold=threshold, norm=st.norm, epoch=epoch, val=val,
+                    data_manifest_hash=data.manifest_hash, head=head)

@@ -2,13 +2,15 @@
 
 Every model is a `ClassifierNet`: `features(x)` returns the penultimate embedding (what the
 judge and the realism/memorisation filters use), `forward(x)` the class logits. Backbones
-come from timm (ResNets, DenseNet, EfficientNet) or torchvision (VGG), always built with
-random weights: pretrained weights are only ever read from a local file, never downloaded.
-
-A user with internet access can make such a file once, e.g.
-    python -c "import timm, torch; torch.save(timm.create_model('resnet18', pretrained=True).state_dict(), 'resnet18_imagenet.pt')"
-    (VGG: torchvision.models.vgg16_bn(weights='IMAGENET1K_V1').state_dict())
-and pass it with `classify train --pretrained resnet18_imagenet.pt`.
+come from timm (ResNets, DenseNet, EfficientNet, and any timm architecture as `timm:NAME`)
+or torchvision (VGG), built with random weights unless pretrained weights are asked for:
+- `pretrained="imagenet"` downloads the architecture's ImageNet weights through timm
+  (Hugging Face hub cache) or torchvision (torch hub cache), once, with progress; the first
+  convolution is adapted to 1-channel input as timm does (summing the RGB filters). Offline,
+  one line says how to pass a local file instead. Nothing else in the suite downloads.
+- `pretrained=FILE`: a local state dict (made once on a machine that is online, e.g.
+    python -c "import timm, torch; torch.save(timm.create_model('resnet18', pretrained=True).state_dict(), 'r18.pt')"
+  ), with the same first-conv adaptation.
 """
 
 from __future__ import annotations
@@ -80,8 +82,28 @@ _MODELS: dict[str, ModelSpec] = {
 }
 
 
+TIMM_PREFIX = "timm:"
+# Any timm architecture may be asked for; how small an input it takes is not known in advance,
+# so it gets the limit of the registry's deepest families (five stride-2 stages).
+TIMM_MIN_RES = 32
+
+
 def list_models() -> list[str]:
     return list(_MODELS)
+
+
+def _timm_spec(name: str) -> ModelSpec:
+    """A registry entry for `timm:ARCH` (any architecture timm knows)."""
+    import timm
+
+    arch = name[len(TIMM_PREFIX):]
+    if not arch or not timm.is_model(arch):
+        close = timm.list_models(f"*{arch.split('.')[0][:6]}*")[:5] if arch else []
+        hint = f" (similar: {', '.join(close)})" if close else " (`timm.list_models()` lists them)"
+        raise UserError(f"unknown timm architecture {arch!r} in --model {name}{hint}")
+    cfg = timm.models.get_pretrained_cfg(arch) if hasattr(timm.models, "get_pretrained_cfg") else None
+    first = getattr(cfg, "first_conv", None) or "conv1"
+    return ModelSpec("timm", arch, f"{first}.weight", min_res=TIMM_MIN_RES)
 
 
 # Largest classifier resolution. The prepared-data cache holds every image decoded at res x res
@@ -93,9 +115,13 @@ MAX_RES = 4096
 def model_spec(name: str, res: int | None = None) -> ModelSpec:
     """The registry entry; with `res`, also refuses a resolution the network cannot take.
     This is the one resolution rule of every classifier (train, ablate, the judge)."""
-    if name not in _MODELS:
-        raise UserError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}")
-    spec = _MODELS[name]
+    if name.startswith(TIMM_PREFIX):
+        spec = _timm_spec(name)
+    elif name not in _MODELS:
+        raise UserError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}, or any timm architecture as "
+                        "timm:NAME (e.g. timm:convnext_nano)")
+    else:
+        spec = _MODELS[name]
     if res is not None and res > MAX_RES:
         raise UserError(f"--res {res} is larger than {MAX_RES}: every image is held in memory at res x res; "
                         "use e.g. 128, 224 or 512")
@@ -107,48 +133,82 @@ def model_spec(name: str, res: int | None = None) -> ModelSpec:
     return spec
 
 
-def _timm_backbone(arch: str, in_chans: int) -> tuple[nn.Module, int]:
+IMAGENET = "imagenet"
+
+
+def _timm_backbone(arch: str, in_chans: int, imagenet: bool) -> tuple[nn.Module, int]:
     import timm
 
-    # num_classes=0 makes timm return the pooled pre-logits embedding from forward().
-    net = timm.create_model(arch, pretrained=False, num_classes=0, in_chans=in_chans)
+    # num_classes=0 makes timm return the pooled pre-logits embedding from forward(); with
+    # pretrained=True timm adapts the stem to in_chans itself.
+    net = timm.create_model(arch, pretrained=imagenet, num_classes=0, in_chans=in_chans)
     return net, int(net.num_features)
 
 
-def _torchvision_vgg(arch: str, in_chans: int) -> tuple[nn.Module, int]:
+def _torchvision_vgg(arch: str, in_chans: int, imagenet: bool) -> tuple[nn.Module, int]:
     import torchvision
 
-    vgg = getattr(torchvision.models, arch)(weights=None)
+    vgg = getattr(torchvision.models, arch)(weights="IMAGENET1K_V1" if imagenet else None)
     features = vgg.features
     if in_chans != 3:
+        from timm.models import adapt_input_conv
+
         first = features[0]
         features[0] = nn.Conv2d(in_chans, first.out_channels, first.kernel_size, first.stride, first.padding)
+        if imagenet:  # the same rule timm applies to its own stems
+            with torch.no_grad():
+                features[0].weight.copy_(adapt_input_conv(in_chans, first.weight))
+                features[0].bias.copy_(first.bias)
     return _VGGBody(features), 512
 
 
-_BACKBONE_BUILDERS: dict[str, Callable[[str, int], tuple[nn.Module, int]]] = {
+def _download_backbone(spec: ModelSpec, name: str, in_chans: int) -> tuple[nn.Module, int]:
+    """The ImageNet backbone, from the library's download cache (fetched once when online)."""
+    try:
+        return _BACKBONE_BUILDERS[spec.source](spec.arch, in_chans, True)
+    except RuntimeError as exc:
+        if "pretrained" in str(exc).lower() and "no" in str(exc).lower():
+            raise UserError(f"{name} has no ImageNet weights in {spec.source}; pick another --model or train "
+                            "without --pretrained") from None
+        raise _offline(name, exc) from None
+    except (OSError, ValueError, ImportError) as exc:  # no network, hub errors, a half-written cache file
+        raise _offline(name, exc) from None
+
+
+def _offline(name: str, exc: BaseException) -> UserError:
+    reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    return UserError(f"--pretrained imagenet: cannot fetch the ImageNet weights of {name} ({reason}); on a machine "
+                     "that is online save them once (see `classify models --help`) and pass the file: --pretrained FILE")
+
+
+_BACKBONE_BUILDERS: dict[str, Callable[[str, int, bool], tuple[nn.Module, int]]] = {
     "timm": _timm_backbone,
     "torchvision": _torchvision_vgg,
 }
 
 
 def build_model(name: str, num_classes: int, in_chans: int = 3, pretrained: str | Path | None = None) -> ClassifierNet:
-    """Build a registry model with random weights, or with backbone weights from a local file."""
+    """A registry model: random weights, ImageNet weights (`pretrained="imagenet"`, downloaded
+    once into the library's cache) or backbone weights from a local state-dict file."""
     spec = model_spec(name)
     if in_chans not in (1, 3):
         raise UserError(f"in_chans must be 1 or 3, got {in_chans}; prepare the data as grayscale or RGB")
     if num_classes < 2:
         raise UserError(f"a classifier needs at least 2 classes, got {num_classes}; check the prepared data's classes")
-    backbone, dim = _BACKBONE_BUILDERS[spec.source](spec.arch, in_chans)
+    if pretrained == IMAGENET:
+        backbone, dim = _download_backbone(spec, name, in_chans)
+    else:
+        backbone, dim = _BACKBONE_BUILDERS[spec.source](spec.arch, in_chans, False)
     net = ClassifierNet(backbone, dim, num_classes, spec.stem_key)
-    if pretrained is not None:
+    if pretrained is not None and pretrained != IMAGENET:
         load_pretrained_backbone(net, pretrained)
     return net
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise UserError(f"pretrained weights file {path} not found; give a local state-dict file (no downloads)")
+        raise UserError(f"pretrained weights file {path} not found; give a local state-dict file, or "
+                        "--pretrained imagenet to download the architecture's ImageNet weights")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file or a pickled model object

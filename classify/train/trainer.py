@@ -7,6 +7,7 @@ decision threshold is chosen on validation too. Test data is never read here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 
@@ -63,7 +64,10 @@ def train_classifier(cfg: ClassifierTrainConfig) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         clear_results(out_dir)
         atomic_write_json(out_dir / "config.json", {"train": cfg.to_dict(), "strategy": strategy.to_dict()})
-        best = fit(cfg, strategy, data, device, out_dir)
+        best = fit(cfg, strategy, data, device, out_dir,
+                   data_at=lambda res: load_classifier_train_data(dataclasses.replace(cfg, res=res), strategy.synthetic))
+        if cfg.head != "linear" and best["epoch"]:
+            best = refit_head(cfg, data, out_dir, best)
     result = {
         "checkpoint": str(out_dir / "model.pt"),
         "best_epoch": best["epoch"],
@@ -76,7 +80,32 @@ def train_classifier(cfg: ClassifierTrainConfig) -> dict:
         "n_train_real_minority": int((data.y_train[: data.n_train_real] == data.positive).sum()),
         "n_train_synthetic": data.n_train_synthetic,
         "n_val": int(data.y_val.numel()),
+        "head": cfg.head,
+        "fit": data.fit,
         "wall_time_s": round(time.perf_counter() - start, 3),
     }
     atomic_write_json(out_dir / "metrics.json", result)
     return result
+
+
+def refit_head(cfg: ClassifierTrainConfig, data, out_dir: Path, best: dict) -> dict:
+    """Replace the best epoch's linear head by a decoupled scikit-learn head (`--head`), fitted on
+    the features of every train image the run used; its threshold and val metrics are chosen
+    again on the val split, and model.pt is rewritten with the head as plain arrays."""
+    from classify.core.fileio import atomic_torch_save
+    from classify.train.checkpoint import Classifier, read_checkpoint
+    from classify.train.heads import fit_head
+    from classify.train.metrics import choose_threshold, classification_metrics
+
+    ckpt = read_checkpoint(out_dir / "model.pt")
+    clf = Classifier(ckpt, device=cfg.device)
+    clf.head = fit_head(cfg.head, clf.features(data.x_train), data.y_train, seed=cfg.seed)
+    probs = clf.probs_from_features(clf.features(data.x_val))
+    threshold = None
+    if len(data.classes) == 2:
+        threshold = choose_threshold(data.y_val == data.positive, probs[:, data.positive].numpy(), cfg.target_recall)
+    val = classification_metrics(data.y_val.numpy(), probs.numpy(), threshold, data.positive, data.classes,
+                                 context=f"the val split of {cfg.data_dir}")
+    val.pop("pr"), val.pop("roc")
+    atomic_torch_save({**ckpt, "head": clf.head, "threshold": threshold, "val": val}, out_dir / "model.pt")
+    return {**best, "threshold": threshold, "val": val}

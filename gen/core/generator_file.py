@@ -47,10 +47,35 @@ def read_generator_metadata(path: str | os.PathLike) -> tuple[dict[str, Any], di
         raise UserError(f"{path} is not a readable .safetensors generator file ({exc})") from None
     if "config" not in meta:
         raise UserError(f"{path} has no generator config in its metadata; export it with `gen train` or `gen import-pkl`")
-    version = int(meta.get("format_version", FORMAT_VERSION))
+    try:
+        version = int(meta.get("format_version", FORMAT_VERSION))
+        config, info = json.loads(meta["config"]), json.loads(meta.get("info", "{}"))
+    except ValueError as exc:
+        raise UserError(f"{path} has damaged generator metadata ({type(exc).__name__}: {str(exc)[:120]}); "
+                        "re-export it (gen train writes one per snapshot, gen import-pkl from a .pkl)") from None
+    if not isinstance(config, dict) or not isinstance(info, dict):
+        raise UserError(f"{path} has damaged generator metadata (config/info are not JSON objects); re-export it")
     if version > FORMAT_VERSION:
         raise UserError(f"{path} has format_version {version}, newer than this ganbalance ({FORMAT_VERSION}); upgrade ganbalance")
-    return json.loads(meta["config"]), json.loads(meta.get("info", "{}"))
+    return config, info
+
+
+def read_generator_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of a generator file; a damaged file or non-finite weights are a UserError.
+
+    NaN/inf weights (a diverged run, a broken import) would make black images that every
+    filter accepts, so they are refused here, where every reader of the file passes.
+    """
+    path = Path(path)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable .safetensors generator file ({str(exc)[:160]}); re-export it") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise UserError(f"{path} holds NaN or infinite weights ({len(bad)} tensor(s), first {bad[0]}); the generator "
+                        "is broken (a diverged run?) — use an earlier snapshot")
+    return state
 
 
 def load_generator(
@@ -67,7 +92,7 @@ def load_generator(
     config, info = read_generator_metadata(path)
     G = Generator.from_config(GeneratorConfig.from_dict(config))
     try:
-        G.load_state_dict(load_file(str(path)), strict=True)
+        G.load_state_dict(read_generator_weights(path), strict=True)
     except RuntimeError as exc:
         raise UserError(f"{path}: weights do not match its own config ({str(exc).splitlines()[0]})") from None
     info = dict(info, generator_path=str(path))

@@ -14,6 +14,7 @@ where `extractor` is a built `Extractor` (build it once: loading a judge is not 
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -141,14 +142,30 @@ def _build_inception(weights_path: str | None = None, judge: Any = None, device:
     path = Path(weights_path)
     if not path.is_file():
         raise UserError(f"Inception weights {path} do not exist; pass the torch-fidelity .pth file or use the judge")
+    state = _read_inception_state(path)
+    # torch-fidelity only takes weights through a torch.load(..., weights_only=False) of what it
+    # is given: it gets an in-memory copy of the tensors read above, never the user's file, so
+    # the file is read once (restricted) and cannot be swapped between a check and a load.
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
     try:
-        # torch-fidelity loads with weights_only=False; proving the file loads with
-        # weights_only=True first means it holds only tensors, so nothing in it can execute.
-        torch.load(path, map_location="cpu", weights_only=True)
+        module = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=buf)
+    except RuntimeError as exc:  # load_state_dict: missing/unexpected keys or wrong shapes
+        raise UserError(f"{path} holds tensors, but not torch-fidelity's Inception weights "
+                        f"({str(exc).splitlines()[0][:160]}); pass the pt_inception-2015-12-05 .pth") from None
+    return Extractor("inception", module.eval().requires_grad_(False).to(device), 3, batch, device)
+
+
+def _read_inception_state(path: Path) -> dict[str, torch.Tensor]:
+    """The weights file's tensors, read once with torch's restricted loader (nothing in it can run)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means "not a plain tensor file"
         raise UserError(f"{path} is not a plain-tensor Inception weights file ({type(exc).__name__}); re-download it") from None
-    module = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(path))
-    return Extractor("inception", module.eval().requires_grad_(False).to(device), 3, batch, device)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} is not a state dict of tensors (Inception weights); re-download it")
+    return state
 
 
 EXTRACTORS = {"judge": _build_judge, "inception": _build_inception}

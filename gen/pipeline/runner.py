@@ -8,6 +8,10 @@ written; a rerun skips marked steps. A step killed half-way is simply run again:
 command is itself resumable (prepare is idempotent, `gen train --resume`, `gen sample`
 skips written seeds, `classify ablate` skips finished cells). At the end `OUT/index.html`
 links every report (see `gen.pipeline.site`).
+
+Every attempt's wall time is recorded (`OUT/.steps/<name>.attempts.json`, also for an
+attempt that was interrupted or failed), and a step's time is the sum over its attempts:
+an interrupted-then-resumed step cost the time of both runs.
 """
 
 from __future__ import annotations
@@ -85,6 +89,38 @@ def _resolve_exe(argv: list[str]) -> list[str]:
     return argv
 
 
+def read_attempts(marks: Path, name: str) -> list[dict[str, Any]]:
+    """Every recorded attempt of step `name`: [{"seconds": s, "outcome": "done" | "interrupted" | "failed (exit N)"}]."""
+    path = marks / f"{name}.attempts.json"
+    try:
+        attempts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [a for a in attempts if isinstance(a, dict) and isinstance(a.get("seconds"), (int, float))] \
+        if isinstance(attempts, list) else []
+
+
+def _record_attempt(marks: Path, name: str, seconds: float, outcome: str) -> list[dict[str, Any]]:
+    attempts = read_attempts(marks, name) + [{"seconds": round(seconds, 1), "outcome": outcome}]
+    atomic_write_text(marks / f"{name}.attempts.json", json.dumps(attempts) + "\n")
+    return attempts
+
+
+def _run_attempt(argv: list[str], marks: Path, name: str) -> tuple[int, list[dict[str, Any]]]:
+    """Run one attempt of a step; its wall time is recorded however it ends (also when Ctrl-C
+    reaches this process). Returns (exit code, every attempt recorded so far)."""
+    t0, outcome = time.time(), "interrupted"
+    try:
+        rc = subprocess.call(_resolve_exe(argv))
+        outcome = "interrupted" if rc in INTERRUPTED else "done" if rc == 0 else f"failed (exit {rc})"
+    finally:
+        attempts = _record_attempt(marks, name, time.time() - t0, outcome)
+    return rc, attempts
+
+
+INTERRUPTED = (130, 143, -2, -15)  # SIGINT/SIGTERM: the step saved what it had
+
+
 def _read_mark(mark: Path) -> tuple[float, list[str] | None]:
     """(wall seconds, the command that ran); markers of older versions hold only the seconds."""
     text = mark.read_text().strip()
@@ -98,7 +134,7 @@ def _read_mark(mark: Path) -> tuple[float, list[str] | None]:
 
 
 def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
-    """Run every step not yet done; return the wall seconds each step took when it ran."""
+    """Run every step not yet done; return each step's wall seconds, summed over all its attempts."""
     values = dict(config.vars, out=str(out))
     marks = out / ".steps"
     marks.mkdir(parents=True, exist_ok=True)
@@ -117,14 +153,16 @@ def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
         if step.resume_if and glob.glob(_fill(step.resume_if, values)):
             argv += [_fill(a, values) for a in step.resume_args]
         print(f"{head}: {' '.join(argv)}", flush=True)
-        t0 = time.time()
-        rc = subprocess.call(_resolve_exe(argv))
-        if rc in (130, 143, -2, -15):  # SIGINT/SIGTERM: the step saved what it had
+        rc, attempts = _run_attempt(argv, marks, step.name)
+        if rc in INTERRUPTED:
             raise UserError(f"step {step.name} was interrupted; rerun the same command to continue — finished "
                             "steps are kept")
         if rc != 0:
             raise UserError(f"step {step.name} failed with exit code {rc}; fix the cause and rerun — finished steps are kept")
-        timings[step.name] = time.time() - t0
-        atomic_write_text(mark, json.dumps({"seconds": round(timings[step.name], 1), "argv": argv}) + "\n")
-        print(f"{head}: finished in {timings[step.name]:.0f}s", flush=True)
+        total = timings[step.name] = sum(a["seconds"] for a in attempts)
+        atomic_write_text(mark, json.dumps({"seconds": round(total, 1), "argv": argv, "attempts": len(attempts)}) + "\n")
+        print(f"{head}: finished in {total:.0f}s" + (f" over {len(attempts)} attempts" if len(attempts) > 1 else ""),
+              flush=True)
+    print(f"[pipeline] step wall time in total: {sum(timings.values()):.0f}s (every attempt of every step, "
+          "also those of earlier runs)", flush=True)
     return timings

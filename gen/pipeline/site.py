@@ -12,6 +12,7 @@ from pathlib import Path
 
 from classify.core.fileio import atomic_write_text
 from gen.pipeline import sections as s
+from gen.pipeline.runner import read_attempts
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:.2em} section{border-top:1px solid #ddd;margin-top:1.5em}
@@ -35,11 +36,18 @@ def _section(title: str, body: list[str]) -> str:
     return f"<section><h2>{html.escape(title)}</h2>\n{inner}\n</section>"
 
 
-def _timings(timings: dict[str, float] | None) -> str:
+def _timings(out: Path, timings: dict[str, float] | None) -> str:
     if not timings:
         return ""
-    rows = [[k, f"{v:.0f}"] for k, v in timings.items()] + [["total", f"{sum(timings.values()):.0f}"]]
-    return "<p>Wall time of each step (seconds, on the machine that ran it):</p>" + s.table(["step", "wall s"], rows)
+    rows = []
+    for name, seconds in timings.items():
+        attempts = read_attempts(out / ".steps", name)
+        cut = sum(1 for a in attempts if a.get("outcome") != "done")
+        rows.append([name, f"{seconds:.0f}", str(len(attempts) or 1) + (f" ({cut} interrupted or failed)" if cut else "")])
+    rows.append(["total", f"{sum(timings.values()):.0f}", ""])
+    return ("<p>Wall time of each step (seconds, on the machine that ran it), summed over every attempt: a step "
+            "that was interrupted and resumed counts the time of both runs.</p>"
+            + s.table(["step", "wall s", "attempts"], rows))
 
 
 def write_site_index(out: Path, timings: dict[str, float] | None = None) -> Path:
@@ -48,7 +56,7 @@ def write_site_index(out: Path, timings: dict[str, float] | None = None) -> Path
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>ganbalance report</title><style>{STYLE}</style></head><body>",
         "<h1>ganbalance report</h1><p>Data → judge → StyleGAN2-ADA → filtered samples → ablation.</p>",
-        _timings(timings),
+        _timings(out, timings),
         *(_section(title, build(out)) for title, build in SECTIONS),
         "</body></html>",
     ]

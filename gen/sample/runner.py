@@ -34,7 +34,7 @@ from gen.sample.files import (
 from gen.sample.filter_report import build_filter_report, summary_lines
 from gen.sample.filters import FilterConfig, FilterInputs, RealSet, explain_empty, run_filters
 from gen.sample.pages import write_grids, write_sample_index
-from gen.sample.sampling import batches, count_seeds, generate, parse_seeds
+from gen.sample.sampling import batches, check_trunc, count_seeds, generate, parse_seeds
 
 FEATURE_FILTERS = ("realism", "memorisation", "duplicates", "fid_select")
 SCORE_COLUMNS = ("judge_confidence", "realism_score", "nearest_real_distance", "nearest_real_pixel_distance",
@@ -238,12 +238,26 @@ def _score(cfg, images, rows, scorers: Scorers):
 
 def _validate(cfg: SampleConfig) -> None:
     """Settings that cannot work, refused before any image is generated."""
+    check_trunc(cfg.trunc)
+    _refuse_out_in_prepared_data(Path(cfg.out))
     wanted = [f for f in cfg.filters.filters if f in FEATURE_FILTERS]
     if "judge" in cfg.filters.filters and not cfg.judge:
         raise UserError("the judge filter needs --judge MODEL (a `classify train` model.pt); or leave judge out of --filters")
     if wanted and not (cfg.judge or cfg.inception_weights):
         raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
                         "(or --inception-weights PATH), or choose --filters without them")
+
+
+def _refuse_out_in_prepared_data(out: Path) -> None:
+    """Samples must not land in a prepared data folder: synthetic PNGs there sit beside the real
+    images, and a later `classify prepare folder:` of that tree would take them for reals."""
+    from classify.data.manifest import MANIFEST_NAME
+
+    target = out.expanduser().resolve()
+    for folder in (target, *target.parents):
+        if (folder / MANIFEST_NAME).is_file():
+            raise UserError(f"--out {out} lies in the prepared data folder {folder} (it has a {MANIFEST_NAME}); "
+                            "write the samples to a folder of their own, e.g. beside it")
 
 
 def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -11,6 +11,7 @@ one uint8 step; with the same batch layout the output is bit-identical.
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections.abc import Iterator
 
@@ -20,6 +21,8 @@ from classify.core.errors import UserError
 from gen.core.grids import to_uint8
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Seeds name per-seed CPU generators and file names; 2^32 - 1 is the reference scripts' range too.
+MAX_SEED = 2**32 - 1
 
 
 def parse_seeds(text: str | None, n: int | None, start: int = 0) -> list[int]:
@@ -27,6 +30,8 @@ def parse_seeds(text: str | None, n: int | None, start: int = 0) -> list[int]:
     if not text:
         if n is None or n < 1:
             raise UserError("give --n N (number of samples, at least 1) or --seeds A-B")
+        if start + n - 1 > MAX_SEED:
+            raise UserError(f"--n {n} from seed {start} runs past seed {MAX_SEED} (2^32 - 1); lower --n")
         return list(range(start, start + n))
     seeds: list[int] = []
     for a, b in _ranges(text):
@@ -45,6 +50,8 @@ def _ranges(text: str) -> list[tuple[int, int]]:
         if not m:
             raise UserError(f"cannot read --seeds {text!r}; use A-B, A,B,C or 0-9,20 (non-negative integers)")
         a, b = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
+        if max(a, b) > MAX_SEED:
+            raise UserError(f"--seeds {text!r}: seed {max(a, b)} is larger than {MAX_SEED} (2^32 - 1); use smaller seeds")
         if b < a:
             raise UserError(f"--seeds range {a}-{b} runs backwards; write it as {b}-{a}")
         out.append((a, b))
@@ -82,12 +89,31 @@ def generate(
     G: torch.nn.Module, seeds: list[int], class_idx: list[int], trunc: float = 1.0,
     device: str = "cpu", precision: str = "fp32", noise_mode: str = "const",
 ) -> torch.Tensor:
-    """uint8 images [N, C, R, R] for the given seeds and class indices, as one batch."""
+    """uint8 images [N, C, R, R] for the given seeds and class indices, as one batch.
+
+    A non-finite `trunc`, or a generator that returns NaN/inf pixels (broken weights), is a
+    UserError: converted to uint8 those pixels would be black images that pass every filter.
+    """
+    check_trunc(trunc)
     z = torch.stack([latent(s, G.z_dim) for s in seeds]).to(device)
     c = class_vector(class_idx, G.c_dim).to(device)
     with _autocast(device, precision):
         img = G(z, c, truncation_psi=trunc, noise_mode=noise_mode)
-    return to_uint8(img.float()).cpu()
+    img = img.float()
+    finite = torch.isfinite(img).flatten(1).all(dim=1).cpu()
+    if not bool(finite.all()):
+        bad = [s for s, ok in zip(seeds, finite.tolist()) if not ok]
+        hint = " or --precision fp32" if precision != "fp32" else ""
+        raise UserError(f"the generator produced NaN/inf pixels for {len(bad)} of {len(seeds)} seeds (first: {bad[0]}); "
+                        f"its weights are broken (a diverged run?) — use an earlier snapshot{hint}")
+    return to_uint8(img).cpu()
+
+
+def check_trunc(trunc: float) -> float:
+    """--trunc must be a finite number (psi 1 = no truncation, 0 = the average face)."""
+    if not isinstance(trunc, (int, float)) or not math.isfinite(trunc):
+        raise UserError(f"--trunc {trunc} must be a finite number (1.0 = no truncation, e.g. 0.7)")
+    return float(trunc)
 
 
 def batches(items: list, size: int) -> Iterator[list]:

@@ -140,7 +140,8 @@ class GanTrainConfig:
             raise UserError(f"--channels {self.channels} must be 1 or 3")
         if self.batch < 1:
             raise UserError(f"--batch {self.batch} must be >= 1")
-        if self.gpus < 1 or self.batch % self.gpus:
+        self._validate_numbers()
+        if self.batch % self.gpus:
             raise UserError(f"--batch {self.batch} must be a multiple of the number of GPUs/processes ({self.gpus})")
         self._validate_mbstd()
         if not (self.kimg > 0 and self.tick_kimg > 0 and math.isfinite(self.kimg)):
@@ -159,6 +160,16 @@ class GanTrainConfig:
             raise UserError(f"--pretrain-share {self.pretrain_share} must lie in (0, 1)")
         self.budget_seconds  # noqa: B018 - parses --budget now, so --dry-run catches a typo
         self._validate_metrics()
+
+    def _validate_numbers(self) -> None:
+        """Finite numbers in their ranges (NaN passes every `<` test, so each rule states what it allows)."""
+        for flag, field, rule in _NUMBER_RULES:
+            value = getattr(self, field)
+            finite = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if value is None and rule.endswith("(or unset)"):
+                continue
+            if not (finite and _RULE_TESTS[rule](value)):
+                raise UserError(f"{flag} {value} {rule}")
 
     def _validate_mbstd(self) -> None:
         # D sees each process's whole batch at once, and minibatch-std groups it into groups of
@@ -188,6 +199,39 @@ class GanTrainConfig:
     def budget_seconds(self) -> float | None:
         return None if self.budget is None else parse_duration(self.budget, "--budget")
 
+
+_RULE_TESTS = {
+    "must be a positive number": lambda v: v > 0,
+    "must be a positive number (or unset)": lambda v: v > 0,
+    "must be >= 0": lambda v: v >= 0,
+    "must be >= 1": lambda v: v >= 1,
+    "must lie in [0, 1]": lambda v: 0 <= v <= 1,
+}
+# (flag, field, rule): checked by GanTrainConfig._validate_numbers.
+_NUMBER_RULES = [
+    ("--gpus", "gpus", "must be >= 1"),
+    ("--lr", "lr", "must be a positive number"),
+    ("--gamma", "gamma", "must be >= 0"),
+    ("--ema-kimg", "ema_kimg", "must be a positive number"),
+    ("--ema-rampup", "ema_rampup", "must be a positive number (or unset)"),
+    ("--style-mixing", "style_mixing", "must lie in [0, 1]"),
+    ("--pl-weight", "pl_weight", "must be >= 0"),
+    ("--pl-decay", "pl_decay", "must lie in [0, 1]"),
+    ("--pl-batch-shrink", "pl_batch_shrink", "must be >= 1"),
+    ("--g-reg-interval", "g_reg_interval", "must be >= 1"),
+    ("--d-reg-interval", "d_reg_interval", "must be >= 1"),
+    ("--freeze-d", "freeze_d", "must be >= 0"),
+    ("--z-dim", "z_dim", "must be >= 1"),
+    ("--w-dim", "w_dim", "must be >= 1"),
+    ("--map", "map_layers", "must be >= 1"),
+    ("--channel-base", "channel_base", "must be >= 1"),
+    ("--channel-max", "channel_max", "must be >= 1"),
+    ("--conv-clamp", "conv_clamp", "must be a positive number (or unset)"),
+    ("--num-fp16-res", "num_fp16_res", "must be >= 0"),
+    ("--target", "target", "must lie in [0, 1]"),
+    ("--ada-interval", "ada_interval", "must be >= 1"),
+    ("--ada-kimg", "ada_kimg", "must be a positive number"),
+]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 

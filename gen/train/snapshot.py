@@ -67,11 +67,17 @@ def save_snapshot(run_dir: Path, kimg: int, payload: dict[str, Any], G_ema: torc
     """Write the full state (atomic), then the G_ema export. Returns the .pt path.
 
     Order matters for a kill -9: the .pt lands complete or not at all, and the previous
-    snapshot is untouched either way. A full disk raises UserError from classify.core.fileio.
+    snapshot is untouched either way. A same-named export of an earlier snapshot (same kimg)
+    is removed once the new .pt is on disk and just before it takes the name, so a kill
+    between the two writes leaves a .pt without its export (said so by `gen sample`), never
+    a .pt beside a stale export of other weights. A full disk raises UserError from
+    classify.core.fileio and leaves the old pair as it was.
     """
     path = snapshot_path(run_dir, kimg)
-    atomic_torch_save(dict(payload, format_version=FORMAT_VERSION), path)
-    export_generator(G_ema, dict(info, kimg=kimg), path.with_name(path.name[:-3] + SUFFIX))
+    export = path.with_name(path.name[:-3] + SUFFIX)
+    atomic_torch_save(dict(payload, format_version=FORMAT_VERSION), path,
+                      before_replace=lambda: export.unlink(missing_ok=True))
+    export_generator(G_ema, dict(info, kimg=kimg), export)
     return path
 
 

@@ -316,17 +316,18 @@ class Trainer:
             values = self.metrics.evaluate(self.nets.G_ema)
             self.metric_history.append({"kimg": c.cur_nimg / 1000, **values})
             row.update(values)
-        self.log.tick(row)
         if snap_due:
-            # Every rank's RNG state goes into the snapshot, so a DDP resume is exact too.
+            # Every rank's RNG state goes into the snapshot, so a DDP resume is exact too. The
+            # snapshot is written before this tick's metrics row and fakes grid: when it fails
+            # (full disk), no file of the run gets ahead of the snapshot that is kept.
             self._snapshot(metric_due, self.dist.gather_to_main(rng_state()))
+        self.log.tick(row)
         self.dist.barrier()
 
     def _snapshot(self, with_metric: bool, rng_by_rank: list | None) -> None:
         if not self.dist.is_main:
             return
         kimg = self.counters.cur_nimg // 1000
-        save_fakes(self.nets.G_ema, self.grid, self.out_dir / f"fakes{kimg:06d}.png")
         old_best, target = self.best, snapshot_path(self.out_dir, kimg)
         if with_metric and self.metrics is not None and self.metric_history:
             # Decided before saving so the snapshot itself carries the bookkeeping it implies.
@@ -338,6 +339,7 @@ class Trainer:
             atomic_write_json(self.out_dir / "best.json", self.best)  # only once the snapshot exists
             drop_preserved(self.out_dir, old_best, self.best)
         prune_snapshots(self.out_dir, self.cfg.keep, {self.best["snapshot"], path.name} if self.best else {path.name})
+        save_fakes(self.nets.G_ema, self.grid, self.out_dir / f"fakes{kimg:06d}.png")  # after its snapshot exists
 
     def _payload(self, rng_by_rank: list) -> dict[str, Any]:
         n = self.nets

@@ -45,12 +45,11 @@ def read_source(path: Path) -> dict[str, Any]:
                         "or an http(s) URL of one")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from gen.core.generator_file import read_generator_metadata, read_generator_weights
 
-        from gen.core.generator_file import read_generator_metadata
-
+        # Both raise UserError for a truncated or damaged file (and NaN/inf weights).
         config, info = read_generator_metadata(path)
-        g = load_file(str(path))
+        g = read_generator_weights(path)
         return {"states": {"G": g, "G_ema": g}, "generator": config, "p": info.get("augment_p")}
     if suffix == ".pt":
         from gen.train.setup import network_configs

@@ -9,6 +9,7 @@ Settings our networks cannot reproduce are refused with a message, never ignored
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,13 @@ from stylegan2_ada.pkl.unpickle import PersistentRecord
 _G_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
 _D_POSITIONAL = ("c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
                  "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs")
+
+
+def _short(value: Any) -> str:
+    """A bounded repr for messages: a hostile value may be huge or deeply nested."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother = 3, 60, 60
+    return short.repr(value)
 
 
 def init_kwargs(rec: PersistentRecord, positional: tuple[str, ...], path: Path) -> dict[str, Any]:
@@ -61,14 +69,14 @@ def mapping_layers(rec: PersistentRecord, mapping_kwargs: dict[str, Any], path: 
         return int(stated) if isinstance(stated, int) else 8
     counted = count_fc_layers(mapping)
     if stated is not None and stated != counted:
-        raise CheckpointError(f"{path}: {rec.class_name} says num_layers={stated} but its mapping has {counted} layers; "
+        raise CheckpointError(f"{path}: {rec.class_name} says num_layers={_short(stated)} but its mapping has {counted} layers; "
                         "the file is inconsistent")
     return counted
 
 
 def _require(value: Any, allowed: tuple, what: str, path: Path, hint: str) -> None:
     if value not in allowed:
-        raise CheckpointError(f"{path}: {what} is {value!r}; ganbalance supports only {allowed[0]!r} ({hint})")
+        raise CheckpointError(f"{path}: {what} is {_short(value)}; ganbalance supports only {allowed[0]!r} ({hint})")
 
 
 def _check_common(kw: dict[str, Any], path: Path, net: str) -> None:
@@ -93,7 +101,7 @@ def generator_values(rec: PersistentRecord, path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: the generator record lacks {', '.join(missing)}; the file is not a reference snapshot")
     for key in ("embed_features", "layer_features"):
         if mk.get(key) not in (None, values["w_dim"]):
-            raise CheckpointError(f"{path}: mapping {key}={mk[key]} differs from w_dim={values['w_dim']}; not supported")
+            raise CheckpointError(f"{path}: mapping {key}={_short(mk[key])} differs from w_dim={values['w_dim']}; not supported")
     values.update(
         mapping_layers=mapping_layers(rec, mk, path),
         mapping_lr_mul=float(mk.get("lr_multiplier", 0.01)),
@@ -136,18 +144,30 @@ def generator_config(rec: PersistentRecord, path: Path) -> Any:
     """Our `GeneratorConfig` for a reference G record."""
     from stylegan2_ada import GeneratorConfig
 
-    return _to_config(GeneratorConfig, generator_values(rec, path), path, "generator")
+    return _to_config(GeneratorConfig, _values(generator_values, rec, path, "generator"), path, "generator")
 
 
 def discriminator_config(rec: PersistentRecord, path: Path) -> Any:
     """Our `DiscriminatorConfig` for a reference D record."""
     from stylegan2_ada import DiscriminatorConfig
 
-    return _to_config(DiscriminatorConfig, discriminator_values(rec, path), path, "discriminator")
+    return _to_config(DiscriminatorConfig, _values(discriminator_values, rec, path, "discriminator"), path,
+                      "discriminator")
+
+
+def _values(read, rec: PersistentRecord, path: Path, what: str) -> dict[str, Any]:
+    """`read(rec, path)`, with a setting of the wrong type (a list where a number belongs) as a CheckpointError."""
+    try:
+        return read(rec, path)
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:  # e.g. a list where a dict belongs
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: the {what} record holds a malformed setting ({str(exc)[:160]}); "
+                              "the file is not a reference snapshot") from None
 
 
 def _to_config(cls: Any, values: dict[str, Any], path: Path, what: str) -> Any:
     try:
         return cls.from_dict(values)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: the {what} settings cannot be built here ({exc})") from None
+        raise CheckpointError(f"{path}: the {what} settings cannot be built here ({str(exc)[:160]})") from None

@@ -4,6 +4,11 @@
 inert network records into state dicts (keys exactly as in our networks, which share the
 reference names) and maps the reference constructor kwargs onto our configs.
 `networks_from_checkpoint(ckpt)` then builds our G, D and G_ema and loads them with `strict=True`.
+
+Every walk here remembers what it has seen: a sub-module record met twice is refused (a
+network never shares its layers; a DAG of shared records would multiply the work at every
+level), `to_plain` converts a shared value once and stops at `MAX_PLAIN_NODES`, and weights
+that are not finite (NaN/inf: a diverged run) are refused rather than imported.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from stylegan2_ada.pkl.unpickle import PersistentRecord, safe_load_pkl
 
 # Keys besides the networks that a reference snapshot may hold and that we keep as plain values.
 _PLAIN_EXTRAS = ("training_set_kwargs", "progress")
+# The plain extras (dataset and augmentation kwargs) hold tens of values; they are written
+# into JSON, where shared references become copies, so their expanded size is bounded.
+MAX_PLAIN_NODES = 10_000
 
 
 @dataclass
@@ -63,8 +71,16 @@ def _checkpoint_from(data: Any, path: Path) -> ReferenceCheckpoint:
         D_state=record_state_dict(d_rec, path) if d_rec is not None else None,
     )
     _read_augment_pipe(data.get("augment_pipe"), ckpt)
-    ckpt.extras = {key: to_plain(data[key]) for key in _PLAIN_EXTRAS if data.get(key) is not None}
+    ckpt.extras = {key: _plain(data[key], path) for key in _PLAIN_EXTRAS if data.get(key) is not None}
     return ckpt
+
+
+def _plain(value: Any, path: Path) -> Any:
+    """`to_plain` with the file named in its refusal."""
+    try:
+        return to_plain(value)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
 
 
 def _network_record(data: dict, key: str, path: Path, required: bool) -> PersistentRecord | None:
@@ -72,13 +88,46 @@ def _network_record(data: dict, key: str, path: Path, required: bool) -> Persist
     if rec is None and not required:
         return None
     if not isinstance(rec, PersistentRecord):
-        have = ", ".join(sorted(str(k) for k in data)) or "nothing"
+        names = sorted(k if isinstance(k, str) else type(k).__name__ for k in data)
+        have = ", ".join(n[:40] for n in names[:12]) + (f", … ({len(names)} keys)" if len(names) > 12 else "")
+        have = have or "nothing"
         raise CheckpointError(f"{path} has no {key} network (it holds: {have}); pass a StyleGAN2-ADA network-snapshot-*.pkl")
     return rec
 
 
-def record_state_dict(rec: PersistentRecord, path: Path, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Walk a record and its children like `nn.Module.state_dict` does: params, buffers, children."""
+def record_state_dict(rec: PersistentRecord, path: Path) -> dict[str, torch.Tensor]:
+    """Walk a record and its children like `nn.Module.state_dict` does: params, buffers, children.
+
+    Iterative, each record visited once: a record that is its own descendant or the child of
+    two parents is refused. Tensors must be finite.
+    """
+    out: dict[str, torch.Tensor] = {}
+    seen: dict[int, str] = {}
+    stack: list[tuple[PersistentRecord, str]] = [(rec, "")]
+    while stack:
+        node, prefix = stack.pop()
+        if id(node) in seen:
+            where = seen[id(node)].rstrip(".") or node.class_name
+            raise CheckpointError(f"{path}: submodule {prefix.rstrip('.') or node.class_name} is the same record as "
+                                  f"{where}; a reference network never shares its layers, the file is not a snapshot")
+        seen[id(node)] = prefix
+        out.update(_own_tensors(node, prefix, path))
+        children = node.state.get("_modules") or {}
+        if not isinstance(children, dict):
+            raise CheckpointError(f"{path}: {prefix or node.class_name} has a malformed _modules entry; "
+                                  "the file is not a reference snapshot")
+        for name, child in reversed(list(children.items())):  # reversed: popped in the record's order
+            if child is None:
+                continue
+            if not isinstance(child, PersistentRecord):
+                raise CheckpointError(f"{path}: submodule {prefix}{name} is a {type(child).__name__}, not a reference "
+                                      "network layer")
+            stack.append((child, f"{prefix}{name}."))
+    return out
+
+
+def _own_tensors(rec: PersistentRecord, prefix: str, path: Path) -> dict[str, torch.Tensor]:
+    """One record's parameters and persistent buffers, as finite float32 tensors."""
     out: dict[str, torch.Tensor] = {}
     skip = rec.state.get("_non_persistent_buffers_set") or set()
     for group in ("_parameters", "_buffers"):
@@ -86,17 +135,15 @@ def record_state_dict(rec: PersistentRecord, path: Path, prefix: str = "") -> di
         if not isinstance(tensors, dict):
             raise CheckpointError(f"{path}: {prefix or rec.class_name} has a malformed {group} entry; the file is not a reference snapshot")
         for name, tensor in tensors.items():
-            if tensor is None or (group == "_buffers" and name in skip):
+            if tensor is None or (group == "_buffers" and isinstance(skip, (set, frozenset)) and name in skip):
                 continue
             if not isinstance(tensor, torch.Tensor):
                 raise CheckpointError(f"{path}: {prefix}{name} is a {type(tensor).__name__}, not a tensor; the file is damaged")
-            out[prefix + name] = tensor.detach().to(torch.float32).contiguous()
-    for name, child in (rec.state.get("_modules") or {}).items():
-        if child is None:
-            continue
-        if not isinstance(child, PersistentRecord):
-            raise CheckpointError(f"{path}: submodule {prefix}{name} is a {type(child).__name__}, not a reference network layer")
-        out.update(record_state_dict(child, path, f"{prefix}{name}."))
+            value = tensor.detach().to(torch.float32).contiguous()
+            if not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f"{path}: {prefix}{name} holds NaN or infinite values; the snapshot is broken "
+                                      "(a diverged run?) — import an earlier snapshot")
+            out[prefix + str(name)] = value
     return out
 
 
@@ -104,30 +151,59 @@ def _read_augment_pipe(rec: Any, ckpt: ReferenceCheckpoint) -> None:
     """Keep the ADA probability `p` and the pipe's constructor kwargs (xflip=1, ...)."""
     if not isinstance(rec, PersistentRecord):
         return
-    p = (rec.state.get("_buffers") or {}).get("p")
+    buffers = rec.state.get("_buffers")
+    p = buffers.get("p") if isinstance(buffers, dict) else None
     if isinstance(p, torch.Tensor) and p.numel() == 1:
         ckpt.augment_p = float(p.item())
     kwargs = rec.state.get("_init_kwargs")
     if isinstance(kwargs, dict):
-        ckpt.augment_kwargs = to_plain(kwargs)
+        ckpt.augment_kwargs = _plain(kwargs, ckpt.path)
 
 
-def to_plain(obj: Any) -> Any:
-    """Turn what the unpickler produced into JSON-like values (dict/list/str/int/float/bool/None)."""
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
+def to_plain(obj: Any, budget: int = MAX_PLAIN_NODES) -> Any:
+    """Turn what the unpickler produced into JSON-like values (dict/list/str/int/float/bool/None).
+
+    A value referenced several times is converted once; the result's size with shared values
+    counted at every reference may not exceed `budget` nodes (CheckpointError otherwise).
+    """
+    memo: dict[int, tuple[Any, int]] = {}
+
+    def convert(value: Any) -> tuple[Any, int]:
+        if id(value) in memo:
+            return memo[id(value)]
+        plain, size = _plain_node(value, convert)
+        if size > budget:
+            raise CheckpointError(f"a settings value of the snapshot expands to more than {budget} entries once its "
+                                  "shared references are followed; the file is not a reference snapshot")
+        memo[id(value)] = (plain, size)
+        return plain, size
+
+    return convert(obj)[0]
+
+
+def _plain_node(obj: Any, convert) -> tuple[Any, int]:
+    """(plain value, expanded size) of one node; `convert` handles its children."""
+    if obj is None or isinstance(obj, (bool, int, float)):
+        return obj, 1
+    if isinstance(obj, str):
+        return obj, 1 + len(obj) // 64
     if isinstance(obj, dict):
-        return {str(k): to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return sorted((to_plain(v) for v in obj), key=repr)
+        items = [(str(k) if isinstance(k, (str, int, float, bool)) or k is None else repr(k)[:200], convert(v))
+                 for k, v in obj.items()]
+        return {k: v for k, (v, _) in items}, 1 + sum(n for _, (_, n) in items)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        parts = [convert(v) for v in obj]
+        values = [v for v, _ in parts]
+        if isinstance(obj, (set, frozenset)):
+            values.sort(key=repr)
+        return values, 1 + sum(n for _, n in parts)
     if isinstance(obj, torch.Tensor):
         # Small tensors (counters, p) are values; big ones would only be noise in a dict of extras.
-        return obj.tolist() if obj.numel() <= 16 else f"<tensor {list(obj.shape)}>"
+        return (obj.tolist() if obj.numel() <= 16 else f"<tensor {list(obj.shape)}>"), 1 + min(obj.numel(), 16)
     if isinstance(obj, PersistentRecord):
-        return f"<{obj.class_name}>"
-    return repr(obj)
+        return f"<{obj.class_name}>", 1
+    text = repr(obj)[:200]
+    return text, 1 + len(text) // 64
 
 
 def networks_from_checkpoint(ckpt: ReferenceCheckpoint, device: str | torch.device = "cpu",

@@ -11,6 +11,13 @@ file is imported or executed:
   its `module_src` is dropped unread.
 - Tensors are rebuilt from the small torch-serialised storage blobs with
   `torch.load(..., weights_only=True)`, i.e. torch's own restricted loader.
+- The object graph is measured once after loading (`check_graph`): shared references are
+  counted as often as they are referenced, which is the work any later walk that does not
+  memoise would do. A graph beyond `MAX_NODES` such nodes, nested deeper than `MAX_DEPTH`,
+  or referring to itself is refused, so a small file cannot make the converters run for
+  minutes ("billion laughs" of shared lists, a DAG of shared sub-module records).
+- Protocols 0-2 (Python 2 era) name builtins as `__builtin__`/`copy_reg` and bytes as
+  `_codecs.encode(text, "latin1")`; those names map onto the same allow-list.
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ import torch
 from stylegan2_ada.errors import CheckpointError
 
 RECONSTRUCT = ("torch_utils.persistence", "_reconstruct_persistent_obj")
+# The largest reference network pickle (1024x1024 G, D and G_ema) counts a few 10^4 nodes.
+MAX_NODES = 1_000_000
+# Module records nest ~6 deep and their state dicts a few more; 100 is far beyond any snapshot.
+MAX_DEPTH = 100
+# Python 2 module names that protocols 0-2 write (pickle's own mapping does not reach an
+# overridden find_class).
+_PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +154,20 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> int | float | complex | bool:
     return np.frombuffer(data, dtype=dtype)[0].item()
 
 
+def _latin1_bytes(text: Any, encoding: Any = "utf-8") -> bytes:
+    """`_codecs.encode` as protocols 0-2 use it: bytes spelled as a latin-1 string."""
+    if not isinstance(text, str) or not isinstance(encoding, str) or encoding.lower() not in ("latin1", "latin-1"):
+        raise _BadFile("bytes encoded other than as a latin-1 string")
+    return text.encode("latin-1")
+
+
+def _reconstructor(cls: Any, base: Any, state: Any) -> LooseDict:
+    """`copy_reg._reconstructor` as protocols 0-1 use it for EasyDict: only that dict subclass."""
+    if cls is not LooseDict or base is not dict or not isinstance(state, (dict, type(None))):
+        raise _BadFile("object rebuilt by copy_reg other than an EasyDict")
+    return LooseDict(state or {})
+
+
 def _allowed_globals(loaded: dict[int, tuple[int, Any]]) -> dict[tuple[str, str], Any]:
     """(module, name) -> the object we hand back. Built per load: no module-level mutable state."""
     return {
@@ -155,6 +183,10 @@ def _allowed_globals(loaded: dict[int, tuple[int, Any]]) -> dict[tuple[str, str]
         # Protocol-3 pickles spell a set as a call of builtins.set (every module keeps
         # `_non_persistent_buffers_set`); it only builds a container of already-loaded values.
         ("builtins", "set"): set,
+        # Protocols 0-2 only: bytes as latin-1 text, EasyDict through copy_reg, the dict it extends.
+        ("_codecs", "encode"): _latin1_bytes,
+        ("copyreg", "_reconstructor"): _reconstructor,
+        ("builtins", "dict"): dict,
     }
 
 
@@ -170,7 +202,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return self._allowed[(module, name)]
+            return self._allowed[(_PY2_MODULES.get(module, module), name)]
         except KeyError:
             raise CheckpointError(
                 f"{self._path}: refusing to load, the pickle references the global {module}.{name}, "
@@ -222,6 +254,60 @@ def _validate(root: Any, loaded: dict[int, tuple[int, Any]]) -> None:
             stack.extend(obj)
 
 
+_CONTAINERS = (PersistentRecord, dict, list, tuple, set, frozenset)
+
+
+def _children(obj: Any) -> list:
+    """What `check_graph` walks into from a container (see `_CONTAINERS`)."""
+    if isinstance(obj, PersistentRecord):
+        return [obj.state, obj.version]
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    return list(obj)
+
+
+def _leaf_weight(obj: Any) -> int:
+    # Text is copied whole by every conversion, so long strings weigh by their length.
+    return 1 + len(obj) // 64 if isinstance(obj, (str, bytes, bytearray)) else 1
+
+
+class GraphTooLarge(Exception):
+    """`check_graph`'s refusal; `str(exc)` says what was exceeded."""
+
+
+def check_graph(root: Any, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> int:
+    """The graph's size with every shared reference counted as often as it occurs; raises
+    `GraphTooLarge` past `max_nodes`, past `max_depth` levels, or on a cycle.
+
+    Each container is measured once (memo by id), so the cost is linear in the distinct
+    objects the file made, however many times they are referenced.
+    """
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        obj, finished = stack.pop()
+        key = id(obj)
+        if not isinstance(obj, _CONTAINERS):
+            continue
+        if finished:
+            on_path.discard(key)
+            total = 1 + sum(size[id(c)] if isinstance(c, _CONTAINERS) else _leaf_weight(c) for c in _children(obj))
+            if total > max_nodes:
+                raise GraphTooLarge(f"its object graph exceeds {max_nodes} nodes once shared references are "
+                                    "followed (a reference snapshot has a few 10^4)")
+            size[key] = total
+        elif key not in size:
+            if key in on_path:
+                raise GraphTooLarge("an object refers to itself")
+            if len(on_path) >= max_depth:
+                raise GraphTooLarge(f"objects nest deeper than {max_depth} levels")
+            on_path.add(key)
+            stack.append((obj, True))
+            stack.extend((c, False) for c in _children(obj) if isinstance(c, _CONTAINERS) and id(c) not in size)
+    return size.get(id(root), _leaf_weight(root))
+
+
 def safe_load_pkl(path: str | os.PathLike) -> Any:
     """Unpickle `path` with the allow-list; returns records, tensors and plain containers."""
     path = Path(path)
@@ -229,8 +315,11 @@ def safe_load_pkl(path: str | os.PathLike) -> Any:
         with open(path, "rb") as fh:
             unpickler = RestrictedUnpickler(fh, path)
             data = unpickler.load()
+        check_graph(data)
         _validate(data, unpickler.loaded_storages)
         return data
+    except GraphTooLarge as exc:
+        raise CheckpointError(f"{path}: refusing to load, {exc}; it is not a StyleGAN2-ADA snapshot") from None
     except CheckpointError:
         raise
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:

@@ -1,0 +1,205 @@
+"""`classify prepare` under hostile input and interruptions; aspect ratios and `--fit auto`.
+
+Issue 17 (write order, one-line errors, --out "") and the data side of "fit that keeps the
+defect" (aspect-ratio report, crop warning, resolve_fit, minority-class warning).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import write_class_images
+from PIL import Image
+
+from classify.cli import main
+from classify.core.errors import UserError
+from classify.data import prepare as prepare_mod
+from classify.data.aspect import aspect_summary, prepared_aspect_ratios, resolve_fit
+from classify.data.dataset import build_cache, open_prepared
+from classify.data.images import check_fit, fit_square
+from classify.data.prepare import PrepareConfig, prepare_dataset
+
+
+def _run(*args):
+    return CliRunner().invoke(main, ["prepare", *map(str, args)])
+
+
+def _one_line_error(result, *needles):
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]  # stdout and stderr together
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# ---- write order: classes.json and the manifest are tied by the hash ----------------------------
+
+def test_failure_before_the_manifest_leaves_a_folder_that_is_refused(tiny_image_folder, tmp_path, monkeypatch):
+    out = tmp_path / "data"
+    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out=str(out), seed=0))
+    before = open_prepared(out).manifest_hash
+
+    def crash(path, text):
+        raise OSError("killed before the manifest")
+
+    monkeypatch.setattr(prepare_mod, "write_manifest", crash)
+    with pytest.raises(OSError):
+        prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out=str(out), seed=1, force=True))
+    monkeypatch.undo()
+    assert json.loads((out / "classes.json").read_text())["config"]["seed"] == 1  # the half-written state
+    with pytest.raises(UserError, match=r"classes.json describes another manifest .*stopped between its files"):
+        open_prepared(out)
+    # Rerunning the command that wrote the folder repairs it.
+    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out=str(out), seed=0))
+    assert open_prepared(out).manifest_hash == before
+
+
+def test_manifest_without_classes_json_is_refused(tiny_prepared):
+    (tiny_prepared / "classes.json").unlink()
+    with pytest.raises(UserError, match="has a manifest.csv but no classes.json"):
+        open_prepared(tiny_prepared)
+    (tiny_prepared / "classes.json").write_text("{not json")
+    with pytest.raises(UserError, match="classes.json is unreadable"):
+        open_prepared(tiny_prepared)
+
+
+def test_report_names_the_manifest_hash(tiny_prepared):
+    digest = json.loads((tiny_prepared / "classes.json").read_text())["manifest_hash"]
+    assert f"manifest hash: `{digest}`" in (tiny_prepared / "report.md").read_text()
+
+
+# ---- one-line errors instead of tracebacks ------------------------------------------------------
+
+def test_non_utf8_csv_is_one_line(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 3, "bad": 3})
+    lines = ["path,label,comment"] + [f"{p},{p.parent.name},caf\xe9" for p in sorted(root.rglob("*.png"))]
+    src = tmp_path / "list.csv"
+    src.write_bytes("\n".join(lines).encode("latin-1"))
+    _one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out"), "is not UTF-8 text", "0xe9", "CSV UTF-8")
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="byte file names are POSIX")
+def test_file_name_that_is_not_utf8_is_rejected_with_a_reason(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 4, "bad": 4})
+    bad_name = os.path.join(os.fsencode(root / "bad"), b"caf\xe9.png")
+    with open(bad_name, "wb") as fh:
+        Image.new("L", (40, 32), 128).save(fh, format="PNG")
+    out = tmp_path / "out"
+    result = _run(f"folder:{root}", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "8 images in" in result.stdout and "1 rejected" in result.output
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "caf\\xe9.png`: file name is not valid UTF-8" in report
+    assert len(open_prepared(out)) == 8
+
+
+@pytest.mark.parametrize("flags, needles", [
+    (["--val", "nan"], ["--val nan", "must be numbers in [0, 1)"]),
+    (["--test", "nan"], ["--test nan"]),
+    (["--val", "inf"], ["--val inf"]),
+])
+def test_non_finite_fractions_are_one_line(tiny_image_folder, tmp_path, flags, needles):
+    _one_line_error(_run(f"folder:{tiny_image_folder}", "--out", tmp_path / "out", *flags), *needles)
+
+
+def test_empty_out_says_so(tiny_image_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _one_line_error(_run(f"folder:{tiny_image_folder}", "--out", ""), "--out is empty")
+    assert not (tmp_path / "manifest.csv").exists()
+
+
+# ---- aspect ratios and --fit auto --------------------------------------------------------------
+
+def _mixed_folder(root, wide: int, square: int):
+    """good: `square` 32x32 images; bad: `wide` 96x32 (ratio 3) images."""
+    write_class_images(root / "good", square, defect=False, rgb=False, size=(32, 32), seed=1)
+    write_class_images(root / "bad", wide, defect=True, rgb=False, size=(96, 32), seed=2)
+    return root
+
+
+def test_report_and_cli_give_the_aspect_spread_and_warn_about_crop(tmp_path):
+    root = _mixed_folder(tmp_path / "images", wide=6, square=14)
+    result = _run(f"folder:{root}", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert ("aspect ratio (long/short side): min 1.00, median 1.00, max 3.00; 30% above 4/3, 30% above 2; "
+            "--fit auto resolves to pad") in result.stdout
+    assert "warning: --fit crop would cut more than a quarter of 6 of 20 image(s)" in result.stderr
+    report = (tmp_path / "out" / "report.md").read_text()
+    warnings = report.split("## Settings")[0]
+    assert "## Warnings" in warnings and "--fit crop would cut more than a quarter of 6 of 20" in warnings
+    assert "## Aspect ratios" in report and "- min 1.00, median 1.00, max 3.00" in report
+    assert "`--fit auto` resolves to **pad** for this folder" in report
+
+
+def test_square_images_get_no_crop_warning_and_auto_is_crop(tmp_path):
+    root = _mixed_folder(tmp_path / "images", wide=0, square=8)
+    write_class_images(root / "bad", 8, defect=True, rgb=False, size=(32, 32), seed=3)
+    result = _run(f"folder:{root}", "--out", tmp_path / "out")
+    assert result.exit_code == 0 and "would cut" not in result.stderr
+    assert "--fit auto resolves to crop" in result.stdout
+    assert "**crop**" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("ratios, expected", [
+    ([1.0] * 100, "crop"),
+    ([1.0] * 95 + [1.5] * 5, "crop"),      # exactly 5% above 1.1: not more than 5%
+    ([1.0] * 94 + [1.5] * 6, "pad"),
+    ([1.1] * 100, "crop"),                 # 1.1 itself is not above the threshold
+    ([1.12] * 100, "pad"),
+    ([], "crop"),
+])
+def test_resolve_fit_auto_rule(ratios, expected):
+    assert resolve_fit("auto", ratios) == expected
+
+
+def test_resolve_fit_keeps_a_concrete_request_and_checks_names():
+    assert resolve_fit("stretch", [3.0] * 10) == "stretch" and resolve_fit("crop", [3.0] * 10) == "crop"
+    assert check_fit("auto") == "auto"
+    with pytest.raises(UserError, match="'zoom' is not one of crop, pad, stretch, auto"):
+        resolve_fit("zoom", [1.0])
+    with pytest.raises(ValueError, match="fit must be one of"):
+        fit_square(np.zeros((4, 4, 1), np.uint8), 4, "auto")
+
+
+def test_images_fit_auto_resolves_with_the_folders_own_ratios(tmp_path):
+    root = _mixed_folder(tmp_path / "images", wide=6, square=14)
+    out = tmp_path / "data"
+    prepare_dataset(PrepareConfig(source=f"folder:{root}", out=str(out)))
+    data = open_prepared(out)
+    assert data.resolve_fit("auto") == "pad" and aspect_summary(prepared_aspect_ratios(out))["auto_fit"] == "pad"
+    # A selection of square images only still gets the folder's fit (one fit per folder).
+    good = data.select(classes="good")
+    assert good.resolve_fit("auto") == "pad"
+    auto = data.images(res=16, fit="auto")
+    assert torch.equal(auto, data.images(res=16, fit="pad"))
+    assert not torch.equal(auto, data.images(res=16, fit="crop"))
+    assert not list((out / "cache").glob("*-auto.npy"))
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        build_cache(out, data.rows, data.manifest_hash, 16, 1, "auto")
+
+
+# ---- the named minority class must be rare in val and test ---------------------------------------
+
+def test_minority_class_that_is_the_majority_of_val_and_test_is_warned(tiny_image_folder, tmp_path):
+    result = _run(f"folder:{tiny_image_folder}", "--out", tmp_path / "out", "--minority-class", "good")
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.stderr.splitlines() if "--minority-class good" in ln]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("warning: --minority-class good is the majority of val (4 of 5 images) and test "
+                               "(5 of 7 images): it is not the rare class here")
+    top = (tmp_path / "out" / "report.md").read_text().split("## Settings")[0]
+    assert "--minority-class good is the majority of val (4 of 5 images) and test" in top
+
+
+def test_a_real_minority_class_gets_no_such_warning(tiny_image_folder, tmp_path):
+    result = _run(f"folder:{tiny_image_folder}", "--out", tmp_path / "out", "--minority-class", "bad")
+    assert result.exit_code == 0 and "majority" not in result.stderr
+    assert "majority" not in (tmp_path / "out" / "report.md").read_text()
