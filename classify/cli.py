@@ -21,6 +21,8 @@ def _register() -> None:
     from classify.commands import predict as predict_cmd
     from classify.commands import report as report_cmd
     from classify.commands import train as train_cmd
+    from classify.commands.ensemble import ensemble
+    from classify.commands.pseudo_label import pseudo_label
 
     main.add_command(prepare.prepare)
     main.add_command(ablate.ablate)
@@ -29,6 +31,8 @@ def _register() -> None:
     main.add_command(evaluate_cmd.evaluate)
     main.add_command(predict_cmd.predict)
     main.add_command(models_cmd.models)
+    main.add_command(ensemble)
+    main.add_command(pseudo_label)
 
 
 _register()

@@ -86,7 +86,7 @@ def bench_naive(folder: Path, res: int, batch: int, steps: int, warmup: int, mod
     import torchvision.transforms as T
     from torchvision.datasets import ImageFolder
 
-    from classify.train.models import build_model
+    from classify.model.models import build_model
 
     tf = [T.Grayscale(1)] if in_chans == 1 else []
     tf += [T.Resize(res), T.CenterCrop(res), T.ToTensor(), T.Normalize([0.5] * in_chans, [0.5] * in_chans)]

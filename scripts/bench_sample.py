@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from stylegan2_ada import Generator, GeneratorConfig
 
-from classify.train.batches import match_input, predict_probs
-from classify.train.models import build_model
+from classify.model.inference import match_input, predict_probs
+from classify.model.models import build_model
 from gen.sample.filters import FilterConfig, FilterInputs, RealSet, run_filters
 from gen.sample.sampling import batches, generate
 

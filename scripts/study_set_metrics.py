@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from classify.data.dataset import open_prepared
-from classify.train.checkpoint import load_classifier
+from classify.model.checkpoint import load_classifier
 from classify.train.synthetic import load_synthetic, read_images
 from gen.core.setmetrics import frechet_distance, kernel_distance, prdc
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from stylegan2_ada import Generator, GeneratorConfig
 
-from classify.train.checkpoint import save_checkpoint
-from classify.train.models import build_model
+from classify.model.checkpoint import save_checkpoint
+from classify.model.models import build_model
 from gen.core.generator_file import export_generator
 
 

@@ -442,3 +442,21 @@ def test_feature_map_draws_every_group_on_principal_axes():
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     single = plots.feature_map({"one": rng.normal(size=(1, 4))}, "one point")  # a single point still draws
     assert single[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_estimate_uses_only_cells_timed_on_this_machine(tmp_path):
+    """A time is given only from cells this machine timed (per image pass); else none at all."""
+    cfg = config(tmp_path, seeds=[0])
+    run(cfg)  # fake cells, timed here; give them the trainer's image counts
+    cells = list((Path(cfg.out_dir) / "cells").glob("*.json"))
+    for path in cells:
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps(record | {"train": {"epochs_run": 1, "n_train_real": 240}}))
+    cfg2 = config(tmp_path, seeds=[0, 1, 2])
+    text = format_plan(plan_ablation(cfg2, inspect=fake_facts))
+    assert "ms per image pass" in text and "timed on this machine" in text
+    for path in cells:  # the same cells, timed elsewhere
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps(record | {"host": "another-machine"}))
+    text = format_plan(plan_ablation(cfg2, inspect=fake_facts))
+    assert "no time estimate until a cell has finished on this machine" in text and " min " not in text

@@ -12,8 +12,8 @@ import torch
 from classify_testdata import make_square_dataset
 
 from classify.core.errors import UserError
+from classify.model.models import build_model
 from classify.train.config import ClassifierTrainConfig
-from classify.train.models import build_model
 from classify.train.trainer import train_classifier
 
 
@@ -128,7 +128,7 @@ def test_progressive_resizing_trains_small_first_and_keeps_only_the_final_resolu
 @pytest.mark.parametrize("head", ["logreg", "svm"])
 def test_decoupled_head_is_stored_as_arrays_and_used_by_eval(data_dir, tmp_path, head):
     from classify.evaluate.evaluation import evaluate_checkpoint
-    from classify.train.checkpoint import load_classifier
+    from classify.model.checkpoint import load_classifier
 
     out = tmp_path / head
     r = train_classifier(_cfg(data_dir, out, head=head))
@@ -137,7 +137,7 @@ def test_decoupled_head_is_stored_as_arrays_and_used_by_eval(data_dir, tmp_path,
     assert r["head"] == head and ckpt["threshold"] == r["threshold"]
     clf = load_classifier(out / "model.pt")
     x = torch.randint(0, 256, (4, 1, 16, 16), dtype=torch.uint8)
-    linear = torch.softmax(clf.model(((x.float() / 255 - 0.5) / 0.5)), dim=1)
+    linear = torch.softmax(clf.model((x.float() / 255 - 0.5) / 0.5), dim=1)
     assert not torch.allclose(clf.predict_proba(x), linear, atol=1e-4)  # the decoupled head decides
     m = evaluate_checkpoint(out / "model.pt", data_dir, split="test")
     assert 0.0 <= m["average_precision"] <= 1.0
@@ -148,7 +148,7 @@ def test_logreg_head_probabilities_match_scikit_learn():
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from classify.train.heads import fit_head, head_probabilities
+    from classify.model.heads import fit_head, head_probabilities
 
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(60, 5, generator=g)
@@ -161,7 +161,7 @@ def test_logreg_head_probabilities_match_scikit_learn():
 
 
 def test_tta_averages_the_views(data_dir, tmp_path):
-    from classify.train.checkpoint import load_classifier
+    from classify.model.checkpoint import load_classifier
 
     out = tmp_path / "tta"
     train_classifier(_cfg(data_dir, out, epochs=1))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from classify.core.errors import UserError
-from classify.train.models import build_model, list_models
+from classify.model.models import build_model, list_models
 
 
 @pytest.mark.parametrize("in_chans", [1, 3])
@@ -29,7 +29,7 @@ def test_forward_backward_and_features(name: str, in_chans: int) -> None:
 
 @pytest.mark.parametrize("name", list_models())
 def test_min_res_is_the_smallest_input_that_works(name: str) -> None:
-    from classify.train.models import model_spec
+    from classify.model.models import model_spec
 
     low = model_spec(name).min_res
     net = build_model(name, num_classes=2, in_chans=1).eval()

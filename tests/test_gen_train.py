@@ -183,7 +183,7 @@ def test_transfer_from_a_different_resolution_is_refused(data_dir, tmp_path):
 def test_fixed_augmentation_keeps_p():
     from stylegan2_ada import AugmentPipe
 
-    from gen.train.ada_control import AdaController
+    from gen.train.phases import AdaController
 
     pipe = AugmentPipe(num_channels=1)
     pipe.p.fill_(0.25)

@@ -19,7 +19,7 @@ PACKAGES = {"classify": ROOT / "classify", "gen": ROOT / "gen", "stylegan2_ada":
 # Layers inside a package, lowest first: a module may import its own layer and the ones below.
 # `commands` and the top-level modules (cli, __main__, __init__) sit above every layer.
 LAYERS = {
-    "classify": ["core", "data", "train", "evaluate", "ablate"],
+    "classify": ["core", "data", "model", "train", "evaluate", "ablate"],
     # gen's train and sample share a rank: neither may import the other (they meet through
     # the generator file in gen.core); the pipeline drives both.
     "gen": ["core", {"train", "sample"}, "pipeline"],
@@ -120,7 +120,8 @@ def test_every_import_follows_the_layers():
     ("stylegan2_ada.pkl.importer", "classify.core.errors", "stylegan2_ada may not import classify"),
     ("classify.train.loop", "gen.core.grids", "classify may not import gen"),
     ("classify.train.loop", "classify.evaluate.evaluation", "train is below evaluate"),
-    ("classify.data.dataset", "classify.train.models", "data is below train"),
+    ("classify.data.dataset", "classify.model.models", "data is below model"),
+    ("classify.model.checkpoint", "classify.train.loop", "model is below train"),
     ("gen.train.trainer", "gen.sample.filters", "side by side"),
     ("gen.train.trainer", "gen.commands.train", "only the command line"),
     ("gen.core.metrics", "classify.commands.train", "command line"),

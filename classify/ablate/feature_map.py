@@ -69,7 +69,7 @@ def feature_map_blocks(records: list[dict], out_dir: Path, name: str = "feature_
     record = pick_feature_cell(records)
     if record is None:
         return [doc.Para("No feature map: no cell kept its checkpoint (rerun with --keep-checkpoints).")]
-    from classify.train.checkpoint import load_classifier
+    from classify.model.checkpoint import load_classifier
 
     clf = load_classifier(record["train"]["checkpoint"], device="cpu")
     groups = feature_groups(record, samples[0])

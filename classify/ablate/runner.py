@@ -12,6 +12,7 @@ moment loses at most the cells that were running.
 from __future__ import annotations
 
 import json
+import platform
 import sys
 import time
 import traceback
@@ -68,7 +69,7 @@ class RunSummary:
 
 def _validate_names(cfg: AblationConfig) -> None:
     # The registries own the valid names and raise UserError listing them.
-    from classify.train.models import model_spec
+    from classify.model.models import model_spec
     from classify.train.strategies import build_strategy
 
     seen: dict[frozenset, str] = {}
@@ -213,6 +214,7 @@ def execute_cell(task: CellTask, cell_fn: CellFn, out_dir: str) -> tuple[str, st
         "generator_leak": bool(task.sample_check and task.sample_check.get("leak")),
         "metrics": out["metrics"], "train": out.get("train", {}), "wall_time_s": seconds,
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "versions": versions(),
+        "host": platform.node(),  # the machine that timed it: estimates use only this machine's cells
     }
     atomic_write_json(cells / f"{task.cell.id}.json", record)
     (failed / f"{task.cell.id}.json").unlink(missing_ok=True)
@@ -311,19 +313,32 @@ def failed_cells(out_dir: str | Path) -> dict[str, str]:
 
 
 def _estimate(plan: Plan, jobs: int) -> str:
+    """Image passes to run, and a time only from cells timed on this machine and device (per
+    image pass, so cells of other sizes still calibrate it); no number where none was measured."""
     if not plan.todo:
         return "estimated cost: nothing to run (every cell of this shard is finished)"
     n_train = sum(plan.facts.train_counts.values())
     epochs = plan.config.train["epochs"]
-    passes = (f"{len(plan.todo) * epochs * n_train} real image passes ({len(plan.todo)} cells x "
-              f"{epochs} epochs x {n_train} real train images; GAN arms add their synthetic ones)")
-    times = [r["wall_time_s"] for r in _safe_load(plan.config.out_dir)]
-    if not times:
-        return f"estimated cost: {passes}; no finished cell to time yet: run a one-seed grid first to calibrate"
-    per_cell = sorted(times)[len(times) // 2]
-    minutes = per_cell * len(plan.todo) / max(1, jobs) / 60
-    return (f"estimated cost: {len(plan.todo)} cells x {per_cell:.0f}s (median of {len(times)} finished) / "
-            f"{max(1, jobs)} jobs = {minutes:.0f} min (cells slow down when jobs share cores); {passes}")
+    passes = len(plan.todo) * epochs * n_train
+    text = f"{passes} real image passes ({len(plan.todo)} cells x {epochs} epochs x {n_train} real train images"
+    here, device = platform.node(), plan.config.device
+    rates = [r["wall_time_s"] / _image_passes(r) for r in _safe_load(plan.config.out_dir)
+             if r.get("host") == here and (r.get("train_config") or {}).get("device") == device and _image_passes(r)]
+    if not rates:
+        return (f"estimated cost: {text}; GAN arms add their synthetic ones); no time estimate until a cell has "
+                "finished on this machine")
+    per_pass = sorted(rates)[len(rates) // 2]
+    minutes = per_pass * passes / max(1, jobs) / 60
+    return (f"estimated cost: ~{minutes:.1f} min at {per_pass * 1e3:.2f} ms per image pass (median of {len(rates)} "
+            f"cell(s) timed on this machine), {max(1, jobs)} job(s); {text}, plus GAN arms' synthetic ones)")
+
+
+def _image_passes(record: dict[str, Any]) -> int:
+    train = record.get("train") or {}
+    try:
+        return int(train["epochs_run"]) * (int(train["n_train_real"]) + int(train.get("n_train_synthetic", 0)))
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def _safe_load(out_dir: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from classify.core.clitools import claim_cores, parse_device, user_errors
-from classify.train.config import TTA_MODES
+from classify.model.tta import TTA_MODES
 
 
 @click.command("eval")

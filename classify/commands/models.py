@@ -11,7 +11,7 @@ from classify.core.clitools import user_errors
 @user_errors
 def models() -> None:
     """List the classifier models and the strategies they can be trained with."""
-    from classify.train.models import list_models, model_spec
+    from classify.model.models import list_models, model_spec
     from classify.train.strategies import list_strategies
 
     click.echo("models (in_chans 1 or 3; random init, or --pretrained LOCAL_FILE):")

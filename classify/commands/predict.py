@@ -7,7 +7,7 @@ import sys
 import click
 
 from classify.core.clitools import claim_cores, parse_device, user_errors
-from classify.train.config import TTA_MODES
+from classify.model.tta import TTA_MODES
 
 
 @click.command("predict")
@@ -34,7 +34,7 @@ def predict(model, images, out, threshold, batch, tta, device) -> None:
     from classify.core.fileio import atomic_write_text
     from classify.evaluate.evaluation import check_threshold
     from classify.evaluate.predict import list_images, predict_files, predictions_csv
-    from classify.train.checkpoint import load_classifier
+    from classify.model.checkpoint import load_classifier
 
     if batch < 1:
         raise UserError(f"--batch must be at least 1, got {batch}")

@@ -133,22 +133,27 @@ def _decode_all(
         except ImageRejected as exc:
             rejected.append((str(item.path), str(exc)))
             continue
-        row = {
-            "path": stored_path(out, item.path),
-            "label": item.label,
-            "split": "",
-            "md5": file_md5(item.path),
-            "width": str(decoded.width),
-            "height": str(decoded.height),
-            "mode": decoded.mode,
-            "channels": str(decoded.channels),
-            "bytes": str(item.path.stat().st_size),
-            "dup_group": "",
-            "note": decoded.note,
-        }
+        row = image_row(out, item.path, item.label, decoded)
         row.update(item.extras)
         rows.append(row)
     return rows, rejected
+
+
+def image_row(root: Path, path: Path, label: str, decoded, split: str = "", note: str = "") -> dict[str, str]:
+    """The manifest row of one decoded image (prepare, and pseudo-labelling, which adds rows)."""
+    return {
+        "path": stored_path(root, path),
+        "label": label,
+        "split": split,
+        "md5": file_md5(path),
+        "width": str(decoded.width),
+        "height": str(decoded.height),
+        "mode": decoded.mode,
+        "channels": str(decoded.channels),
+        "bytes": str(path.stat().st_size),
+        "dup_group": "",
+        "note": "; ".join(n for n in (decoded.note, note) if n),
+    }
 
 
 def _check_class_sizes(rows: list[dict[str, str]], source: str) -> None:

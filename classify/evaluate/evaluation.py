@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from classify.core.errors import UserError
-from classify.train.checkpoint import Classifier, load_classifier
+from classify.model.checkpoint import Classifier, load_classifier
 from classify.train.metrics import classification_metrics
 
 

@@ -22,7 +22,7 @@ import torch
 from classify.core.errors import UserError
 from classify.data.images import IMAGE_SUFFIXES, ImageRejected, decode_image, fit_square, to_channels
 from classify.data.sources import is_hidden
-from classify.train.checkpoint import Classifier
+from classify.model.checkpoint import Classifier
 
 
 @dataclass

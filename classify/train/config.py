@@ -20,7 +20,6 @@ OPTIMIZERS = ("adamw", "sgd")
 LR_SCHEDULES = ("cosine", "plateau")
 CLASSIC_LEVEL_NAMES = ("mild", "medium", "strong")  # the keys of classify.train.augment.CLASSIC_LEVELS
 HEADS = ("linear", "logreg", "svm")
-TTA_MODES = ("none", "flip", "flips")  # test-time augmentation of eval and predict (checkpoint.tta_views)
 
 
 @dataclass
@@ -56,7 +55,8 @@ class ClassifierTrainConfig:
     head: str = setting("linear", "Classifier head: the network's own (linear), or a class-balanced scikit-learn "
                         "logistic regression or linear SVM refit on the trained network's features.", choices=HEADS)
     channels: int | None = setting(None, "Input channels (default: the data's own; 1 if all grayscale).")
-    fit: str = setting("crop", "How non-square images become square.", choices=FITS)
+    fit: str = setting("auto", "How non-square images become square: crop, pad, stretch, or auto (pad when the "
+                       "folder's aspect ratios vary, else crop: classify.data.aspect).", choices=FITS)
     optimizer: str = setting("adamw", "adamw, or sgd (momentum 0.9, nesterov).", choices=OPTIMIZERS)
     weight_decay: float = setting(0.05, "Decoupled weight decay.")
     warmup_epochs: float = setting(1.0, "Linear LR warm-up length.")
@@ -100,7 +100,7 @@ class ClassifierTrainConfig:
         return getattr(cls(), name)
 
     def validate(self) -> None:
-        from classify.train.models import model_spec
+        from classify.model.models import model_spec
 
         for flag, value, low in (("--res", self.res, 8), ("--batch", self.batch, 2), ("--epochs", self.epochs, 1)):
             if value < low:

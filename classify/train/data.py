@@ -105,7 +105,7 @@ def load_classifier_train_data(cfg, synthetic_mode: str | None) -> ClassifierTra
     out = ClassifierTrainData(classes, positive, in_chans, x_train, y_train,
                     val.images(res=cfg.res, channels=in_chans, fit=cfg.fit), val.labels.clone(),
                     n_train_real=len(keep), train_paths=[str(train.paths[i]) for i in keep],
-                    manifest_hash=data.manifest_hash, fit=cfg.fit)
+                    manifest_hash=data.manifest_hash, fit=data.resolve_fit(cfg.fit))
     if synthetic_mode is not None:
         _append_synthetic(out, cfg, synthetic_mode)
     return out

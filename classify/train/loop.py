@@ -14,20 +14,14 @@ import torch
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_text
+from classify.model.checkpoint import save_checkpoint
+from classify.model.inference import normalisation, normalise, predict_probs, to_unit_float
+from classify.model.models import build_model
 from classify.train.augment import apply_classic, classic_augment, cutmix, mixup
-from classify.train.batches import (
-    batch_slices,
-    epoch_indices,
-    normalisation,
-    normalise,
-    predict_probs,
-    to_unit_float,
-)
-from classify.train.checkpoint import save_checkpoint
+from classify.train.batches import batch_slices, epoch_indices
 from classify.train.data import ClassifierTrainData
 from classify.train.losses import inverse_frequency_weights, smooth_one_hot, soft_cross_entropy
 from classify.train.metrics import choose_threshold, classification_metrics
-from classify.train.models import build_model
 from classify.train.strategies import Strategy
 
 

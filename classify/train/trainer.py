@@ -93,8 +93,8 @@ def refit_head(cfg: ClassifierTrainConfig, data, out_dir: Path, best: dict) -> d
     the features of every train image the run used; its threshold and val metrics are chosen
     again on the val split, and model.pt is rewritten with the head as plain arrays."""
     from classify.core.fileio import atomic_torch_save
-    from classify.train.checkpoint import Classifier, read_checkpoint
-    from classify.train.heads import fit_head
+    from classify.model.checkpoint import Classifier, read_checkpoint
+    from classify.model.heads import fit_head
     from classify.train.metrics import choose_threshold, classification_metrics
 
     ckpt = read_checkpoint(out_dir / "model.pt")

@@ -74,7 +74,7 @@ def train_command(dry_run: bool, metrics: str | None, device: str | None, classe
             overrides[key] = os.path.abspath(overrides[key])
     overrides["device"] = parse_device(device or "auto")
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    gpus = overrides.get("gpus") or 1
+    gpus = 1 if overrides.get("gpus") is None else overrides["gpus"]  # 0 reaches the config, which refuses it
     if gpus > 1 and world == 1 and not dry_run:
         raise SystemExit(_launch_torchrun(gpus))
     overrides["gpus"] = world if world > 1 else gpus

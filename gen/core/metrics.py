@@ -44,7 +44,7 @@ class JudgeFeatureExtractor(FeatureExtractorBase):
         if judge is None:
             if not feature_extractor_weights_path:
                 raise UserError("the judge feature extractor needs a classifier checkpoint; pass --judge MODEL")
-            from classify.train.checkpoint import load_classifier
+            from classify.model.checkpoint import load_classifier
 
             judge = load_classifier(feature_extractor_weights_path, device="cpu")
         self.judge = judge
@@ -129,7 +129,7 @@ def _build_judge(weights_path: str | None = None, judge: Any = None, device: str
     if judge is None and weights_path is not None and not Path(weights_path).is_file():
         raise UserError(f"judge checkpoint {weights_path} does not exist; train one with `classify train`")
     if judge is None and weights_path is not None:
-        from classify.train.checkpoint import load_classifier
+        from classify.model.checkpoint import load_classifier
 
         judge = load_classifier(weights_path, device=device)
     module = JudgeFeatureExtractor(JUDGE_EXTRACTOR, ["penultimate"], feature_extractor_weights_path=weights_path, judge=judge)

@@ -108,7 +108,7 @@ def _produce(G, rows: list[PlanRow], cfg: SampleConfig, out: Path, log: Callable
 def _load_judge(cfg: SampleConfig, used: list[str], res: int, channels: int, log: Callable):
     if not cfg.judge:
         return None, None
-    from classify.train.checkpoint import load_classifier
+    from classify.model.checkpoint import load_classifier
 
     judge = load_classifier(cfg.judge, device=cfg.device)
     missing = [c for c in used if c not in judge.classes]

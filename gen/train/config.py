@@ -54,7 +54,8 @@ class GanTrainConfig:
                                  default_factory=list)
     out_dir: str = setting("", "Run folder (snapshots, grids, metrics).", flag="--out", path="dir")
     res: int = setting(64, "Training resolution (a power of two, 4 to 1024).")
-    fit: str = setting("crop", "How non-square images are fitted.", choices=FITS)
+    fit: str = setting("auto", "How non-square images are fitted: crop, pad, stretch, or auto (pad when the "
+                       "folder's aspect ratios vary, else crop).", choices=FITS)
     channels: int | None = setting(None, "Image channels the GAN makes (1 or 3; default: the data's own).")
     mirror: bool = setting(False, "Add x-flipped copies of the reals.")
     recipe: str = setting("minority", "What the GAN learns from: the --class alone (minority), a conditional model "

@@ -27,6 +27,7 @@ class GanTrainData:
     # (transfer's pre-training: one unconditional model of every class's images together).
     pooled: bool = False
     seen_md5: dict[str, list[str]] = field(default_factory=dict)  # class -> md5 of every train image used
+    fit: str = "crop"  # how non-square images became square (the resolved --fit)
 
     @property
     def c_dim(self) -> int:
@@ -85,7 +86,8 @@ def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
     images = sel.images(res=cfg.res, channels=cfg.channels, fit=cfg.fit)
     if pooled:
         labels = torch.zeros_like(labels)
-    return GanTrainData(images, labels, classes, counts, data.manifest_hash, int(images.shape[1]), pooled, seen)
+    return GanTrainData(images, labels, classes, counts, data.manifest_hash, int(images.shape[1]), pooled, seen,
+                        data.resolve_fit(cfg.fit))
 
 
 def _largest_pow2_at_most(n: int) -> int:

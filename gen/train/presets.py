@@ -129,7 +129,7 @@ def _adopted(overrides: dict[str, Any]) -> dict[str, Any]:
         return {}
     from pathlib import Path
 
-    from gen.train.transfer import adopted_fields, local_source, read_source
+    from gen.train.recipes import adopted_fields, local_source, read_source
 
     overrides["resume_from"] = local_source(overrides["resume_from"])
     return adopted_fields(read_source(Path(overrides["resume_from"])), overrides, overrides["resume_from"])

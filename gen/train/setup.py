@@ -1,4 +1,4 @@
-"""Building what the loop needs: device, networks, loss, augmentation (transfer: gen.train.transfer).
+"""Building what the loop needs: device, networks, loss, augmentation (transfer: gen.train.recipes).
 
 Kept apart from the loop so that gen/train/trainer.py reads as the training schedule only.
 """

@@ -24,14 +24,14 @@ import torch
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
-from gen.train.ada_control import AdaController
 from gen.train.config import GanTrainConfig, check_resume_config
 from gen.train.data import BatchSampler, GanTrainData, load_gan_train_data, real_batch
 from gen.train.distributed import Dist, env_rank, init_process_group, shutdown
 from gen.train.grids import GridSpec, save_fakes, save_reals
 from gen.train.log import RunLog, TickStats, memory_gb
 from gen.train.metric_runner import MetricRunner
-from gen.train.phases import build_phases, run_phase
+from gen.train.phases import AdaController, build_phases, run_phase
+from gen.train.recipes import apply_transfer
 from gen.train.setup import (
     build_loss,
     build_main_loss,
@@ -51,7 +51,6 @@ from gen.train.snapshot import (
     set_rng_state,
     snapshot_path,
 )
-from gen.train.transfer import apply_transfer
 
 
 @dataclass
@@ -356,7 +355,7 @@ class Trainer:
 
     def _info(self, kimg: int) -> dict[str, Any]:
         cfg, data = self.cfg, self.data
-        return {"classes": data.generator_classes, "res": cfg.res, "channels": data.channels, "fit": cfg.fit,
+        return {"classes": data.generator_classes, "res": cfg.res, "channels": data.channels, "fit": data.fit,
                 "kimg": kimg, "data_dir": str(cfg.data_dir), "manifest_hash": data.manifest_hash,
                 "real_counts": data.real_counts, "seen_md5": data.seen_md5, "recipe": cfg.recipe, "stage": cfg.stage,
                 "target_classes": list(cfg.classes), "aug": cfg.aug, "transfer_from": self.transfer_from}

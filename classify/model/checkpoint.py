@@ -5,7 +5,7 @@ format_version, kind, config (ClassifierTrainConfig dict), model {name, num_clas
 state_dict, classes, positive_class, res, fit, in_chans, threshold, norm {mean, std},
 epoch, val (selection metrics at that epoch), data_manifest_hash (the prepared folder it
 was trained on; absent in older files), head (a decoupled scikit-learn head as plain arrays,
-`classify.train.heads`; absent or None for the network's own head).
+`classify.model.heads`; absent or None for the network's own head).
 
 Test-time augmentation (`tta`): "none", "flip" (the image and its mirror image) or "flips"
 (also upside down, and both); the class probabilities of the views are averaged.
@@ -19,8 +19,8 @@ import torch
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_torch_save
-from classify.train.batches import match_input, predict_probs
-from classify.train.config import TTA_MODES
+from classify.model.inference import match_input, predict_probs
+from classify.model.tta import tta_views
 
 FORMAT_VERSION = 1
 KIND = "ganbalance.classifier"
@@ -51,8 +51,9 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str
     }, path)
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """torch.load(weights_only=True) plus format checks, each failure a one-line UserError."""
+def read_checkpoint(path: str | Path, accept_ensemble: bool = False) -> dict:
+    """torch.load(weights_only=True) plus format checks, each failure a one-line UserError.
+    With `accept_ensemble`, a `classify ensemble` file is returned too (its members checked)."""
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
@@ -63,8 +64,14 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as exc:
         raise UserError(f"cannot read classifier checkpoint {path} ({type(exc).__name__}); "
                         "it is truncated or not a `classify train` model.pt — retrain or pick another file") from None
+    from classify.model.ensemble import KIND as ENSEMBLE_KIND
+
+    if isinstance(ckpt, dict) and ckpt.get("kind") == ENSEMBLE_KIND and accept_ensemble:
+        return _checked_ensemble(ckpt, path)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
-        raise UserError(f"{path} is not a ganbalance classifier checkpoint; pass a model.pt from `classify train`")
+        raise UserError(f"{path} is not a ganbalance classifier checkpoint; pass a model.pt from `classify train`"
+                        + (" (an ensemble file cannot be used here)" if isinstance(ckpt, dict) and
+                           ckpt.get("kind") == ENSEMBLE_KIND else ""))
     if ckpt.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path} has format_version {ckpt.get('format_version')}, this version reads "
                         f"{FORMAT_VERSION}; retrain it with this version of `classify train`")
@@ -78,7 +85,7 @@ class Classifier:
     """A trained classifier ready for inference on uint8 images of any size/channel count."""
 
     def __init__(self, ckpt: dict, device: str = "cpu", path: str | Path | None = None):
-        from classify.train.models import build_model
+        from classify.model.models import build_model
 
         self.path = path
         self.classes: list[str] = list(ckpt["classes"])
@@ -126,26 +133,36 @@ class Classifier:
         one), so a caller that wants both (gen sample: judge confidence + realism) runs the
         backbone once."""
         if self.head is not None:
-            from classify.train.heads import head_probabilities
+            from classify.model.heads import head_probabilities
 
             return head_probabilities(self.head, feats)
         logits = self.model.head(feats.to(self.device, torch.float32))
         return torch.softmax(logits.float(), dim=1).cpu()
 
 
+def _checked_ensemble(ckpt: dict, path: Path) -> dict:
+    from classify.model.ensemble import COMBINES
+    from classify.model.ensemble import FORMAT_VERSION as ENSEMBLE_VERSION
+
+    if ckpt.get("format_version") != ENSEMBLE_VERSION or ckpt.get("combine") not in COMBINES:
+        raise UserError(f"{path} is an ensemble file of another version; rebuild it with `classify ensemble`")
+    members = ckpt.get("members")
+    if not isinstance(members, list) or not members or not all(isinstance(m, dict) and m.get("kind") == KIND
+                                                               for m in members):
+        raise UserError(f"{path} is an ensemble file without usable members; rebuild it with `classify ensemble`")
+    for m in members:
+        missing = [k for k in _REQUIRED if k not in m]
+        if missing:
+            raise UserError(f"{path}: a member lacks {', '.join(missing)}; rebuild the ensemble")
+    return ckpt
 
 
-def tta_views(x: torch.Tensor, tta: str) -> list[torch.Tensor]:
-    """The images a test-time-augmented prediction averages over."""
-    if tta not in TTA_MODES:
-        raise UserError(f"--tta {tta!r} is not one of {', '.join(TTA_MODES)}")
-    views = [x]
-    if tta in ("flip", "flips"):
-        views.append(x.flip(3))
-    if tta == "flips":
-        views += [x.flip(2), x.flip(2).flip(3)]
-    return views
+def load_classifier(path: str | Path, device: str = "cpu"):
+    """A `Classifier`, or an `EnsembleClassifier` for a `classify ensemble` file: the same API."""
+    from classify.model.ensemble import KIND as ENSEMBLE_KIND
+    from classify.model.ensemble import EnsembleClassifier
 
-
-def load_classifier(path: str | Path, device: str = "cpu") -> Classifier:
-    return Classifier(read_checkpoint(path), device=device, path=path)
+    ckpt = read_checkpoint(path, accept_ensemble=True)
+    if ckpt.get("kind") == ENSEMBLE_KIND:
+        return EnsembleClassifier(ckpt, device=device, path=path)
+    return Classifier(ckpt, device=device, path=path)
