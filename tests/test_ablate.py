@@ -460,3 +460,17 @@ def test_estimate_uses_only_cells_timed_on_this_machine(tmp_path):
         path.write_text(json.dumps(record | {"host": "another-machine"}))
     text = format_plan(plan_ablation(cfg2, inspect=fake_facts))
     assert "no time estimate until a cell has finished on this machine" in text and " min " not in text
+
+
+def test_report_warns_when_the_minority_is_the_majority_of_val_or_test(tmp_path):
+    from classify.ablate.report import minority_majority_notes
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "classes.json").write_text(json.dumps({"counts": {
+        "defective": {"train": 10, "val": 30, "test": 5}, "ok": {"train": 90, "val": 20, "test": 40}}}))
+    records = [{"train_config": {"data_dir": str(data), "minority_class": "defective"}}]
+    notes = minority_majority_notes(records)
+    assert len(notes) == 1 and "majority of the val split" in notes[0] and "30 vs 20" in notes[0]
+    records = [{"train_config": {"data_dir": str(data), "minority_class": "ok"}}]
+    assert len(minority_majority_notes(records)) == 1  # 'ok' outnumbers in test (40 vs 5)

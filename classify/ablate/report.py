@@ -124,8 +124,27 @@ def caveat_blocks(records: list[dict], notes: list[str] = ()) -> list[doc.Block]
     if len(sources) > 1:
         items.append(f"This report combines {len(sources)} ablation folders ({', '.join(sources)}); arms are paired by "
                      "seed only within one minority fraction, whose cells all come from one folder.")
+    items += minority_majority_notes(records)
     items += list(notes)
     return [doc.Heading("Caveats"), doc.Bullets(items)]
+
+
+def minority_majority_notes(records: list[dict]) -> list[str]:
+    """One line per data folder whose named minority class is the majority of its val or test
+    split: 'minority' metrics then describe the common class, and imbalance tools aim the wrong way."""
+    from classify.ablate.report_sources import prepared_info
+
+    out = []
+    for data_dir, minority in sorted({((r.get("train_config") or {}).get("data_dir"),
+                                       (r.get("train_config") or {}).get("minority_class")) for r in records}):
+        counts = (prepared_info(data_dir) or {}).get("counts") or {}
+        for split in ("val", "test"):
+            mine = int((counts.get(minority) or {}).get(split, 0))
+            others = sum(int(c.get(split, 0)) for name, c in counts.items() if name != minority)
+            if minority in counts and mine > others:
+                out.append(f"WARNING: the minority class {minority!r} is the majority of the {split} split of {data_dir} "
+                           f"({mine} vs {others} other images): check --minority-class")
+    return out
 
 
 def _gpu(record: dict) -> str:
