@@ -21,6 +21,7 @@ import torch
 
 from classify.core.errors import UserError
 from classify.data.images import IMAGE_SUFFIXES, ImageRejected, decode_image, fit_square, to_channels
+from classify.data.manifest import printable
 from classify.data.sources import is_hidden
 from classify.model.checkpoint import Classifier
 
@@ -106,9 +107,10 @@ def predictions_csv(clf: Classifier, preds: list[Prediction], threshold: float |
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["path", "predicted", "score", *(f"p_{c}" for c in clf.classes), "note", "error"])
     for p in preds:
+        path = printable(p.path)  # a file name that is not UTF-8 is shown with \xNN escapes
         if p.probs is None:
-            writer.writerow([p.path, "", "", *([""] * len(clf.classes)), p.note, p.error])
+            writer.writerow([path, "", "", *([""] * len(clf.classes)), printable(p.note), printable(p.error)])
             continue
-        writer.writerow([p.path, decide(clf, p.probs, threshold), f"{p.probs[clf.positive_index]:.6f}",
-                         *(f"{v:.6f}" for v in p.probs), p.note, ""])
+        writer.writerow([path, decide(clf, p.probs, threshold), f"{p.probs[clf.positive_index]:.6f}",
+                         *(f"{v:.6f}" for v in p.probs), printable(p.note), ""])
     return buf.getvalue()

@@ -13,6 +13,7 @@ Test-time augmentation (`tta`): "none", "flip" (the image and its mirror image) 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -78,7 +79,48 @@ def read_checkpoint(path: str | Path, accept_ensemble: bool = False) -> dict:
     missing = [k for k in _REQUIRED if k not in ckpt]
     if missing:
         raise UserError(f"{path} lacks {', '.join(missing)}; it is damaged — retrain it")
+    problem = field_problem(ckpt)
+    if problem:
+        raise UserError(f"{path} holds {problem}; it is damaged or not from `classify train` — retrain it")
     return ckpt
+
+
+def field_problem(ckpt: dict) -> str | None:
+    """What is wrong with a checkpoint's plain fields (None when they make sense), so a damaged
+    or crafted file fails in one line here instead of deep inside inference."""
+    from classify.data.images import SQUARE_FITS
+    from classify.model.models import MAX_RES
+
+    classes, res, in_chans = ckpt["classes"], ckpt["res"], ckpt["in_chans"]
+    norm, threshold = ckpt["norm"], ckpt["threshold"]
+    if not (isinstance(classes, list) and len(classes) >= 2 and len(set(classes)) == len(classes)
+            and all(isinstance(c, str) for c in classes)):
+        return f"classes {classes!r} (need at least 2 distinct names)"
+    if ckpt["positive_class"] not in classes:
+        return f"positive class {ckpt['positive_class']!r}, which is not one of its classes {classes}"
+    if type(res) is not int or not 1 <= res <= MAX_RES:
+        return f"res {res!r} (need a whole number in 1..{MAX_RES})"
+    if in_chans not in (1, 3) or type(in_chans) is not int:
+        return f"in_chans {in_chans!r} (need 1 or 3)"
+    if ckpt.get("fit", "crop") not in SQUARE_FITS:
+        return f"fit {ckpt.get('fit')!r} (need one of {', '.join(SQUARE_FITS)})"
+    if threshold is not None and not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        return f"threshold {threshold!r} (need a number in [0, 1], or none for several classes)"
+    if not _good_norm(norm, in_chans):
+        return f"normalisation {norm!r} (need {in_chans} finite means and positive standard deviations)"
+    model = ckpt["model"]
+    if not isinstance(model, dict) or model.get("num_classes", len(classes)) != len(classes):
+        return f"model record {model!r} that disagrees with its {len(classes)} classes"
+    return None
+
+
+def _good_norm(norm, in_chans: int) -> bool:
+    try:
+        mean, std = [float(v) for v in norm["mean"]], [float(v) for v in norm["std"]]
+    except (TypeError, KeyError, ValueError):
+        return False
+    return (len(mean) == len(std) == in_chans and all(math.isfinite(v) for v in mean)
+            and all(math.isfinite(v) and v > 0 for v in std))
 
 
 class Classifier:

@@ -1,0 +1,48 @@
+"""The table of scripts/study_classifier_elpv.sh: test metrics and wall time of every run.
+
+    python scripts/study_classifier_table.py runs/cls-elpv
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROWS = [  # (run folder, eval file, what it is)
+    ("baseline", "eval.json", "resnet18 from scratch (baseline)"),
+    ("progressive", "eval.json", "progressive resizing 64 -> 128"),
+    ("baseline", "eval_test_ttaflips.json", "baseline + TTA (4 flips)"),
+    ("head_logreg", "eval.json", "decoupled head: logistic regression"),
+    ("head_svm", "eval.json", "decoupled head: linear SVM"),
+    ("ensemble", "eval.json", "ensemble of 3 baselines (seeds 0-2, mean)"),
+    ("classic_mild", "eval.json", "classic augmentation, mild (new default)"),
+    ("classic_medium", "eval.json", "classic augmentation, medium (old default)"),
+]
+
+
+def wall_time(out: Path, run: str) -> str:
+    if run == "ensemble":
+        seconds = sum(json.loads((out / r / "metrics.json").read_text())["wall_time_s"]
+                      for r in ("baseline", "baseline_seed1", "baseline_seed2"))
+        return f"{seconds:.0f} (3 trainings)"
+    path = out / run / "metrics.json"
+    return f"{json.loads(path.read_text())['wall_time_s']:.0f}" if path.is_file() else "—"
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    print("| run | test ROC-AUC | test AP | minority F1 | accuracy | threshold (val) | train wall s |")
+    print("|---|---|---|---|---|---|---|")
+    for run, name, label in ROWS:
+        path = out / run / name
+        if not path.is_file():
+            print(f"| {label} | not run | | | | | |")
+            continue
+        m = json.loads(path.read_text())
+        print(f"| {label} | {m['roc_auc']:.4f} | {m['average_precision']:.4f} | {m['minority_f1']:.4f} | "
+              f"{m['accuracy']:.4f} | {m['threshold']:.3f} | {wall_time(out, run)} |")
+
+
+if __name__ == "__main__":
+    main()
