@@ -44,7 +44,7 @@ def _default_note(name: str) -> str | None:
 def _options(fn):
     """Every GanTrainConfig field as an option, defaulting to None: only typed flags override
     the preset (or, on --resume, the snapshot's config)."""
-    special = {"classes": {"multiple": True}, "metrics": {"type": str}}
+    special = {"classes": {"multiple": True}, "metrics": {"type": str}, "stage": {"hidden": True}}  # stage: set by --recipe
     for f in reversed(dataclasses.fields(GanTrainConfig)):
         fn = config_option(GanTrainConfig, f.name, none_default=True, default_note=_default_note(f.name),
                            **special.get(f.name, {}))(fn)
