@@ -22,6 +22,8 @@ def _register() -> None:
     from classify.commands import report as report_cmd
     from classify.commands import train as train_cmd
     from classify.commands.ensemble import ensemble
+    from classify.commands.explain import explain
+    from classify.commands.outliers import outliers
     from classify.commands.pseudo_label import pseudo_label
 
     main.add_command(prepare.prepare)
@@ -33,6 +35,8 @@ def _register() -> None:
     main.add_command(models_cmd.models)
     main.add_command(ensemble)
     main.add_command(pseudo_label)
+    main.add_command(explain)
+    main.add_command(outliers)
 
 
 _register()

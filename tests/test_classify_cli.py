@@ -228,6 +228,6 @@ def test_predict_reports_non_finite_model_output_as_an_error(tmp_path: Path) -> 
 
     Image.new("L", (20, 20), 90).save(tmp_path / "a.png")
     broken = SimpleNamespace(in_chans=1, res=16, fit="crop",
-                             predict_proba=lambda x, batch: torch.full((len(x), 2), float("nan")))
+                             predict_proba=lambda x, batch, tta="none": torch.full((len(x), 2), float("nan")))
     (pred,) = predict_files(broken, [tmp_path / "a.png"])
     assert pred.probs is None and "non-finite" in pred.error

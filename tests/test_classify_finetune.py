@@ -187,3 +187,9 @@ def test_classic_levels_are_documented_kornia_recipes():
     assert K.RandomErasing not in mild and K.RandomGaussianNoise not in mild  # nothing covers a defect
     assert K.RandomErasing in [type(m) for m in classic_augment("strong").children()]
     assert ClassifierTrainConfig().classic == "mild"
+
+
+def test_timm_models_with_a_pre_logits_head_get_the_right_head_width():
+    """MobileNetV3's pooled output is its 1024-wide conv head, not num_features (576)."""
+    net = build_model("timm:mobilenetv3_small_100", num_classes=2, in_chans=1)
+    assert net(torch.zeros(2, 1, 64, 64)).shape == (2, 2)

@@ -31,7 +31,7 @@ def test_every_step_parses_with_its_command(path, tmp_path):
     cfg = PipelineConfig.load(path)
     values = dict(cfg.vars, out=str(tmp_path / "out"))
     names = [s.name for s in cfg.steps]
-    assert names == ["prepare", "judge", "judge_eval", "gan", "sample", "ablate", "report"]
+    assert names == ["prepare", "judge", "judge_eval", "gan", "sample", "explain", "outliers", "ablate", "report"]
     for step in cfg.steps:
         argv = [a.format(**values) for a in step.argv + step.resume_args]
         try:

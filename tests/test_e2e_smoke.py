@@ -28,7 +28,7 @@ from gen.pipeline.runner import PipelineConfig, run_pipeline
 from gen.pipeline.site import write_site_index
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["prepare", "judge", "judge_eval", "gan", "sample", "ablate", "report"]
+STEPS = ["prepare", "judge", "judge_eval", "gan", "sample", "explain", "outliers", "ablate", "report"]
 
 MICRO = {
     "minority": "bad", "fraction": "0.75", "device": "cpu", "res": "16", "batch": "8", "judge_epochs": "1",
@@ -97,8 +97,8 @@ def micro_run(tmp_path_factory, in_process):
     with one_thread():
         timings = run_pipeline(cfg, out)
     assert [Path(c[0]).name + " " + c[1] for c in in_process.calls] == [
-        "classify prepare", "classify train", "classify eval", "gen train", "gen sample", "classify ablate",
-        "classify report"]
+        "classify prepare", "classify train", "classify eval", "gen train", "gen sample", "classify explain",
+        "classify outliers", "classify ablate", "classify report"]
     return cfg, out, timings, write_site_index(out, timings)
 
 
@@ -125,6 +125,12 @@ def test_every_stage_writes_its_key_outputs(micro_run):
     assert [c.split("__")[0] for c in cells] == ["baseline", "gan", "gan_filtered+classic"]
     for name in ("report.md", "report.html", "results.csv"):
         assert (out / "ablate" / name).is_file()
+    explain = json.loads((out / "explain" / "explain.json").read_text())
+    assert set(explain["sources"]) == {"val", "samples"} and explain["layer"] == "layer1"  # resnet18 at 16 px: 4x4
+    outliers = _rows(out / "outliers" / "outliers.csv")
+    assert {r["class"] for r in outliers} == {"bad", "good"} and all(r["split"] == "train" for r in outliers)
+    report = (out / "ablate" / "report.md").read_text()
+    assert "t-SNE (right; perplexity" in report and "plots/explain/explain_test.png" in report
 
 
 def test_index_links_every_report_and_renders_clean(micro_run, tmp_path):
@@ -132,7 +138,9 @@ def test_index_links_every_report_and_renders_clean(micro_run, tmp_path):
     page = index.read_text()
     assert "not run yet" not in page
     for ref in ("data/report.md", "judge/confusion_val.png", "gan/training_curves.png", "gan/reals.png",
-                "samples/index.html", "samples/accepted.png", "samples/rejected.png", "ablate/report.html"):
+                "samples/index.html", "samples/accepted.png", "samples/rejected.png", "ablate/report.html",
+                "explain/explain_val.png", "explain/explain_samples.png", "explain/explain.csv", "outliers/outliers.png",
+                "outliers/outliers.csv", "ablate/plots/feature_map.png"):
         assert f'"{ref}"' in page, ref
     # Follows into samples/index.html and ablate/report.html, which the commands wrote.
     assert broken_links(index, out) == []

@@ -49,6 +49,21 @@ def make_run(out: Path) -> Path:
         "n_samples": 8, "n_accepted": 3, "rejected_by": {"judge": 5},
         "per_class": {"bad": {"all_vs_real": {"n": 8, "fd_judge": 9.0, "kd_judge": 0.5},
                               "accepted_vs_real": {"n": 3, "fd_judge": 7.0, "kd_judge": 0.4}}}}))
+    _write(out / "explain" / "explain.json", json.dumps({
+        "model_name": "resnet18", "res": 32, "layer": "layer2", "map_size": "4x4", "layer_rule": "the last stage",
+        "ensemble_note": None, "sources": {
+            "val": {"title": "val split", "png": "explain_val.png", "groups": {"true positives": {"n": 9, "shown": 8}}},
+            "samples": {"title": "samples", "png": "explain_samples.png", "groups": {"accepted": {"n": 5, "shown": 5}}},
+            "gone": {"title": "a grid that was deleted", "png": "explain_gone.png", "groups": {}}}}))
+    _write(out / "explain" / "explain.csv", "source,group,rank,file\n")
+    for name in ("explain_val.png", "explain_samples.png"):
+        _grid(out / "explain" / name, 150)
+    _write(out / "outliers" / "outliers.json", json.dumps({"split": "train", "top": {"bad": [
+        {"file": "elpv_images/zz_blank.png", "class": "bad", "rank": 1, "iforest_score": 0.7, "ocsvm_score": 2.2,
+         "p_class": 0.1, "predicted": "good"}]}}))
+    _write(out / "outliers" / "outliers.csv", "file,class,split,iforest_score,ocsvm_score,rank,p_class,predicted\n")
+    _grid(out / "outliers" / "outliers.png", 170)
+    _grid(out / "ablate" / "plots" / "feature_map.png", 80)
     _grid(out / "ablate" / "plots" / "bar_average_precision.png", 60)
     _write(out / "ablate" / "report.html", "<html><body><h1>Ablation</h1><a href='report.md'>md</a></body></html>")
     _write(out / "ablate" / "report.md", "# Ablation report\n\n## Answer\n\n- gan_filtered vs baseline: no detectable difference\n")
@@ -64,13 +79,17 @@ def test_index_renders_with_no_broken_images_or_links(tmp_path):
     page = index.read_text()
     for expected in ("data/report.md", "judge/confusion_val.png", "gan/training_curves.png", "gan/fakes000003.png",
                      "samples/index.html", "samples/accepted.png", "ablate/report.html", "ablate/plots/bar_average_precision.png",
-                     "no detectable difference", "0.710 ± 0.014"):
+                     "no detectable difference", "0.710 ± 0.014", "explain/explain_val.png", "explain/explain_samples.png",
+                     "explain/explain.csv", "outliers/outliers.png", "outliers/outliers.csv", "zz_blank.png",
+                     "ablate/plots/feature_map.png", "PCA (left) and t-SNE (right)", "layer layer2 (4x4 map"):
         assert expected in page, expected
     assert "not run yet" not in page and "fakes000002.png" not in page  # only the latest fakes grid
+    assert "explain_gone.png" not in page  # a grid named in explain.json but missing is left out, not linked
     assert broken_links(index, tmp_path / "run") == []
     probe = probe_images(index, tmp_path)
     assert probe["broken"] == 0, probe["broken_src"]
-    assert probe["images"] == 11  # judge 3, gan 4 (curves, reals, init, latest), samples 3, ablate 1
+    # judge 3, gan 4 (curves, reals, init, latest), samples 3, explain 2, outliers 1, ablate 2 (bar, feature map)
+    assert probe["images"] == 15
     shot = screenshot(index, tmp_path / "index.png", tmp_path)
     pixels = np.asarray(Image.open(shot).convert("L"))
     assert pixels.shape == (2400, 1200)

@@ -11,7 +11,7 @@ from typing import Any
 
 from classify.ablate import plots
 from classify.ablate.analysis import METRICS, arm_is_gan, arm_stats, best_non_gan, values_by_arm
-from classify.ablate.feature_map import feature_map_blocks
+from classify.ablate.feature_map import explanation_blocks, feature_map_blocks
 from classify.core import reportdoc as doc
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_bytes
@@ -108,8 +108,13 @@ def figure_blocks(records: list[dict], out_dir: Path, metrics: list[tuple[str, s
     maps: list[doc.Block] = []
     for k, source in enumerate(sources):
         name = "feature_map.png" if len(sources) == 1 else f"feature_map{k}.png"
+        mine = [r for r in records if str(r.get("source_dir")) == source]
         try:
-            maps += feature_map_blocks([r for r in records if str(r.get("source_dir")) == source], out_dir, name)
+            maps += feature_map_blocks(mine, out_dir, name)
         except UserError as exc:  # a moved data folder must not cost the whole report
             maps.append(doc.Para(f"No feature map for {source}: {exc}"))
-    return blocks + ([doc.Heading("Feature map")] + maps if maps else [])
+        try:
+            maps += explanation_blocks(mine, out_dir, "" if len(sources) == 1 else str(k))
+        except UserError as exc:
+            maps.append(doc.Para(f"No heatmaps or outlier table for {source}: {exc}"))
+    return blocks + ([doc.Heading("Feature map, heatmaps and outliers")] + maps if maps else [])

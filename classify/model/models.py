@@ -142,7 +142,9 @@ def _timm_backbone(arch: str, in_chans: int, imagenet: bool) -> tuple[nn.Module,
     # num_classes=0 makes timm return the pooled pre-logits embedding from forward(); with
     # pretrained=True timm adapts the stem to in_chans itself.
     net = timm.create_model(arch, pretrained=imagenet, num_classes=0, in_chans=in_chans)
-    return net, int(net.num_features)
+    # Models with a pre-logits layer (MobileNetV3's 1x1 conv head) return head_hidden_size
+    # features, not num_features, once the classifier is removed.
+    return net, int(getattr(net, "head_hidden_size", None) or net.num_features)
 
 
 def _torchvision_vgg(arch: str, in_chans: int, imagenet: bool) -> tuple[nn.Module, int]:

@@ -49,6 +49,9 @@ def parse_filters(text: str) -> list[str]:
               help="realism filter: keep samples whose realism score is at least this (>= 1: inside a real's k-NN ball).")
 @click.option("--memorisation-percentile", type=float, default=1.0, show_default=True,
               help="Reject samples closer to a real than this percentile of real-to-real NN distances.")
+@click.option("--outlier-percentile", type=float, default=99.0, show_default=True,
+              help="outlier filter: reject samples whose IsolationForest and OneClassSVM scores both exceed this "
+                   "percentile of the class's real train images' own scores.")
 @click.option("--fid-select-max-drop", type=float, default=0.2, show_default=True,
               help="fid_select filter: drop at most this fraction of the samples the other filters kept.")
 @click.option("--keep", type=int, default=None, help="Keep the top-K by combined judge/realism rank instead.")

@@ -1,4 +1,4 @@
-"""The five sections of OUT/index.html, one function per pipeline stage.
+"""The six sections of OUT/index.html, one function per pipeline stage.
 
 Each returns a list of HTML fragments built only from files that exist, with links relative
 to OUT, so the page never shows a broken link or image (an empty list reads "not run yet").
@@ -157,6 +157,38 @@ def samples_section(out: Path) -> list[str]:
     return body + _links(samples, out, ["samples.csv", "filter_report.json", "sample_info.json"])
 
 
+OUTLIERS_LISTED = 5  # per class in the page's table; outliers.csv has every image
+
+
+def explain_section(out: Path) -> list[str]:
+    """`classify explain` grids (OUT/explain) and `classify outliers` (OUT/outliers) of the judge."""
+    explain, outliers = out / "explain", out / "outliers"
+    body = []
+    info = _read_json(explain / "explain.json")
+    sources = info.get("sources", {}) if isinstance(info, dict) else {}
+    if isinstance(info, dict):
+        note = f" {info['ensemble_note']}." if info.get("ensemble_note") else ""
+        body.append(f"<p>Grad-CAM and Grad-CAM++ heatmaps of {fmt(info.get('model_name'))} at {fmt(info.get('res'))}px, "
+                    f"read at layer {fmt(info.get('layer'))} ({fmt(info.get('map_size'))} map: "
+                    f"{fmt(info.get('layer_rule'))}).{html.escape(note)}</p>")
+    for src in sources.values():
+        if isinstance(src, dict) and (explain / str(src.get("png"))).is_file():
+            groups = ", ".join(f"{name} ({g.get('shown')} of {g.get('n')})" for name, g in (src.get("groups") or {}).items())
+            body.append(img(explain / str(src["png"]), out, f"{src.get('title')}: {groups}", wide=True))
+    body += _links(explain, out, ["explain.csv", "explain.json"])
+    report = _read_json(outliers / "outliers.json")
+    if isinstance(report, dict) and isinstance(report.get("top"), dict):
+        body.append(f"<p>Suspected outliers of the {fmt(report.get('split'))} split: IsolationForest and OneClassSVM "
+                    "fitted per class on the judge's penultimate features of the train images (higher = odder, "
+                    "rank 1 = the oddest of its class; p = the judge's probability of the labelled class).</p>")
+        rows = [[c, r.get("rank"), Path(str(r.get("file"))).name, r.get("iforest_score"), r.get("ocsvm_score"),
+                 r.get("p_class"), r.get("predicted")]
+                for c, top in report["top"].items() if isinstance(top, list) for r in top[:OUTLIERS_LISTED]]
+        body.append(table(["class", "rank", "file", "IsolationForest", "OneClassSVM", "p(class)", "predicted"], rows))
+    body += _images(outliers, out, [("outliers.png", "the oddest images of each class")])
+    return body + _links(outliers, out, ["outliers.csv", "outliers.json"])
+
+
 ABLATE_METRICS = ["average_precision", "minority_f1", "roc_auc", "balanced_accuracy"]
 
 
@@ -198,4 +230,6 @@ def ablate_section(out: Path) -> list[str]:
         body.append("<p>Test-split metrics per arm over seeds:</p>" + _ablation_means(rows))
     plots = sorted((ablate / "plots").glob("bar_*.png")) + sorted((ablate / "plots").glob("pr_*.png"))
     body += [img(p, out, p.stem.replace("_", " ")) for p in plots[:6]]
+    body += [img(p, out, "feature maps of real and synthetic images: PCA (left) and t-SNE (right)", wide=True)
+             for p in sorted((ablate / "plots").glob("feature_map*.png"))]
     return body + _links(ablate, out, ["report.md", "results.csv", "results.json", "study.json"])

@@ -27,7 +27,8 @@ SECTIONS = [
     ("2. Judge classifier (classify train, eval on val)", s.judge_section),
     ("3. GAN training (gen train)", s.gan_section),
     ("4. Synthetic samples and filters (gen sample)", s.samples_section),
-    ("5. Ablation: does GAN augmentation help? (classify ablate / report)", s.ablate_section),
+    ("5. What the judge looks at: heatmaps and outliers (classify explain / outliers)", s.explain_section),
+    ("6. Ablation: does GAN augmentation help? (classify ablate / report)", s.ablate_section),
 ]
 
 

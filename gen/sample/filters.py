@@ -7,6 +7,12 @@ fid_select) only look at samples still alive, so they never keep a sample that a
 filter rejected and never drop a good one because of a bad twin.
 
 Per-class: a sample of class c is compared with the real TRAIN features of class c.
+
+outlier: IsolationForest and OneClassSVM fitted on the real train features of the sample's
+class (classify.evaluate.outliers, the scorer of `classify outliers`); both anomaly scores go to
+samples.csv (`outlier_iforest`, `outlier_ocsvm`, higher = odder), and a sample is rejected
+when BOTH exceed the `outlier_percentile` percentile of the reals' own scores: odder than
+nearly every real image of its class by two unrelated detectors.
 """
 
 from __future__ import annotations
@@ -20,10 +26,11 @@ import torch
 
 from classify.core.configs import check_known_keys
 from classify.core.errors import UserError
+from classify.evaluate.outliers import fit_outlier_scorer
 from gen.core.setmetrics import knn_radii, pairwise_distances
 from gen.sample.fid_select import greedy_fd_selection
 
-ORDER = ("judge", "realism", "memorisation", "duplicates", "fid_select")
+ORDER = ("judge", "realism", "outlier", "memorisation", "duplicates", "fid_select")
 
 
 @dataclass
@@ -34,6 +41,7 @@ class FilterConfig:
     realism_k: int = 3
     min_realism: float = 1.0
     memorisation_percentile: float = 1.0
+    outlier_percentile: float = 99.0  # reject when both anomaly scores exceed this percentile of the reals'
     fid_select_max_drop: float = 0.2  # at most this fraction of the alive samples
     keep: int | None = None  # top-K by combined rank instead of quality thresholds
 
@@ -125,6 +133,27 @@ def _realism(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterR
     return FilterResult({"realism_score": score}, score >= cfg.min_realism, {"k": cfg.realism_k, "min": cfg.min_realism})
 
 
+def _outlier(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterResult:
+    if not 0.0 < cfg.outlier_percentile <= 100.0:
+        raise UserError(f"--outlier-percentile {cfg.outlier_percentile} must be in (0, 100]")
+    n = len(inp.class_idx)
+    iso, svm, accept, info = np.zeros(n), np.zeros(n), np.ones(n, bool), {}
+
+    def outliers_of_class(c: int, rows: np.ndarray, real: RealSet) -> None:
+        scorer = fit_outlier_scorer(real.feats.double().numpy(), f"class index {c}'s real train set",
+                                    "drop outlier from --filters")
+        ref_iso, ref_svm = scorer.scores(real.feats.double().numpy())
+        thr = (float(np.percentile(ref_iso, cfg.outlier_percentile)),
+               float(np.percentile(ref_svm, cfg.outlier_percentile)))
+        iso[rows], svm[rows] = scorer.scores(inp.feats[rows].double().numpy())
+        accept[rows] = ~((iso[rows] > thr[0]) & (svm[rows] > thr[1]))
+        info[str(c)] = {"iforest_threshold": thr[0], "ocsvm_threshold": thr[1],
+                        "percentile": cfg.outlier_percentile, "n_real": len(real.feats)}
+
+    _per_class(inp, outliers_of_class)
+    return FilterResult({"outlier_iforest": iso, "outlier_ocsvm": svm}, accept, info)
+
+
 def _memorisation(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterResult:
     n = len(inp.class_idx)
     feat_d, pix_d, nearest = np.zeros(n), np.zeros(n), np.full(n, -1)
@@ -196,7 +225,7 @@ def _fid_select(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Filt
     return FilterResult({"fid_select_kept": kept}, accept, info)
 
 
-FILTERS = {"judge": _judge, "realism": _realism, "memorisation": _memorisation,
+FILTERS = {"judge": _judge, "realism": _realism, "outlier": _outlier, "memorisation": _memorisation,
            "duplicates": _duplicates, "fid_select": _fid_select}
 
 
@@ -274,7 +303,8 @@ def explain_empty(outcome: FilterOutcome) -> str:
     """One line: which filter removed the last samples, with its score distribution."""
     names = [n for n in ORDER if n in outcome.info and outcome.info[n].get("alive_after") == 0]
     culprit = names[0] if names else "keep_rank"
-    col = {"judge": "judge_confidence", "realism": "realism_score", "memorisation": "nearest_real_distance"}.get(culprit)
+    col = {"judge": "judge_confidence", "realism": "realism_score", "outlier": "outlier_iforest",
+           "memorisation": "nearest_real_distance"}.get(culprit)
     dist = ""
     if col and col in outcome.columns and len(outcome.columns[col]):
         v = outcome.columns[col]

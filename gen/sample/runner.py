@@ -36,9 +36,9 @@ from gen.sample.filters import FilterConfig, FilterInputs, RealSet, explain_empt
 from gen.sample.pages import write_grids, write_sample_index
 from gen.sample.sampling import batches, check_trunc, count_seeds, generate, parse_seeds
 
-FEATURE_FILTERS = ("realism", "memorisation", "duplicates", "fid_select")
-SCORE_COLUMNS = ("judge_confidence", "realism_score", "nearest_real_distance", "nearest_real_pixel_distance",
-                 "fid_select_kept", "combined_rank")
+FEATURE_FILTERS = ("realism", "outlier", "memorisation", "duplicates", "fid_select")
+SCORE_COLUMNS = ("judge_confidence", "realism_score", "outlier_iforest", "outlier_ocsvm", "nearest_real_distance",
+                 "nearest_real_pixel_distance", "fid_select_kept", "combined_rank")
 
 
 @dataclass
@@ -217,7 +217,19 @@ def _scorers(cfg, classes, used, info, log) -> Scorers:
     if extractor is None:
         return Scorers(judge, note, None, {}, {})
     reals = _reals(cfg, info, used, classes, extractor, info["channels"], log)
+    _check_outlier_reals(cfg, reals, classes)
     return Scorers(judge, note, extractor, reals, _heldout_feats(cfg, info, used, classes, extractor, info["channels"]))
+
+
+def _check_outlier_reals(cfg: SampleConfig, reals: dict, classes: list[str]) -> None:
+    """The outlier filter fits two detectors per class on its reals: refuse too few before generating."""
+    from classify.evaluate.outliers import MIN_IMAGES
+
+    few = {classes[c]: len(rs.feats) for c, rs in reals.items() if len(rs.feats) < MIN_IMAGES}
+    if "outlier" in cfg.filters.filters and few:
+        listed = ", ".join(f"{name!r} has {n}" for name, n in few.items())
+        raise UserError(f"the outlier filter needs at least {MIN_IMAGES} real train images per sampled class "
+                        f"({listed}); drop outlier from --filters or prepare more images")
 
 
 def _score(cfg, images, rows, scorers: Scorers):
@@ -241,6 +253,8 @@ def _validate(cfg: SampleConfig) -> None:
     check_trunc(cfg.trunc)
     _refuse_out_in_prepared_data(Path(cfg.out))
     wanted = [f for f in cfg.filters.filters if f in FEATURE_FILTERS]
+    if "outlier" in cfg.filters.filters and not 0.0 < cfg.filters.outlier_percentile <= 100.0:
+        raise UserError(f"--outlier-percentile {cfg.filters.outlier_percentile} must be in (0, 100]")
     if "judge" in cfg.filters.filters and not cfg.judge:
         raise UserError("the judge filter needs --judge MODEL (a `classify train` model.pt); or leave judge out of --filters")
     if wanted and not (cfg.judge or cfg.inception_weights):
