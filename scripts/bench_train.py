@@ -8,6 +8,12 @@ against fp32 eager at the same resolution, and a Markdown table for docs/BENCHMA
 
     python scripts/bench_train.py                       # CPU: cpu-tiny widths, res 32 and 64
     python scripts/bench_train.py --device cuda --preset auto --res 64,128,256
+    python scripts/bench_train.py --recipes minority,conditional,transfer,diffaug --modes fp32,bf16
+
+Recipes change what one step computes: `conditional` adds the label embedding and D's
+projection (2 classes), `transfer` is its fine-tune stage (FreezeD: the first 2 D blocks
+frozen; its pre-training stage costs what `minority` does), `diffaug` swaps ADA for
+DiffAugment. Every row's ratio is against fp32 eager `minority` at the same resolution.
 """
 
 from __future__ import annotations
@@ -27,10 +33,20 @@ from gen.train.trainer import Trainer
 CYCLE = 16  # lcm of the lazy intervals (4, 16): one cycle has the average phase mix
 
 
-def fake_data(res: int, channels: int, n: int = 256) -> GanTrainData:
+RECIPES = {  # recipe -> (config overrides, number of classes)
+    "minority": ({}, 1),
+    "conditional": ({"recipe": "conditional"}, 2),
+    "transfer": ({"recipe": "transfer", "freeze_d": 2}, 1),
+    "diffaug": ({"aug": "diffaug"}, 1),
+}
+
+
+def fake_data(res: int, channels: int, n_classes: int = 1, n: int = 256) -> GanTrainData:
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, [n, channels, res, res], dtype=torch.uint8, generator=gen)
-    return GanTrainData(images, torch.zeros(n, dtype=torch.int64), ["x"], {"x": n}, "bench", channels)
+    labels = torch.randint(n_classes, [n], generator=gen)
+    names = [f"c{i}" for i in range(n_classes)]
+    return GanTrainData(images, labels, names, {c: n // n_classes for c in names}, "bench", channels)
 
 
 def sync(device: str) -> None:
@@ -38,14 +54,17 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def bench_one(res: int, mode: str, args) -> dict:
-    overrides = dict(preset=args.preset, data_dir="-", classes=["x"], out_dir=tempfile.mkdtemp(), res=res,
+def bench_one(res: int, mode: str, args, recipe: str = "minority") -> dict:
+    extra, n_classes = RECIPES[recipe]
+    overrides = dict(preset=args.preset, data_dir="-", classes=["c0"], out_dir=tempfile.mkdtemp(), res=res,
                      device=args.device, precision="bf16" if "bf16" in mode else "fp32",
-                     compile="compile" in mode, seed=0)
+                     compile="compile" in mode, seed=0, **extra)
     if args.batch:
         overrides["batch"] = args.batch
     cfg = resolve_config(overrides)
-    trainer = Trainer(cfg, log=lambda m: None, data=fake_data(res, args.channels))
+    trainer = Trainer(cfg, log=lambda m: None, data=fake_data(res, args.channels, n_classes))
+    if args.p is not None and trainer.nets.augment_pipe is not None and cfg.aug != "diffaug":
+        trainer.nets.augment_pipe.p.fill_(args.p)  # ADA's cost depends on p: it skips work at p = 0
     stats = TickStats()
     t0 = time.perf_counter()
     for _ in range(args.warmup_cycles * CYCLE):  # compile + cudnn autotune + allocator warm-up
@@ -58,7 +77,7 @@ def bench_one(res: int, mode: str, args) -> dict:
     sync(args.device)
     dt = time.perf_counter() - t0
     n_img = args.cycles * CYCLE * cfg.batch
-    return {"res": res, "mode": mode, "batch": cfg.batch, "sec_per_kimg": dt / n_img * 1000, "img_per_s": n_img / dt,
+    return {"res": res, "mode": mode, "recipe": recipe, "batch": cfg.batch, "sec_per_kimg": dt / n_img * 1000, "img_per_s": n_img / dt,
             "warmup_s": warm_s, "channel_max": cfg.channel_max}
 
 
@@ -73,6 +92,8 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=2, help="timed 16-step cycles")
     ap.add_argument("--warmup-cycles", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--recipes", default="minority", help=f"comma list of {','.join(RECIPES)}")
+    ap.add_argument("--p", type=float, default=None, help="fix ADA's p (default: the preset's, 0 at the start)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -85,18 +106,19 @@ def main() -> None:
     rows = []
     for res in [int(r) for r in args.res.split(",")]:
         base = None
-        for mode in modes:
-            r = bench_one(res, mode, args)
-            base = base or r["sec_per_kimg"]
-            r["speedup"] = base / r["sec_per_kimg"]
-            rows.append(r)
-            print(f"res {res:4d} {mode:13s} batch {r['batch']:3d}: {r['sec_per_kimg']:9.2f} sec/kimg "
-                  f"{r['img_per_s']:8.1f} img/s  x{r['speedup']:.2f} vs fp32 eager  (warm-up {r['warmup_s']:.0f} s)",
-                  flush=True)
-    print("\n| res | mode | batch | sec/kimg | img/s | vs fp32 eager |\n|---|---|---|---|---|---|")
+        for recipe in args.recipes.split(","):
+            for mode in modes:
+                r = bench_one(res, mode, args, recipe)
+                base = base or r["sec_per_kimg"]  # the first row: fp32 eager minority
+                r["speedup"] = base / r["sec_per_kimg"]
+                rows.append(r)
+                print(f"res {res:4d} {recipe:11s} {mode:13s} batch {r['batch']:3d}: {r['sec_per_kimg']:9.2f} sec/kimg "
+                      f"{r['img_per_s']:8.1f} img/s  x{r['speedup']:.2f} vs fp32 eager minority  "
+                      f"(warm-up {r['warmup_s']:.0f} s)", flush=True)
+    print("\n| res | recipe | mode | batch | sec/kimg | img/s | vs fp32 eager minority |\n|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['res']} | {r['mode']} | {r['batch']} | {r['sec_per_kimg']:.2f} | {r['img_per_s']:.1f} | "
-              f"x{r['speedup']:.2f} |")
+        print(f"| {r['res']} | {r['recipe']} | {r['mode']} | {r['batch']} | {r['sec_per_kimg']:.2f} | "
+              f"{r['img_per_s']:.1f} | x{r['speedup']:.2f} |")
 
 
 if __name__ == "__main__":
