@@ -65,6 +65,31 @@ def ddp_worker(rank: int, world: int, port: int, overrides: dict) -> None:
     assert not left, f"rank {rank}: process group threads still running after train(): {left}"
 
 
+def use_constant_noise() -> None:
+    """Make the synthesis network use its stored noise maps in training too.
+
+    Per-layer noise is the one input a DDP rank draws from its own RNG stream; with it
+    fixed, DDP and a single process see identical fakes, so they can be compared exactly.
+    """
+    from stylegan2_ada.synthesis import SynthesisNetwork
+
+    if getattr(SynthesisNetwork.forward, "constant_noise", False):
+        return
+    original = SynthesisNetwork.forward
+
+    def forward(self, ws, noise_mode="random", **kw):
+        return original(self, ws, noise_mode="const", **kw)
+
+    forward.constant_noise = True
+    SynthesisNetwork.forward = forward
+
+
+def ddp_worker_constant_noise(rank: int, world: int, port: int, overrides: dict) -> None:
+    """ddp_worker with `use_constant_noise` applied in the spawned process."""
+    use_constant_noise()
+    ddp_worker(rank, world, port, overrides)
+
+
 def thread_names() -> list[str]:
     """Names of this process's native threads (Linux /proc; empty elsewhere)."""
     import os
