@@ -5,6 +5,7 @@
 # classic-augmentation strength levels against baseline. Resumable: finished runs are skipped.
 #
 #   scripts/study_classifier_elpv.sh            # OUT=runs/cls-elpv, ~1 h on a 2-core CPU
+#   RES=64 ABLATION=0 scripts/study_classifier_elpv.sh   # the quick version (~20 min)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:-$ROOT/runs/cls-elpv}"
@@ -37,6 +38,8 @@ run classic_medium --strategy classic --seed 0 --classic medium
 python "$ROOT/scripts/study_classifier_table.py" "$OUT" | tee "$OUT/table.md"
 
 # Does classic augmentation still lower AP? 3 seeds at 64 px (time), paired by seed with baseline.
+# ABLATION=0 skips it (the GAN-recipe study's 5-seed base ablation at 32 px measures it too).
+[ "${ABLATION:-1}" = 1 ] || exit 0
 ABL=(--data "$DATA" --models resnet18 --seeds 0,1,2 --res 64 --epochs "$EPOCHS" --device cpu --cpu-bf16
      --minority-class defective --no-report)
 classify ablate --out "$OUT/classic_mild_ablate" --strategies baseline,classic,oversample,oversample+classic \

@@ -6,59 +6,61 @@ per-image PIL work happens during training.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 
-def _mild(K, p: float) -> list[nn.Module]:
-    """Orientation and exposure only: flips and quarter turns (cells and parts have no canonical
-    orientation; on square images nothing leaves the frame), whole-image shifts of at most 3%
-    with mirrored borders, brightness and contrast +-10%. No rotation by arbitrary angles, no
-    scaling, no erasing: nothing that can move a small defect out of the frame or cover it."""
-    return [
-        K.RandomHorizontalFlip(p=p),
-        K.RandomVerticalFlip(p=p),
-        K.RandomRotation90(times=(0, 3), p=p),
-        K.RandomAffine(degrees=0.0, translate=(0.03, 0.03), p=p, padding_mode="reflection"),
-        K.RandomBrightness(brightness=(0.9, 1.1), p=p),
-        K.RandomContrast(contrast=(0.9, 1.1), p=p),
-    ]
+@dataclass(frozen=True)
+class ClassicLevel:
+    """One strength of the `classic` strategy: every level flips and turns by quarters (cells and
+    parts have no canonical orientation; on square images nothing leaves the frame), then a
+    shift with mirrored borders, exposure jitter, and, above `mild`, a small warp, sensor noise
+    and random erasing (half as often as the other ops)."""
 
+    degrees: float  # affine rotation range, +-
+    shift: float  # affine translation, fraction of the side
+    scale: tuple[float, float] | None  # affine scale range (None: no scaling)
+    brightness: float  # +- fraction
+    contrast: float  # +- fraction
+    noise_std: float  # 0: no sensor noise
+    erase: tuple[float, float] | None  # erased area range, fraction of the image (None: no erasing)
 
-def _medium(K, p: float) -> list[nn.Module]:
-    """The suite's earlier default: mild's flips and turns plus a small affine warp (5 degrees, 5%
-    shift, 0.95-1.05 scale), brightness +-15%, contrast +-20%, sensor noise (std 0.02) and
-    random erasing of 1-5% of the image (half as often)."""
-    return [
-        K.RandomHorizontalFlip(p=p),
-        K.RandomVerticalFlip(p=p),
-        K.RandomRotation90(times=(0, 3), p=p),
-        K.RandomAffine(degrees=5.0, translate=(0.05, 0.05), scale=(0.95, 1.05), p=p, padding_mode="reflection"),
-        K.RandomBrightness(brightness=(0.85, 1.15), p=p),
-        K.RandomContrast(contrast=(0.8, 1.2), p=p),
-        K.RandomGaussianNoise(mean=0.0, std=0.02, p=p),
-        K.RandomErasing(scale=(0.01, 0.05), ratio=(0.3, 3.3), value=0.0, p=p * 0.5),
-    ]
-
-
-def _strong(K, p: float) -> list[nn.Module]:
-    """medium, harder: 15 degrees, 10% shifts, 0.9-1.1 scale, brightness +-25%, contrast +-30%,
-    noise std 0.04, erasing 2-10% of the image."""
-    return [
-        K.RandomHorizontalFlip(p=p),
-        K.RandomVerticalFlip(p=p),
-        K.RandomRotation90(times=(0, 3), p=p),
-        K.RandomAffine(degrees=15.0, translate=(0.1, 0.1), scale=(0.9, 1.1), p=p, padding_mode="reflection"),
-        K.RandomBrightness(brightness=(0.75, 1.25), p=p),
-        K.RandomContrast(contrast=(0.7, 1.3), p=p),
-        K.RandomGaussianNoise(mean=0.0, std=0.04, p=p),
-        K.RandomErasing(scale=(0.02, 0.1), ratio=(0.3, 3.3), value=0.0, p=p * 0.5),
-    ]
+    def ops(self, K, p: float) -> list[nn.Module]:
+        ops = [
+            K.RandomHorizontalFlip(p=p),
+            K.RandomVerticalFlip(p=p),
+            K.RandomRotation90(times=(0, 3), p=p),
+            K.RandomAffine(degrees=self.degrees, translate=(self.shift, self.shift), scale=self.scale, p=p,
+                           padding_mode="reflection"),
+            K.RandomBrightness(brightness=(1 - self.brightness, 1 + self.brightness), p=p),
+            K.RandomContrast(contrast=(1 - self.contrast, 1 + self.contrast), p=p),
+        ]
+        if self.noise_std > 0:
+            ops.append(K.RandomGaussianNoise(mean=0.0, std=self.noise_std, p=p))
+        if self.erase is not None:
+            ops.append(K.RandomErasing(scale=self.erase, ratio=(0.3, 3.3), value=0.0, p=p * 0.5))
+        return ops
 
 
 # Strength levels of the `classic` strategy (`--classic`), each a kornia recipe for grayscale
 # defect images (hue/saturation jitter is left out everywhere: it means nothing in grey).
-CLASSIC_LEVELS = {"mild": _mild, "medium": _medium, "strong": _strong}
+CLASSIC_LEVELS = {
+    # Orientation and exposure only: shifts of at most 3%, brightness and contrast +-10%. No
+    # rotation by arbitrary angles, no scaling, no erasing: nothing that can move a small defect
+    # out of the frame or cover it. The default.
+    "mild": ClassicLevel(degrees=0.0, shift=0.03, scale=None, brightness=0.1, contrast=0.1, noise_std=0.0,
+                         erase=None),
+    # The suite's earlier default: 5 degrees, 5% shift, 0.95-1.05 scale, brightness +-15%, contrast
+    # +-20%, noise std 0.02, erasing 1-5% of the image.
+    "medium": ClassicLevel(degrees=5.0, shift=0.05, scale=(0.95, 1.05), brightness=0.15, contrast=0.2,
+                           noise_std=0.02, erase=(0.01, 0.05)),
+    # medium, harder: 15 degrees, 10% shifts, 0.9-1.1 scale, brightness +-25%, contrast +-30%,
+    # noise std 0.04, erasing 2-10% of the image.
+    "strong": ClassicLevel(degrees=15.0, shift=0.1, scale=(0.9, 1.1), brightness=0.25, contrast=0.3,
+                           noise_std=0.04, erase=(0.02, 0.1)),
+}
 
 
 def classic_augment(level: str = "mild", p: float = 0.5) -> nn.Module:
@@ -67,7 +69,7 @@ def classic_augment(level: str = "mild", p: float = 0.5) -> nn.Module:
 
     if level not in CLASSIC_LEVELS:
         raise ValueError(f"unknown classic level {level!r}; choose from {', '.join(CLASSIC_LEVELS)}")
-    return K.AugmentationSequential(*CLASSIC_LEVELS[level](K, p))
+    return K.AugmentationSequential(*CLASSIC_LEVELS[level].ops(K, p))
 
 
 def apply_classic(aug: nn.Module, x: torch.Tensor) -> torch.Tensor:
