@@ -263,3 +263,16 @@ def test_claim_cores_follows_the_environment(monkeypatch):
             claim_cores()
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("device, native, expected", [
+    ("cpu", True, "bf16"), ("cpu", False, "fp32"), ("cpu", None, "fp32"), ("cuda", True, "fp32"), ("cuda:1", None, "fp32"),
+])
+def test_default_precision_is_bf16_only_where_it_measured_faster(device, native, expected, monkeypatch):
+    import classify.core.clitools as clitools
+    from gen.train.presets import default_precision, resolve_config
+
+    monkeypatch.setattr(clitools, "cpu_native_bf16", lambda: native)
+    assert default_precision(device) == expected
+    # an explicit --precision always wins
+    assert resolve_config({"preset": "cpu-tiny", "device": device, "precision": "fp16"}).precision == "fp16"

@@ -112,12 +112,13 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
 
 
 def default_precision(device: str) -> str:
-    """bf16 on the top resolutions where it is native: CUDA, and CPUs with AVX512-BF16/AMX
-    (measured x1.08 at 32², x1.20 at 64², x2.21 at 128² on such a CPU: docs/BENCHMARKS.md).
-    fp32 where bf16 would be emulated, which is slower."""
+    """bf16 on the top resolutions on CPUs with native bf16 (AVX512-BF16/AMX), where it measured
+    faster: x1.08 at 32², x1.20 at 64², x2.21 at 128² (docs/BENCHMARKS.md). fp32 elsewhere: where
+    bf16 would be emulated it is slower, and on the H100 the engine's bf16 measured x0.69-0.76 of
+    fp32+TF32 at 64²-128², so CUDA keeps fp32 until a faster bf16 is measured there."""
     from classify.core.clitools import cpu_native_bf16
 
-    if device.startswith("cuda") or cpu_native_bf16():
+    if device == "cpu" and cpu_native_bf16():
         return "bf16"
     return "fp32"
 
