@@ -68,3 +68,12 @@ def test_every_golden_key_is_described():
             io_keys = [k for k in f.keys() if not k.startswith(("G.", "D.", "G_ema."))]
         undocumented = [k for k in io_keys if f"`{k}`" not in readme]
         assert not undocumented, f"tests/golden/README.md does not describe {path.name} keys {undocumented}"
+
+
+def test_module_paths_cited_in_the_docs_exist():
+    """README.md and docs/*.md name source files by path (`classify/model/checkpoint.py`); a
+    move must update them."""
+    cited = re.compile(r"\b(?:classify|gen|vendor/stylegan2_ada|scripts|tests)/[\w/]+\.(?:py|sh|toml)\b")
+    stale = [f"{doc.relative_to(ROOT)}: {path}" for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+             for path in sorted(set(cited.findall(doc.read_text()))) if not (ROOT / path).is_file()]
+    assert not stale, f"the docs cite files that do not exist: {', '.join(stale)}"
