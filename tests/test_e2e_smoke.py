@@ -34,7 +34,7 @@ MICRO = {
     "minority": "bad", "fraction": "0.75", "device": "cpu", "res": "16", "batch": "8", "judge_epochs": "1",
     "gan_kimg": "0.02", "gan_batch": "4", "gan_tick": "0.02", "n_samples": "24", "n_keep": "12",
     "seeds": "0", "ablate_epochs": "1", "strategies": "baseline,gan,gan_filtered+classic",
-    "recipe": "minority", "gan_aug": "ada",
+    "recipe": "transfer", "gan_aug": "ada",  # the demo's recipe
 }
 
 
