@@ -7,7 +7,8 @@ naive side decodes and resizes every image with PIL in a DataLoader on every ste
 
     python scripts/bench_classify.py --data data/elpv --res 64 128 --steps 20
 
---cpu-bf16 adds our trainer with bf16 autocast on the CPU, timed against our fp32.
+--cpu-bf16 adds our trainer with bf16 autocast on the CPU, timed against our fp32;
+--cpu-channels-last adds ours in channels_last memory format (fp32, and bf16 with --cpu-bf16).
 
 On a GPU: --device cuda --model resnet50 --res 224 --workers 8 (bf16 autocast and
 channels_last on both sides).
@@ -55,7 +56,7 @@ def export_image_folder(part, classes: list[str], out: Path) -> Path:
 
 
 def bench_ours(data_dir: Path, res: int, batch: int, steps: int, warmup: int, model: str, device: str,
-               cpu_bf16: bool = False) -> dict:
+               cpu_bf16: bool = False, channels_last: bool = False) -> dict:
     from classify.train.data import load_classifier_train_data
     from classify.train.loop import build_step, train_step
     from classify.train.strategies import build_strategy
@@ -67,7 +68,10 @@ def bench_ours(data_dir: Path, res: int, batch: int, steps: int, warmup: int, mo
     t0 = time.perf_counter()
     data = load_classifier_train_data(cfg, None)  # decodes into the cache on first use
     cache_s = time.perf_counter() - t0
-    st, _ = build_step(cfg, strategy, data, torch.device(device))
+    st, net = build_step(cfg, strategy, data, torch.device(device))
+    if channels_last and not st.channels_last:  # the trainer uses it on CUDA only; here it is timed on the CPU
+        net.to(memory_format=torch.channels_last)
+        st.channels_last = True
     gen = torch.Generator().manual_seed(0)
     n = data.y_train.numel()
     for i in range(warmup + steps):
@@ -137,6 +141,8 @@ def main() -> None:
     ap.add_argument("--synthetic-n", type=int, default=600)
     ap.add_argument("--cpu-bf16", action="store_true",
                     help="also time ours with bf16 autocast on the CPU (classify train --cpu-bf16) against ours fp32")
+    ap.add_argument("--cpu-channels-last", action="store_true",
+                    help="also time ours in channels_last memory format on the CPU (fp32, and bf16 with --cpu-bf16)")
     args = ap.parse_args()
     from classify.data.dataset import open_prepared
 
@@ -159,6 +165,13 @@ def main() -> None:
                 bf16 = bench_ours(data_dir, res, args.batch, args.steps, args.warmup, args.model, "cpu", True)
                 print(f"res {res}: ours --cpu-bf16 {bf16['images_per_s']:.1f} img/s | ours fp32 "
                       f"{ours['images_per_s']:.1f} img/s | ratio {bf16['images_per_s'] / ours['images_per_s']:.2f}x")
+            if args.cpu_channels_last and args.device == "cpu":
+                for bf in ([False, True] if args.cpu_bf16 else [False]):
+                    cl = bench_ours(data_dir, res, args.batch, args.steps, args.warmup, args.model, "cpu", bf, True)
+                    base = bf16 if bf else ours
+                    name = "bf16" if bf else "fp32"
+                    print(f"res {res}: ours {name} channels_last {cl['images_per_s']:.1f} img/s | ours {name} "
+                          f"{base['images_per_s']:.1f} img/s | ratio {cl['images_per_s'] / base['images_per_s']:.2f}x")
 
 
 if __name__ == "__main__":
