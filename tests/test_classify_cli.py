@@ -82,7 +82,9 @@ def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
 @pytest.mark.parametrize("flag, needle", [(["--epochs", "0"], "--epochs 0 must be >= 1"), (["--batch", "1"], "--batch 1 must be >= 2"),
                                           (["--synthetic-ratio", "-1"], ">= 0"),
                                           (["--res", "100000"], "--res 100000 is larger than 4096"),
-                                          (["--model", "vgg11_bn", "--res", "16"], "or pick one that takes 16px")])
+                                          (["--model", "vgg11_bn", "--res", "16"], "or pick one that takes 16px"),
+                                          (["--lr", "nan"], "--lr nan must be a finite number > 0"),
+                                          (["--backbone-lr-mult", "nan"], "--backbone-lr-mult nan must be > 0")])
 def test_bad_numbers(flag, needle, tmp_path: Path) -> None:
     r = _run(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--device", "cpu"] + flag)
     _one_line_error(r, needle)
