@@ -34,6 +34,7 @@ if [ ! -f "$OUT/ensemble/eval.json" ]; then
   classify eval "$OUT/ensemble" --data "$DATA" --split test --device cpu
 fi
 run classic_mild --strategy classic --seed 0 --classic mild
+[ -f "$OUT/classic_mild/eval_test_ttaflips.json" ] || classify eval "$OUT/classic_mild" --data "$DATA" --split test --tta flips --device cpu
 run classic_medium --strategy classic --seed 0 --classic medium
 python "$ROOT/scripts/study_classifier_table.py" "$OUT" | tee "$OUT/table.md"
 

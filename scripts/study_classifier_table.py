@@ -17,6 +17,7 @@ ROWS = [  # (run folder, eval file, what it is)
     ("head_svm", "eval.json", "decoupled head: linear SVM"),
     ("ensemble", "eval.json", "ensemble of 3 baselines (seeds 0-2, mean)"),
     ("classic_mild", "eval.json", "classic augmentation, mild (new default)"),
+    ("classic_mild", "eval_test_ttaflips.json", "classic mild + TTA (4 flips): trained with flips"),
     ("classic_medium", "eval.json", "classic augmentation, medium (old default)"),
 ]
 
