@@ -71,7 +71,7 @@ class ClassifierTrainConfig:
     # Opt-in: fast where the CPU has native bf16 (AVX512-BF16, AMX), much slower where it is
     # emulated, and it changes results slightly (see docs/BENCHMARKS.md).
     cpu_bf16: bool = setting(False, "bf16 autocast on the CPU too: faster only with native bf16 (AVX512-BF16, AMX).")
-    channels_last: bool = setting(True, "channels_last memory format (CUDA only).")
+    channels_last: bool = setting(True, "channels_last memory format (on CUDA, and on the CPU with --cpu-bf16).")
     compile: bool = setting(False, "torch.compile the model (CUDA only).")
     progress: bool = setting(True, "Progress bar.")
 

@@ -95,7 +95,11 @@ def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch
     k = len(data.classes)
     net = build_model(cfg.model, num_classes=k, in_chans=data.in_chans, pretrained=cfg.pretrained).to(device)
     cuda = device.type == "cuda"
-    if cuda and cfg.channels_last:
+    bf16 = (cuda and cfg.amp) or (device.type == "cpu" and cfg.cpu_bf16)
+    # channels_last: on CUDA always; on the CPU with bf16 only, where oneDNN's bf16 kernels
+    # prefer it (x1.12-1.19 measured; in fp32 it was x0.93-1.18: docs/BENCHMARKS.md).
+    channels_last = cfg.channels_last and (cuda or bf16)
+    if channels_last:
         net = net.to(memory_format=torch.channels_last)
     model = torch.compile(net) if cuda and cfg.compile else net
     opt = make_optimizer(cfg, net)
@@ -104,10 +108,9 @@ def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch
     weights = inverse_frequency_weights(data.y_train, k).to(device) if strategy.class_weights else None
     aug = classic_augment(cfg.classic, cfg.aug_p).to(device) if strategy.classic else None
     gen = torch.Generator().manual_seed(cfg.seed)
-    bf16 = (cuda and cfg.amp) or (device.type == "cpu" and cfg.cpu_bf16)
     step = _Step(model, opt, sched, plateau, int(round(cfg.warmup_epochs * steps_per_epoch)),
                  normalisation(data.in_chans, cfg.pretrained is not None), device,
-                 torch.bfloat16 if bf16 else None, cuda and cfg.channels_last, weights, aug, gen, k)
+                 torch.bfloat16 if bf16 else None, channels_last, weights, aug, gen, k)
     return step, net
 
 
