@@ -65,6 +65,22 @@ def ddp_worker(rank: int, world: int, port: int, overrides: dict) -> None:
     assert not left, f"rank {rank}: process group threads still running after train(): {left}"
 
 
+def disk_full_for(monkeypatch, name_part: str) -> None:
+    """Make os.fsync raise ENOSPC for files whose path contains `name_part` (a full disk
+    striking exactly there); every other file syncs normally. `monkeypatch.undo()` ends it."""
+    import errno
+    import os
+
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if name_part in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
 def use_constant_noise() -> None:
     """Make the synthesis network use its stored noise maps in training too.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import signal
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from gen_train_helpers import make_prepared, state_of, tiny_cfg
+from gen_train_helpers import disk_full_for, make_prepared, state_of, tiny_cfg
 
 from classify.core.errors import UserError
 from gen.commands.train import train_command
@@ -171,14 +170,7 @@ def test_full_disk_keeps_the_old_snapshot(data_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
     train_gan(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
     old = (out / "network-snapshot-000000.pt").read_bytes()
-    real_fsync = os.fsync
-
-    def fsync_disk_full(fd):
-        if ".network-snapshot-" in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync_disk_full)
+    disk_full_for(monkeypatch, ".network-snapshot-")
     with pytest.raises(UserError, match="disk full while writing .*network-snapshot-000000.pt; the previous file"):
         train_gan(tiny_cfg(data_dir, out, kimg=0.04, resume=str(out)), log=lambda m: None)
     monkeypatch.undo()

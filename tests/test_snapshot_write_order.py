@@ -7,13 +7,11 @@ or fakes grid ahead of the snapshot that is kept.
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 
 import pytest
 import torch
-from gen_train_helpers import make_prepared, state_of, tiny_cfg
+from gen_train_helpers import disk_full_for, make_prepared, state_of, tiny_cfg
 from stylegan2_ada import Generator, GeneratorConfig
 
 from classify.core.errors import UserError
@@ -49,14 +47,7 @@ def test_kill_between_pt_and_export_leaves_no_stale_export(tmp_path, monkeypatch
 def test_full_disk_on_the_pt_keeps_the_old_pair(tmp_path, monkeypatch):
     G1 = _generator(1)
     save_snapshot(tmp_path, 0, {"step": 1}, G1, {"classes": ["a"]})
-    real_fsync = os.fsync
-
-    def fsync_disk_full(fd):
-        if ".network-snapshot-000000.pt." in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync_disk_full)
+    disk_full_for(monkeypatch, ".network-snapshot-000000.pt.")
     with pytest.raises(UserError, match="disk full while writing"):
         save_snapshot(tmp_path, 0, {"step": 2}, _generator(2), {"classes": ["a"]})
     monkeypatch.undo()
@@ -75,14 +66,7 @@ def test_full_disk_at_a_snapshot_writes_no_metrics_row_or_fakes_ahead_of_it(data
     train_gan(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
     kept_nimg = state_of(out)["counters"]["cur_nimg"]
     fakes_before = (out / "fakes000000.png").read_bytes()
-    real_fsync = os.fsync
-
-    def fsync_disk_full(fd):
-        if ".network-snapshot-" in os.readlink(f"/proc/self/fd/{fd}"):
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync_disk_full)
+    disk_full_for(monkeypatch, ".network-snapshot-")
     with pytest.raises(UserError, match="disk full while writing .*network-snapshot-000000.pt"):
         train_gan(tiny_cfg(data_dir, out, kimg=0.04, resume=str(out)), log=lambda m: None)
     monkeypatch.undo()
