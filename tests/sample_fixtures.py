@@ -12,6 +12,20 @@ from classify.model.models import build_model
 from gen.core.generator_file import export_generator
 
 
+def prepared_bad_good(root: Path) -> Path:
+    """A prepared folder of grey 40x32 images, bad x8 (with a bright square) and good x24,
+    decoded from `root/img`; returns `root/data`."""
+    from conftest import write_class_images
+
+    from classify.data.prepare import PrepareConfig, prepare_dataset
+
+    for k, (label, n) in enumerate([("bad", 8), ("good", 24)]):
+        write_class_images(root / "img" / label, n, defect=label == "bad", rgb=False, seed=k + 1)
+    data = root / "data"
+    prepare_dataset(PrepareConfig(source=f"folder:{root / 'img'}", out=str(data)))
+    return data
+
+
 def tiny_generator(run_dir: Path, data_dir: Path, classes: list[str], channels: int = 1, res: int = 16,
                    kimg: int = 0) -> Path:
     """An untrained res-16 generator exported as a run folder snapshot; returns the run folder."""

@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 from conftest import write_class_images
 from PIL import Image
-from sample_fixtures import tiny_generator, tiny_judge
+from sample_fixtures import prepared_bad_good, tiny_generator, tiny_judge
 
 from classify.cli import main
 from classify.core.errors import UserError
@@ -136,10 +136,7 @@ def test_outlier_filter_rejects_samples_far_from_the_reals_and_keeps_near_ones()
 @pytest.fixture(scope="module")
 def sample_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("outlier_sample")
-    for k, (label, n) in enumerate([("bad", 8), ("good", 24)]):
-        write_class_images(root / "img" / label, n, defect=label == "bad", rgb=False, seed=k + 1)
-    data = root / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{root / 'img'}", out=str(data)))
+    data = prepared_bad_good(root)
     return {"data": data, "run": tiny_generator(root / "run", data, ["bad"]),
             "judge": tiny_judge(root / "judge.pt", ["bad", "good"])}
 

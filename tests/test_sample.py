@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import write_class_images
 from PIL import Image
-from sample_fixtures import tiny_generator, tiny_judge
+from sample_fixtures import prepared_bad_good, tiny_generator, tiny_judge
 
 from classify.core.errors import UserError
 from classify.data.prepare import PrepareConfig, prepare_dataset
@@ -27,10 +26,7 @@ from gen.sample.sampling import generate, parse_seeds
 def files(tmp_path_factory):
     """Data, generators and judges built once per module: a resnet18 checkpoint is 45 MB."""
     root = tmp_path_factory.mktemp("sample")
-    for k, (label, n) in enumerate([("bad", 8), ("good", 24)]):
-        write_class_images(root / "img" / label, n, defect=label == "bad", rgb=False, seed=k + 1)
-    data = root / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{root / 'img'}", out=str(data)))
+    data = prepared_bad_good(root)
     return {
         "data": data,
         "run": tiny_generator(root / "run", data, ["bad"]),

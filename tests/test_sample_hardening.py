@@ -14,12 +14,10 @@ import struct
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import write_class_images
 from safetensors.torch import load_file, save_file
-from sample_fixtures import tiny_generator
+from sample_fixtures import prepared_bad_good, tiny_generator
 
 from classify.core.errors import UserError
-from classify.data.prepare import PrepareConfig, prepare_dataset
 from gen.cli import main
 from gen.core.generator_file import load_generator, read_generator_metadata
 from gen.sample.filters import FilterConfig
@@ -30,10 +28,7 @@ from gen.sample.sampling import MAX_SEED, generate, parse_seeds
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("samplehard")
-    for k, (label, n) in enumerate([("bad", 8), ("good", 24)]):
-        write_class_images(root / "img" / label, n, defect=label == "bad", rgb=False, seed=k + 1)
-    data = root / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{root / 'img'}", out=str(data)))
+    data = prepared_bad_good(root)
     run = tiny_generator(root / "run", data, ["bad"])
     export = next(run.glob("*.safetensors"))
     nan_run = root / "nan"
