@@ -8,12 +8,13 @@ file, keeps the old file, and raises `UserError` naming the file.
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import io
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -79,6 +80,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, before_replace: Cal
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def csv_text(header: list[str], rows: Iterable[list]) -> str:
+    """A CSV document: one header row, then `rows`, with \\n line ends."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def atomic_write_csv(path: str | os.PathLike, header: list[str], rows: Iterable[list]) -> None:
+    atomic_write_text(path, csv_text(header, rows))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

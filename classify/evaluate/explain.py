@@ -15,8 +15,6 @@ was read and why (classify.evaluate.cam). An ensemble is explained through its f
 
 from __future__ import annotations
 
-import csv
-import io
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ import numpy as np
 import torch
 
 from classify.core.errors import UserError
-from classify.core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from classify.core.fileio import atomic_write_bytes, atomic_write_csv, atomic_write_json
 from classify.evaluate.cam import METHODS, LayerChoice, cam_maps, explained_net, pick_layer
 from classify.evaluate.gallery import TileRow, decode_for_display, display_res, tile_figure, to_rgb
 
@@ -256,14 +254,6 @@ def _check(cfg: ExplainConfig) -> None:
         raise UserError(f"unknown --methods {', '.join(bad) or '(none)'}; choose from {', '.join(METHODS)}")
 
 
-def _csv_text(rows: list[list]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 def run_explain(cfg: ExplainConfig, log: Callable[[str], None] = print) -> dict:
     """Write OUT/explain_<source>.png per source, explain.csv and explain.json; returns the summary."""
     from classify.model.checkpoint import load_classifier
@@ -298,6 +288,6 @@ def run_explain(cfg: ExplainConfig, log: Callable[[str], None] = print) -> dict:
             g.name: {"n": len(g.members), "shown": len(g.shown), "picked": g.how} for g in source.groups}}
         counts = ", ".join(f"{g.name} {len(g.shown)}/{len(g.members)}" for g in source.groups)
         log(f"{source.title}: {counts}; wrote {out / name}")
-    atomic_write_text(out / "explain.csv", _csv_text(table))
+    atomic_write_csv(out / "explain.csv", CSV_COLUMNS, table)
     atomic_write_json(out / "explain.json", summary)
     return summary

@@ -14,8 +14,6 @@ the real train features of a sample's class and the samples are scored against i
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from classify.core.errors import UserError
-from classify.core.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from classify.core.fileio import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 MIN_IMAGES = 5  # per class: fewer leave IsolationForest's trees and the SVM's support nothing to describe
 N_TREES = 200
@@ -138,14 +136,9 @@ def outlier_figure(rows: list[dict], classes: list[str], clf, k: int, title: str
     return tile_figure(tiles, k, title)
 
 
-def _csv_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for r in rows:
-        writer.writerow([r["file"], r["class"], r["split"], f"{r['iforest_score']:.6f}", f"{r['ocsvm_score']:.6f}",
-                         r["rank"], f"{r['p_class']:.6f}", r["predicted"]])
-    return buf.getvalue()
+def _csv_rows(rows: list[dict]) -> list[list]:
+    return [[r["file"], r["class"], r["split"], f"{r['iforest_score']:.6f}", f"{r['ocsvm_score']:.6f}",
+             r["rank"], f"{r['p_class']:.6f}", r["predicted"]] for r in rows]
 
 
 def run_outliers(cfg: OutlierConfig, log: Callable[[str], None] = print) -> dict:
@@ -164,7 +157,7 @@ def run_outliers(cfg: OutlierConfig, log: Callable[[str], None] = print) -> dict
     out = Path(cfg.out)
     title = (f"most anomalous {cfg.split} images per class (IsolationForest + OneClassSVM on {clf.model_name} "
              f"features of each class's train images); #rank, p = model's probability of the labelled class")
-    atomic_write_text(out / "outliers.csv", _csv_text(rows))
+    atomic_write_csv(out / "outliers.csv", CSV_COLUMNS, _csv_rows(rows))
     atomic_write_bytes(out / "outliers.png", outlier_figure(rows, clf.classes, clf, cfg.per_class, title))
     summary = {"model": str(cfg.model), "model_name": clf.model_name, "data": str(cfg.data), "split": cfg.split,
                "fitted_on": "train", "scorers": {"iforest": {"n_estimators": N_TREES, "random_state": cfg.seed},

@@ -7,8 +7,6 @@ atomically, so a half-written file never exists).
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,7 @@ import torch
 from PIL import Image
 
 from classify.core.errors import UserError
-from classify.core.fileio import atomic_save_image, atomic_write_text
+from classify.core.fileio import atomic_save_image, atomic_write_csv
 
 PNG_OVERHEAD = 1024  # bytes per file beyond the raw pixels, generous (headers, filesystem block)
 
@@ -132,9 +130,4 @@ def fmt_cell(v) -> str:
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in rows:
-        w.writerow([fmt_cell(v) for v in r])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, header, ([fmt_cell(v) for v in r] for r in rows))
