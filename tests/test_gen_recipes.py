@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from gen_train_helpers import make_prepared, state_of, tiny_cfg, tiny_overrides
-from stylegan2_ada.diffaug import DiffAugment
+from stylegan2_ada.augment.diffaug import DiffAugment
 
 from classify.core.errors import UserError
 from gen.train.presets import resolve_config

@@ -88,6 +88,22 @@ def test_dry_run_prints_config_and_data(data_dir, tmp_path):
     assert "conditional (2 classes)" in r.output and not (tmp_path / "r").exists()
 
 
+def test_dry_run_shows_the_augmentation_pipeline_and_refuses_unknown_names(data_dir, tmp_path):
+    args = ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"), "--preset", "cpu-tiny",
+            "--batch", "8", "--dry-run"]
+    r = _cli(*args)
+    assert r.exit_code == 0 and '"augpipe": "bgc"' in r.output
+    r = _cli(*args, "--augpipe", "bgcfnc")
+    assert r.exit_code == 0, r.output
+    assert '"augpipe": "bgcfnc"' in r.output and "bgcfnc = xflip, rotate90" in r.output and "cutout" in r.output
+    bad = _cli(*args, "--augpipe", "nonsense")
+    assert bad.exit_code == 2
+    error = [line for line in bad.output.splitlines() if "nonsense" in line]
+    assert len(error) == 1 and "bgcfnc" in error[0] and "blit" in error[0]
+    with pytest.raises(UserError, match="--augpipe 'nope' is not one of"):
+        tiny_cfg(data_dir, tmp_path / "x", augpipe="nope").validate()
+
+
 def test_batch_that_mbstd_groups_cannot_split_is_refused_up_front(data_dir, tmp_path):
     # cpu-tiny groups 4 images for minibatch-std; 6 per process would fail at the first D call
     _one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),

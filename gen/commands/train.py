@@ -138,7 +138,18 @@ def _print_dry_run(cfg) -> None:
     from gen.train.data import load_gan_train_data
 
     click.echo(json.dumps(cfg.to_dict(), indent=2))
+    click.echo(_augmentation_line(cfg))
     click.echo(load_gan_train_data(cfg).summary())
+
+
+def _augmentation_line(cfg) -> str:
+    """What D's images go through, in words (the pipe's groups, or why there is none)."""
+    if cfg.aug in ("ada", "fixed"):
+        from stylegan2_ada.augment import augpipe_groups
+
+        p = "adaptive p from " if cfg.aug == "ada" else "fixed p = "
+        return f"augmentation: {cfg.augpipe} = {', '.join(augpipe_groups(cfg.augpipe))} ({p}{cfg.p:g})"
+    return f"augmentation: {cfg.aug} (--augpipe {cfg.augpipe} unused)"
 
 
 def _launch_torchrun(gpus: int) -> int:

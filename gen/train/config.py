@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stylegan2_ada import check_resolution
+from stylegan2_ada.augment import AUGPIPES
 
 from classify.core.configs import check_known_keys, setting
 from classify.core.errors import UserError
@@ -97,6 +98,9 @@ class GanTrainConfig:
     num_fp16_res: int = setting(4, "Reduced precision on the top N resolutions (when --precision is not fp32).")
     # --- augmentation ---
     aug: str = setting("ada", "Augmentation: adaptive p, fixed p, or off.", choices=AUG_MODES)
+    augpipe: str = setting("bgc", "ADA augmentation groups: blit (flips, quarter turns, whole-pixel shifts), geom "
+                           "(scale, rotation, anisotropy, sub-pixel shifts), color, filter, noise, cutout, or the "
+                           "combinations bg, bgc, bgcf, bgcfn, bgcfnc.", choices=tuple(AUGPIPES))
     target: float = setting(0.6, "ADA target for r_t = E[sign(D(real))].")
     p: float = setting(0.0, "Initial (ada) or constant (fixed) augmentation probability.")
     ada_interval: int = setting(4, "Adjust ADA p every N steps.")
@@ -135,6 +139,7 @@ class GanTrainConfig:
         with as_user_error():
             check_resolution(self.res, what="--res")
         _check_choice("--aug", self.aug, AUG_MODES)
+        _check_choice("--augpipe", self.augpipe, tuple(AUGPIPES))
         _check_choice("--precision", self.precision, PRECISIONS)
         check_fit(self.fit)
         if self.channels not in (None, 1, 3):

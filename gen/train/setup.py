@@ -64,10 +64,10 @@ def build_training_networks(cfg: GanTrainConfig, c_dim: int, channels: int, devi
     G_ema = copy.deepcopy(G).eval()
     pipe = None
     if cfg.aug in ("ada", "fixed"):
-        pipe = AugmentPipe(num_channels=channels).train().requires_grad_(False).to(device)
+        pipe = AugmentPipe(num_channels=channels, pipeline=cfg.augpipe).train().requires_grad_(False).to(device)
         pipe.p.copy_(torch.as_tensor(cfg.p))
     elif cfg.aug == "diffaug":
-        from stylegan2_ada.diffaug import DiffAugment
+        from stylegan2_ada.augment.diffaug import DiffAugment
 
         pipe = DiffAugment().train().to(device)
     return Networks(G, D, G_ema, pipe)

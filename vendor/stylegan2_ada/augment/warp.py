@@ -1,0 +1,224 @@
+"""Anti-aliased affine warping for the ADA pipeline: one warp per image, no aliasing.
+
+A geometric augmentation must not add frequencies that real images never contain, or the
+discriminator learns to spot augmented images and the generator copies the artefacts
+(Karras et al. 2020b, section 2.3). docs/ENGINE.md ("Geometric resampling, exactly") states
+the convention this file implements; in short, for a batch and its matrices:
+
+  1. margins: how far the warped image reads outside the input, from the four transformed
+     corners plus the filters' reach, the largest over the batch; the image is padded by them
+     with reflection that does not repeat the edge pixel;
+  2. the padded image is upsampled 2x with the symlet-6 ("sym6") low-pass filter;
+  3. each output sample of a 2x-finer grid reads the upsampled image bilinearly (zeros beyond
+     the padded area);
+  4. the result is filtered with the same taps read the other way round and downsampled 2x.
+
+sym6 is an orthogonal wavelet: its low-pass h satisfies sum_t 2 h[t] h[t + 2n] = [n == 0]
+(h normalised to sum 1), so steps 2 and 4 with nothing in between give back the input to
+float rounding, and every image keeps its detail (a [1, 3, 3, 1] filter would blur it).
+
+Coordinates: matrices act on *centred* pixel coordinates p = (i - (W - 1) / 2, j - (H - 1) / 2, 1),
+x along the width, y down. A matrix `G` here is an inverse transform: the output pixel at p
+shows the input at G p. Rotation and scaling therefore turn about the image centre exactly.
+
+Every image of the batch goes through the filter pair, flips and quarter turns included: the
+pair is not symmetric, so even an x-flip is not an exact pixel permutation (it differs from
+`torch.flip` by up to ~0.09), and a copy would not reproduce the method.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# Decomposition low-pass of the symlet-6 wavelet (the standard published coefficients).
+SYM6 = (
+    0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
+    0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
+    -0.021060292512300564, 0.04472490177066578, 0.0017677118642428036, -0.007800708325034148,
+)
+TAPS = len(SYM6)
+# Coarse pixels each filter of the pair reaches to either side (12 fine taps = 6 fine = 3 coarse).
+REACH = TAPS // 4
+# Coarse pixels an output pixel depends on beyond its own position: the down filter's reach,
+# then the up filter's; the warped image is sampled on a grid this much larger on every side.
+GUARD = 2 * REACH
+# Fine sample j of the upsampled image sits at coarse position j / 2, so a fine coordinate u
+# and a matrix on fine pixel centres are related by u + FINE_SHIFT (docs/ENGINE.md). This half
+# sample is what puts the centre of rotation exactly on the image centre; one more half sample
+# (1.0) turns about a point a quarter pixel off, the engine's convention before 2026-12.
+FINE_SHIFT = 0.5
+
+
+def sym6_filter(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The 12 sym6 low-pass taps normalised to sum 1 (computed in float64, then cast)."""
+    h = torch.tensor(SYM6, dtype=torch.float64)
+    return (h / h.sum()).to(dtype=dtype, device=device)
+
+
+def along(x: torch.Tensor, dim: int, fn) -> torch.Tensor:
+    """Apply a 1-D op `fn([B, 1, L]) -> [B, 1, L']` along `dim` of a 4-D tensor."""
+    moved = x.movedim(dim, -1)
+    lead = moved.shape[:-1]
+    out = fn(moved.reshape(-1, 1, moved.shape[-1]))
+    return out.reshape(*lead, out.shape[-1]).movedim(-1, dim)
+
+
+def reflect_index(size: int, before: int, after: int, device: torch.device) -> torch.Tensor:
+    """Source index of each sample of a 1-D axis padded by reflection about the edge pixels
+    (the edge is not repeated: ... 2 1 | 0 1 2 ... n-1 | n-2 ...), folded again as often as
+    the padding needs, so any margin works even on tiny images (where it equals `F.pad`'s
+    'reflect' whenever that one is defined)."""
+    i = torch.arange(-before, size + after, device=device)
+    if size == 1:
+        return torch.zeros_like(i)
+    period = 2 * (size - 1)
+    i = torch.remainder(i, period)
+    return torch.where(i >= size, period - i, i)
+
+
+def reflect_pad(x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+    """Reflection padding written with `index_select`, which differentiates to any order."""
+    h, w = x.shape[2:]
+    rows = reflect_index(h, top, bottom, x.device)
+    cols = reflect_index(w, left, right, x.device)
+    return x.index_select(2, rows).index_select(3, cols)
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C, 2H, 2W]: zero-stuff, then convolve with 2 h per axis (gain 4).
+
+    As a transposed convolution of full length 2L + 10, the sample kept as fine j is full
+    sample j + 5 (the zero-stuffed signal padded by 6 before and 5 after, then convolved)."""
+    h = (2 * sym6_filter(x.dtype, x.device)).view(1, 1, TAPS)
+
+    def up(t: torch.Tensor) -> torch.Tensor:
+        length = t.shape[-1]
+        return F.conv_transpose1d(t, h, stride=2)[..., TAPS // 2 - 1: TAPS // 2 - 1 + 2 * length]
+
+    return along(along(x, 2, up), 3, up)
+
+
+def downsample2x(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, 2(H + GUARD), 2(W + GUARD)] -> [N, C, H, W]: correlate with h and keep every other
+    sample; coarse k reads fine samples 2k + 1 + t (t = 0..11) past the cropped guard band."""
+    h = sym6_filter(x.dtype, x.device).view(1, 1, TAPS)
+
+    def down(t: torch.Tensor) -> torch.Tensor:
+        coarse = t.shape[-1] // 2 - GUARD
+        return F.conv1d(t[..., 1:], h, stride=2)[..., :coarse]
+
+    return along(along(x, 2, down), 3, down)
+
+
+@dataclass
+class WarpPlan:
+    """What one batch's warp does: the padding, and where each fine output sample reads.
+
+    `margins` = (left, top, right, bottom) coarse pixels of reflection padding; `fine` [N, 3, 3]
+    maps centred fine output coordinates to centred fine input coordinates; `theta` [N, 2, 3]
+    is the same map in `F.affine_grid`'s normalised coordinates (align_corners=False)."""
+
+    margins: tuple[int, int, int, int]
+    fine: torch.Tensor
+    theta: torch.Tensor
+    out_size: tuple[int, int]  # (height, width) of the fine output grid
+    in_size: tuple[int, int]  # (height, width) of the upsampled padded input
+
+
+def pad_margins(g_inv: torch.Tensor, width: int, height: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom): how far past each edge the four transformed corners land,
+    plus the filters' GUARD, at most one image size, the largest over the batch."""
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    corners = torch.tensor([[-cx, cx, cx, -cx], [-cy, -cy, cy, cy], [1.0, 1.0, 1.0, 1.0]],
+                           dtype=g_inv.dtype, device=g_inv.device)
+    reached = g_inv[:, :2, :] @ corners  # [N, 2 (x, y), 4 corners]
+    xs, ys = reached[:, 0].flatten(), reached[:, 1].flatten()
+    out = []
+    for far, centre, size in ((-xs, cx, width), (-ys, cy, height), (xs, cx, width), (ys, cy, height)):
+        out.append(int(math.ceil(min(max(far.max().item() + GUARD - centre, 0.0), size - 1))))
+    return out[0], out[1], out[2], out[3]
+
+
+def _scale(sx: float, sy: float) -> torch.Tensor:
+    return torch.diag(torch.tensor([sx, sy, 1.0], dtype=torch.float64))
+
+
+def _shift(tx: float, ty: float) -> torch.Tensor:
+    m = torch.eye(3, dtype=torch.float64)
+    m[0, 2], m[1, 2] = tx, ty
+    return m
+
+
+def plan_warp(g_inv: torch.Tensor, width: int, height: int) -> WarpPlan:
+    """The padding and the fine-grid matrices for inverse transforms `g_inv` [N, 3, 3]."""
+    left, top, right, bottom = pad_margins(g_inv, width, height)
+    g = g_inv.double().cpu()
+    # The padded image's centre lies half the margin difference away from the original's.
+    g = _shift((left - right) / 2, (top - bottom) / 2) @ g
+    # To the 2x grid, whose sample j sits at coarse j / 2: u_in + 1/2 = (2 G / 2) (u_out + 1/2).
+    g = _scale(2, 2) @ g @ _scale(0.5, 0.5)
+    g = _shift(-FINE_SHIFT, -FINE_SHIFT) @ g @ _shift(FINE_SHIFT, FINE_SHIFT)
+    out_h, out_w = 2 * (height + GUARD), 2 * (width + GUARD)
+    in_h, in_w = 2 * (height + top + bottom), 2 * (width + left + right)
+    theta = _scale(2 / in_w, 2 / in_h) @ g @ _scale(out_w / 2, out_h / 2)
+    return WarpPlan((left, top, right, bottom), g.float(), theta[:, :2, :].float(), (out_h, out_w), (in_h, in_w))
+
+
+def bilinear_zeros(img: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """Bilinear read of `img` [N, C, H, W] at `coords` [N, Ho, Wo, 2] (x, y pixel indices);
+    samples outside the image read zero (what `F.grid_sample` does with padding_mode='zeros').
+
+    Written with gather rather than `F.grid_sample` because R1 differentiates through it
+    twice, and grid_sample's backward has no derivative in the torch versions we support.
+    Gradients flow to `img` only (the coordinates are random draws, not parameters).
+    """
+    n, c, h, w = img.shape
+    ho, wo = coords.shape[1:3]
+    x, y = coords[..., 0], coords[..., 1]
+    x0, y0 = torch.floor(x), torch.floor(y)
+    fx, fy = (x - x0).to(img.dtype)[:, None], (y - y0).to(img.dtype)[:, None]
+    flat = img.reshape(n, c, h * w)
+
+    def tap(xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        inside = ((xi >= 0) & (xi <= w - 1) & (yi >= 0) & (yi <= h - 1)).to(img.dtype)[:, None]
+        index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long()
+        index = index.reshape(n, 1, ho * wo).expand(n, c, ho * wo)
+        return flat.gather(2, index).reshape(n, c, ho, wo) * inside
+
+    top = tap(x0, y0) * (1 - fx) + tap(x0 + 1, y0) * fx
+    bottom = tap(x0, y0 + 1) * (1 - fx) + tap(x0 + 1, y0 + 1) * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def fine_source_coords(plan: WarpPlan, device: torch.device) -> torch.Tensor:
+    """[N, Ho, Wo, 2] input pixel indices (x, y) on the upsampled padded image read by each
+    fine output sample."""
+    (out_h, out_w), (in_h, in_w) = plan.out_size, plan.in_size
+    ys = torch.arange(out_h, device=device, dtype=torch.float32) - (out_h - 1) / 2
+    xs = torch.arange(out_w, device=device, dtype=torch.float32) - (out_w - 1) / 2
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    points = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1)
+    src = torch.einsum("nij,hwj->nhwi", plan.fine[:, :2, :].to(device), points)
+    return src + torch.tensor([(in_w - 1) / 2, (in_h - 1) / 2], device=device)
+
+
+def warp(x: torch.Tensor, g_inv: torch.Tensor) -> torch.Tensor:
+    """Apply one inverse 3x3 affine matrix per image (output pixel -> input position),
+    anti-aliased, same size out as in."""
+    n, _, h, w = x.shape
+    if g_inv.shape != (n, 3, 3):
+        raise ValueError(f"warp: expected matrices of shape [{n}, 3, 3], got {list(g_inv.shape)}")
+    plan = plan_warp(g_inv, w, h)
+    left, top, right, bottom = plan.margins
+    fine = upsample2x(reflect_pad(x, left, right, top, bottom))
+    return downsample2x(bilinear_zeros(fine, fine_source_coords(plan, x.device)))
+
+
+def lowpass(x: torch.Tensor) -> torch.Tensor:
+    """What `warp` does to an image under the identity matrix (nothing, up to rounding)."""
+    eye = torch.eye(3, device=x.device).expand(x.shape[0], 3, 3)
+    return warp(x, eye)
