@@ -47,3 +47,20 @@ def make_samples_folder(root: Path, n_accepted: int = 12, n_rejected: int = 12, 
                      f"{'' if accepted else 'judge_confidence'}")
     (root / "samples.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
+
+
+def make_class_samples_folder(root: Path, per_class: dict[str, int], size: int = 32) -> Path:
+    """A hand-made `gen sample` folder with accepted samples of several classes; every sample of
+    class k has the grey value 40 + 50 k, so a test can tell from pixels which class it came from."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ["file,seed,class,trunc,snapshot,judge_confidence,accepted,rejected_by"]
+    seed = 0
+    for k, (cls, n) in enumerate(per_class.items()):
+        (root / "images" / cls).mkdir(parents=True, exist_ok=True)
+        for _ in range(n):
+            name = f"images/{cls}/seed{seed:04d}.png"
+            Image.fromarray(np.full((size, size), 40 + 50 * k, np.uint8), mode="L").save(root / name)
+            lines.append(f"{name},{seed},{cls},1.0,net.pkl,0.9,1,")
+            seed += 1
+    (root / "samples.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root

@@ -424,6 +424,25 @@ def test_report_without_gan_arms_still_names_the_best_arm(tmp_path):
     assert "## Terms" in md and "ECE: expected calibration error" in md
 
 
+def near_chance(task: CellTask) -> dict:
+    """A classifier that learns nothing (test ROC-AUC around 0.55), yet oversample's F1 is higher."""
+    out = oversample_helps(task)
+    out["metrics"]["roc_auc"] = 0.55 + 0.01 * task.cell.seed
+    return out
+
+
+def test_report_says_plainly_when_the_classifier_barely_learns(tmp_path):
+    cfg = config(tmp_path, seeds=[0, 1, 2])
+    run(cfg, cell_fn=near_chance)
+    answer = Path(write_report(cfg.out_dir)).read_text().split("## Answer")[1].split("## ")[0]
+    first = answer.strip().splitlines()[0]
+    assert "barely learns this task" in first and "oversample: test ROC-AUC 0.560" in first
+    assert "raise --res/--epochs" in first
+    learns = config(tmp_path / "ok", seeds=[0, 1, 2])
+    run(learns, cell_fn=oversample_helps)  # ROC-AUC 0.8
+    assert "barely learns" not in Path(write_report(learns.out_dir)).read_text()
+
+
 def test_cell_progress_bars_only_on_a_terminal_with_one_job(tmp_path, monkeypatch):
     import sys
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from classify.core.configs import base_type, check_known_keys, field_default
 from classify.core.errors import UserError
-from classify.train.config import ClassifierTrainConfig, resolution_settings
+from classify.train.config import ClassifierTrainConfig, check_synthetic_settings, resolution_settings
 
 try:  # Python 3.11+
     import tomllib
@@ -23,12 +23,14 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10 uses the tomli bac
     import tomli as tomllib  # type: ignore[no-redef]
 
 # The grid's axes. Lists also take one value or "a,b,c" (as the flags do).
-LIST_FIELDS = {"strategies": str, "models": str, "seeds": int, "synthetic_ratios": float, "minority_fractions": float}
+LIST_FIELDS = {"strategies": str, "models": str, "seeds": int, "synthetic_ratios": float, "minority_fractions": float,
+               "synthetic_classes": str, "synthetic_weights": float, "synthetic_schedules": str}
 # The study's own scalars; every study-wide classifier setting comes from ClassifierTrainConfig.
 OWN_SCALARS = {"data_dir": str, "out_dir": str, "minority_class": str, "device": str, "max_cells": int,
                "allow_generator_leak": bool, "keep_checkpoints": bool}
 _FLAGS = {"data_dir": "--data", "out_dir": "--out", "synthetic_ratios": "--synthetic-ratio",
-          "minority_fractions": "--minority-fraction"}
+          "minority_fractions": "--minority-fraction", "synthetic_weights": "--synthetic-weight",
+          "synthetic_schedules": "--synthetic-schedule"}
 
 
 def train_keys() -> list[str]:
@@ -75,6 +77,10 @@ class AblationConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     synthetic_ratios: list[float] = field(default_factory=lambda: [1.0])
     minority_fractions: list[float] = field(default_factory=lambda: [1.0])
+    # The other synthetic axes (GAN strategies only; see classify.train.config for their meaning).
+    synthetic_classes: list[str] = field(default_factory=lambda: ["minority"])
+    synthetic_weights: list[float] = field(default_factory=lambda: [1.0])
+    synthetic_schedules: list[str] = field(default_factory=lambda: ["mixed"])
     # gen sample folder per minority fraction ("0.25" -> dir); key "all" serves every fraction.
     samples: dict[str, str] = field(default_factory=dict)
     minority_class: str | None = None
@@ -106,6 +112,10 @@ class AblationConfig:
             raise UserError(f"{option_name('minority_fractions')} {self.minority_fractions}: each must lie in (0, 1]")
         if any(r <= 0 for r in self.synthetic_ratios):
             raise UserError(f"{option_name('synthetic_ratios')} {self.synthetic_ratios}: each must be > 0")
+        for classes in self.synthetic_classes:
+            for weight in self.synthetic_weights:
+                for schedule in self.synthetic_schedules:
+                    check_synthetic_settings(classes, weight, schedule)
         if self.max_cells < 1:
             raise UserError(f"--max-cells {self.max_cells} must be >= 1")
         # The trainer's own checks, once for the whole study (each model's res is checked in the plan).
@@ -162,6 +172,12 @@ class AblationConfig:
             raise UserError(f"ablation config {path} does not exist; check --config") from None
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"ablation config {path} is not valid TOML ({exc}); fix the file") from None
+
+    def synthetic_axes(self):
+        from classify.ablate.grid import SyntheticAxes
+
+        return SyntheticAxes(tuple(self.synthetic_ratios), tuple(self.synthetic_classes),
+                             tuple(self.synthetic_weights), tuple(self.synthetic_schedules))
 
     def samples_for(self, fraction: float) -> str | None:
         """The sample folder serving `fraction`: an exact key first, then 'all'."""

@@ -1,8 +1,9 @@
 """The ablation grid: cells, their stable ids, and deterministic shards.
 
-A cell is one (strategy, model, seed, minority fraction, synthetic ratio) training run. Only
-strategies that add synthetic images are multiplied by the synthetic ratios; for the others
-the ratio is meaningless, and repeating them would only burn compute and inflate n.
+A cell is one (strategy, model, seed, minority fraction, synthetic ratio) training run; for
+strategies that add synthetic images also which classes get them, their loss weight and their
+schedule. Only those strategies are multiplied by the synthetic axes; for the others they are
+meaningless, and repeating them would only burn compute and inflate n.
 """
 
 from __future__ import annotations
@@ -36,6 +37,21 @@ class Cell:
     seed: int
     minority_fraction: float
     synthetic_ratio: float | None  # None for strategies without synthetic images
+    # The other synthetic axes; their defaults leave ids and arm names as they were before them.
+    synthetic_classes: str = "minority"
+    synthetic_weight: float = 1.0
+    synthetic_schedule: str = "mixed"
+
+    def _variant(self) -> list[str]:
+        """The non-default synthetic settings, as short tags: 'all', 'w0.5', 'warmup'."""
+        tags = []
+        if self.synthetic_classes != "minority":
+            tags.append(self.synthetic_classes)
+        if self.synthetic_weight != 1.0:
+            tags.append(f"w{fmt_number(self.synthetic_weight)}")
+        if self.synthetic_schedule != "mixed":
+            tags.append(self.synthetic_schedule)
+        return tags
 
     @property
     def id(self) -> str:
@@ -43,15 +59,16 @@ class Cell:
         parts = [self.strategy, self.model, f"frac{fmt_number(self.minority_fraction)}"]
         if self.synthetic_ratio is not None:
             parts.append(f"ratio{fmt_number(self.synthetic_ratio)}")
+        parts += self._variant()
         parts.append(f"seed{self.seed}")
         return "__".join(parts)
 
     @property
     def arm(self) -> str:
-        """The compared treatment, without the seed: 'gan_filtered@2' or 'oversample'."""
+        """The compared treatment, without the seed: 'gan_filtered@2', 'gan@1/all/w0.5' or 'oversample'."""
         if self.synthetic_ratio is None:
             return self.strategy
-        return f"{self.strategy}@{fmt_number(self.synthetic_ratio)}"
+        return "/".join([f"{self.strategy}@{fmt_number(self.synthetic_ratio)}", *self._variant()])
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,30 +80,50 @@ class Cell:
             strategy=str(d["strategy"]), model=str(d["model"]), seed=int(d["seed"]),
             minority_fraction=float(d["minority_fraction"]),
             synthetic_ratio=None if ratio is None else float(ratio),
+            synthetic_classes=str(d.get("synthetic_classes", "minority")),
+            synthetic_weight=float(d.get("synthetic_weight", 1.0)),
+            synthetic_schedule=str(d.get("synthetic_schedule", "mixed")),
         )
+
+
+@dataclass(frozen=True)
+class SyntheticAxes:
+    """The grid's synthetic-data axes (each crossed with the others for GAN strategies)."""
+
+    ratios: Sequence[float] = (1.0,)
+    classes: Sequence[str] = ("minority",)
+    weights: Sequence[float] = (1.0,)
+    schedules: Sequence[str] = ("mixed",)
+
+    def variants(self) -> list[tuple[float, str, float, str]]:
+        return [(float(r), c, float(w), s) for r in self.ratios for c in self.classes for w in self.weights
+                for s in self.schedules]
 
 
 def build_grid(
     strategies: Sequence[str],
     models: Sequence[str],
     seeds: Sequence[int],
-    synthetic_ratios: Sequence[float],
+    synthetic: SyntheticAxes | Sequence[float],
     minority_fractions: Sequence[float],
 ) -> list[Cell]:
-    """Every cell, in a fixed order (fraction, seed, model, strategy, ratio).
+    """Every cell, in a fixed order (fraction, seed, model, strategy, synthetic variant).
+    `synthetic` is the synthetic axes, or just the list of ratios.
 
     Seeds vary slowly so that an interrupted run has complete seeds for many strategies,
     which is what paired comparisons need.
     """
+    axes = synthetic if isinstance(synthetic, SyntheticAxes) else SyntheticAxes(ratios=tuple(synthetic))
     cells: list[Cell] = []
     for fraction in minority_fractions:
         for seed in seeds:
             for model in models:
                 for strategy in strategies:
-                    ratios = synthetic_ratios if uses_synthetic(strategy) else [None]
-                    for ratio in ratios:
-                        cells.append(Cell(strategy, model, int(seed), float(fraction),
-                                          None if ratio is None else float(ratio)))
+                    if not uses_synthetic(strategy):
+                        cells.append(Cell(strategy, model, int(seed), float(fraction), None))
+                        continue
+                    for ratio, classes, weight, schedule in axes.variants():
+                        cells.append(Cell(strategy, model, int(seed), float(fraction), ratio, classes, weight, schedule))
     ids = [c.id for c in cells]
     bad = [i for i in ids if not _SAFE_ID.match(i)]
     if bad:

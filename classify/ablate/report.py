@@ -60,10 +60,34 @@ def _signed_mean(by_seed: dict[int, float], higher_is_better: bool) -> float:
     return -math.inf if not math.isfinite(mean) else (mean if higher_is_better else -mean)
 
 
+# Below this test ROC-AUC (or with a CI that reaches 0.5) the reference arm has barely learned the
+# task, and differences between arms say more about noise in a threshold than about the arms.
+LEARNS_ROC_AUC = 0.7
+
+
+def learning_warnings(records: list[dict]) -> list[str]:
+    """One warning per (model, fraction) whose reference arm (oversample, else baseline, else the
+    first non-GAN arm) is near chance on test ROC-AUC: a verdict needs a classifier that learns."""
+    out = []
+    for (model, fraction), arms in sorted(values_by_arm(records, "roc_auc").items()):
+        plain = [a for a in arms if not arm_is_gan(a)]
+        ref = next((a for a in ("oversample", "baseline") if a in arms), plain[0] if plain else None)
+        if ref is None:
+            continue
+        s = summarize(list(arms[ref].values()), bounds=(0.0, 1.0))
+        if math.isfinite(s.mean) and (s.mean < LEARNS_ROC_AUC or s.ci_low <= 0.5):
+            out.append(f"WARNING [{model}, minority fraction {fraction:g}]: the classifier barely learns this task at "
+                       f"these settings ({ref}: test ROC-AUC {s.mean:.3f}, 95% CI [{_f(s.ci_low)}, {_f(s.ci_high)}]; "
+                       f"below {LEARNS_ROC_AUC} or reaching 0.5); the comparison below says little — raise "
+                       "--res/--epochs until the reference arm learns.")
+    return out
+
+
 def answer_blocks(records: list[dict]) -> list[doc.Block]:
-    """The user's question first: does the best GAN arm beat the best cheap alternative?"""
+    """The user's question first: does the best GAN arm beat the best cheap alternative? (Preceded by
+    a warning where the classifier barely learns the task: then no comparison means much.)"""
     blocks: list[doc.Block] = [doc.Heading("Answer")]
-    items = []
+    items = learning_warnings(records)
     for m in HEADLINE:
         for (model, fraction), arms in sorted(values_by_arm(records, m.key).items()):
             where = f"[{model}, minority fraction {fraction:g}]"
@@ -267,4 +291,13 @@ def write_report(ablate_dirs: str | Path | list[str | Path], out: str | Path | N
     blocks = build_blocks(records, out, notes)
     atomic_write_text(out / "report.md", doc.render_markdown(blocks))
     atomic_write_text(out / "report.html", doc.render_html(blocks, out, title=f"ganbalance ablation — {out.name}"))
+    atomic_write_json(out / "warnings.json", learning_warnings(records))
     return out / "report.md"
+
+
+def report_warnings(report_md: Path) -> list[str]:
+    """The warnings written beside a report (the commands print them under the report's path)."""
+    import json
+
+    path = Path(report_md).parent / "warnings.json"
+    return json.loads(path.read_text()) if path.is_file() else []

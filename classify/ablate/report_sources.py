@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from classify.ablate.config import default_setting, result_train_keys
-from classify.ablate.grid import build_grid
+from classify.ablate.grid import SyntheticAxes, build_grid
 from classify.ablate.runner import failed_cells, load_cells
 from classify.core.errors import UserError
 
@@ -107,8 +107,9 @@ def unfinished_notes(folder: str, n_finished: int) -> list[str]:
                      f"{folder}/failed/)")
     try:
         cfg = json.loads((Path(folder) / "study.json").read_text())["config"]
-        planned = len(build_grid(cfg["strategies"], cfg["models"], cfg["seeds"], cfg["synthetic_ratios"],
-                                 cfg["minority_fractions"]))
+        axes = SyntheticAxes(tuple(cfg["synthetic_ratios"]), tuple(cfg.get("synthetic_classes", ["minority"])),
+                             tuple(cfg.get("synthetic_weights", [1.0])), tuple(cfg.get("synthetic_schedules", ["mixed"])))
+        planned = len(build_grid(cfg["strategies"], cfg["models"], cfg["seeds"], axes, cfg["minority_fractions"]))
     except (OSError, ValueError, KeyError, TypeError):
         return notes
     missing = planned - n_finished - len(failed)

@@ -90,7 +90,7 @@ def plan_ablation(
     """Everything that can be checked before training: names, grid size, sample sets, resume."""
     shard = shard or Shard(0, 1)
     _validate_names(cfg)
-    grid = build_grid(cfg.strategies, cfg.models, cfg.seeds, cfg.synthetic_ratios, cfg.minority_fractions)
+    grid = build_grid(cfg.strategies, cfg.models, cfg.seeds, cfg.synthetic_axes(), cfg.minority_fractions)
     if len(grid) > cfg.max_cells:
         raise UserError(f"the grid has {len(grid)} cells, more than --max-cells {cfg.max_cells}; "
                         "drop strategies/seeds/ratios or raise --max-cells")
@@ -128,7 +128,19 @@ def _check_samples(cfg: AblationConfig, grid: list[Cell], facts: DataFacts, mino
                            and part in c.strategy.split("+") and c.synthetic_ratio is not None], default=0)
                 for part in ("gan", "gan_filtered")}
         check_enough_samples(samples, minority, need["gan"], need["gan_filtered"])
+        _check_other_classes(samples, [c for c in grid if c.minority_fraction == fraction], facts, minority)
     return checks
+
+
+def _check_other_classes(samples: str, cells: list[Cell], facts: DataFacts, minority: str) -> None:
+    """Cells that synthesise every class need samples of the other classes too: ratio x their train images."""
+    every = [c for c in cells if uses_synthetic(c.strategy) and c.synthetic_classes == "all"]
+    for name, n_train in facts.train_counts.items():
+        if name == minority or not every:
+            continue
+        need = {part: max([synthetic_count(c.synthetic_ratio, n_train) for c in every
+                           if part in c.strategy.split("+")], default=0) for part in ("gan", "gan_filtered")}
+        check_enough_samples(samples, name, need["gan"], need["gan_filtered"])
 
 
 def _task(cfg: AblationConfig, cell: Cell, minority: str, check: SampleCheck | None, threads: int,
@@ -138,6 +150,8 @@ def _task(cfg: AblationConfig, cell: Cell, minority: str, check: SampleCheck | N
         out_dir=work_dir, model=cell.model, strategy=cell.strategy, seed=cell.seed, minority_class=minority,
         synthetic_dir=check.samples_dir if (check and uses_synthetic(cell.strategy)) else None,
         synthetic_ratio=cell.synthetic_ratio if cell.synthetic_ratio is not None else 1.0,
+        synthetic_classes=cell.synthetic_classes, synthetic_weight=cell.synthetic_weight,
+        synthetic_schedule=cell.synthetic_schedule,
         minority_fraction=cell.minority_fraction,
         # A cell's epoch bar helps on a terminal; in a log file (or from parallel jobs) its
         # carriage returns run into the [k/n] lines, which already report progress.

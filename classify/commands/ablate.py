@@ -23,7 +23,8 @@ def _default(key: str) -> str:
 
 
 # Flags named in the singular whose AblationConfig field is a (plural) list.
-LIST_OPTIONS = {"synthetic_ratio": "synthetic_ratios", "minority_fraction": "minority_fractions"}
+LIST_OPTIONS = {"synthetic_ratio": "synthetic_ratios", "minority_fraction": "minority_fractions",
+                "synthetic_weight": "synthetic_weights", "synthetic_schedule": "synthetic_schedules"}
 
 
 def config_overrides(options: dict) -> dict:
@@ -50,6 +51,12 @@ def config_overrides(options: dict) -> dict:
               + _default("synthetic_ratios"))
 @click.option("--minority-fraction", help="Comma list of fractions of real minority train images to keep."
               + _default("minority_fractions"))
+@click.option("--synthetic-classes", help="Comma list of minority,all: which classes GAN strategies add synthetic "
+              "images to (all: each at the ratio times its own train images)." + _default("synthetic_classes"))
+@click.option("--synthetic-weight", help="Comma list of loss weights of synthetic images, each in (0, 1]."
+              + _default("synthetic_weights"))
+@click.option("--synthetic-schedule", help="Comma list of mixed,warmup (warmup: real only in the last third of "
+              "the epochs)." + _default("synthetic_schedules"))
 @click.option("--minority-class", default=None, help="Minority class.  [default: the rarest train class]")
 @click.option("--device", default=None, help="cpu, cuda, cuda:N or auto (cuda when available)." + _default("device"))
 @config_option(ClassifierTrainConfig, "res", none_default=True, type=str)
@@ -86,7 +93,7 @@ def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
 
 
 def _run(plan, jobs: int, report: bool) -> None:
-    from classify.ablate.report import write_report
+    from classify.ablate.report import report_warnings, write_report
     from classify.ablate.runner import run_ablation
     from classify.core.errors import UserError
 
@@ -102,7 +109,10 @@ def _run(plan, jobs: int, report: bool) -> None:
     click.echo(f"ran {len(summary.ran)} cell(s), skipped {len(summary.skipped)}, failed {len(summary.failed)} "
                f"in {summary.wall_time_s:.1f}s")
     if report and (summary.ran or summary.skipped):
-        click.echo(f"report: {write_report(out)}")
+        path = write_report(out)
+        click.echo(f"report: {path}")
+        for line in report_warnings(path):
+            click.echo(line)
     if summary.failed:
         first, message = next(iter(summary.failed.items()))
         raise UserError(f"{len(summary.failed)} cell(s) failed (first {first}: {message}); tracebacks in "

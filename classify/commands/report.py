@@ -18,6 +18,9 @@ def report(ablate_dirs: tuple[str, ...], out: str | None) -> None:
     Several folders (e.g. one per minority fraction, each with its own GAN) are combined on one
     minority-fraction axis: prepare's fraction times each cell's.
     """
-    from classify.ablate.report import write_report
+    from classify.ablate.report import report_warnings, write_report
 
-    click.echo(f"report: {write_report(list(ablate_dirs), out)}")
+    path = write_report(list(ablate_dirs), out)
+    click.echo(f"report: {path}")
+    for line in report_warnings(path):
+        click.echo(line)

@@ -20,6 +20,13 @@ OPTIMIZERS = ("adamw", "sgd")
 LR_SCHEDULES = ("cosine", "plateau")
 CLASSIC_LEVEL_NAMES = ("mild", "medium", "strong")  # the keys of classify.train.augment.CLASSIC_LEVELS
 HEADS = ("linear", "logreg", "svm")
+# Which classes get synthetic images: the minority only, or every class at the same share of its
+# own train images (so that "looks generated" carries no label).
+SYNTHETIC_CLASSES = ("minority", "all")
+# mixed: synthetic images in every epoch; warmup: real + synthetic first, real only for the final
+# share of the epochs (SYNTHETIC_REAL_SHARE), so the model ends on the real distribution.
+SYNTHETIC_SCHEDULES = ("mixed", "warmup")
+SYNTHETIC_REAL_SHARE = 1 / 3
 
 
 @dataclass
@@ -37,7 +44,13 @@ class ClassifierTrainConfig:
     device: str = setting("cpu", "cpu, cuda, cuda:N or auto.")
     synthetic_dir: str | None = setting(None, "`gen sample` folder for the gan / gan_filtered strategies.",
                                         flag="--synthetic", path="dir")
-    synthetic_ratio: float = setting(1.0, "Synthetic images added = round(ratio x real minority train images).")
+    synthetic_ratio: float = setting(1.0, "Synthetic images added = round(ratio x real minority train images) "
+                                     "(with --synthetic-classes all: per class, ratio x that class's train images).")
+    synthetic_classes: str = setting("minority", "Classes that get synthetic images: the minority only, or all (each "
+                                     "at the same share of its own train images).", choices=SYNTHETIC_CLASSES)
+    synthetic_weight: float = setting(1.0, "Loss weight of a synthetic image (0 < W <= 1; real images weigh 1).")
+    synthetic_schedule: str = setting("mixed", "mixed: synthetic images in every epoch; warmup: real + synthetic "
+                                      "first, real only for the last third of the epochs.", choices=SYNTHETIC_SCHEDULES)
     minority_class: str | None = setting(None, "Class to treat as minority (default: rarest in train).")
     minority_fraction: float = setting(1.0, "Keep this fraction of the real minority train images (seeded).")
     deterministic: bool = setting(False, "Deterministic kernels (slower; for exact reruns).")
@@ -78,7 +91,8 @@ class ClassifierTrainConfig:
     # Fields an ablation sets per cell (or from its own options); every other field is a
     # study-wide training setting that `classify ablate` takes as a flag or TOML key.
     PER_CELL = ("data_dir", "out_dir", "model", "strategy", "seed", "device", "synthetic_dir", "synthetic_ratio",
-                "minority_class", "minority_fraction", "progress")
+                "synthetic_classes", "synthetic_weight", "synthetic_schedule", "minority_class", "minority_fraction",
+                "progress")
     # Settings that change only the speed, never what is learned.
     SPEED_ONLY = ("channels_last", "compile")
 
@@ -133,8 +147,27 @@ class ClassifierTrainConfig:
             raise UserError(f"--target-recall must be in (0, 1], got {self.target_recall}")
         if not self.synthetic_ratio >= 0:
             raise UserError(f"--synthetic-ratio must be >= 0, got {self.synthetic_ratio}")
+        check_synthetic_settings(self.synthetic_classes, self.synthetic_weight, self.synthetic_schedule)
         if not 0.0 <= self.label_smoothing < 1.0:
             raise UserError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+def check_synthetic_settings(classes: str, weight: float, schedule: str) -> None:
+    """The one rule for the synthetic-data settings (the trainer and the ablation's axes)."""
+    if classes not in SYNTHETIC_CLASSES:
+        raise UserError(f"--synthetic-classes {classes!r} is not one of {', '.join(SYNTHETIC_CLASSES)}")
+    if not (isinstance(weight, (int, float)) and 0.0 < weight <= 1.0):
+        raise UserError(f"--synthetic-weight {weight} must lie in (0, 1]")
+    if schedule not in SYNTHETIC_SCHEDULES:
+        raise UserError(f"--synthetic-schedule {schedule!r} is not one of {', '.join(SYNTHETIC_SCHEDULES)}")
+
+
+def real_only_epochs(epochs: int, schedule: str) -> int:
+    """How many final epochs train on real images only: none for mixed; for warmup the last
+    third (at least one, and never all of them)."""
+    if schedule != "warmup" or epochs < 2:
+        return 0
+    return min(epochs - 1, max(1, round(epochs * SYNTHETIC_REAL_SHARE)))
 
 
 def resolution_settings(value: Any) -> dict[str, Any]:

@@ -22,8 +22,9 @@ class ClassifierTrainData:
     y_train: torch.Tensor  # int64 [N]
     x_val: torch.Tensor
     y_val: torch.Tensor
-    n_train_real: int
+    n_train_real: int  # the first n_train_real rows of x_train are real; synthetic rows follow
     n_train_synthetic: int = 0
+    synthetic_per_class: dict[str, int] = field(default_factory=dict)
     train_paths: list[str] = field(default_factory=list)  # real train images actually used
     synthetic_files: list[str] = field(default_factory=list)
     manifest_hash: str = ""  # of the prepared folder; stored in model.pt so eval can spot other data
@@ -123,13 +124,22 @@ def _append_synthetic(out: ClassifierTrainData, cfg, mode: str) -> None:
     if unknown:
         raise UserError(f"{cfg.synthetic_dir}/samples.csv has class(es) {', '.join(unknown)} that the data "
                         f"{cfg.data_dir} lacks (classes: {', '.join(out.classes)}); sample from a matching generator")
-    n_minority = int((out.y_train == out.positive).sum())
-    count = synthetic_count(cfg.synthetic_ratio, n_minority)
-    files = choose_synthetic(synth, out.classes[out.positive], count, cfg.seed)
+    wanted = range(len(out.classes)) if cfg.synthetic_classes == "all" else [out.positive]
+    files, labels = [], []
+    for c in wanted:
+        # Each class at the same share of its own train images: with every class synthesised,
+        # being synthetic says nothing about the label.
+        count = synthetic_count(cfg.synthetic_ratio, int((out.y_train == c).sum()))
+        # The minority keeps the draw it always had for a seed; other classes draw from their own stream.
+        chosen = choose_synthetic(synth, out.classes[c], count, cfg.seed if c == out.positive else cfg.seed + 7919 * (c + 1))
+        files += chosen
+        labels += [c] * len(chosen)
+        if chosen:
+            out.synthetic_per_class[out.classes[c]] = len(chosen)
     if not files:
         return
     x_syn = read_images(files, cfg.res, out.in_chans)
     out.x_train = torch.cat([out.x_train, x_syn])
-    out.y_train = torch.cat([out.y_train, torch.full((len(files),), out.positive, dtype=torch.int64)])
+    out.y_train = torch.cat([out.y_train, torch.tensor(labels, dtype=torch.int64)])
     out.n_train_synthetic = len(files)
     out.synthetic_files = [str(f) for f in files]

@@ -19,6 +19,7 @@ from classify.model.inference import normalisation, normalise, predict_probs, to
 from classify.model.models import build_model
 from classify.train.augment import apply_classic, classic_augment, cutmix, mixup
 from classify.train.batches import batch_slices, epoch_indices
+from classify.train.config import real_only_epochs
 from classify.train.data import ClassifierTrainData
 from classify.train.losses import inverse_frequency_weights, smooth_one_hot, soft_cross_entropy
 from classify.train.metrics import choose_threshold, classification_metrics
@@ -141,13 +142,14 @@ def train_epoch(cfg, strategy: Strategy, st: _Step, data: ClassifierTrainData, e
     net.backbone.requires_grad_(not head_only)
     if head_only:  # linear probing: the backbone, BatchNorm statistics included, stays as it is
         net.backbone.eval()
-    order = epoch_indices(data.y_train, strategy.balanced_sampler, st.gen)
+    rows = train_rows(cfg, data, epoch)
+    order = rows[epoch_indices(data.y_train[rows], strategy.balanced_sampler, st.gen)]
     n_batches = sum(1 for _ in batch_slices(order, cfg.batch))
     bar = tqdm(batch_slices(order, cfg.batch), total=n_batches, desc=f"epoch {epoch}/{cfg.epochs}",
                disable=not cfg.progress, leave=False)
     total, count = 0.0, 0
     for idx in bar:
-        loss = train_step(cfg, strategy, st, data.x_train[idx], data.y_train[idx])
+        loss = train_step(cfg, strategy, st, data.x_train[idx], data.y_train[idx], sample_weights(cfg, data, idx))
         if not math.isfinite(loss):
             raise UserError(f"loss became {loss} at epoch {epoch}; training stopped, {cfg.out_dir}/model.pt "
                             "keeps the last good epoch (if any) — lower --lr")
@@ -157,12 +159,32 @@ def train_epoch(cfg, strategy: Strategy, st: _Step, data: ClassifierTrainData, e
     return total / max(count, 1)
 
 
-def train_step(cfg, strategy: Strategy, st: _Step, x_uint8: torch.Tensor, y: torch.Tensor) -> float:
+def train_rows(cfg, data: ClassifierTrainData, epoch: int) -> torch.Tensor:
+    """The train rows an epoch draws from: all of them, or the real ones alone in the final
+    epochs of the warm-up schedule (`real_only_epochs`)."""
+    n = data.y_train.numel()
+    if data.n_train_synthetic and epoch > cfg.epochs - real_only_epochs(cfg.epochs, cfg.synthetic_schedule):
+        n = data.n_train_real
+    return torch.arange(n)
+
+
+def sample_weights(cfg, data: ClassifierTrainData, idx: torch.Tensor) -> torch.Tensor | None:
+    """Per-image loss weights of a batch: 1 for real rows, --synthetic-weight for synthetic ones
+    (None when every weight is 1). A mixup/cutmix image keeps the weight of the image it was
+    mixed into."""
+    if cfg.synthetic_weight == 1.0 or not data.n_train_synthetic:
+        return None
+    return torch.where(idx >= data.n_train_real, cfg.synthetic_weight, 1.0)
+
+
+def train_step(cfg, strategy: Strategy, st: _Step, x_uint8: torch.Tensor, y: torch.Tensor,
+               weights: torch.Tensor | None = None) -> float:
     """One optimisation step on a uint8 batch; returns the loss (NaN/inf is left to the caller)."""
     xb, yb = make_batch(cfg, strategy, st, x_uint8, y)
     with torch.autocast(st.device.type, dtype=st.amp_dtype, enabled=st.amp_dtype is not None):
         logits = st.model(xb)
-    loss = soft_cross_entropy(logits, yb, st.class_weights, strategy.focal_gamma)
+    loss = soft_cross_entropy(logits, yb, st.class_weights, strategy.focal_gamma,
+                              None if weights is None else weights.to(st.device))
     if not torch.isfinite(loss):
         return float(loss.item())  # skip the update: keep the weights of the last good step
     st.opt.zero_grad(set_to_none=True)
@@ -175,7 +197,7 @@ def train_step(cfg, strategy: Strategy, st: _Step, x_uint8: torch.Tensor, y: tor
 
 
 @torch.no_grad()
-def recalibrate_bn(cfg, st: _Step, data: ClassifierTrainData) -> None:
+def recalibrate_bn(cfg, st: _Step, data: ClassifierTrainData, rows: torch.Tensor | None = None) -> None:
     """Re-estimate BatchNorm running statistics on up to cfg.bn_recalibrate clean train images.
 
     With momentum 0.1 the running stats lag the weights by ~10 steps; small defect sets give
@@ -190,8 +212,9 @@ def recalibrate_bn(cfg, st: _Step, data: ClassifierTrainData) -> None:
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average over the batches below
-    n = min(cfg.bn_recalibrate, data.y_train.numel())
-    idx = torch.randperm(data.y_train.numel(), generator=st.gen)[:n]
+    pool = torch.arange(data.y_train.numel()) if rows is None else rows  # the rows this epoch trained on
+    n = min(cfg.bn_recalibrate, pool.numel())
+    idx = pool[torch.randperm(pool.numel(), generator=st.gen)[:n]]
     st.model.train()
     for b in batch_slices(idx, cfg.batch):
         xb = normalise(to_unit_float(data.x_train[b], st.device), st.norm)
@@ -249,7 +272,7 @@ def fit(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device
         stage_data = current[res]
         t0 = time.perf_counter()
         loss = train_epoch(cfg, strategy, st, stage_data, epoch)
-        recalibrate_bn(cfg, st, stage_data)
+        recalibrate_bn(cfg, st, stage_data, train_rows(cfg, stage_data, epoch))
         val, threshold, _ = validate(cfg, st, stage_data)
         score = selection_score(val, binary)
         if st.plateau is not None and st.steps >= st.warm_steps:

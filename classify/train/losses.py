@@ -17,11 +17,13 @@ def inverse_frequency_weights(labels: torch.Tensor, num_classes: int) -> torch.T
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_weights: torch.Tensor | None = None,
-                       focal_gamma: float = 0.0) -> torch.Tensor:
-    """Mean over the batch of -sum_k w_k * (1 - p_k)^gamma * y_k * log p_k.
+                       focal_gamma: float = 0.0, sample_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the batch of -s_i * sum_k w_k * (1 - p_k)^gamma * y_k * log p_k.
 
     gamma=0 and no weights is plain cross-entropy; gamma=2 is the focal loss of Lin et al.,
     which down-weights examples the model already gets right (the abundant class, mostly).
+    `sample_weights` s_i scale single images (synthetic ones by --synthetic-weight); the mean
+    stays over the batch size, so a weight of 0.5 halves what that image contributes.
     """
     logp = F.log_softmax(logits.float(), dim=1)
     per_class = -target * logp
@@ -29,7 +31,10 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, class_weights
         per_class = per_class * (1.0 - logp.exp()).pow(focal_gamma)
     if class_weights is not None:
         per_class = per_class * class_weights.to(per_class.device)
-    return per_class.sum(dim=1).mean()
+    per_image = per_class.sum(dim=1)
+    if sample_weights is not None:
+        per_image = per_image * sample_weights.to(per_image)
+    return per_image.mean()
 
 
 def smooth_one_hot(labels: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:

@@ -26,7 +26,9 @@ def parse_filters(text: str) -> list[str]:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="SAMPLES_DIR to write (or resume).")
 @click.option("--n", "n", type=int, default=None, help="Number of samples (seeds 0..N-1) unless --seeds is given.")
 @click.option("--seeds", default=None, help="Seeds: A-B (inclusive), A,B,C or 0-9,20.")
-@click.option("--class", "class_name", default=None, help="Class to sample (default: round-robin over classes).")
+@click.option("--class", "class_name", default=None,
+              help="Class to sample; all: every class in proportion to its real train images (a conditional "
+                   "generator; what --synthetic-classes all draws from); default: round-robin over the classes.")
 @click.option("--trunc", type=float, default=1.0, show_default=True, help="Truncation psi.")
 @click.option("--snapshot", default="best", show_default=True, help="best, latest or a kimg number (run folders).")
 @click.option("--batch", type=int, default=32, show_default=True, help="Images per generator and judge pass.")
@@ -52,6 +54,11 @@ def parse_filters(text: str) -> list[str]:
 @click.option("--outlier-percentile", type=float, default=99.0, show_default=True,
               help="outlier filter: reject samples whose IsolationForest and OneClassSVM scores both exceed this "
                    "percentile of the class's real train images' own scores.")
+@click.option("--stats-margin", type=float, default=0.05, show_default=True,
+              help="stats filter: widen the reals' brightness/contrast/feature-distance range by this share of it.")
+@click.option("--twosample-percentile", type=float, default=90.0, show_default=True,
+              help="twosample filter: reject samples that look more synthetic than this percentile of the real "
+                   "images (out-of-fold P(synthetic) of a pixel logistic regression).")
 @click.option("--fid-select-max-drop", type=float, default=0.2, show_default=True,
               help="fid_select filter: drop at most this fraction of the samples the other filters kept.")
 @click.option("--keep", type=int, default=None, help="Keep the top-K by combined judge/realism rank instead.")

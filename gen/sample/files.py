@@ -30,16 +30,40 @@ class PlanRow:
     native_file: str  # relative; native resolution (the same as `file` unless --resize-to)
 
 
-def plan(seeds: list[int], classes: list[str], class_name: str | None, resized: bool) -> list[PlanRow]:
-    """Which class each seed makes: `class_name` for all, else round-robin over the classes."""
-    if class_name is not None and class_name not in classes:
-        raise UserError(f"unknown --class {class_name!r}; this generator makes: {', '.join(classes)}")
+ALL_CLASSES = "all"
+
+
+def plan(seeds: list[int], classes: list[str], class_name: str | None, resized: bool,
+         class_counts: dict[str, int] | None = None) -> list[PlanRow]:
+    """Which class each seed makes: `class_name` for all; 'all' in proportion to the classes' real
+    train counts (`class_counts`), so the set mirrors the real class balance and every class can
+    get synthetic images at the same share of its own; None round-robin over the classes."""
+    if class_name is not None and class_name != ALL_CLASSES and class_name not in classes:
+        raise UserError(f"unknown --class {class_name!r}; this generator makes: {', '.join(classes)} (or all)")
+    names = _assign_classes(len(seeds), classes, class_name, class_counts)
     rows = []
-    for i, s in enumerate(seeds):
-        name = class_name if class_name is not None else classes[i % len(classes)]
+    for s, name in zip(seeds, names):
         native = f"images/{name}/seed{s:07d}.png"
         rows.append(PlanRow(s, classes.index(name), name, native.replace("images/", "resized/", 1) if resized else native, native))
     return rows
+
+
+def _assign_classes(n: int, classes: list[str], class_name: str | None, counts: dict[str, int] | None) -> list[str]:
+    if class_name is not None and class_name != ALL_CLASSES:
+        return [class_name] * n
+    if class_name is None or not counts or sum(counts.get(c, 0) for c in classes) == 0:
+        return [classes[i % len(classes)] for i in range(n)]
+    total = sum(counts.get(c, 0) for c in classes)
+    share = {c: counts.get(c, 0) / total for c in classes}
+    given = dict.fromkeys(classes, 0)
+    names = []
+    for i in range(n):
+        # The class furthest behind its share so far: deterministic, and any prefix of the seeds
+        # is balanced too (a resumed or extended set keeps its classes).
+        name = max(classes, key=lambda c: (share[c] * (i + 1) - given[c], -classes.index(c)))
+        given[name] += 1
+        names.append(name)
+    return names
 
 
 def check_disk(out: Path, n_new: int, channels: int, res: int, resize: tuple[int, int] | None) -> None:

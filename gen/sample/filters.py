@@ -13,6 +13,17 @@ class (classify.evaluate.outliers, the scorer of `classify outliers`); both anom
 samples.csv (`outlier_iforest`, `outlier_ocsvm`, higher = odder), and a sample is rejected
 when BOTH exceed the `outlier_percentile` percentile of the reals' own scores: odder than
 nearly every real image of its class by two unrelated detectors.
+
+stats: the obviously wrong. A sample whose mean brightness or contrast lies outside the range
+the real train images of its class span (widened by `stats_margin` of that range), or whose
+features lie further from the class's feature centroid than any real image does (by the same
+margin), is rejected: blank, saturated or inverted images, whatever a judge thinks of them.
+
+twosample: prefer the indistinguishable. A logistic regression learns, on held-out folds, to
+tell the class's samples from its real train images on raw pixels
+(classify.evaluate.twosample); `twosample_score` is each sample's out-of-fold P(synthetic).
+A sample is rejected when it looks more synthetic than `twosample_percentile` percent of the
+real images look to the same model.
 """
 
 from __future__ import annotations
@@ -27,10 +38,11 @@ import torch
 from classify.core.configs import check_known_keys
 from classify.core.errors import UserError
 from classify.evaluate.outliers import fit_outlier_scorer
+from classify.evaluate.twosample import image_stats, pixel_features, two_sample_test
 from gen.core.setmetrics import knn_radii, pairwise_distances
 from gen.sample.fid_select import greedy_fd_selection
 
-ORDER = ("judge", "realism", "outlier", "memorisation", "duplicates", "fid_select")
+ORDER = ("stats", "judge", "realism", "outlier", "twosample", "memorisation", "duplicates", "fid_select")
 
 
 @dataclass
@@ -42,6 +54,8 @@ class FilterConfig:
     min_realism: float = 1.0
     memorisation_percentile: float = 1.0
     outlier_percentile: float = 99.0  # reject when both anomaly scores exceed this percentile of the reals'
+    stats_margin: float = 0.05  # stats: widen the reals' range by this share of it on each side
+    twosample_percentile: float = 90.0  # twosample: reject above this percentile of the reals' P(synthetic)
     fid_select_max_drop: float = 0.2  # at most this fraction of the alive samples
     keep: int | None = None  # top-K by combined rank instead of quality thresholds
 
@@ -58,7 +72,7 @@ class FilterConfig:
 class RealSet:
     """Real TRAIN images of one class and their features (same extractor as the samples)."""
 
-    feats: torch.Tensor  # [M, D]
+    feats: torch.Tensor | None  # [M, D]; None without a feature extractor (stats/twosample need none)
     images: torch.Tensor  # uint8 [M, C, H, W] at the generator's resolution
     files: list[str] = field(default_factory=list)
 
@@ -154,6 +168,62 @@ def _outlier(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterR
     return FilterResult({"outlier_iforest": iso, "outlier_ocsvm": svm}, accept, info)
 
 
+STAT_COLUMNS = ("brightness", "contrast")
+
+
+def _stats(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterResult:
+    if not 0.0 <= cfg.stats_margin <= 1.0:
+        raise UserError(f"--stats-margin {cfg.stats_margin} must be in [0, 1]")
+    n = len(inp.class_idx)
+    ours = image_stats(inp.images)
+    cols = {name: ours[name] for name in STAT_COLUMNS}
+    distance = np.full(n, np.nan)
+    accept, info = np.ones(n, bool), {}
+
+    def range_of_class(c: int, rows: np.ndarray, real: RealSet) -> None:
+        theirs, bounds = image_stats(real.images), {}
+        for name in STAT_COLUMNS:
+            low, high = float(theirs[name].min()), float(theirs[name].max())
+            pad = cfg.stats_margin * (high - low)
+            bounds[name] = [low - pad, high + pad]
+            accept[rows] &= (ours[name][rows] >= low - pad) & (ours[name][rows] <= high + pad)
+        if inp.feats is not None and real.feats is not None:
+            centre = real.feats.mean(0)
+            limit = float((real.feats - centre).norm(dim=1).max()) * (1 + cfg.stats_margin)
+            distance[rows] = (inp.feats[rows] - centre).norm(dim=1).numpy()
+            accept[rows] &= distance[rows] <= limit
+            bounds["centroid_distance"] = [0.0, limit]
+        info[str(c)] = bounds
+
+    _per_class(inp, range_of_class)
+    if inp.feats is not None:
+        cols["centroid_distance"] = distance
+    return FilterResult(cols, accept, {"margin": cfg.stats_margin, "bounds": info})
+
+
+def _twosample(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterResult:
+    if not 0.0 < cfg.twosample_percentile <= 100.0:
+        raise UserError(f"--twosample-percentile {cfg.twosample_percentile} must be in (0, 100]")
+    n = len(inp.class_idx)
+    score, accept, info = np.full(n, np.nan), np.ones(n, bool), {}
+
+    def gap_of_class(c: int, rows: np.ndarray, real: RealSet) -> None:
+        if len(rows) < 2 or len(real.images) < 2:
+            return  # too few to fit; the report says so
+        # Every sample of the class gets an out-of-fold score (no subsampling), alive or not, so a
+        # sample's score does not depend on what earlier filters did.
+        res = two_sample_test(pixel_features(real.images), pixel_features(inp.images[rows]),
+                              max_per_side=max(len(rows), len(real.images)))
+        threshold = float(np.percentile(res.real_scores, cfg.twosample_percentile))
+        score[rows] = res.synthetic_scores
+        accept[rows] = res.synthetic_scores <= threshold
+        info[str(c)] = {"auc": round(res.auc, 4), "threshold": threshold, "percentile": cfg.twosample_percentile,
+                        "folds": res.folds}
+
+    _per_class(inp, gap_of_class)
+    return FilterResult({"twosample_score": score}, accept, info)
+
+
 def _memorisation(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterResult:
     n = len(inp.class_idx)
     feat_d, pix_d, nearest = np.zeros(n), np.zeros(n), np.full(n, -1)
@@ -225,8 +295,8 @@ def _fid_select(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Filt
     return FilterResult({"fid_select_kept": kept}, accept, info)
 
 
-FILTERS = {"judge": _judge, "realism": _realism, "outlier": _outlier, "memorisation": _memorisation,
-           "duplicates": _duplicates, "fid_select": _fid_select}
+FILTERS = {"stats": _stats, "judge": _judge, "realism": _realism, "outlier": _outlier, "twosample": _twosample,
+           "memorisation": _memorisation, "duplicates": _duplicates, "fid_select": _fid_select}
 
 
 def list_filters() -> list[str]:
@@ -304,7 +374,7 @@ def explain_empty(outcome: FilterOutcome) -> str:
     names = [n for n in ORDER if n in outcome.info and outcome.info[n].get("alive_after") == 0]
     culprit = names[0] if names else "keep_rank"
     col = {"judge": "judge_confidence", "realism": "realism_score", "outlier": "outlier_iforest",
-           "memorisation": "nearest_real_distance"}.get(culprit)
+           "memorisation": "nearest_real_distance", "stats": "brightness", "twosample": "twosample_score"}.get(culprit)
     dist = ""
     if col and col in outcome.columns and len(outcome.columns[col]):
         v = outcome.columns[col]

@@ -82,8 +82,9 @@ const v=x=>{const s=x.cells[c].innerText,n=parseFloat(s);return isNaN(n)?s:n};
 r.sort((x,y)=>{const p=v(x),q=v(y);return (p>q?1:p<q?-1:0)*(a?-1:1)});r.forEach(x=>b.appendChild(x));}"""
 
 
-def write_sample_index(out: Path, grids: list[str], header: list[str], rows: list[list[str]], summary: list[str]) -> Path:
-    """A self-contained page (inline CSS/JS, relative links) showing grids and every score."""
+def write_sample_index(out: Path, grids: list[str], header: list[str], rows: list[list[str]], summary: list[str],
+                       gap: list[str] = ()) -> Path:
+    """A self-contained page (inline CSS/JS, relative links) showing the domain gap, grids and every score."""
     figs = "\n".join(f'<h2>{html.escape(g[:-4].replace("_", " "))}</h2><img src="{html.escape(g)}" alt="{html.escape(g)}">'
                      for g in grids)
     file_col = header.index("file")
@@ -99,7 +100,10 @@ def write_sample_index(out: Path, grids: list[str], header: list[str], rows: lis
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>gen sample</title><style>{_STYLE}</style>"
             f"<script>{_SORT_JS}</script></head><body><h1>Sample set</h1>"
             f"<p><a href='filter_report.json'>filter_report.json</a> · <a href='samples.csv'>samples.csv</a> · "
-            f"<a href='sample_info.json'>sample_info.json</a></p><pre>{html.escape(chr(10).join(summary))}</pre>"
+            f"<a href='sample_info.json'>sample_info.json</a></p>"
+            + (f"<h2>Domain gap: can a classifier tell these samples from real images?</h2>"
+               f"<pre>{html.escape(chr(10).join(gap))}</pre>" if gap else "")
+            + f"<h2>Filters</h2><pre>{html.escape(chr(10).join(summary))}</pre>"
             f"{figs}<h2>scores</h2><table id='scores'><thead><tr>{head}</tr></thead><tbody>"
             + "\n".join(body) + "</tbody></table></body></html>\n")
     path = out / "index.html"

@@ -20,6 +20,7 @@ import torch
 from classify.core.configs import check_known_keys
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
+from gen.sample.domain_gap import domain_gap, gap_lines
 from gen.sample.files import (
     PlanRow,
     check_disk,
@@ -37,7 +38,9 @@ from gen.sample.pages import write_grids, write_sample_index
 from gen.sample.sampling import batches, check_trunc, count_seeds, generate, parse_seeds
 
 FEATURE_FILTERS = ("realism", "outlier", "memorisation", "duplicates", "fid_select")
-SCORE_COLUMNS = ("judge_confidence", "realism_score", "outlier_iforest", "outlier_ocsvm", "nearest_real_distance",
+REAL_FILTERS = ("stats", "twosample")  # compare with the train reals' pixels; features optional
+SCORE_COLUMNS = ("judge_confidence", "realism_score", "outlier_iforest", "outlier_ocsvm", "twosample_score",
+                 "brightness", "contrast", "centroid_distance", "nearest_real_distance",
                  "nearest_real_pixel_distance", "fid_select_kept", "combined_rank")
 
 
@@ -137,9 +140,19 @@ def _extractor(cfg: SampleConfig, judge):
     return build_extractor(kind, weights_path=weights, judge=judge, device=cfg.device, batch=max(cfg.batch, 16))
 
 
-def _reals(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], extractor, channels: int,
-           log: Callable) -> dict:
-    data_dir = cfg.data or info.get("data_dir", "")
+def _real_sets(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], extractor, channels: int,
+               split: str) -> dict[int, RealSet]:
+    """The reals of one split per class index, with their features when there is an extractor. The
+    train split is what the filters compare with; the val split only feeds the report's held-out
+    checks (no filter sees it, so the report cannot have been tuned on it)."""
+    raw = load_reals(cfg.data or info.get("data_dir", ""), used, info["res"], channels, info.get("fit", "crop"),
+                     split=split)
+    return {classes.index(name): RealSet(extractor.features(imgs).double() if extractor is not None else None,
+                                         imgs, files)
+            for name, (imgs, files) in raw.items()}
+
+
+def _note_other_data(cfg: SampleConfig, info: dict, log: Callable) -> None:
     if cfg.data and info.get("manifest_hash"):
         from classify.data.dataset import open_prepared
 
@@ -147,18 +160,6 @@ def _reals(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], e
         if now != info["manifest_hash"]:
             log(f"note: --data {cfg.data} is not the data the generator was trained on (manifest hash "
                 f"{info['manifest_hash'][:12]} -> {now[:12]}); the filters compare samples with its train images")
-    raw = load_reals(data_dir, used, info["res"], channels, info.get("fit", "crop"))
-    return {classes.index(name): RealSet(extractor.features(imgs).double(), imgs, files)
-            for name, (imgs, files) in raw.items()}
-
-
-def _heldout_feats(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], extractor,
-                   channels: int) -> dict[int, torch.Tensor]:
-    """Features of the VAL reals per class: no filter sees them, so the report's held-out
-    before/after check cannot have been tuned on them (the train-real numbers can)."""
-    raw = load_reals(cfg.data or info.get("data_dir", ""), used, info["res"], channels, info.get("fit", "crop"),
-                     split="val")
-    return {classes.index(name): extractor.features(imgs).double() for name, (imgs, _) in raw.items()}
 
 
 def _csv_table(rows: list[PlanRow], cfg: SampleConfig, snapshot: str, outcome, reals: dict) -> tuple[list, list]:
@@ -197,14 +198,14 @@ def _sample_info(cfg: SampleConfig, info: dict, snapshot: str, seeds: list[int],
 
 @dataclass
 class Scorers:
-    """The judge, the feature extractor and the reals' features: loaded before any image is
-    generated, so a wrong judge or data folder fails in seconds, not after the whole --n."""
+    """The judge, the feature extractor and the reals: loaded before any image is generated, so a
+    wrong judge or data folder fails in seconds, not after the whole --n."""
 
     judge: Any
     note: str | None
     extractor: Any
-    reals: dict
-    heldout: dict  # class index -> val-real features, for the report only
+    reals: dict  # class index -> RealSet of the train reals ({} when the data folder is not at hand)
+    heldout: dict  # class index -> RealSet of the val reals, for the report only
 
 
 def _scorers(cfg, classes, used, info, log) -> Scorers:
@@ -214,18 +215,23 @@ def _scorers(cfg, classes, used, info, log) -> Scorers:
     if wanted and extractor is None:
         raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
                         "(or --inception-weights PATH), or choose --filters without them")
-    if extractor is None:
-        return Scorers(judge, note, None, {}, {})
-    reals = _reals(cfg, info, used, classes, extractor, info["channels"], log)
+    needs_reals = extractor is not None or any(f in REAL_FILTERS for f in cfg.filters.filters)
+    data_dir = cfg.data or info.get("data_dir", "")
+    if not needs_reals and not (data_dir and Path(data_dir).is_dir()):
+        log("note: the generator's data folder is not here, so the report has no domain-gap check (pass --data)")
+        return Scorers(judge, note, extractor, {}, {})
+    _note_other_data(cfg, info, log)
+    reals = _real_sets(cfg, info, used, classes, extractor, info["channels"], "train")
     _check_outlier_reals(cfg, reals, classes)
-    return Scorers(judge, note, extractor, reals, _heldout_feats(cfg, info, used, classes, extractor, info["channels"]))
+    heldout = _real_sets(cfg, info, used, classes, extractor, info["channels"], "val")
+    return Scorers(judge, note, extractor, reals, heldout)
 
 
 def _check_outlier_reals(cfg: SampleConfig, reals: dict, classes: list[str]) -> None:
     """The outlier filter fits two detectors per class on its reals: refuse too few before generating."""
     from classify.evaluate.outliers import MIN_IMAGES
 
-    few = {classes[c]: len(rs.feats) for c, rs in reals.items() if len(rs.feats) < MIN_IMAGES}
+    few = {classes[c]: len(rs.images) for c, rs in reals.items() if len(rs.images) < MIN_IMAGES}
     if "outlier" in cfg.filters.filters and few:
         listed = ", ".join(f"{name!r} has {n}" for name, n in few.items())
         raise UserError(f"the outlier filter needs at least {MIN_IMAGES} real train images per sampled class "
@@ -291,7 +297,7 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
     on_disk = sum(1 for _ in (out / "images").rglob("seed*.png")) if (out / "images").is_dir() else 0
     check_disk(out, count_seeds(cfg.seeds, cfg.n) - on_disk, G.img_channels, G.img_resolution, parse_resize(cfg.resize_to))
     seeds = parse_seeds(cfg.seeds, cfg.n)
-    rows = plan(seeds, classes, cfg.class_name, cfg.resize_to is not None)
+    rows = plan(seeds, classes, cfg.class_name, cfg.resize_to is not None, info.get("real_counts"))
     used = sorted({r.class_name for r in rows}, key=classes.index)
     scorers = _scorers(cfg, classes, used, info, log)
     # Written before the first PNG so that a killed run's folder still says what made it.
@@ -300,8 +306,11 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
     outcome, feats = _score(cfg, images, rows, scorers)
     reals, extractor, note = scorers.reals, scorers.extractor, scorers.note
     label = extractor.label if extractor is not None else None
-    report = build_filter_report(outcome, np.array([r.class_idx for r in rows]), classes, feats,
-                          {c: rs.feats for c, rs in reals.items()}, label, scorers.heldout)
+    class_idx = np.array([r.class_idx for r in rows])
+    report = build_filter_report(outcome, class_idx, classes, feats,
+                                 {c: rs.feats for c, rs in reals.items() if rs.feats is not None}, label,
+                                 {c: rs.feats for c, rs in scorers.heldout.items() if rs.feats is not None})
+    report["domain_gap"] = domain_gap(images, feats, class_idx, outcome.accepted, classes, reals, scorers.heldout)
     report["judge_note"] = note
     header, table = _csv_table(rows, cfg, snapshot, outcome, reals)
     write_csv(out / "samples.csv", header, table)
@@ -316,8 +325,9 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
                    [reals[r.class_idx].images[int(j)] if j >= 0 else None for r, j in zip(rows, idx)], seeds)
     grids = write_grids(out, images, outcome.accepted, outcome.rejected_by,
                         np.array([r.class_idx for r in rows]), classes, nearest)
-    write_sample_index(out, grids, header, [[fmt_cell(v) for v in r] for r in table], lines)
-    for line in lines:
+    gap = gap_lines(report["domain_gap"])
+    write_sample_index(out, grids, header, [[fmt_cell(v) for v in r] for r in table], lines, gap)
+    for line in lines + gap:
         log(line)
     if not outcome.accepted.any() and cfg.filters.filters:
         raise UserError(explain_empty(outcome) + f" (scores are in {out / 'samples.csv'})")

@@ -1,0 +1,216 @@
+"""Issue 21's machinery on tiny data: the two-sample test, the stats and twosample filters,
+symmetric synthesis, the synthetic loss weight and warm-up schedule, `gen sample --class all`
+and the ablation's synthetic axes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from classify_testdata import make_class_samples_folder, make_square_dataset
+
+from classify.ablate.config import AblationConfig
+from classify.ablate.grid import Cell, SyntheticAxes, build_grid
+from classify.core.errors import UserError
+from classify.evaluate.twosample import image_stats, pixel_features, two_sample_test
+from classify.train.config import ClassifierTrainConfig, real_only_epochs
+from classify.train.data import load_classifier_train_data
+from classify.train.losses import soft_cross_entropy
+from classify.train.loop import sample_weights, train_rows
+from gen.sample.files import plan
+from gen.sample.filters import FilterConfig, FilterInputs, RealSet, build, run_filters
+
+
+def textured(n: int, seed: int, size: int = 16, level: float = 0.3) -> torch.Tensor:
+    """uint8 [n, 1, size, size] grey images around `level` of full scale, with smooth texture."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, 4, 4, generator=g) * 0.2 - 0.1
+    x = torch.nn.functional.interpolate(coarse, size=size, mode="bilinear", align_corners=False) + level
+    x = x + torch.randn(n, 1, size, size, generator=g) * 0.02
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+# ---- the two-sample test -----------------------------------------------------------------
+
+
+def test_two_sample_auc_is_near_half_for_two_real_draws_and_near_one_for_noise():
+    a, b = pixel_features(textured(120, 0)), pixel_features(textured(120, 1))
+    same = two_sample_test(a, b)
+    assert 0.35 < same.auc < 0.65 and same.folds == 5
+    noise = pixel_features(torch.randint(0, 256, (120, 1, 16, 16), generator=torch.Generator().manual_seed(2),
+                                         dtype=torch.uint8))
+    assert two_sample_test(a, noise).auc > 0.95
+    # Every row gets an out-of-fold score; the test refuses sets it cannot split.
+    assert np.isfinite(same.real_scores).all() and np.isfinite(same.synthetic_scores).all()
+    with pytest.raises(UserError, match="at least 2"):
+        two_sample_test(a[:1], b)
+
+
+def test_two_sample_catches_a_brightness_shift_that_the_eye_would_miss():
+    a, b = textured(150, 0, level=0.30), textured(150, 1, level=0.36)
+    assert two_sample_test(pixel_features(a), pixel_features(b)).auc > 0.9
+    stats = image_stats(b)
+    assert stats["brightness"].mean() == pytest.approx(0.36, abs=0.01) and (stats["bright_share"] == 0).all()
+
+
+# ---- filters -----------------------------------------------------------------------------
+
+
+def _inputs(images: torch.Tensor, reals: torch.Tensor, feats=None, real_feats=None) -> FilterInputs:
+    return FilterInputs(feats, images, np.zeros(len(images), int), {0: RealSet(real_feats, reals)})
+
+
+def test_stats_filter_rejects_planted_blank_saturated_and_inverted_samples_and_passes_reals():
+    reals = textured(60, 0)
+    good = textured(10, 1)  # other draws of the same distribution
+    blank = torch.zeros(1, 1, 16, 16, dtype=torch.uint8)
+    saturated = torch.full((1, 1, 16, 16), 255, dtype=torch.uint8)
+    inverted = 255 - textured(1, 3)
+    samples = torch.cat([reals[:10], good, blank, saturated, inverted])
+    res = build("stats")(_inputs(samples, reals), np.ones(len(samples), bool))
+    assert res.accept[:10].all(), "every real image must pass"
+    assert res.accept[10:20].mean() >= 0.8
+    assert not res.accept[20:].any(), "blank, saturated and inverted must all be rejected"
+    assert {"brightness", "contrast"} <= set(res.columns)
+
+
+def test_stats_filter_also_rejects_samples_far_from_the_class_in_feature_space():
+    reals = textured(40, 0)
+    real_feats = torch.randn(40, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    feats = torch.cat([real_feats[:3], torch.full((1, 8), 20.0, dtype=torch.float64)])
+    res = build("stats")(_inputs(reals[:4], reals, feats, real_feats), np.ones(4, bool))
+    assert res.accept.tolist() == [True, True, True, False]
+    assert np.isfinite(res.columns["centroid_distance"]).all()
+
+
+def test_twosample_filter_keeps_real_looking_samples_and_rejects_the_giveaways():
+    reals = textured(80, 0)
+    real_like = textured(60, 1)
+    bright = textured(20, 2, level=0.6)
+    res = build("twosample")(_inputs(torch.cat([real_like, bright]), reals), np.ones(80, bool))
+    score = res.columns["twosample_score"]
+    assert np.isfinite(score).all() and score[60:].min() > np.median(score[:60])
+    assert not res.accept[60:].any() and res.accept[:60].mean() > 0.6
+
+
+def test_filter_pipeline_reports_which_new_filter_rejected():
+    reals = textured(40, 0)
+    samples = torch.cat([textured(6, 1), torch.zeros(2, 1, 16, 16, dtype=torch.uint8)])
+    out = run_filters(_inputs(samples, reals), FilterConfig(filters=["stats", "twosample"]))
+    assert out.rejected_by[-2:] == ["stats", "stats"] and "twosample_score" in out.columns
+
+
+# ---- symmetric synthesis, weight and schedule --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def square_data(tmp_path_factory) -> Path:
+    return make_square_dataset(tmp_path_factory.mktemp("sym"), n_good=24, n_bad=12, size=32)
+
+
+@pytest.fixture(scope="module")
+def both_classes(tmp_path_factory) -> Path:
+    return make_class_samples_folder(tmp_path_factory.mktemp("both") / "samples", {"bad": 30, "good": 40})
+
+
+def _cfg(data: Path, **kw) -> ClassifierTrainConfig:
+    return ClassifierTrainConfig(**{"data_dir": str(data), "out_dir": "unused", "res": 16, "batch": 8, "epochs": 3,
+                                    "progress": False, "seed": 0, **kw})
+
+
+def test_symmetric_synthesis_gives_every_class_the_same_share(square_data, both_classes):
+    real = load_classifier_train_data(_cfg(square_data), None)
+    counts = torch.bincount(real.y_train, minlength=2).tolist()
+    sym = load_classifier_train_data(_cfg(square_data, synthetic_dir=str(both_classes), synthetic_ratio=0.5,
+                                          synthetic_classes="all"), "accepted")
+    added = sym.y_train[sym.n_train_real:]
+    assert torch.bincount(added, minlength=2).tolist() == [round(0.5 * n) for n in counts]
+    # Each added image is of its own class (the test folder paints class k with 40 + 50 k).
+    painted = {"bad": 40, "good": 90}
+    for k, name in enumerate(sym.classes):
+        assert sym.x_train[sym.n_train_real:][added == k].float().mean().item() == pytest.approx(painted[name], abs=0.5)
+    minority_only = load_classifier_train_data(_cfg(square_data, synthetic_dir=str(both_classes),
+                                                    synthetic_ratio=0.5), "accepted")
+    assert (minority_only.y_train[minority_only.n_train_real:] == minority_only.positive).all()
+    # The minority draw is the one it always was for this seed, with or without the other classes.
+    assert [f for f in sym.synthetic_files if "/bad/" in f] == minority_only.synthetic_files
+
+
+def test_synthetic_weight_scales_only_the_synthetic_images_loss(square_data, both_classes):
+    data = load_classifier_train_data(_cfg(square_data, synthetic_dir=str(both_classes), synthetic_ratio=1.0),
+                                      "accepted")
+    cfg = _cfg(square_data, synthetic_weight=0.5)
+    idx = torch.tensor([0, 1, data.n_train_real, data.n_train_real + 1])
+    w = sample_weights(cfg, data, idx)
+    assert w.tolist() == [1.0, 1.0, 0.5, 0.5]
+    assert sample_weights(_cfg(square_data), data, idx) is None
+    logits, target = torch.randn(4, 2), torch.eye(2)[[0, 1, 1, 0]]
+    per_image = -(target * torch.log_softmax(logits, 1)).sum(1)
+    expected = (per_image * torch.tensor([1.0, 1.0, 0.5, 0.5])).mean()
+    assert soft_cross_entropy(logits, target, sample_weights=w) == pytest.approx(expected.item(), rel=1e-6)
+    with pytest.raises(UserError, match="--synthetic-weight"):
+        _cfg(square_data, synthetic_weight=0.0).validate()
+
+
+def test_warmup_schedule_trains_the_last_third_on_real_images_only(square_data, both_classes):
+    data = load_classifier_train_data(_cfg(square_data, synthetic_dir=str(both_classes), synthetic_ratio=1.0),
+                                      "accepted")
+    n_all, n_real = data.y_train.numel(), data.n_train_real
+    assert real_only_epochs(9, "warmup") == 3 and real_only_epochs(9, "mixed") == 0 and real_only_epochs(2, "warmup") == 1
+    cfg = _cfg(square_data, epochs=3, synthetic_schedule="warmup")
+    assert [train_rows(cfg, data, e).numel() for e in (1, 2, 3)] == [n_all, n_all, n_real]
+    mixed = _cfg(square_data, epochs=3)
+    assert [train_rows(mixed, data, e).numel() for e in (1, 2, 3)] == [n_all] * 3
+
+
+def test_weight_and_schedule_train_end_to_end(square_data, both_classes, tmp_path):
+    from classify.train.trainer import train_classifier
+
+    r = train_classifier(_cfg(square_data, out_dir=str(tmp_path / "run"), strategy="gan_filtered",
+                              synthetic_dir=str(both_classes), synthetic_classes="all", synthetic_weight=0.5,
+                              synthetic_schedule="warmup", epochs=2))
+    assert r["synthetic_per_class"] == {"bad": r["n_train_real_minority"],
+                                        "good": r["n_train_real"] - r["n_train_real_minority"]}
+
+
+# ---- gen sample --class all ----------------------------------------------------------------
+
+
+def test_class_all_follows_the_real_class_balance_and_is_stable_under_extension():
+    rows = plan(list(range(100)), ["bad", "good"], "all", False, {"bad": 25, "good": 75})
+    names = [r.class_name for r in rows]
+    assert names.count("bad") == 25 and names.count("good") == 75
+    longer = plan(list(range(200)), ["bad", "good"], "all", False, {"bad": 25, "good": 75})
+    assert [r.class_name for r in longer[:100]] == names
+    assert [r.class_name for r in plan([0, 1, 2, 3], ["a", "b"], None, False)] == ["a", "b", "a", "b"]
+    with pytest.raises(UserError, match="or all"):
+        plan([0], ["a", "b"], "c", False)
+
+
+# ---- the ablation's synthetic axes ---------------------------------------------------------
+
+
+def test_synthetic_axes_multiply_gan_cells_only_and_name_them():
+    axes = SyntheticAxes(ratios=(1.0,), classes=("minority", "all"), weights=(1.0, 0.5), schedules=("mixed",))
+    grid = build_grid(["oversample", "gan"], ["resnet18"], [0], axes, [1.0])
+    arms = sorted({c.arm for c in grid})
+    assert arms == ["gan@1", "gan@1/all", "gan@1/all/w0.5", "gan@1/w0.5", "oversample"]
+    ids = {c.id for c in grid}
+    assert "gan__resnet18__frac1__ratio1__seed0" in ids  # the default variant keeps its old id
+    assert "gan__resnet18__frac1__ratio1__all__w0.5__seed0" in ids
+    back = Cell.from_dict(next(c for c in grid if c.arm == "gan@1/all/w0.5").to_dict())
+    assert back.synthetic_classes == "all" and back.synthetic_weight == 0.5
+
+
+def test_ablation_config_reads_and_checks_the_synthetic_axes(tmp_path):
+    cfg = AblationConfig.from_dict({"data_dir": "d", "out_dir": str(tmp_path), "device": "cpu",
+                                    "synthetic_classes": "minority,all", "synthetic_weights": "1,0.5",
+                                    "synthetic_schedules": ["mixed", "warmup"]})
+    assert cfg.synthetic_classes == ["minority", "all"] and cfg.synthetic_weights == [1.0, 0.5]
+    with pytest.raises(UserError, match="--synthetic-weight"):
+        AblationConfig.from_dict({"data_dir": "d", "out_dir": str(tmp_path), "device": "cpu", "synthetic_weights": "2"})
+    with pytest.raises(UserError, match="--synthetic-classes"):
+        AblationConfig.from_dict({"data_dir": "d", "out_dir": str(tmp_path), "device": "cpu",
+                                  "synthetic_classes": "some"})
