@@ -17,8 +17,8 @@ from classify.core.errors import UserError
 from classify.evaluate.twosample import image_stats, pixel_features, two_sample_test
 from classify.train.config import ClassifierTrainConfig, real_only_epochs
 from classify.train.data import load_classifier_train_data
-from classify.train.losses import soft_cross_entropy
 from classify.train.loop import sample_weights, train_rows
+from classify.train.losses import soft_cross_entropy
 from gen.sample.files import plan
 from gen.sample.filters import FilterConfig, FilterInputs, RealSet, build, run_filters
 
@@ -214,3 +214,58 @@ def test_ablation_config_reads_and_checks_the_synthetic_axes(tmp_path):
     with pytest.raises(UserError, match="--synthetic-classes"):
         AblationConfig.from_dict({"data_dir": "d", "out_dir": str(tmp_path), "device": "cpu",
                                   "synthetic_classes": "some"})
+
+
+# ---- gen train --orient auto ---------------------------------------------------------------
+
+
+def _mixed_layout_data(root: Path) -> Path:
+    """Class 'bad': 8 landscape (40x24) and 4 portrait (24x40) images, each with a bright bar along
+    its long side; class 'good': landscape only, dark."""
+    from PIL import Image
+
+    from classify.data.prepare import PrepareConfig, prepare_dataset
+
+    for cls, layouts in (("bad", ["landscape"] * 8 + ["portrait"] * 4), ("good", ["landscape"] * 12)):
+        folder = root / "images" / cls
+        folder.mkdir(parents=True)
+        for i, layout in enumerate(layouts):
+            img = np.full((24, 40), 60 if cls == "bad" else 20, np.uint8)
+            img[10:14, 4:36] = 250  # the bar, along the long side
+            if layout == "portrait":
+                img = np.ascontiguousarray(img.T)
+            Image.fromarray(img + i % 3, mode="L").save(folder / f"{layout}{i}.png")
+    prepare_dataset(PrepareConfig(source=f"folder:{root / 'images'}", out=str(root / "data"), val=0.0, test=0.0))
+    return root / "data"
+
+
+def test_orient_auto_turns_the_fewer_layout_and_records_it(tmp_path):
+    from gen_train_helpers import tiny_cfg
+
+    from gen.train.data import load_gan_train_data
+
+    data_dir = _mixed_layout_data(tmp_path)
+    cfg = tiny_cfg(data_dir, tmp_path / "run", classes=["bad"], res=16, fit="pad")
+    turned = load_gan_train_data(cfg)
+    assert turned.orient == {"bad": {"turned": "portrait", "n_turned": 4, "portrait": 4, "landscape": 8,
+                                     "turned_share": round(4 / 12, 6)}}
+    # Every image now has its bar horizontal: rows 7-8 bright across the middle, not the columns.
+    rows_bright = turned.images[:, 0, 7:9, 4:12].float().mean(dim=(1, 2))
+    cols_bright = turned.images[:, 0, 4:12, 7:9].float().mean(dim=(1, 2))
+    assert (rows_bright > cols_bright).all()
+    kept = load_gan_train_data(tiny_cfg(data_dir, tmp_path / "run2", classes=["bad"], res=16, fit="pad", orient="none"))
+    assert kept.orient == {} and ((kept.images[:, 0, 7:9, 4:12].float().mean(dim=(1, 2)) >
+                                   kept.images[:, 0, 4:12, 7:9].float().mean(dim=(1, 2))).sum() == 8)
+    assert "4 portrait turned a quarter" in turned.summary()
+
+
+def test_sampling_turns_back_in_the_reals_proportion():
+    from gen.sample.sampling import turn_back
+
+    img = torch.arange(16, dtype=torch.uint8).reshape(1, 4, 4)
+    orient = {"bad": {"turned_share": 0.25}}
+    back = [not torch.equal(turn_back(img, "bad", seed, orient), img) for seed in range(2000)]
+    assert np.mean(back) == pytest.approx(0.25, abs=0.03)
+    assert torch.equal(turn_back(img, "good", 3, orient), img) and torch.equal(turn_back(img, "bad", 3, None), img)
+    turned = next(turn_back(img, "bad", s, orient) for s in range(50) if not torch.equal(turn_back(img, "bad", s, orient), img))
+    assert torch.equal(torch.rot90(turned, 1, dims=(1, 2)), img)  # a clockwise quarter undoes training's turn

@@ -6,6 +6,7 @@ needs more than one synthetic ratio, metric vs fraction more than one minority f
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,35 @@ def sample_grid_images(records: list[dict], out_dir: Path) -> list[doc.Image]:
     return images
 
 
+def _auc_text(test: dict | None) -> str:
+    return "n/a" if not test or test.get("auc") is None else f"{test['auc']:.3f}"
+
+
+def domain_gap_table(records: list[dict]) -> doc.Table | None:
+    """Per sample set and class: the two-sample AUCs of its filter_report.json (0.5 = a classifier
+    cannot tell the samples from the real train images) and the mean brightness beside the reals'."""
+    dirs = sorted({(r.get("sample_check") or {}).get("samples_dir") for r in records} - {None})
+    rows = []
+    for samples in dirs:
+        try:
+            gap = json.loads((Path(samples) / "filter_report.json").read_text()).get("domain_gap") or {}
+        except (OSError, ValueError):
+            continue
+        for cls, entry in gap.get("per_class", {}).items():
+            st = entry.get("stats", {})
+            bright = [st.get(k, {}).get("brightness", {}).get("mean") for k in ("real_train", "all", "accepted")]
+            for space in ("pixels", "features"):
+                t = entry.get(space)
+                if t:
+                    rows.append([str(samples), cls, space, _auc_text(t.get("all")), _auc_text(t.get("accepted")),
+                                 _auc_text(t.get("real_train_vs_val")),
+                                 " / ".join("n/a" if b is None else f"{b:.3f}" for b in bright)])
+    if not rows:
+        return None
+    return doc.Table(["sample set", "class", "on", "two-sample AUC: all", "accepted", "real train vs val (floor)",
+                      "mean brightness: reals / all / accepted"], rows)
+
+
 def figure_blocks(records: list[dict], out_dir: Path, metrics: list[tuple[str, str]]) -> list[doc.Block]:
     blocks: list[doc.Block] = [doc.Heading("Plots")]
     for key, label in metrics:
@@ -101,8 +131,14 @@ def figure_blocks(records: list[dict], out_dir: Path, metrics: list[tuple[str, s
             blocks.append(_save(out_dir, f"fraction_{key}.png", fraction, f"{label} vs minority fraction"))
     blocks += pr_figures(records, out_dir)
     grids = sample_grid_images(records, out_dir)
-    if grids:
-        blocks += [doc.Heading("Sample sets used")] + grids
+    gap = domain_gap_table(records)
+    if grids or gap:
+        blocks.append(doc.Heading("Sample sets used"))
+    if gap is not None:
+        blocks += [doc.Para("Domain gap: can a logistic regression tell the samples from the real train images of "
+                            "their class (held-out folds)? 0.5 = indistinguishable, 1 = always; the floor is the "
+                            "same test between two real sets."), gap]
+    blocks += grids
     # One map per ablation folder: each has its own data folder and sample set.
     sources = sorted({str(r.get("source_dir")) for r in records})
     maps: list[doc.Block] = []

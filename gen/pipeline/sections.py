@@ -14,6 +14,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from gen.sample.domain_gap import gap_lines
+
 
 def rel(path: Path, out: Path) -> str:
     return html.escape(path.relative_to(out).as_posix(), quote=True)
@@ -216,6 +218,20 @@ def _answer(report_md: Path) -> list[str]:
         elif inside and line.startswith("- "):
             lines.append(f"<li>{html.escape(line[2:])}</li>")
     return [f"<ul>{''.join(lines)}</ul>"] if lines else []
+
+
+def verdict_section(out: Path) -> list[str]:
+    """What the page opens with: the ablation's answer and how far the samples are from real images."""
+    body = []
+    if (out / "ablate" / "report.md").is_file():
+        body += ["<p>Does GAN augmentation help? The ablation's answer:</p>"] + _answer(out / "ablate" / "report.md")
+    report = _read_json(out / "samples" / "filter_report.json")
+    gap = report.get("domain_gap") if isinstance(report, dict) else None
+    if isinstance(gap, dict) and gap.get("per_class"):
+        body.append("<p>Can a classifier tell the synthetic images from real ones (two-sample AUC, held-out folds; "
+                    "0.5 = indistinguishable, 1 = always)?</p>")
+        body.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in gap_lines(gap)) + "</ul>")
+    return body
 
 
 def ablate_section(out: Path) -> list[str]:

@@ -57,8 +57,9 @@ def write_site_index(out: Path, timings: dict[str, float] | None = None) -> Path
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>ganbalance report</title><style>{STYLE}</style></head><body>",
         "<h1>ganbalance report</h1><p>Data → judge → StyleGAN2-ADA → filtered samples → ablation.</p>",
-        _timings(out, timings),
+        _section("Verdict", s.verdict_section(out)),
         *(_section(title, build(out)) for title, build in SECTIONS),
+        _timings(out, timings),
         "</body></html>",
     ]
     index = out / "index.html"

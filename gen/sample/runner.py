@@ -35,7 +35,7 @@ from gen.sample.files import (
 from gen.sample.filter_report import build_filter_report, summary_lines
 from gen.sample.filters import FilterConfig, FilterInputs, RealSet, explain_empty, run_filters
 from gen.sample.pages import write_grids, write_sample_index
-from gen.sample.sampling import batches, check_trunc, count_seeds, generate, parse_seeds
+from gen.sample.sampling import batches, check_trunc, count_seeds, generate, parse_seeds, turn_back
 
 FEATURE_FILTERS = ("realism", "outlier", "memorisation", "duplicates", "fid_select")
 REAL_FILTERS = ("stats", "twosample")  # compare with the train reals' pixels; features optional
@@ -87,7 +87,8 @@ def _check_resume(out: Path, cfg: SampleConfig, snapshot: str) -> None:
                             "use another --out (or delete that folder) so that the sets do not mix")
 
 
-def _produce(G, rows: list[PlanRow], cfg: SampleConfig, out: Path, log: Callable) -> tuple[torch.Tensor, int]:
+def _produce(G, rows: list[PlanRow], cfg: SampleConfig, out: Path, log: Callable,
+             orient: dict | None = None) -> tuple[torch.Tensor, int]:
     """All images of the plan: read back those already on disk, generate the rest in batches."""
     res, ch = G.img_resolution, G.img_channels
     resize = parse_resize(cfg.resize_to)
@@ -100,6 +101,7 @@ def _produce(G, rows: list[PlanRow], cfg: SampleConfig, out: Path, log: Callable
         imgs = generate(G, [rows[i].seed for i in chunk], [rows[i].class_idx for i in chunk],
                         cfg.trunc, cfg.device, cfg.precision)
         for i, img in zip(chunk, imgs):
+            img = turn_back(img, rows[i].class_name, rows[i].seed, orient)
             save_png(img, out / rows[i].native_file)
             if resize:
                 save_png(img, out / rows[i].file, resize)
@@ -190,6 +192,7 @@ def _sample_info(cfg: SampleConfig, info: dict, snapshot: str, seeds: list[int],
         "real_counts": info.get("real_counts", {}), "manifest_hash": info.get("manifest_hash"),
         # What the generator learned from (the ablation's leak guard checks it per class).
         "seen_md5": info.get("seen_md5"), "recipe": info.get("recipe"), "aug": info.get("aug"),
+        "orient": info.get("orient"),
         "data_dir": cfg.data or info.get("data_dir"), "trunc": cfg.trunc, "resize_to": cfg.resize_to,
         "n": len(seeds), "seed_min": min(seeds), "seed_max": max(seeds), "class": cfg.class_name,
         "judge": cfg.judge, "filters": cfg.filters.to_dict(), **extra,
@@ -302,7 +305,7 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
     scorers = _scorers(cfg, classes, used, info, log)
     # Written before the first PNG so that a killed run's folder still says what made it.
     atomic_write_json(out / "sample_info.json", _sample_info(cfg, info, snapshot, seeds, {"status": "generating"}))
-    images, n_new = _produce(G, rows, cfg, out, log)
+    images, n_new = _produce(G, rows, cfg, out, log, info.get("orient"))
     outcome, feats = _score(cfg, images, rows, scorers)
     reals, extractor, note = scorers.reals, scorers.extractor, scorers.note
     label = extractor.label if extractor is not None else None

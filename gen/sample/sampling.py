@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from classify.core.errors import UserError
@@ -121,3 +122,13 @@ def batches(items: list, size: int) -> Iterator[list]:
         raise UserError(f"--batch must be at least 1, got {size}")
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def turn_back(img: torch.Tensor, class_name: str, seed: int, orient: dict | None) -> torch.Tensor:
+    """Undo `gen train --orient auto` at random in the reals' proportion: a sample of a class whose
+    reals mixed layouts is turned back a quarter (clockwise) with the probability that a real image
+    of the class was turned, decided by its seed alone (so a rerun makes the same file)."""
+    entry = (orient or {}).get(class_name)
+    if not entry or np.random.default_rng(seed).random() >= float(entry["turned_share"]):
+        return img
+    return torch.rot90(img, -1, dims=(-2, -1))

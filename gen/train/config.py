@@ -21,6 +21,7 @@ from classify.data.images import FITS, check_fit
 from gen.core.errors import as_user_error
 
 AUG_MODES = ("ada", "fixed", "diffaug", "none")
+ORIENTS = ("auto", "none")
 # What the GAN learns from (docs/ENGINE.md, "Recipes"): the rare class alone; one
 # class-conditional model on every train class; or pre-training on every train image, then
 # fine-tuning on the rare class.
@@ -57,6 +58,9 @@ class GanTrainConfig:
     res: int = setting(64, "Training resolution (a power of two, 4 to 1024).")
     fit: str = setting("auto", "How non-square images are fitted: crop, pad, stretch, or auto (pad when the "
                        "folder's aspect ratios vary, else crop).", choices=FITS)
+    orient: str = setting("auto", "auto: where a class's train images mix portrait and landscape, turn the fewer "
+                          "ones by 90 degrees so the GAN learns one layout (gen sample turns its samples back in "
+                          "the reals' proportion); none: as they are.", choices=ORIENTS)
     channels: int | None = setting(None, "Image channels the GAN makes (1 or 3; default: the data's own).")
     mirror: bool = setting(False, "Add x-flipped copies of the reals.")
     recipe: str = setting("minority", "What the GAN learns from: the --class alone (minority), a conditional model "
@@ -142,6 +146,7 @@ class GanTrainConfig:
         _check_choice("--augpipe", self.augpipe, tuple(AUGPIPES))
         _check_choice("--precision", self.precision, PRECISIONS)
         check_fit(self.fit)
+        _check_choice("--orient", self.orient, ORIENTS)
         if self.channels not in (None, 1, 3):
             raise UserError(f"--channels {self.channels} must be 1 or 3")
         if self.batch < 1:

@@ -28,6 +28,7 @@ class GanTrainData:
     pooled: bool = False
     seen_md5: dict[str, list[str]] = field(default_factory=dict)  # class -> md5 of every train image used
     fit: str = "crop"  # how non-square images became square (the resolved --fit)
+    orient: dict[str, dict] = field(default_factory=dict)  # class -> what --orient auto turned (see orientation_plan)
 
     @property
     def c_dim(self) -> int:
@@ -48,7 +49,8 @@ class GanTrainData:
         n, c, h, w = self.images.shape
         kind = (f"conditional ({self.c_dim} classes)" if self.c_dim else
                 "unconditional, classes pooled" if self.pooled else "unconditional")
-        return f"{n} train images ({counts}), {c} channel(s), {h}x{w}, {kind}"
+        turned = "; ".join(f"{k}: {v['n_turned']} {v['turned']} turned a quarter" for k, v in self.orient.items())
+        return f"{n} train images ({counts}), {c} channel(s), {h}x{w}, {kind}" + (f"; one layout ({turned})" if turned else "")
 
 
 def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
@@ -84,10 +86,52 @@ def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
     seen = {c: sorted(row["md5"] for row, lab in zip(sel.rows, labels.tolist()) if lab == i)
             for i, c in enumerate(classes)}
     images = sel.images(res=cfg.res, channels=cfg.channels, fit=cfg.fit)
+    orient = orientation_plan(sel.rows, labels, classes) if cfg.orient == "auto" else {}
+    images = turn_to_one_layout(images, sel.rows, labels, classes, orient)
     if pooled:
         labels = torch.zeros_like(labels)
     return GanTrainData(images, labels, classes, counts, data.manifest_hash, int(images.shape[1]), pooled, seen,
-                        data.resolve_fit(cfg.fit))
+                        data.resolve_fit(cfg.fit), orient)
+
+
+# Long side / short side above this counts as portrait or landscape; squarer images are left alone.
+ELONGATED = 1.1
+
+
+def _layout(row: dict) -> str:
+    w, h = int(row["width"]), int(row["height"])
+    return "portrait" if h > ELONGATED * w else "landscape" if w > ELONGATED * h else "square"
+
+
+def orientation_plan(rows: list[dict], labels: torch.Tensor, classes: list[str]) -> dict[str, dict]:
+    """Per class whose train images mix portrait and landscape: the layout of the fewer ones
+    (`turned`, rotated by 90 degrees to the other), and the share of the class they are
+    (`turned_share`, what `gen sample` turns back at random). Classes with one layout: absent."""
+    plan = {}
+    for i, name in enumerate(classes):
+        layouts = [_layout(r) for r, lab in zip(rows, labels.tolist()) if lab == i]
+        n_portrait, n_landscape = layouts.count("portrait"), layouts.count("landscape")
+        if n_portrait and n_landscape:
+            turned = "portrait" if n_portrait <= n_landscape else "landscape"
+            n = min(n_portrait, n_landscape)
+            plan[name] = {"turned": turned, "n_turned": n, "portrait": n_portrait, "landscape": n_landscape,
+                          "turned_share": round(n / len(layouts), 6)}
+    return plan
+
+
+def turn_to_one_layout(images: torch.Tensor, rows: list[dict], labels: torch.Tensor, classes: list[str],
+                       plan: dict[str, dict]) -> torch.Tensor:
+    """Rotate the fitted squares of the `turned` layout by a quarter turn (counter-clockwise). A
+    centre crop, a centred pad and a stretch all commute with the quarter turn, so this is the
+    image turned before fitting."""
+    if not plan:
+        return images
+    images = images.clone()
+    for k, (row, lab) in enumerate(zip(rows, labels.tolist())):
+        entry = plan.get(classes[lab])
+        if entry and _layout(row) == entry["turned"]:
+            images[k] = torch.rot90(images[k], 1, dims=(1, 2))
+    return images
 
 
 def _largest_pow2_at_most(n: int) -> int:

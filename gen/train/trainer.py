@@ -358,7 +358,8 @@ class Trainer:
         return {"classes": data.generator_classes, "res": cfg.res, "channels": data.channels, "fit": data.fit,
                 "kimg": kimg, "data_dir": str(cfg.data_dir), "manifest_hash": data.manifest_hash,
                 "real_counts": data.real_counts, "seen_md5": data.seen_md5, "recipe": cfg.recipe, "stage": cfg.stage,
-                "target_classes": list(cfg.classes), "aug": cfg.aug, "transfer_from": self.transfer_from}
+                "target_classes": list(cfg.classes), "aug": cfg.aug, "augpipe": cfg.augpipe, "orient": data.orient,
+                "transfer_from": self.transfer_from}
 
     def _write_start_files(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
