@@ -17,11 +17,12 @@ def _register() -> None:
     # Imported here so that `gen --help` lists every subcommand; each module defines one.
     from gen.commands.grid import grid
     from gen.commands.import_pkl import import_pkl
+    from gen.commands.merge import merge_samples
     from gen.commands.pipeline import pipeline
     from gen.commands.sample import sample
     from gen.commands.train import train_command
 
-    for command in (train_command, sample, grid, import_pkl, pipeline):
+    for command in (train_command, sample, merge_samples, grid, import_pkl, pipeline):
         main.add_command(command)
 
 

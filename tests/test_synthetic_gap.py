@@ -269,3 +269,55 @@ def test_sampling_turns_back_in_the_reals_proportion():
     assert torch.equal(turn_back(img, "good", 3, orient), img) and torch.equal(turn_back(img, "bad", 3, None), img)
     turned = next(turn_back(img, "bad", s, orient) for s in range(50) if not torch.equal(turn_back(img, "bad", s, orient), img))
     assert torch.equal(torch.rot90(turned, 1, dims=(1, 2)), img)  # a clockwise quarter undoes training's turn
+
+
+# ---- gen merge-samples: one generator per class ----------------------------------------------
+
+
+def _one_class_folder(root: Path, cls: str, n: int, value: int) -> Path:
+    import json
+
+    folder = make_class_samples_folder(root, {cls: n})
+    if value != 40:  # repaint: this folder's class is told apart by its grey value
+        from PIL import Image
+
+        for png in (folder / "images" / cls).glob("*.png"):
+            Image.fromarray(np.full((32, 32), value, np.uint8), mode="L").save(png)
+    info = {"classes": [cls], "res": 32, "channels": 1, "fit": "crop", "manifest_hash": "h", "real_counts": {cls: n},
+            "seen_md5": {cls: [f"{cls}{i}" for i in range(n)]}, "recipe": "minority", "data_dir": "d"}
+    (folder / "sample_info.json").write_text(json.dumps(info))
+    return folder
+
+
+def test_merge_samples_unites_one_folder_per_class_and_keeps_the_inputs(tmp_path, square_data):
+    import json
+
+    from click.testing import CliRunner
+
+    from gen.cli import main
+
+    bad = _one_class_folder(tmp_path / "bad", "bad", 12, 40)
+    good = _one_class_folder(tmp_path / "good", "good", 30, 90)
+    before = (bad / "samples.csv").read_text()
+    r = CliRunner().invoke(main, ["merge-samples", str(bad), str(good), "--out", str(tmp_path / "both")])
+    assert r.exit_code == 0, r.output
+    info = json.loads((tmp_path / "both" / "sample_info.json").read_text())
+    assert info["classes"] == ["bad", "good"] and info["real_counts"] == {"bad": 12, "good": 30}
+    assert set(info["seen_md5"]) == {"bad", "good"} and (bad / "samples.csv").read_text() == before
+    data = load_classifier_train_data(_cfg(square_data, synthetic_dir=str(tmp_path / "both"), synthetic_ratio=0.5,
+                                          synthetic_classes="all"), "accepted")
+    assert set(data.synthetic_per_class) == {"bad", "good"}
+    again = CliRunner().invoke(main, ["merge-samples", str(bad), str(bad), "--out", str(tmp_path / "twice")])
+    assert again.exit_code != 0 and "sampled in both" in again.output
+
+
+def test_merge_samples_refuses_a_path_that_leaves_the_folder(tmp_path):
+    from gen.sample.merge import merge_sample_folders
+
+    bad = _one_class_folder(tmp_path / "bad", "bad", 2, 40)
+    good = _one_class_folder(tmp_path / "good", "good", 2, 90)
+    table = (good / "samples.csv").read_text().replace("images/good/seed0000.png", "../../escape.png")
+    (good / "samples.csv").write_text(table)
+    with pytest.raises(UserError, match="outside"):
+        merge_sample_folders([bad, good], tmp_path / "out")
+    assert not (tmp_path / "escape.png").exists()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Phase "samples" of scripts/study_synthetic.sh: per generator (RECIPES, default "conditional transfer"),
+#   samples_<g>_judge  --class defective, the default filters (judge, realism, memorisation, duplicates)
+#   samples_<g>_gap    the same seeds, filters without the judge: stats, realism, twosample, memorisation, duplicates
+# and for the conditional generator samples_conditional_all (--class all: both classes in their real
+# proportion, default filters) for symmetric synthesis. Each folder's filter_report.json holds its
+# two-sample AUCs. A folder that is complete (samples.csv) is skipped. Same settings as the study.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${OUT:-$ROOT/runs/study-synthetic}"
+N_SAMPLES="${N_SAMPLES:-2500}"
+N_ALL="${N_ALL:-3000}"
+RECIPES="${RECIPES:-conditional transfer}"
+JUDGE="$OUT/judge/model.pt"
+GAP_FILTERS="stats,realism,twosample,memorisation,duplicates"
+log() { echo "[study $(date +%H:%M:%S)] $*" | tee -a "$OUT/study.log"; }
+
+sample() {  # $1 = generator recipe, $2 = folder suffix, then gen sample flags
+  local gan="$OUT/gan_$1" dir="$OUT/samples_$1_$2"
+  shift 2
+  [ -f "$gan/.trained" ] || { log "skip samples of $gan: not trained yet"; return 0; }
+  [ -f "$dir/samples.csv" ] && return 0
+  log "samples $dir"
+  gen sample "$gan" --out "$dir" --judge "$JUDGE" --snapshot best --device cpu "$@"
+}
+
+for g in $RECIPES; do
+  sample "$g" judge --class defective --n "$N_SAMPLES"
+  sample "$g" gap --class defective --n "$N_SAMPLES" --filters "$GAP_FILTERS"
+done
+case " $RECIPES " in
+  *" conditional "*) sample conditional all --class all --n "$N_ALL" ;;
+esac
+log "samples done"
