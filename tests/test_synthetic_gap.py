@@ -320,4 +320,4 @@ def test_merge_samples_refuses_a_path_that_leaves_the_folder(tmp_path):
     (good / "samples.csv").write_text(table)
     with pytest.raises(UserError, match="outside"):
         merge_sample_folders([bad, good], tmp_path / "out")
-    assert not (tmp_path / "escape.png").exists()
+    assert not (tmp_path.parent / "escape.png").exists() and not (tmp_path / "out" / "images").exists()
