@@ -203,3 +203,44 @@ def test_a_real_minority_class_gets_no_such_warning(tiny_image_folder, tmp_path)
     result = _run(f"folder:{tiny_image_folder}", "--out", tmp_path / "out", "--minority-class", "bad")
     assert result.exit_code == 0 and "majority" not in result.stderr
     assert "majority" not in (tmp_path / "out" / "report.md").read_text()
+
+
+# ---- issue 22, items 1 and 2: labels that leave a folder, paths with control characters ---------
+
+@pytest.mark.parametrize("label, why", [("../../../x", "a path separator"), ("a\\b", "a path separator"),
+                                        ("..", "'.' or '..'"), ("bad\ncls", "a control character")])
+def test_a_csv_label_that_would_leave_a_folder_is_one_line_naming_the_row(make_image_folder, tmp_path, label, why):
+    root = make_image_folder(counts={"good": 3, "bad": 3})
+    files = sorted(root.rglob("*.png"))
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["path", "label"])
+    writer.writerows([[str(p), p.parent.name] for p in files[:-1]] + [[str(files[-1]), label]])
+    src = tmp_path / "list.csv"
+    src.write_text(text.getvalue())
+    _one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out"), why, "list.csv line 7")
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+
+
+def test_a_csv_path_with_a_newline_is_rejected_with_a_reason(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 3, "bad": 3})
+    files = sorted(root.rglob("*.png"))
+    rows = [f"{p},{p.parent.name}" for p in files]
+    rows.append('"x.png\n![p](/etc/passwd)",bad')  # the embedding trick of the second probe
+    src = tmp_path / "list.csv"
+    src.write_text("path,label\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    result = _run(f"csv:{src}", "--out", out)
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "control character" in report and "![p](/etc/passwd)" not in report.replace("\\n", "")
+
+
+def test_gen_sample_refuses_a_class_that_would_leave_its_folder():
+    from gen.sample.files import plan
+
+    with pytest.raises(UserError, match="path separator"):
+        plan([0, 1], ["good", "../../../x"], None, False)

@@ -32,6 +32,23 @@ class SourceListing:
     extra_columns: list[str]
 
 
+def has_control_characters(text: str) -> bool:
+    """Newlines, tabs and other control characters: in a path or a label they break CSV rows,
+    report lines and file names, and can smuggle markup into a report."""
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in text)
+
+
+def check_class_name(name: str, where: str) -> str:
+    """A class name becomes a folder name (gen sample writes images/<class>/): no path separators,
+    no '.' or '..', no control characters. Refused with the row or folder it came from."""
+    bad = ("a path separator" if ("/" in name or "\\" in name) else "'.' or '..'" if name in (".", "..")
+           else "a control character" if has_control_characters(name) else None)
+    if bad:
+        raise UserError(f"class name {name!r} ({where}) contains {bad}; class names become folder names: "
+                        "use letters, digits, '-', '_' or spaces")
+    return name
+
+
 def parse_source(spec: str) -> tuple[str, str]:
     """'folder:PATH' -> ('folder', 'PATH'); 'elpv' -> ('elpv', '')."""
     kind, _, arg = spec.partition(":")
@@ -101,10 +118,13 @@ def list_folder(arg: str, out_dir: Path | None = None, **_: object) -> SourceLis
             if not path.exists():
                 rejected.append((str(link_path(path)), "broken symbolic link (its target is missing or loops)"))
                 continue
+            if has_control_characters(str(path.relative_to(root)) if path.is_relative_to(root) else path.name):
+                rejected.append((repr(str(path)), "file name contains a newline or other control character"))
+                continue
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 rejected.append((str(link_path(path)), f"extension {path.suffix or '(none)'} is not an image type"))
                 continue
-            items.append(SourceItem(path=link_path(path), label=class_dir.name))
+            items.append(SourceItem(path=link_path(path), label=check_class_name(class_dir.name, f"folder {class_dir}")))
             found += 1
         if found == 0 and out is not None and class_dir.resolve() in out.parents:
             continue  # only our own output lives here (--out root/runs/data): not a class
@@ -131,6 +151,10 @@ def list_csv(arg: str, **_: object) -> SourceListing:
         rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
         if not rel or not label:
             rejected.append((f"{csv_path}:{lineno}", "row has an empty path or label"))
+            continue
+        check_class_name(label, f"{csv_path} line {lineno}")
+        if has_control_characters(rel):
+            rejected.append((f"{csv_path}:{lineno}", "path contains a newline or other control character"))
             continue
         path = Path(rel) if Path(rel).is_absolute() else csv_path.parent / rel
         if not path.is_file():

@@ -17,6 +17,7 @@ from PIL import Image
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_save_image, atomic_write_csv
+from classify.data.sources import check_class_name
 
 PNG_OVERHEAD = 1024  # bytes per file beyond the raw pixels, generous (headers, filesystem block)
 
@@ -40,6 +41,8 @@ def plan(seeds: list[int], classes: list[str], class_name: str | None, resized: 
     get synthetic images at the same share of its own; None round-robin over the classes."""
     if class_name is not None and class_name != ALL_CLASSES and class_name not in classes:
         raise UserError(f"unknown --class {class_name!r}; this generator makes: {', '.join(classes)} (or all)")
+    for name in classes:  # a class becomes a folder name below --out: refuse one that would leave it
+        check_class_name(name, "in the generator's class list")
     names = _assign_classes(len(seeds), classes, class_name, class_counts)
     rows = []
     for s, name in zip(seeds, names):
