@@ -160,7 +160,7 @@ def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeyp
     # a forced replacement that is stopped must not leave the old run looking finished
     r = CliRunner().invoke(main, _train_args(data, run) + ["--force"])
     assert r.exit_code == 130 and "same command starts it again" in r.output
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "model.pt"]
+    assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == ["config.json", "model.pt"]  # .lock: runlock
 
 
 def test_eval_threshold_override_keeps_the_default_result_and_other_data_is_noted(tmp_path: Path) -> None:

@@ -321,3 +321,41 @@ def test_merge_samples_refuses_a_path_that_leaves_the_folder(tmp_path):
     with pytest.raises(UserError, match="outside"):
         merge_sample_folders([bad, good], tmp_path / "out")
     assert not (tmp_path.parent / "escape.png").exists() and not (tmp_path / "out" / "images").exists()
+
+
+def test_a_run_stored_before_orient_and_augpipe_resumes_as_it_trained(tmp_path):
+    from gen_train_helpers import make_prepared, tiny_cfg
+
+    from gen.train.config import config_differences
+    from gen.train.presets import resolve_config
+
+    data = make_prepared(tmp_path)
+    stored = tiny_cfg(data, tmp_path / "run").to_dict()
+    for key in ("orient", "augpipe"):
+        stored.pop(key)
+    cfg = resolve_config({"kimg": 1.0}, base=stored)
+    assert cfg.orient == "none" and cfg.augpipe == "bgc"
+    assert config_differences(stored, cfg.to_dict()) == []
+    assert config_differences(stored, {**cfg.to_dict(), "orient": "auto"}) == ["orient: 'none' -> 'auto'"]
+
+
+def test_merged_leak_facts_come_from_the_generator_that_sampled_each_class(tmp_path):
+    import json
+
+    from gen.sample.merge import merge_sample_folders
+
+    bad = _one_class_folder(tmp_path / "bad", "bad", 3, 40)
+    good = _one_class_folder(tmp_path / "good", "good", 3, 90)
+    info = json.loads((bad / "sample_info.json").read_text())  # a conditional generator: it saw both classes
+    info["real_counts"] = {"bad": 12, "good": 30}
+    info["seen_md5"] = {"bad": ["b1"], "good": ["g1", "g2"]}
+    (bad / "sample_info.json").write_text(json.dumps(info))
+    merged = merge_sample_folders([bad, good], tmp_path / "both")
+    assert merged["real_counts"] == {"bad": 12, "good": 3}  # each from the folder that sampled it
+    assert set(merged["seen_md5"]["good"]) == {"g1", "g2", "good0", "good1", "good2"}
+
+
+def test_ratio_figure_draws_one_line_per_strategy_and_variant():
+    from classify.ablate.figures import _without_ratio
+
+    assert _without_ratio("gan@2") == "gan" and _without_ratio("gan@1/all/w0.5") == "gan/all/w0.5"

@@ -27,13 +27,20 @@ def _series_label(r: dict[str, Any], many_panels: bool, base: str) -> str:
     return f"{base} ({r['model']}, frac {r['fraction']:g})" if many_panels else base
 
 
+def _without_ratio(arm: str) -> str:
+    """'gan@2/all/w0.5' -> 'gan/all/w0.5': one line per strategy and synthetic variant."""
+    strategy, _, rest = arm.partition("@")
+    tags = rest.split("/")[1:]
+    return "/".join([strategy, *tags])
+
+
 def ratio_figure(rows: list[dict[str, Any]], records: list[dict], key: str, label: str) -> bytes | None:
     gan = [r for r in rows if arm_is_gan(r["arm"]) and r["ratio"] is not None]
     if len({r["ratio"] for r in gan}) < 2:
         return None
     panels = {(r["model"], r["fraction"]) for r in rows}
     many = len(panels) > 1
-    series = [dict(r, series=_series_label(r, many, r["arm"].split("@")[0])) for r in gan]
+    series = [dict(r, series=_series_label(r, many, _without_ratio(r["arm"]))) for r in gan]
     refs = []
     if not many:
         # One panel: show the cheap alternatives as reference lines the GAN has to clear.

@@ -38,6 +38,7 @@ from classify.ablate.sample_check import (
 from classify.core.clitools import usable_cores
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
+from classify.core.runlock import claim
 from classify.train.data import kept_minority_count, synthetic_count
 
 __all__ = ["AblationConfig", "Plan", "RunSummary", "plan_ablation", "run_ablation", "format_plan", "load_cells"]
@@ -209,8 +210,21 @@ def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
+# The error slot of a cell result that another process is training (or has just finished).
+CLAIMED_ELSEWHERE = "claimed by another process"
+
+
 def execute_cell(task: CellTask, cell_fn: CellFn, out_dir: str) -> tuple[str, str, float]:
-    """Run one cell and write its JSON; returns (id, error or '', seconds). Runs in workers too."""
+    """Claim one cell, run it and write its JSON; returns (id, error or '', seconds). Runs in
+    workers too. A cell another process holds (a second `classify ablate`, another shard on the same
+    folder) or finished since the plan is skipped: no cell is ever trained twice."""
+    with claim(Path(out_dir) / "claims" / f"{task.cell.id}.lock", f"classify ablate cell {task.cell.id}") as mine:
+        if not mine or is_finished(Path(out_dir), task.cell.id):
+            return task.cell.id, CLAIMED_ELSEWHERE, 0.0
+        return _execute_claimed(task, cell_fn, out_dir)
+
+
+def _execute_claimed(task: CellTask, cell_fn: CellFn, out_dir: str) -> tuple[str, str, float]:
     cells, failed = Path(out_dir) / "cells", Path(out_dir) / "failed"
     t0 = time.perf_counter()
     try:
@@ -248,7 +262,10 @@ def run_ablation(plan: Plan, *, jobs: int = 1, cell_fn: CellFn = train_and_evalu
 
     def record(k: int, result: tuple[str, str, float]) -> None:
         cell_id, error, seconds = result
-        if error:
+        if error == CLAIMED_ELSEWHERE:
+            summary.skipped.append(cell_id)
+            say(f"[{k}/{total}] {cell_id} skipped: another process has it")
+        elif error:
             summary.failed[cell_id] = error
             say(f"[{k}/{total}] {cell_id} FAILED after {seconds:.1f}s: {error}")
         else:

@@ -17,8 +17,10 @@ import torch
 HEAD_KINDS = ("logreg", "svm")
 
 
-def fit_head(kind: str, feats: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor | str]:
-    """Fit the head on [N, D] features and int labels; returns its plain-array form."""
+def fit_head(kind: str, feats: torch.Tensor, labels: torch.Tensor, seed: int = 0,
+             sample_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor | str]:
+    """Fit the head on [N, D] features and int labels (optionally weighted per row); returns its
+    plain-array form."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
@@ -29,7 +31,7 @@ def fit_head(kind: str, feats: torch.Tensor, labels: torch.Tensor, seed: int = 0
     scaler = StandardScaler().fit(x)
     model = (LogisticRegression(class_weight="balanced", max_iter=5000, random_state=seed) if kind == "logreg"
              else LinearSVC(class_weight="balanced", max_iter=20000, random_state=seed))
-    model.fit(scaler.transform(x), y)
+    model.fit(scaler.transform(x), y, sample_weight=None if sample_weight is None else sample_weight.double().numpy())
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     return {"kind": kind, "mean": torch.from_numpy(scaler.mean_).float(), "scale": torch.from_numpy(scale).float(),
             "coef": torch.from_numpy(np.atleast_2d(model.coef_)).float(),

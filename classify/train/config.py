@@ -24,7 +24,9 @@ HEADS = ("linear", "logreg", "svm")
 # own train images (so that "looks generated" carries no label).
 SYNTHETIC_CLASSES = ("minority", "all")
 # mixed: synthetic images in every epoch; warmup: real + synthetic first, real only for the final
-# share of the epochs (SYNTHETIC_REAL_SHARE), so the model ends on the real distribution.
+# share of the epochs (SYNTHETIC_REAL_SHARE), so training ends on the real distribution. The kept
+# model is still the best validation epoch, which may come from the mixed phase (and --patience
+# may stop before the real-only epochs).
 SYNTHETIC_SCHEDULES = ("mixed", "warmup")
 SYNTHETIC_REAL_SHARE = 1 / 3
 

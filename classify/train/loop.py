@@ -49,10 +49,13 @@ def make_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def make_schedule(cfg, opt: torch.optim.Optimizer, steps_per_epoch: int) -> tuple[torch.optim.lr_scheduler.LambdaLR, Any]:
+def make_schedule(cfg, opt: torch.optim.Optimizer, steps_per_epoch: int,
+                  total_steps: int | None = None) -> tuple[torch.optim.lr_scheduler.LambdaLR, Any]:
     """(per-step LambdaLR, per-epoch ReduceLROnPlateau or None). With `plateau` the LambdaLR
-    only warms up (it is stepped during warm-up alone, so it never undoes a plateau cut)."""
-    total, warm = steps_per_epoch * cfg.epochs, int(round(cfg.warmup_epochs * steps_per_epoch))
+    only warms up (it is stepped during warm-up alone, so it never undoes a plateau cut).
+    `total_steps` (default epochs x steps_per_epoch) is where the cosine reaches 0."""
+    total = total_steps or steps_per_epoch * cfg.epochs
+    warm = int(round(cfg.warmup_epochs * steps_per_epoch))
     if cfg.lr_schedule == "plateau":
         warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
@@ -105,7 +108,9 @@ def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch
     model = torch.compile(net) if cuda and cfg.compile else net
     opt = make_optimizer(cfg, net)
     steps_per_epoch = max(1, math.ceil(data.y_train.numel() / cfg.batch))
-    sched, plateau = make_schedule(cfg, opt, steps_per_epoch)
+    # A warm-up schedule's real-only epochs are shorter: the cosine ends on the last step taken.
+    total = sum(max(1, math.ceil(train_rows(cfg, data, e).numel() / cfg.batch)) for e in range(1, cfg.epochs + 1))
+    sched, plateau = make_schedule(cfg, opt, steps_per_epoch, total)
     weights = inverse_frequency_weights(data.y_train, k).to(device) if strategy.class_weights else None
     aug = classic_augment(cfg.classic, cfg.aug_p).to(device) if strategy.classic else None
     gen = torch.Generator().manual_seed(cfg.seed)

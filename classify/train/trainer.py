@@ -15,8 +15,9 @@ import torch
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
+from classify.core.runlock import folder_lock
 from classify.train.config import ClassifierTrainConfig
-from classify.train.loop import fit
+from classify.train.loop import fit, sample_weights, train_rows
 from classify.train.strategies import build_strategy
 
 
@@ -48,10 +49,16 @@ def clear_results(out_dir: Path) -> None:
 
 
 def train_classifier(cfg: ClassifierTrainConfig) -> dict:
-    """Train per `cfg`; write model.pt (best epoch), metrics.jsonl, metrics.json, config.json."""
+    """Train per `cfg`; write model.pt (best epoch), metrics.jsonl, metrics.json, config.json.
+    One writer per run folder: a second run into the same --out fails at once (runlock)."""
+    cfg.validate()
+    with folder_lock(cfg.out_dir, "classify train"):
+        return _train_classifier(cfg)
+
+
+def _train_classifier(cfg: ClassifierTrainConfig) -> dict:
     from classify.train.data import load_classifier_train_data
 
-    cfg.validate()
     strategy = build_strategy(cfg.strategy)
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -100,7 +107,11 @@ def refit_head(cfg: ClassifierTrainConfig, data, out_dir: Path, best: dict) -> d
 
     ckpt = read_checkpoint(out_dir / "model.pt")
     clf = Classifier(ckpt, device=cfg.device)
-    clf.head = fit_head(cfg.head, clf.features(data.x_train), data.y_train, seed=cfg.seed)
+    # The rows and weights the network's final epoch trained on: real only after a warm-up schedule,
+    # synthetic images at --synthetic-weight.
+    rows = train_rows(cfg, data, cfg.epochs)
+    clf.head = fit_head(cfg.head, clf.features(data.x_train[rows]), data.y_train[rows], seed=cfg.seed,
+                        sample_weight=sample_weights(cfg, data, rows))
     probs = clf.probs_from_features(clf.features(data.x_val))
     threshold = None
     if len(data.classes) == 2:

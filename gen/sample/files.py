@@ -43,6 +43,9 @@ def plan(seeds: list[int], classes: list[str], class_name: str | None, resized: 
         raise UserError(f"unknown --class {class_name!r}; this generator makes: {', '.join(classes)} (or all)")
     for name in classes:  # a class becomes a folder name below --out: refuse one that would leave it
         check_class_name(name, "in the generator's class list")
+    if class_name == ALL_CLASSES and ALL_CLASSES in classes:
+        raise UserError("this generator has a class named 'all', so --class all is ambiguous; rename the class "
+                        "(classify prepare) or sample without --class (round-robin over the classes)")
     names = _assign_classes(len(seeds), classes, class_name, class_counts)
     rows = []
     for s, name in zip(seeds, names):

@@ -20,7 +20,7 @@ from typing import Any
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
-SAME = ("res", "channels", "manifest_hash", "fit")
+SAME = ("res", "channels", "manifest_hash", "fit", "trunc", "resize_to")
 
 
 def _read(folder: Path) -> tuple[list[str], list[dict[str, str]], dict[str, Any], dict[str, Any]]:
@@ -51,14 +51,23 @@ def _check(folders: list[Path], infos: list[dict], rows: list[list[dict]]) -> No
             owner[cls] = folder
 
 
-def _union_info(folders: list[Path], infos: list[dict], n: int) -> dict[str, Any]:
-    merged: dict[str, Any] = {key: infos[0].get(key) for key in (*SAME, "data_dir", "trunc", "resize_to")}
+def _union_info(folders: list[Path], infos: list[dict], tables: list[list[dict]], n: int) -> dict[str, Any]:
+    """One sample_info: each sampled class's real count and seen md5s from the folder that sampled
+    it (its generator); a class only seen, not sampled, keeps the most any generator saw of it, so
+    the leak guard never reads fewer seen images than there were."""
+    merged: dict[str, Any] = {key: infos[0].get(key) for key in (*SAME, "data_dir")}
     merged.update({"classes": [], "real_counts": {}, "seen_md5": {}, "sources": [str(f) for f in folders],
                    "recipe": "merged: " + ", ".join(str(i.get("recipe")) for i in infos), "n": n, "status": "done"})
+    sampled = {r["class"]: info for info, table in zip(infos, tables) for r in table}
     for info in infos:
         merged["classes"] += [c for c in info.get("classes", []) if c not in merged["classes"]]
-        merged["real_counts"].update(info.get("real_counts") or {})
-        merged["seen_md5"].update(info.get("seen_md5") or {})
+        for cls, count in (info.get("real_counts") or {}).items():
+            merged["real_counts"][cls] = max(int(count), merged["real_counts"].get(cls, 0))
+        for cls, md5s in (info.get("seen_md5") or {}).items():
+            merged["seen_md5"][cls] = sorted(set(merged["seen_md5"].get(cls, [])) | set(md5s))
+    for cls, info in sampled.items():
+        if cls in (info.get("real_counts") or {}):
+            merged["real_counts"][cls] = int(info["real_counts"][cls])
     return merged
 
 
@@ -94,7 +103,7 @@ def merge_sample_folders(folders: list[str | Path], out: str | Path) -> dict[str
     for src, dest in copies:
         atomic_write_bytes(dest, src.read_bytes())
     atomic_write_csv(out / "samples.csv", header, ([row.get(c, "") for c in header] for row in table))
-    info = _union_info(folders, [r[2] for r in read], len(table))
+    info = _union_info(folders, [r[2] for r in read], [r[1] for r in read], len(table))
     atomic_write_json(out / "sample_info.json", info)
     reports = [r[3] for r in read]
     atomic_write_json(out / "filter_report.json", {

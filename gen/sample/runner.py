@@ -20,6 +20,7 @@ import torch
 from classify.core.configs import check_known_keys
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
+from classify.core.runlock import folder_lock
 from gen.sample.domain_gap import domain_gap, gap_lines
 from gen.sample.files import (
     PlanRow,
@@ -224,6 +225,14 @@ def _scorers(cfg, classes, used, info, log) -> Scorers:
         log("note: the generator's data folder is not here, so the report has no domain-gap check (pass --data)")
         return Scorers(judge, note, extractor, {}, {})
     _note_other_data(cfg, info, log)
+    if not needs_reals:
+        try:  # only the report's domain-gap block wants them: never a reason to stop
+            reals = _real_sets(cfg, info, used, classes, None, info["channels"], "train")
+            heldout = _real_sets(cfg, info, used, classes, None, info["channels"], "val")
+        except UserError as exc:
+            log(f"note: no domain-gap check in the report ({exc})")
+            return Scorers(judge, note, extractor, {}, {})
+        return Scorers(judge, note, extractor, reals, heldout)
     reals = _real_sets(cfg, info, used, classes, extractor, info["channels"], "train")
     _check_outlier_reals(cfg, reals, classes)
     heldout = _real_sets(cfg, info, used, classes, extractor, info["channels"], "val")
@@ -284,10 +293,16 @@ def _refuse_out_in_prepared_data(out: Path) -> None:
 
 
 def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Generate (or resume), filter, and write the sample set; returns the filter report."""
+    """Generate (or resume), filter, and write the sample set; returns the filter report. One
+    writer per sample folder: a second `gen sample` into the same --out fails at once."""
+    _validate(cfg)
+    with folder_lock(cfg.out, "gen sample", log):
+        return _run_sample(cfg, log)
+
+
+def _run_sample(cfg: SampleConfig, log: Callable[[str], None]) -> dict[str, Any]:
     from gen.core.generator_file import load_generator
 
-    _validate(cfg)
     G, info = load_generator(cfg.generator, which=cfg.snapshot, device=cfg.device)
     log(f"generator: {info['generator_path']}")  # "best" falls back to latest without best.json: say which
     info = {**info, "res": G.img_resolution, "channels": G.img_channels}

@@ -266,8 +266,20 @@ def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
         raise UserError(f"{flag} {value!r} is not one of {', '.join(choices)}")
 
 
+# Options added after runs were already stored: a stored config without the key trained as this
+# value, so it is read so (the new default would silently change a resumed run).
+STORED_BEFORE = {"orient": "none", "augpipe": "bgc"}
+
+
+def as_stored(config: dict[str, Any]) -> dict[str, Any]:
+    """A config read from a run folder or snapshot, with the options it predates filled in as it trained."""
+    return {**STORED_BEFORE, **config}
+
+
 def config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Fields (outside RESUMABLE_CHANGES) whose values differ, as 'name: old -> new'."""
+    """Fields (outside RESUMABLE_CHANGES) whose values differ, as 'name: old -> new'; `old` is a
+    stored config (`as_stored`)."""
+    old = as_stored(old)
     out = []
     for key in sorted(set(old) | set(new)):
         if key in RESUMABLE_CHANGES:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from classify.core.errors import UserError
-from gen.train.config import GanTrainConfig, check_resume_config
+from gen.train.config import GanTrainConfig, as_stored, check_resume_config
 
 
 def _auto(res: int, gpus: int) -> dict[str, Any]:
@@ -95,6 +95,7 @@ def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None
     """
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if base is not None:
+        base = as_stored(base)
         merged = dict(base, **overrides)
         check_resume_config(base, merged, snapshot)
         return GanTrainConfig.from_dict(merged)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import torch
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
+from classify.core.runlock import folder_lock
 from gen.core.download import fetch, is_url
 from gen.core.errors import as_user_error
 from gen.train.config import GanTrainConfig
@@ -71,7 +73,15 @@ def plan_stages(cfg: GanTrainConfig) -> list[GanTrainConfig]:
 
 def run_recipe(cfg: GanTrainConfig, log: Callable[[str], None] = print,
                resume: ResumePoint | None = None) -> dict[str, Any]:
-    """Run (or continue) every stage of `cfg.recipe`; returns the last stage's summary."""
+    """Run (or continue) every stage of `cfg.recipe`; returns the last stage's summary. One run per
+    folder: the first process (rank 0 under torchrun) holds OUT's lock for the whole recipe."""
+    if os.environ.get("RANK", "0") != "0":
+        return _run_stages(cfg, log, resume)
+    with folder_lock(cfg.out_dir, "gen train", log):
+        return _run_stages(cfg, log, resume)
+
+
+def _run_stages(cfg: GanTrainConfig, log: Callable[[str], None], resume: ResumePoint | None) -> dict[str, Any]:
     from gen.train.trainer import train_gan
 
     stages = plan_stages(cfg)
@@ -169,9 +179,9 @@ def read_source(path: Path) -> dict[str, Any]:
 
 def _generator_of_snapshot(snap: dict[str, Any], network_configs) -> dict[str, Any]:
     """The GeneratorConfig of one of our snapshots, rebuilt from its saved run config and weights."""
-    from gen.train.config import GanTrainConfig
+    from gen.train.config import GanTrainConfig, as_stored
 
-    cfg = GanTrainConfig.from_dict(snap["config"])
+    cfg = GanTrainConfig.from_dict(as_stored(snap["config"]))
     g = snap["G"]
     c_dim = g["mapping.embed.weight"].shape[1] if "mapping.embed.weight" in g else 0
     channels = g[f"synthesis.b{cfg.res}.torgb.weight"].shape[0]
