@@ -66,3 +66,31 @@ def test_predict_with_a_file_name_that_is_not_utf8(model, tmp_path):
     assert r.exit_code == 0, r.output
     text = out.read_text(encoding="utf-8")
     assert "caf\\xe9.png" in text and text.count("\n") == 3  # header + both images scored
+
+
+# ---- issue 22, item 4: outputs that would overwrite inputs -------------------------------------
+
+def test_predict_and_eval_refuse_outputs_over_their_inputs(tmp_path):
+    from classify_testdata import make_square_dataset
+    from click.testing import CliRunner
+
+    from classify.cli import main
+    from classify.train.trainer import ClassifierTrainConfig, train_classifier
+
+    data = make_square_dataset(tmp_path / "d", n_good=8, n_bad=6, size=16)
+    run = tmp_path / "run"
+    train_classifier(ClassifierTrainConfig(data_dir=str(data), out_dir=str(run), res=16, batch=4, epochs=1,
+                                           progress=False))
+    model = run / "model.pt"
+    before = model.read_bytes()
+    image = next(data.parent.rglob("*.png"))
+    for out, needle in ((model, "would overwrite an input"), (image, "would overwrite an input"),
+                        (data / "manifest.csv", "prepared data folder")):
+        r = CliRunner().invoke(main, ["predict", str(model), str(image), "--out", str(out)])
+        assert r.exit_code != 0 and needle in r.output, r.output
+    assert model.read_bytes() == before and image.stat().st_size > 0
+    r = CliRunner().invoke(main, ["eval", str(model), "--data", str(data), "--out", str(data / "evals")])
+    assert r.exit_code != 0 and "prepared data folder" in r.output and not (data / "evals").exists()
+    with pytest.raises(UserError, match="prepared data folder"):
+        train_classifier(ClassifierTrainConfig(data_dir=str(data), out_dir=str(data / "run"), res=16, batch=4,
+                                               epochs=1, progress=False))

@@ -27,13 +27,16 @@ from classify.model.tta import TTA_MODES
 def evaluate(model, data_dir, split, out_dir, threshold, tta, device) -> None:
     """Evaluate MODEL (a model.pt or its run folder) on one split of a prepared folder."""
     claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
-    from classify.core.fileio import atomic_write_json
+    from classify.core.fileio import atomic_write_json, refuse_output_over_inputs
+    from classify.data.manifest import refuse_output_in_prepared
     from classify.evaluate.evaluation import evaluate_checkpoint, summary_text
     from classify.evaluate.plots import write_eval_plots
 
-    m = evaluate_checkpoint(model, data_dir, split=split, device=parse_device(device), threshold=threshold, tta=tta)
     model_path = Path(model)
     out = Path(out_dir) if out_dir else (model_path if model_path.is_dir() else model_path.parent)
+    refuse_output_in_prepared(out)  # also the default: a model.pt kept inside a data folder
+    refuse_output_over_inputs(out / "eval.json", [model_path / "model.pt" if model_path.is_dir() else model_path])
+    m = evaluate_checkpoint(model, data_dir, split=split, device=parse_device(device), threshold=threshold, tta=tta)
     # A threshold experiment must not overwrite the evaluation at the validation-chosen threshold.
     suffix = "" if threshold is None else f"_thr{threshold!r}"  # repr: 0.3 and 0.3000001 stay apart
     suffix += "" if tta == "none" else f"_tta{tta}"

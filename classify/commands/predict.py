@@ -31,13 +31,16 @@ def predict(model, images, out, threshold, batch, tta, device) -> None:
     from tqdm import tqdm
 
     from classify.core.errors import UserError
-    from classify.core.fileio import atomic_write_text
+    from classify.core.fileio import atomic_write_text, refuse_output_over_inputs
+    from classify.data.manifest import refuse_output_in_prepared
     from classify.evaluate.evaluation import check_threshold
     from classify.evaluate.predict import list_images, predict_files, predictions_csv
     from classify.model.checkpoint import load_classifier
 
     if batch < 1:
         raise UserError(f"--batch must be at least 1, got {batch}")
+    refuse_output_over_inputs(out, [model, *images])
+    refuse_output_in_prepared(out)
     clf = load_classifier(model, device=parse_device(device))
     check_threshold(clf, threshold)
     files = list_images(list(images))

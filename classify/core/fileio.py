@@ -122,3 +122,14 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def refuse_output_over_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], flag: str = "--out") -> None:
+    """An output path must not be one of the command's inputs, nor lie inside an input folder
+    (`classify predict ... --out model.pt` would replace the model with CSV text)."""
+    target = Path(out).expanduser().resolve()
+    for item in inputs:
+        src = Path(item).expanduser().resolve()
+        if target == src or (src.is_dir() and src in target.parents):
+            raise UserError(f"{flag} {out} would overwrite an input of this command ({item}); "
+                            "write the output elsewhere")

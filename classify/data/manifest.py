@@ -111,3 +111,14 @@ def _holds_class_folders(folder: Path) -> bool:
                    for sub in folder.iterdir())
     except OSError:
         return False
+
+
+def refuse_output_in_prepared(out: str | Path, flag: str = "--out") -> None:
+    """A command's output must not land in a prepared data folder (one holding a manifest.csv, at
+    `out` or above it): it would sit beside, or replace, the images and the manifest that every
+    later command trusts."""
+    target = Path(out).expanduser().resolve()
+    for folder in (target, *target.parents):
+        if (folder / MANIFEST_NAME).is_file():
+            raise UserError(f"{flag} {out} lies in the prepared data folder {folder} (it has a {MANIFEST_NAME}); "
+                            "write the output to a folder of its own, e.g. beside it")

@@ -16,6 +16,7 @@ import torch
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
 from classify.core.runlock import folder_lock
+from classify.data.manifest import refuse_output_in_prepared
 from classify.train.config import ClassifierTrainConfig
 from classify.train.loop import fit, sample_weights, train_rows
 from classify.train.strategies import build_strategy
@@ -52,6 +53,7 @@ def train_classifier(cfg: ClassifierTrainConfig) -> dict:
     """Train per `cfg`; write model.pt (best epoch), metrics.jsonl, metrics.json, config.json.
     One writer per run folder: a second run into the same --out fails at once (runlock)."""
     cfg.validate()
+    refuse_output_in_prepared(cfg.out_dir)  # a run folder inside the data it reads would mix with it
     with folder_lock(cfg.out_dir, "classify train"):
         return _train_classifier(cfg)
 

@@ -21,6 +21,7 @@ from classify.core.configs import check_known_keys
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
 from classify.core.runlock import folder_lock
+from classify.data.manifest import refuse_output_in_prepared
 from gen.sample.domain_gap import domain_gap, gap_lines
 from gen.sample.files import (
     PlanRow,
@@ -269,7 +270,8 @@ def _score(cfg, images, rows, scorers: Scorers):
 def _validate(cfg: SampleConfig) -> None:
     """Settings that cannot work, refused before any image is generated."""
     check_trunc(cfg.trunc)
-    _refuse_out_in_prepared_data(Path(cfg.out))
+    # Samples beside real images would be taken for reals by a later `classify prepare folder:`.
+    refuse_output_in_prepared(cfg.out)
     wanted = [f for f in cfg.filters.filters if f in FEATURE_FILTERS]
     if "outlier" in cfg.filters.filters and not 0.0 < cfg.filters.outlier_percentile <= 100.0:
         raise UserError(f"--outlier-percentile {cfg.filters.outlier_percentile} must be in (0, 100]")
@@ -278,18 +280,6 @@ def _validate(cfg: SampleConfig) -> None:
     if wanted and not (cfg.judge or cfg.inception_weights):
         raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
                         "(or --inception-weights PATH), or choose --filters without them")
-
-
-def _refuse_out_in_prepared_data(out: Path) -> None:
-    """Samples must not land in a prepared data folder: synthetic PNGs there sit beside the real
-    images, and a later `classify prepare folder:` of that tree would take them for reals."""
-    from classify.data.manifest import MANIFEST_NAME
-
-    target = out.expanduser().resolve()
-    for folder in (target, *target.parents):
-        if (folder / MANIFEST_NAME).is_file():
-            raise UserError(f"--out {out} lies in the prepared data folder {folder} (it has a {MANIFEST_NAME}); "
-                            "write the samples to a folder of their own, e.g. beside it")
 
 
 def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[str, Any]:

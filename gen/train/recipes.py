@@ -37,6 +37,7 @@ import torch
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
 from classify.core.runlock import folder_lock
+from classify.data.manifest import refuse_output_in_prepared
 from gen.core.download import fetch, is_url
 from gen.core.errors import as_user_error
 from gen.train.config import GanTrainConfig
@@ -75,6 +76,7 @@ def run_recipe(cfg: GanTrainConfig, log: Callable[[str], None] = print,
                resume: ResumePoint | None = None) -> dict[str, Any]:
     """Run (or continue) every stage of `cfg.recipe`; returns the last stage's summary. One run per
     folder: the first process (rank 0 under torchrun) holds OUT's lock for the whole recipe."""
+    refuse_output_in_prepared(cfg.out_dir)  # snapshots and grids inside the data folder would mix with it
     if os.environ.get("RANK", "0") != "0":
         return _run_stages(cfg, log, resume)
     with folder_lock(cfg.out_dir, "gen train", log):
