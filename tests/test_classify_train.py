@@ -162,3 +162,23 @@ def test_cpu_bf16_is_opt_in_and_still_learns(square_data_learnable, tmp_path) ->
     assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())
     m = evaluate_checkpoint(r["checkpoint"], square_data_learnable, split="test")
     assert m["average_precision"] > 0.9, m["average_precision"]
+
+
+def test_samples_csv_may_not_point_outside_its_folder_or_at_held_out_images(square_data, tmp_path) -> None:
+    """Issue 22, item 6: synthetic files lie in the sample folder, and none is a val/test image."""
+    import shutil
+
+    from classify_testdata import make_samples_folder
+
+    data = open_prepared(square_data)
+    outside = make_samples_folder(tmp_path / "outside", n_accepted=12, n_rejected=0)
+    test_image = data.select(split="test", classes=["bad"]).paths[0]
+    table = (outside / "samples.csv").read_text().replace("images/seed0000.png", str(test_image))
+    (outside / "samples.csv").write_text(table)
+    with pytest.raises(UserError, match="outside the sample folder"):
+        load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(outside), synthetic_ratio=1.0), "all")
+    copied = make_samples_folder(tmp_path / "copied", n_accepted=12, n_rejected=0)
+    for png in (copied / "images").glob("*.png"):
+        shutil.copyfile(test_image, png)  # a held-out image smuggled in under a sample's name
+    with pytest.raises(UserError, match="byte-identical to a test image"):
+        load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(copied), synthetic_ratio=1.0), "all")

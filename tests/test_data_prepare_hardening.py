@@ -244,3 +244,14 @@ def test_gen_sample_refuses_a_class_that_would_leave_its_folder():
 
     with pytest.raises(UserError, match="path separator"):
         plan([0, 1], ["good", "../../../x"], None, False)
+
+
+def test_a_symlinked_class_folder_leading_out_of_the_source_is_not_followed(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 3, "bad": 3})
+    write_class_images(root.parent / "elsewhere", 4, defect=False, rgb=False, seed=9)
+    (root / "up").symlink_to(root.parent)  # `ln -s .. SRC/up`
+    out = tmp_path / "out"
+    result = _run(f"folder:{root}", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "classes.json").read_text())["classes"] == ["bad", "good"]
+    assert "outside the source folder: not followed" in (out / "report.md").read_text(encoding="utf-8")

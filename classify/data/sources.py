@@ -105,12 +105,17 @@ def list_folder(arg: str, out_dir: Path | None = None, **_: object) -> SourceLis
         raise UserError(f"--out {out_dir} is the source folder itself; write the prepared folder elsewhere")
     # --out inside the source folder (root/prepared, root/runs/data) must not become a class on the
     # next run, nor may any other prepared folder there (it has a manifest.csv).
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    candidates = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
                         and not _inside(p, out) and not (p / "manifest.csv").is_file())
+    # A symlinked class folder that leads out of the source (`ln -s .. SRC/up`) would pull in every
+    # image above it under a made-up class: not followed, and said so in the report.
+    escaping = [p for p in candidates if p.is_symlink() and not p.resolve().is_relative_to(root.resolve())]
+    class_dirs = [p for p in candidates if p not in escaping]
     if not class_dirs:
         raise UserError(f"source folder {root} has no class sub-folders; put each class's images in root/<class>/")
     items: list[SourceItem] = []
-    rejected: list[tuple[str, str]] = []
+    rejected: list[tuple[str, str]] = [(str(p), f"symbolic link to {p.resolve()}, outside the source folder: not "
+                                                "followed") for p in escaping]
     for class_dir in class_dirs:
         found = 0
         # Nested folders inside a class folder are allowed (ImageFolder convention, recursive).

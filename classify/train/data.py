@@ -108,12 +108,14 @@ def load_classifier_train_data(cfg, synthetic_mode: str | None) -> ClassifierTra
                     n_train_real=len(keep), train_paths=[str(train.paths[i]) for i in keep],
                     manifest_hash=data.manifest_hash, fit=data.resolve_fit(cfg.fit))
     if synthetic_mode is not None:
-        _append_synthetic(out, cfg, synthetic_mode)
+        held_out = {row["md5"]: split for split in ("val", "test") for row in data.select(split=split).rows
+                    if row.get("md5")}
+        _append_synthetic(out, cfg, synthetic_mode, held_out)
     return out
 
 
-def _append_synthetic(out: ClassifierTrainData, cfg, mode: str) -> None:
-    from classify.train.synthetic import choose_synthetic, load_synthetic, read_images
+def _append_synthetic(out: ClassifierTrainData, cfg, mode: str, held_out_md5: dict[str, str]) -> None:
+    from classify.train.synthetic import choose_synthetic, load_synthetic, read_images, refuse_held_out
 
     if not cfg.synthetic_dir:
         raise UserError("strategies 'gan'/'gan_filtered' need a sample folder; pass --synthetic SAMPLES_DIR")
@@ -138,6 +140,7 @@ def _append_synthetic(out: ClassifierTrainData, cfg, mode: str) -> None:
             out.synthetic_per_class[out.classes[c]] = len(chosen)
     if not files:
         return
+    refuse_held_out(files, held_out_md5, cfg.synthetic_dir)
     x_syn = read_images(files, cfg.res, out.in_chans)
     out.x_train = torch.cat([out.x_train, x_syn])
     out.y_train = torch.cat([out.y_train, torch.tensor(labels, dtype=torch.int64)])

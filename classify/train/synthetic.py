@@ -6,6 +6,7 @@ The trainer only ever appends these to the train split; validation and test stay
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,31 @@ def load_synthetic(samples_dir: str | Path, accepted_only: bool) -> SyntheticSet
         rows = [r for r in rows if r["accepted"].strip() in ("1", "true", "True")]
     info_path = root / "sample_info.json"
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
-    files = [root / r["file"] for r in rows]
+    files = [_inside(root, r["file"], table) for r in rows]
     return SyntheticSet(root, files, [r["class"] for r in rows], rows, info)
+
+
+def _inside(root: Path, relative: str, table: Path) -> Path:
+    """A samples.csv file must lie in its sample folder: pointing the column at other images (the
+    data's val/test ones, say) would train on them as if they were synthetic."""
+    path = (root / relative).resolve()
+    if root.resolve() not in path.parents:
+        raise UserError(f"{table} names {relative!r}, which lies outside the sample folder {root}; synthetic images "
+                        "must be files `gen sample` wrote there")
+    return path
+
+
+def file_md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def refuse_held_out(files: list[Path], held_out_md5: dict[str, str], samples_dir: str) -> None:
+    """No synthetic file may be byte-identical to a val/test image (`held_out_md5`: md5 -> split)."""
+    for path in files:
+        split = held_out_md5.get(file_md5(path))
+        if split is not None:
+            raise UserError(f"{path} in {samples_dir} is byte-identical to a {split} image of the data; a sample set "
+                            "must not carry held-out images — regenerate it with `gen sample`")
 
 
 def choose_synthetic(synth: SyntheticSet, class_name: str, count: int, seed: int) -> list[Path]:
