@@ -77,3 +77,21 @@ def test_module_paths_cited_in_the_docs_exist():
     stale = [f"{doc.relative_to(ROOT)}: {path}" for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
              for path in sorted(set(cited.findall(doc.read_text()))) if not (ROOT / path).is_file()]
     assert not stale, f"the docs cite files that do not exist: {', '.join(stale)}"
+
+
+def test_report_html_embeds_only_pngs_inside_the_report_folder(tmp_path):
+    """Issue 22, item 1: Markdown carrying user data must not inline a local file into a page."""
+    from classify.core.reportdoc import parse_markdown, render_html_body
+
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG secret bytes")
+    report = tmp_path / "report"
+    (report / "plots").mkdir(parents=True)
+    (report / "plots" / "ok.png").write_bytes(b"\x89PNG ok")
+    (report / "notes.txt").write_text("private")
+    md = f"![p]({secret})\n\n![q](../secret.png)\n\n![r](notes.txt)\n\n![fine](plots/ok.png)\n"
+    page = render_html_body(parse_markdown(md), report)
+    assert page.count("base64,") == 1 and "not embedded" in page
+    import base64
+
+    assert base64.b64encode(b"\x89PNG secret bytes").decode() not in page

@@ -73,9 +73,17 @@ th,td{border:1px solid #ccc;padding:0.25rem 0.5rem;text-align:left}th{background
 figure{margin:1rem 0}img{max-width:100%}figcaption{font-style:italic;color:#555}"""
 
 
+# What a page may embed: PNG files inside the report's own folder, which the suite wrote there.
+# A path from anywhere else (an absolute path, `..`, a link out) is shown as text, never read:
+# Markdown that carries user data must not be able to inline a local file into a shared page.
+EMBEDDABLE = (".png",)
+
+
 def _html_image(b: Image, base_dir: Path) -> str:
-    path = base_dir / b.path
+    path = (base_dir / b.path).resolve()
     caption = html.escape(b.caption)
+    if base_dir.resolve() not in path.parents or path.suffix.lower() not in EMBEDDABLE:
+        return f"<p><em>not embedded (not a PNG inside the report folder): {html.escape(b.path)}</em></p>"
     if not path.is_file():
         return f"<p><em>missing image {html.escape(b.path)}</em></p>"
     data = base64.b64encode(path.read_bytes()).decode("ascii")
