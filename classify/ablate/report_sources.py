@@ -15,10 +15,12 @@ the cell's own value stays in `cell["ablation_minority_fraction"]`. Nothing on d
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 from classify.ablate.config import default_setting, result_train_keys
-from classify.ablate.grid import SyntheticAxes, build_grid
+from classify.ablate.grid import Cell, SyntheticAxes, build_grid
 from classify.ablate.runner import failed_cells, load_cells
 from classify.core.errors import UserError
 
@@ -48,6 +50,33 @@ def _rescaled(record: dict, kept: float | None, source: str) -> dict:
     return dict(record, cell=cell, source_dir=source)
 
 
+REPORTED_METRICS = ("minority_f1", "average_precision", "roc_auc", "balanced_accuracy", "ece")
+
+
+def _valid_cells(records: list[dict]) -> tuple[list[dict], list[str]]:
+    """The records a report can use, and one reason per record it cannot: a cell that does not
+    parse (`seed: "x"`), or a metric that is not a finite number in [0, 1] (a hand-edited or
+    corrupted file must be named, not averaged in or crash the report)."""
+    good, broken = [], []
+    for r in records:
+        name = str(r.get("id", "?"))
+        try:
+            Cell.from_dict(r["cell"])
+        except (KeyError, TypeError, ValueError) as exc:
+            broken.append(f"{name}: its cell does not parse ({type(exc).__name__}: {exc})")
+            continue
+        bad = [k for k in REPORTED_METRICS if k in r["metrics"] and not _in_unit_range(r["metrics"][k])]
+        if bad:
+            broken.append(f"{name}: {', '.join(bad)} not a finite number in [0, 1]")
+            continue
+        good.append(r)
+    return good, broken
+
+
+def _in_unit_range(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
+
+
 def load_records(ablate_dirs: list[str | Path]) -> tuple[list[dict], list[str]]:
     """Finished cells of every folder (rescaled, see module doc) and notes for the caveats.
 
@@ -60,8 +89,11 @@ def load_records(ablate_dirs: list[str | Path]) -> tuple[list[dict], list[str]]:
     kept_of: dict[str, float | None] = {}
     training: dict[tuple, str] = {}
     for folder in map(str, ablate_dirs):
-        cells = load_cells(folder)
-        notes += unfinished_notes(folder, len(cells))
+        cells, broken = _valid_cells(load_cells(folder))
+        if broken:
+            notes.append(f"{len(broken)} cell record(s) of {folder} are left out: {'; '.join(broken[:5])}"
+                         + (" …" if len(broken) > 5 else ""))
+        notes += unfinished_notes(folder, len(cells) + len(broken))
         for record in cells:
             _same_training(record, folder, training)
             data_dir = str((record.get("train_config") or {}).get("data_dir", ""))

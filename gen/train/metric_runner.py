@@ -22,6 +22,21 @@ MIN_FAKES = 256
 MAX_FAKES = 10_000
 
 
+def _check_judge_fits(judge: Any, data: GanTrainData, path: str) -> None:
+    """The judge's features rank snapshots (best.json): it must know the classes and channels this
+    run learns, or the best snapshot is picked on features of other images (`gen sample` refuses
+    such a judge too)."""
+    if judge is None:
+        return
+    missing = [c for c in data.classes if c not in judge.classes]
+    if missing:
+        raise UserError(f"--judge {path} was trained on classes {judge.classes}, not {missing}; train the judge on "
+                        "the generator's data (classify train --data ...)")
+    if judge.in_chans != data.channels:
+        raise UserError(f"--judge {path} takes {judge.in_chans}-channel images but this run learns "
+                        f"{data.channels}-channel ones; train the judge on the same data")
+
+
 class MetricRunner:
     def __init__(self, cfg: GanTrainConfig, data: GanTrainData, device: torch.device):
         from gen.core.metrics import build_extractor
@@ -31,6 +46,7 @@ class MetricRunner:
             self.extractor = build_extractor("inception", weights_path=cfg.inception_weights, device=str(device))
         elif cfg.judge:
             self.extractor = build_extractor("judge", weights_path=cfg.judge, device=str(device))
+            _check_judge_fits(getattr(self.extractor.module, "judge", None), data, cfg.judge)
         else:
             raise UserError(f"--metrics {','.join(names)} needs features: --inception-weights PATH (offline "
                             "Inception .pth) or --judge MODEL.pt from `classify train`")
