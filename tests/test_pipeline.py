@@ -151,3 +151,41 @@ def test_interrupted_then_resumed_step_counts_both_attempts(tmp_path, capsys):
     assert run_pipeline(cfg, out)["gan"] == pytest.approx(timings["gan"], abs=0.1)
     page = write_site_index(out, timings).read_text()
     assert "summed over every attempt" in page and "2 (1 interrupted or failed)" in page
+
+
+# ---- issue 22, item 10: malformed pipeline TOMLs are one-line errors naming the step -------------
+
+@pytest.mark.parametrize("text, needle", [
+    ('[[step]]\nname = "a"\nargv = ["echo"]\n[[step]]\nname = "a"\nargv = ["echo"]\n', "two steps are named 'a'"),
+    ('[[step]]\nname = "../../x"\nargv = ["echo"]\n', "name '../../x' must be letters"),
+    ('[[step]]\nargv = ["echo"]\n', "step 1: name None"),
+    ('[[step]]\nname = "e"\nargv = []\n', "step e: argv is empty"),
+    ('[[step]]\nname = "i"\nargv = ["echo", 5]\n', "step i: argv must be a list of strings"),
+    ("step = 5\n", "step must be an array of tables"),
+    ('vars = ["a"]\n[[step]]\nname = "s"\nargv = ["echo"]\n', "vars must be a table"),
+    ('colour = "red"\n[[step]]\nname = "s"\nargv = ["echo"]\n', "unknown top-level key(s) colour"),
+])
+def test_malformed_pipeline_files_are_refused_when_loaded(tmp_path, text, needle):
+    with pytest.raises(UserError) as exc:
+        _config(tmp_path, text)
+    assert needle in str(exc.value) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("placeholder", ["{0}", "{out.__class__.__mro__}", "{out:>3000000}", "{out[0]}"])
+def test_placeholders_are_plain_names_only(tmp_path, placeholder):
+    cfg = _config(tmp_path, f'[[step]]\nname = "s"\nargv = ["echo", "{placeholder}"]\n')
+    with pytest.raises(UserError, match=r"step s: placeholder .* is not a plain \{name\}"):
+        run_pipeline(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / ".steps" / "s.done").exists()
+
+
+def test_a_non_utf8_pipeline_file_is_one_line(tmp_path):
+    (tmp_path / "p.toml").write_bytes('[vars]\nword = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(UserError, match="is not UTF-8 text"):
+        PipelineConfig.load(tmp_path / "p.toml")
+
+
+def test_literal_braces_are_written_doubled(tmp_path):
+    from gen.pipeline.runner import _fill
+
+    assert _fill("{{x}} {word}", {"word": "w"}, "s") == "{x} w"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,20 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 
+# A step's name becomes a marker file name under OUT/.steps: letters, digits, '_', '-', '.' only.
+_STEP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# `{name}` is the only substitution: no format specs, indexing or attribute access.
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TOP_LEVEL_KEYS = ("vars", "step")
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UserError(f"{what} must be a list of strings (quote numbers: \"5\"), got {value!r}")
+    return list(value)
+
+
 @dataclass
 class Step:
     name: str
@@ -44,11 +59,23 @@ class Step:
     resume_args: list[str] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Step:
+    def from_dict(cls, d: Any, index: int) -> Step:
+        if not isinstance(d, dict):
+            raise UserError(f"pipeline step {index}: each [[step]] must be a table with name and argv, got {d!r}")
+        name = d.get("name")
+        if not isinstance(name, str) or not _STEP_NAME.match(name):
+            raise UserError(f"pipeline step {index}: name {name!r} must be letters, digits, '_', '-' or '.' "
+                            "(it names a marker file under OUT/.steps)")
         unknown = set(d) - {"name", "argv", "resume_if", "resume_args"}
         if unknown:
-            raise UserError(f"pipeline step {d.get('name', '?')}: unknown keys {sorted(unknown)}")
-        return cls(d["name"], list(d["argv"]), d.get("resume_if"), list(d.get("resume_args", [])))
+            raise UserError(f"pipeline step {name}: unknown keys {sorted(unknown)}")
+        argv = _strings(d.get("argv"), f"pipeline step {name}: argv")
+        if not argv:
+            raise UserError(f"pipeline step {name}: argv is empty; give the command to run")
+        resume_if = d.get("resume_if")
+        if resume_if is not None and not isinstance(resume_if, str):
+            raise UserError(f"pipeline step {name}: resume_if must be a string (a glob), got {resume_if!r}")
+        return cls(name, argv, resume_if, _strings(d.get("resume_args", []), f"pipeline step {name}: resume_args"))
 
 
 @dataclass
@@ -62,20 +89,44 @@ class PipelineConfig:
         if not path.is_file():
             raise UserError(f"pipeline config {path} not found; see scripts/demo-cpu.toml for the format")
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise UserError(f"{path} is not UTF-8 text; save it as UTF-8") from None
         except tomllib.TOMLDecodeError as exc:
             raise UserError(f"{path} is not valid TOML: {exc}") from None
-        steps = [Step.from_dict(s) for s in raw.get("step", [])]
+        unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
+        if unknown:
+            raise UserError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; a pipeline has [vars] and [[step]]")
+        variables, steps = raw.get("vars", {}), raw.get("step", [])
+        if not isinstance(variables, dict):
+            raise UserError(f"{path}: vars must be a table ([vars] with name = \"value\" lines), got {variables!r}")
+        if not isinstance(steps, list):
+            raise UserError(f"{path}: step must be an array of tables ([[step]] blocks), got {steps!r}")
+        steps = [Step.from_dict(s, i) for i, s in enumerate(steps, 1)]
         if not steps:
             raise UserError(f"{path} defines no [[step]] entries")
-        return cls({k: str(v) for k, v in raw.get("vars", {}).items()}, steps)
+        seen: set[str] = set()
+        for step in steps:
+            if step.name in seen:
+                raise UserError(f"{path}: two steps are named {step.name!r}; the second would never run — rename one")
+            seen.add(step.name)
+        return cls({str(k): str(v) for k, v in variables.items()}, steps)
 
 
-def _fill(template: str, values: dict[str, str]) -> str:
-    try:
-        return template.format(**values)
-    except KeyError as exc:
-        raise UserError(f"pipeline placeholder {exc} is not defined in [vars]") from None
+def _fill(template: str, values: dict[str, str], step: str = "?") -> str:
+    """`{name}` -> values[name]; `{{`/`}}` -> a literal brace; anything else in braces is an error."""
+    def one(m: re.Match) -> str:
+        if m.group(0) in ("{{", "}}"):
+            return m.group(0)[0]
+        key = m.group(1)
+        if not _NAME.match(key):
+            raise UserError(f"pipeline step {step}: placeholder {{{key}}} is not a plain {{name}} (no format specs, "
+                            "indexes or attributes)")
+        if key not in values:
+            raise UserError(f"pipeline step {step}: placeholder {{{key}}} is not defined in [vars]")
+        return values[key]
+
+    return _PLACEHOLDER.sub(one, template)
 
 
 def _resolve_exe(argv: list[str]) -> list[str]:
@@ -142,7 +193,7 @@ def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
     for i, step in enumerate(config.steps, 1):
         mark = marks / f"{step.name}.done"
         head = f"[pipeline] step {i}/{len(config.steps)} {step.name}"
-        argv = [_fill(a, values) for a in step.argv]
+        argv = [_fill(a, values, step.name) for a in step.argv]
         if mark.exists():
             seconds, done_argv = _read_mark(mark)
             changed = "" if done_argv in (None, argv) else (
@@ -150,8 +201,8 @@ def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
             print(f"{head}: done earlier, skipped{changed}", flush=True)
             timings[step.name] = seconds  # the wall time of the run that did it
             continue
-        if step.resume_if and glob.glob(_fill(step.resume_if, values)):
-            argv += [_fill(a, values) for a in step.resume_args]
+        if step.resume_if and glob.glob(_fill(step.resume_if, values, step.name)):
+            argv += [_fill(a, values, step.name) for a in step.resume_args]
         print(f"{head}: {' '.join(argv)}", flush=True)
         rc, attempts = _run_attempt(argv, marks, step.name)
         if rc in INTERRUPTED:
