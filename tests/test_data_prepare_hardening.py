@@ -255,3 +255,25 @@ def test_a_symlinked_class_folder_leading_out_of_the_source_is_not_followed(make
     assert result.exit_code == 0, result.output
     assert json.loads((out / "classes.json").read_text())["classes"] == ["bad", "good"]
     assert "outside the source folder: not followed" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_small_files_that_declare_huge_images_are_refused_from_the_header(make_image_folder, tmp_path):
+    """Issue 22, item 9: a few-KB PNG of thousands of pixels a side must not be decoded."""
+    root = make_image_folder(counts={"good": 3, "bad": 3})
+    big = Image.new("I;16", (3000, 2000))
+    big.save(root / "bad" / "huge16.png")
+    Image.new("P", (2500, 2500)).save(root / "bad" / "huge_palette.png")
+    assert (root / "bad" / "huge16.png").stat().st_size < 200_000
+    out = tmp_path / "out"
+    result = _run(f"folder:{root}", "--out", out, "--max-pixels", 5_000_000)
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "3000x2000 is 6 M pixels, above the decode budget of 5 M" in report and "2500x2500" in report
+
+
+def test_sixteen_bit_images_decode_without_a_wide_copy():
+    from classify.data.images import _convert_mode
+
+    img = Image.fromarray(np.array([[0, 257, 65535]], dtype=np.uint16))
+    pixels, note = _convert_mode(img)
+    assert pixels.tolist() == [[0, 1, 255]] and pixels.dtype == np.uint8 and "16-bit" in note

@@ -21,9 +21,11 @@ from classify.core.clitools import user_errors
 @click.option("--elpv-threshold", default=0.5, show_default=True, type=float,
               help="ELPV only: defect probability at or above which a cell is 'defective'.")
 @click.option("--force", is_flag=True, help="Replace an existing, different manifest in --out.")
+@click.option("--max-pixels", default=40_000_000, show_default=True, type=int,
+              help="Refuse images of more pixels (width x height) than this, from their header, before decoding.")
 @user_errors
 def prepare(source: str, out: str, val: float, test: float, seed: int, minority_class: str | None,
-            minority_fraction: float, elpv_threshold: float, force: bool) -> None:
+            minority_fraction: float, elpv_threshold: float, force: bool, max_pixels: int) -> None:
     """Build a prepared data folder from SOURCE: folder:PATH, csv:FILE or elpv.
 
     Writes manifest.csv (one row per usable image with its split), classes.json and
@@ -33,7 +35,8 @@ def prepare(source: str, out: str, val: float, test: float, seed: int, minority_
     from classify.data.prepare import PrepareConfig, prepare_dataset
 
     cfg = PrepareConfig(source=source, out=out, val=val, test=test, seed=seed, minority_class=minority_class,
-                        minority_fraction=minority_fraction, elpv_threshold=elpv_threshold, force=force)
+                        minority_fraction=minority_fraction, elpv_threshold=elpv_threshold, force=force,
+                        max_pixels=max_pixels)
     # A bar only on a terminal: in logs and CI it would be carriage-return noise.
     result = prepare_dataset(cfg, show_progress=sys.stderr.isatty())
     for label, per in result.counts.items():

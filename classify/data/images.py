@@ -56,8 +56,16 @@ def file_md5(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def decode_image(path: str | Path) -> DecodedImage:
-    """Fully decode `path` (so truncation is caught here, not in a training epoch)."""
+# Pixels (width x height) a file may decode to. Small files can declare huge images (a 124 KB 16-bit
+# PNG of 8000^2, a 20 KB palette PNG of 13000^2): refused from the header, before any pixel is
+# decoded. 40 M is ~6300^2, far above what this suite trains on (<= 1024) and half of Pillow's own
+# warning limit; `classify prepare --max-pixels` raises it.
+MAX_PIXELS = 40_000_000
+
+
+def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> DecodedImage:
+    """Fully decode `path` (so truncation is caught here, not in a training epoch), refusing images
+    of more than `max_pixels` pixels from their header alone."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -71,6 +79,10 @@ def decode_image(path: str | Path) -> DecodedImage:
             # unusable, and thousands of warnings would bury the one-line summary.
             warnings.simplefilter("ignore")
             with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise ImageRejected(f"{width}x{height} is {width * height / 1e6:.0f} M pixels, above the decode "
+                                        f"budget of {max_pixels / 1e6:.0f} M (classify prepare --max-pixels)")
                 img.load()
                 return _to_8bit(img)
     except ImageRejected:
@@ -116,7 +128,10 @@ def _convert_mode(img: Image.Image) -> tuple[np.ndarray, str]:
     if mode == "LA":
         return np.asarray(img.convert("L"), dtype=np.uint8), "LA: alpha dropped"
     if mode in _WIDE_GRAY_MODES:
-        wide = np.asarray(img).astype(np.int64)
+        # No int64 copy (8 bytes a pixel): 16-bit samples stay 2 bytes, 32-bit ones are clipped first.
+        wide = np.asarray(img)
+        if wide.dtype.itemsize > 2 or wide.dtype.kind == "i":
+            wide = np.clip(wide, 0, 65535).astype(np.uint16)
         # 16-bit samples span 0..65535; dividing by 257 maps 65535 exactly to 255. One fixed
         # scale for every file keeps intensities comparable across images; per-image stretching
         # would not. Cameras that store 10-12-bit data in 16-bit files then come out nearly

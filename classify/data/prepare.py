@@ -21,7 +21,7 @@ from classify.core.configs import check_known_keys
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json, atomic_write_text
 from classify.data.aspect import aspect_summary, manifest_aspect_ratios
-from classify.data.images import ImageRejected, decode_image, file_md5
+from classify.data.images import MAX_PIXELS, ImageRejected, decode_image, file_md5
 from classify.data.manifest import (
     CLASSES_NAME,
     MANIFEST_NAME,
@@ -55,6 +55,7 @@ class PrepareConfig:
     minority_fraction: float = 1.0
     elpv_threshold: float = 0.5
     force: bool = False
+    max_pixels: int = MAX_PIXELS  # decode budget per image (width x height), checked from the header
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,6 +72,8 @@ class PrepareConfig:
         check_fractions(self.val, self.test)
         if not 0 < self.minority_fraction <= 1:
             raise UserError(f"--minority-fraction must be in (0, 1], got {self.minority_fraction}")
+        if not self.max_pixels >= 1:
+            raise UserError(f"--max-pixels must be at least 1, got {self.max_pixels}")
         if self.minority_fraction < 1 and not self.minority_class:
             raise UserError("--minority-fraction needs --minority-class NAME (which class to make scarce)")
 
@@ -93,7 +96,7 @@ def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareR
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder; choose another path")
     listing = list_source(cfg.source, out_dir=out, elpv_threshold=cfg.elpv_threshold)
-    rows, rejected = _decode_all(listing.items, out, show_progress)
+    rows, rejected = _decode_all(listing.items, out, show_progress, cfg.max_pixels)
     # Names the OS gave us may hold bytes that are not UTF-8; report.md is UTF-8 text.
     rejected = [(printable(path), printable(reason)) for path, reason in listing.rejected + rejected]
     _check_class_sizes(rows, cfg.source)
@@ -115,7 +118,7 @@ def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareR
 
 
 def _decode_all(
-    items: list[SourceItem], out: Path, show_progress: bool
+    items: list[SourceItem], out: Path, show_progress: bool, max_pixels: int = MAX_PIXELS
 ) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
     from tqdm import tqdm
 
@@ -129,7 +132,7 @@ def _decode_all(
             rejected.append((str(item.path), "file name is not valid UTF-8 (manifest.csv is UTF-8 text); rename it"))
             continue
         try:
-            decoded = decode_image(item.path)
+            decoded = decode_image(item.path, max_pixels)
         except ImageRejected as exc:
             rejected.append((str(item.path), str(exc)))
             continue
