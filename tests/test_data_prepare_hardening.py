@@ -277,3 +277,21 @@ def test_sixteen_bit_images_decode_without_a_wide_copy():
     img = Image.fromarray(np.array([[0, 257, 65535]], dtype=np.uint16))
     pixels, note = _convert_mode(img)
     assert pixels.tolist() == [[0, 1, 255]] and pixels.dtype == np.uint8 and "16-bit" in note
+
+
+def test_an_image_replaced_by_another_of_the_same_size_is_refused_by_name(make_image_folder, tmp_path):
+    """Issue 22, item 7: content, not only size, is checked after prepare (md5 when the mtime moved,
+    and always when the cache is built)."""
+    root = make_image_folder(counts={"good": 4, "bad": 4})
+    out = tmp_path / "out"
+    assert _run(f"folder:{root}", "--out", out).exit_code == 0
+    data = open_prepared(out)
+    data.images(res=8, channels=1)  # cache built from the original files
+    victim = data.paths[0]
+    original = victim.read_bytes()
+    garbage = bytes(b ^ 0x55 for b in original)  # the same size, other bytes
+    victim.write_bytes(garbage)
+    with pytest.raises(UserError, match=rf"{victim.name} changed since .* md5 differs"):
+        open_prepared(out)
+    victim.write_bytes(original)
+    assert len(open_prepared(out).images(res=8, channels=1)) == 8  # restored: accepted again

@@ -16,13 +16,24 @@ import numpy as np
 import torch
 
 from classify.core.errors import UserError
-from classify.core.fileio import atomic_open
+from classify.core.fileio import atomic_open, atomic_write_json
 from classify.data.aspect import manifest_aspect_ratios, resolve_fit
-from classify.data.images import SQUARE_FITS, ImageRejected, check_fit, decode_image, fit_square, to_channels
+from classify.data.images import (
+    SQUARE_FITS,
+    ImageRejected,
+    check_fit,
+    decode_image,
+    file_md5,
+    fit_square,
+    to_channels,
+)
 from classify.data.manifest import CLASSES_NAME, MANIFEST_NAME, read_manifest, resolve_path
 from classify.data.splits import SPLITS
 
 CACHE_DIR = "cache"
+# cache/verified.json: manifest path -> [mtime_ns, bytes] of the file when its md5 last matched the
+# manifest's. A file whose stamp changed since is hashed again before anything uses it.
+VERIFIED_NAME = "verified.json"
 
 
 class PreparedData:
@@ -127,20 +138,50 @@ def open_prepared(root: str | Path) -> PreparedData:
         raise UserError(f"prepared data folder {root} does not exist; run `classify prepare SOURCE --out {root}`")
     rows, digest = read_manifest(root / MANIFEST_NAME)
     check_classes_json(root, digest)
+    stamps = {}
     for row in rows:
         path = resolve_path(root, row["path"])
         try:
-            size = path.stat().st_size
+            stat = path.stat()
         except OSError:
             raise UserError(
                 f"{root / MANIFEST_NAME} lists {path}, which is missing; restore it or rerun `classify prepare --force`"
             ) from None
-        if str(size) != row["bytes"]:
+        if str(stat.st_size) != row["bytes"]:
             raise UserError(
-                f"{path} changed since {root / MANIFEST_NAME} was written ({size} bytes, manifest says "
+                f"{path} changed since {root / MANIFEST_NAME} was written ({stat.st_size} bytes, manifest says "
                 f"{row['bytes']}); rerun `classify prepare --force`"
             )
+        stamps[row["path"]] = [stat.st_mtime_ns, stat.st_size]
+    verify_content(root, rows, stamps)
     return PreparedData(root, rows, digest, list(range(len(rows))))
+
+
+def verify_content(root: Path, rows: list[dict[str, str]], stamps: dict[str, list[int]]) -> None:
+    """Hash every file whose (mtime, size) differs from when it last matched its manifest md5:
+    an image replaced by another of the same size (another class's, or garbage) is refused with its
+    name instead of being used silently. Unchanged files cost one stat."""
+    record = root / CACHE_DIR / VERIFIED_NAME
+    try:
+        known = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    changed = False
+    for row in rows:
+        if known.get(row["path"]) == stamps[row["path"]]:
+            continue
+        path = resolve_path(root, row["path"])
+        if row.get("md5") and file_md5(path) != row["md5"]:
+            raise UserError(f"{path} changed since {root / MANIFEST_NAME} was written (same size, other content: its "
+                            "md5 differs); restore it or rerun `classify prepare --force`")
+        known[row["path"]] = stamps[row["path"]]
+        changed = True
+    if changed:
+        try:
+            atomic_write_json(record, known)
+        except OSError:  # a read-only data folder: verified again next time, which is only slower
+            pass
 
 
 def check_classes_json(root: Path, manifest_hash: str) -> dict:
@@ -194,6 +235,10 @@ def build_cache(root: Path, rows: list[dict[str, str]], manifest_hash: str, res:
 
 def _decode_row(root: Path, row: dict[str, str], res: int, channels: int, fit: str) -> np.ndarray:
     source = resolve_path(root, row["path"])
+    # What goes into the cache is checked against the manifest, whatever the file's mtime says.
+    if row.get("md5") and file_md5(source) != row["md5"]:
+        raise UserError(f"{source} changed since {root / MANIFEST_NAME} was written (its md5 differs); restore it "
+                        "or rerun `classify prepare --force`")
     try:
         decoded = decode_image(source)
     except ImageRejected as exc:
