@@ -157,10 +157,39 @@ def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeyp
     _one_line_error(_run(_train_args(data, run) + ["--force", "--model", "resnet9"]), "unknown model")
     _one_line_error(_run(_train_args(tmp_path / "nowhere", run) + ["--force"]), "nowhere")
     assert all((run / name).read_text() == "old" for name in old)
-    # a forced replacement that is stopped must not leave the old run looking finished
+    # a forced replacement stopped before its first checkpoint leaves the old run whole (issue 22,
+    # item 8: never the old model beside the new run's config)
     r = CliRunner().invoke(main, _train_args(data, run) + ["--force"])
-    assert r.exit_code == 130 and "same command starts it again" in r.output
-    assert sorted(p.name for p in run.iterdir() if p.name != ".lock") == ["config.json", "model.pt"]  # .lock: runlock
+    assert r.exit_code == 130 and "the previous run in" in r.output and "kept whole" in r.output
+    assert all((run / name).read_text() == "old" for name in old) and not (run / "config.json").exists()
+
+
+def test_a_forced_rerun_that_fails_before_its_first_checkpoint_keeps_the_old_run(tmp_path: Path, monkeypatch) -> None:
+    """Issue 22, item 8: a full disk at the new run's first checkpoint leaves the finished run as it was."""
+    import errno
+
+    import classify.train.loop
+
+    data = make_square_dataset(tmp_path, n_good=20, n_bad=10, size=32)
+    run = tmp_path / "run"
+    assert _run(_train_args(data, run)).exit_code == 0
+    before = {name: (run / name).read_bytes() for name in ("config.json", "model.pt", "metrics.json", "metrics.jsonl")}
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(classify.train.loop, "save_checkpoint", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        CliRunner().invoke(main, _train_args(data, run) + ["--force", "--lr", "0.01"], catch_exceptions=False)
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert json.loads((run / "config.json").read_text())["train"]["lr"] != 0.01 and not (run / ".replaced").exists()
+    # a replacement killed between the two (a stash left behind) is undone when the folder is next used
+    from classify.train.replace import RunReplacement
+
+    RunReplacement(run, {}).begin()
+    assert not (run / "model.pt").exists()
+    RunReplacement(run, {})
+    assert {name: (run / name).read_bytes() for name in before} == before
 
 
 def test_eval_threshold_override_keeps_the_default_result_and_other_data_is_noted(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from classify.train.config import ClassifierTrainConfig, resolution_settings
 
 def check_out_dir(out: Path, force: bool) -> None:
     """A finished run is not replaced by accident, and a data folder never receives a run.
-    (With --force the old results go only once training starts: see train.clear_results.)"""
+    (With --force the old run stays whole until the new one writes its first checkpoint: classify.train.replace.)"""
     if (out / "manifest.csv").is_file():
         raise UserError(f"--out {out} is a prepared data folder (it has manifest.csv); write the run elsewhere")
     if (out / "metrics.json").is_file() and not force:
@@ -27,6 +27,9 @@ def check_out_dir(out: Path, force: bool) -> None:
 
 def interrupted_message(out: Path, started: float) -> str:
     model = out / "model.pt"
+    if (out / "metrics.json").is_file() and not (model.is_file() and model.stat().st_mtime >= started):
+        return (f"interrupted before this run's first checkpoint: the previous run in {out} is kept whole "
+                "(rerun with --force to replace it)")
     kept = (f"{model} holds the best validation epoch so far (see metrics.jsonl)"
             if model.is_file() and model.stat().st_mtime >= started else "no epoch of this run finished, so it saved no model")
     return f"interrupted: {kept}; the run is unfinished (no metrics.json), so the same command starts it again"

@@ -3,6 +3,7 @@ best-checkpoint tracking and early stopping."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -262,10 +263,20 @@ def _split(n: int, parts: int) -> list[range]:
 
 
 def fit(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device, out_dir: Path,
-        data_at=None) -> dict:
+        data_at=None, replacement=None) -> dict:
     """Run the epochs; write model.pt whenever validation improves at the final resolution.
     Returns the best epoch. `data_at(res)` gives the data at another resolution (progressive
-    resizing); earlier stages train and validate but never become the kept model."""
+    resizing); earlier stages train and validate but never become the kept model. `replacement`
+    (classify.train.replace.RunReplacement) moves a previous run aside right before this run's
+    first checkpoint, deletes it once that checkpoint is on disk, and moves it back if it fails."""
+    started = False
+
+    def start() -> None:
+        nonlocal started
+        if not started and replacement is not None:
+            replacement.begin()
+        started = True
+
     st, net = build_step(cfg, strategy, data, device)
     best = {"score": -math.inf, "epoch": 0, "threshold": None, "val": {}}
     log: list[dict] = []
@@ -287,16 +298,38 @@ def fit(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device
             score == best["score"] and val["log_loss"] < best["val"]["log_loss"]))
         if improved:
             best = {"score": score, "epoch": epoch, "threshold": threshold, "val": val}
-            _save(cfg, out_dir, net, st, data, epoch, threshold, val)
-        append_jsonl(out_dir / "metrics.jsonl", log, {
+            _first_checkpoint(start, replacement, started,
+                              functools.partial(_save, cfg, out_dir, net, st, data, epoch, threshold, val))
+        row = {
             "epoch": epoch, "res": res, "train_loss": loss, "lr": st.opt.param_groups[-1]["lr"],
             "val_ap": val["average_precision"], "val_roc_auc": val["roc_auc"], "val_macro_f1": val["macro_f1"],
             "val_minority_f1": val["minority_f1"], "val_loss": val["log_loss"], "threshold": threshold,
-            "improved": improved, "epoch_time_s": round(time.perf_counter() - t0, 3)})
+            "improved": improved, "epoch_time_s": round(time.perf_counter() - t0, 3)}
+        if started:
+            append_jsonl(out_dir / "metrics.jsonl", log, row)
+        else:  # an early progressive-resizing epoch: kept until the run writes its first file
+            log.append(row)
         if cfg.patience and res == cfg.res and epoch - max(best["epoch"], resolutions.index(cfg.res)) >= cfg.patience:
             break
+    start()  # a run that never improved still writes its own config (and its metrics.json follows)
     best["epochs_run"] = epoch
     return best
+
+
+def _first_checkpoint(start, replacement, started: bool, save) -> None:
+    """Save a checkpoint; the run's first one switches the folder over from a previous run, and a
+    failure in between (a full disk, Ctrl-C) switches it back."""
+    if started or replacement is None:
+        start()
+        save()
+        return
+    try:
+        start()
+        save()
+    except BaseException:
+        replacement.rollback()
+        raise
+    replacement.settle()
 
 
 def _save(cfg, out_dir: Path, net: torch.nn.Module, st: _Step, data: ClassifierTrainData, epoch: int,

@@ -19,6 +19,7 @@ from classify.core.runlock import folder_lock
 from classify.data.manifest import refuse_output_in_prepared
 from classify.train.config import ClassifierTrainConfig
 from classify.train.loop import fit, sample_weights, train_rows
+from classify.train.replace import RunReplacement
 from classify.train.strategies import build_strategy
 
 
@@ -35,18 +36,6 @@ def _determinism(enabled: bool):
     finally:
         torch.use_deterministic_algorithms(before)
         torch.backends.cudnn.benchmark = bench
-
-
-# What a finished run (and `classify eval` on it) leaves. A new training in the folder makes
-# them stale: they go once the data has loaded (so a bad flag or data folder loses nothing),
-# and a run stopped early is then unfinished, not the old run with a new model.pt.
-RUN_RESULTS = ("metrics.json", "eval*.json", "confusion_*.png", "pr_*.png", "roc_*.png")
-
-
-def clear_results(out_dir: Path) -> None:
-    for pattern in RUN_RESULTS:
-        for path in out_dir.glob(pattern):
-            path.unlink()
 
 
 def train_classifier(cfg: ClassifierTrainConfig) -> dict:
@@ -71,10 +60,11 @@ def _train_classifier(cfg: ClassifierTrainConfig) -> dict:
         data = load_classifier_train_data(cfg, strategy.synthetic)
         out_dir = Path(cfg.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        clear_results(out_dir)
-        atomic_write_json(out_dir / "config.json", {"train": cfg.to_dict(), "strategy": strategy.to_dict()})
+        # A finished run here (replaced with --force) stays whole until this one's first checkpoint.
+        replacement = RunReplacement(out_dir, {"train": cfg.to_dict(), "strategy": strategy.to_dict()})
         best = fit(cfg, strategy, data, device, out_dir,
-                   data_at=lambda res: load_classifier_train_data(dataclasses.replace(cfg, res=res), strategy.synthetic))
+                   data_at=lambda res: load_classifier_train_data(dataclasses.replace(cfg, res=res), strategy.synthetic),
+                   replacement=replacement)
         if cfg.head != "linear" and best["epoch"]:
             best = refit_head(cfg, data, out_dir, best)
     result = {
