@@ -295,3 +295,52 @@ def test_an_image_replaced_by_another_of_the_same_size_is_refused_by_name(make_i
         open_prepared(out)
     victim.write_bytes(original)
     assert len(open_prepared(out).images(res=8, channels=1)) == 8  # restored: accepted again
+
+
+# ---- issue 22, item 12: the smaller ones -------------------------------------------------------
+
+def test_one_file_under_two_labels_is_refused_and_a_repeated_row_is_kept_once(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 3, "bad": 3})
+    files = sorted(root.rglob("*.png"))
+    rows = [f"{p},{p.parent.name}" for p in files]
+    src = tmp_path / "list.csv"
+    src.write_text("path,label\n" + "\n".join(rows + [rows[0]]) + "\n")
+    out = tmp_path / "out"
+    result = _run(f"csv:{src}", "--out", out)
+    assert result.exit_code == 0 and "6 images in" in result.output
+    assert "listed again: kept once" in (out / "report.md").read_text(encoding="utf-8")
+    other = "good" if files[0].parent.name == "bad" else "bad"
+    src.write_text("path,label\n" + "\n".join(rows + [f"{files[0]},{other}"]) + "\n")
+    _one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out2"), "twice with different labels", "line 2", "line 8")
+
+
+def test_a_class_whose_files_all_fail_is_named_and_an_empty_source_names_a_reason(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 3, "bad": 3})
+    (root / "broken").mkdir()
+    for i in range(2):
+        (root / "broken" / f"x{i}.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    result = _run(f"folder:{root}", "--out", out)
+    assert result.exit_code == 0 and "class 'broken': all 2 of its files were rejected" in result.output
+    assert "class 'broken': all 2" in (out / "report.md").read_text(encoding="utf-8")
+    only_broken = tmp_path / "only"
+    (only_broken / "a").mkdir(parents=True)
+    (only_broken / "a" / "x.png").write_bytes(b"not a png")
+    _one_line_error(_run(f"folder:{only_broken}", "--out", tmp_path / "out3"), "all 1 files were rejected",
+                    "the first:", "x.png")
+
+
+def test_class_names_reach_report_md_as_text_not_html(make_image_folder, tmp_path):
+    root = make_image_folder(counts={"good": 3, "<b>x</b>": 3})
+    out = tmp_path / "out"
+    assert _run(f"folder:{root}", "--out", out).exit_code == 0
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert "<b>" not in report and "&lt;b&gt;x&lt;/b&gt;" in report
+
+
+def test_sample_page_links_are_percent_encoded(tmp_path):
+    from gen.sample.pages import write_sample_index
+
+    page = write_sample_index(tmp_path, ["a b.png"], ["file", "accepted"], [["images/c d/seed1#.png", "1"]], [])
+    text = page.read_text()
+    assert 'href="images/c%20d/seed1%23.png"' in text and 'src="a%20b.png"' in text

@@ -99,15 +99,16 @@ def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareR
     rows, rejected = _decode_all(listing.items, out, show_progress, cfg.max_pixels)
     # Names the OS gave us may hold bytes that are not UTF-8; report.md is UTF-8 text.
     rejected = [(printable(path), printable(reason)) for path, reason in listing.rejected + rejected]
-    _check_class_sizes(rows, cfg.source)
+    _check_class_sizes(rows, cfg.source, rejected)
     _assign(rows, cfg)
     text = manifest_text(rows, listing.extra_columns)
     digest = text_hash(text)
     _refuse_foreign_manifest(out / MANIFEST_NAME, text, cfg.force)
     counts = _counts(rows)
     aspect = aspect_summary(manifest_aspect_ratios(rows))
-    warnings = prepare_warnings(rows, counts, cfg.minority_class, aspect)
-    atomic_write_text(out / REPORT_NAME, build_prepare_report(cfg.to_dict(), rows, rejected, counts, digest, aspect))
+    warnings = vanished_classes(listing.items, rows) + prepare_warnings(rows, counts, cfg.minority_class, aspect)
+    atomic_write_text(out / REPORT_NAME, build_prepare_report(cfg.to_dict(), rows, rejected, counts, digest, aspect,
+                                                              warnings))
     atomic_write_json(out / CLASSES_NAME, _classes_json(cfg, counts, rows, digest))
     # The manifest goes last: it is what every stage reads, so a kill before this line
     # leaves the previous manifest (and its cache) in force, and classes.json's hash then
@@ -159,9 +160,18 @@ def image_row(root: Path, path: Path, label: str, decoded, split: str = "", note
     }
 
 
-def _check_class_sizes(rows: list[dict[str, str]], source: str) -> None:
+def vanished_classes(items: list[SourceItem], rows: list[dict[str, str]]) -> list[str]:
+    """A class every one of whose files was rejected would vanish from the data without a word."""
+    listed = Counter(item.label for item in items)
+    kept = {r["label"] for r in rows}
+    return [f"class {label!r}: all {n} of its files were rejected, so it is not in the prepared data (reasons in "
+            "report.md)" for label, n in sorted(listed.items()) if label not in kept]
+
+
+def _check_class_sizes(rows: list[dict[str, str]], source: str, rejected: list[tuple[str, str]]) -> None:
     if not rows:
-        raise UserError(f"source {source} has no usable images (every file was rejected); see the reasons above")
+        first = f"; the first: {rejected[0][0]}: {rejected[0][1]}" if rejected else ""
+        raise UserError(f"source {source} has no usable images: all {len(rejected)} files were rejected{first}")
     per_class = Counter(r["label"] for r in rows)
     # Exact copies count once: two identical files cannot be split into a train and a test image.
     distinct = Counter(label for label, _ in {(r["label"], r["md5"]) for r in rows})

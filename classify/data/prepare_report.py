@@ -7,6 +7,8 @@ what `--fit auto` resolves to.
 
 from __future__ import annotations
 
+import html
+
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -18,12 +20,19 @@ from classify.data.splits import SPLITS
 MAX_LISTED = 50
 
 
+def md_text(text: str) -> str:
+    """User data (class names, warnings quoting them) as Markdown text: no raw HTML, no table breaks."""
+    return html.escape(str(text), quote=False).replace("|", "\\|")
+
+
 def build_prepare_report(config: dict[str, Any], rows, rejected: list[tuple[str, str]], counts,
-                         manifest_hash: str, aspect: dict[str, Any]) -> str:
-    warnings = prepare_warnings(rows, counts, config.get("minority_class"), aspect)
+                         manifest_hash: str, aspect: dict[str, Any], warnings: list[str] | None = None) -> str:
+    """report.md; `warnings` (default: prepare_warnings) open it."""
+    if warnings is None:
+        warnings = prepare_warnings(rows, counts, config.get("minority_class"), aspect)
     parts = [
         "# Prepared dataset report\n",
-        *(["## Warnings\n\n" + "\n".join(f"- {w}" for w in warnings) + "\n"] if warnings else []),
+        *(["## Warnings\n\n" + "\n".join(f"- {md_text(w)}" for w in warnings) + "\n"] if warnings else []),
         _settings(config, rows, rejected, manifest_hash),
         _count_table(counts),
         _imbalance(counts),
@@ -117,7 +126,7 @@ def _count_table(counts: dict[str, dict[str, int]]) -> str:
     lines.append("|---" * (len(SPLITS) + 2) + "|")
     for label, per in counts.items():
         cells = " | ".join(str(per[s]) for s in SPLITS)
-        lines.append(f"| {label} | {cells} | {sum(per.values())} |")
+        lines.append(f"| {md_text(label)} | {cells} | {sum(per.values())} |")
     totals = [sum(per[s] for per in counts.values()) for s in SPLITS]
     lines.append("| **all** | " + " | ".join(map(str, totals)) + f" | {sum(totals)} |")
     return "\n".join(lines) + "\n"
@@ -149,7 +158,7 @@ def _duplicates(rows) -> str:
     lines.append(f"{len(groups)} duplicate groups covering {n_rows} rows; each group sits in one split.")
     lines.append(f"Groups whose copies carry different labels: {len(conflicts)}.\n")
     for gid, members in list(groups.items())[:MAX_LISTED]:
-        desc = ", ".join(f"`{r['path']}` ({r['label']})" for r in members)
+        desc = ", ".join(f"`{r['path']}` ({md_text(r['label'])})" for r in members)
         lines.append(f"- group {gid} [{members[0]['split']}]: {desc}")
     if len(groups) > MAX_LISTED:
         lines.append(f"- ... {len(groups) - MAX_LISTED} more groups (see the dup_group column of manifest.csv)")

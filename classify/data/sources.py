@@ -152,6 +152,7 @@ def list_csv(arg: str, **_: object) -> SourceListing:
     extra_names = {c: f"src_{c}" for c in extra}  # prefixed so they never clash with manifest columns
     items: list[SourceItem] = []
     rejected: list[tuple[str, str]] = []
+    first_seen: dict[Path, tuple[int, str]] = {}  # resolved file -> (line, label) where it was first listed
     for lineno, row in enumerate(rows, start=2):
         rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
         if not rel or not label:
@@ -164,6 +165,13 @@ def list_csv(arg: str, **_: object) -> SourceListing:
         path = Path(rel) if Path(rel).is_absolute() else csv_path.parent / rel
         if not path.is_file():
             rejected.append((str(path), f"file listed in {csv_path.name} line {lineno} not found"))
+            continue
+        seen = first_seen.setdefault(path.resolve(), (lineno, label))
+        if seen[0] != lineno:
+            if seen[1] != label:
+                raise UserError(f"{csv_path} lists {rel} twice with different labels (line {seen[0]}: {seen[1]!r}, "
+                                f"line {lineno}: {label!r}); give each file one label")
+            rejected.append((f"{csv_path}:{lineno}", f"the same file as line {seen[0]}, listed again: kept once"))
             continue
         extras = {extra_names[c]: row.get(c) or "" for c in extra}
         items.append(SourceItem(path=link_path(path), label=label, extras=extras))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import torch
@@ -85,15 +86,16 @@ r.sort((x,y)=>{const p=v(x),q=v(y);return (p>q?1:p<q?-1:0)*(a?-1:1)});r.forEach(
 def write_sample_index(out: Path, grids: list[str], header: list[str], rows: list[list[str]], summary: list[str],
                        gap: list[str] = ()) -> Path:
     """A self-contained page (inline CSS/JS, relative links) showing the domain gap, grids and every score."""
-    figs = "\n".join(f'<h2>{html.escape(g[:-4].replace("_", " "))}</h2><img src="{html.escape(g)}" alt="{html.escape(g)}">'
-                     for g in grids)
+    figs = "\n".join(f'<h2>{html.escape(g[:-4].replace("_", " "))}</h2><img src="{html.escape(quote(g))}" '
+                     f'alt="{html.escape(g)}">' for g in grids)
     file_col = header.index("file")
     acc_col = header.index("accepted")
     head = "".join(f'<th onclick="sortBy({i})">{html.escape(h)}</th>' for i, h in enumerate(header))
     body = []
     for r in rows:
         cells = "".join(
-            f'<td><a href="{html.escape(v)}">{html.escape(v)}</a></td>' if i == file_col else f"<td>{html.escape(v)}</td>"
+            f'<td><a href="{html.escape(quote(v))}">{html.escape(v)}</a></td>' if i == file_col
+            else f"<td>{html.escape(v)}</td>"
             for i, v in enumerate(r)
         )
         body.append(f'<tr{"" if r[acc_col] == "1" else " class=rej"}>{cells}</tr>')
