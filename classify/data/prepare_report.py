@@ -137,8 +137,8 @@ def _imbalance(counts: dict[str, dict[str, int]]) -> str:
         sizes = {c: sum(per[s] for s in split_names) for c, per in counts.items()}
         small = min(sizes, key=sizes.get)
         if sizes[small] == 0:
-            return f"undefined ({small} has 0)"
-        return f"{max(sizes.values()) / sizes[small]:.2f} (largest / smallest; smallest is {small})"
+            return f"undefined ({md_text(small)} has 0)"
+        return f"{max(sizes.values()) / sizes[small]:.2f} (largest / smallest; smallest is {md_text(small)})"
 
     return (
         "## Imbalance\n\n"
