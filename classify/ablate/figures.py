@@ -146,6 +146,12 @@ def figure_blocks(records: list[dict], out_dir: Path, metrics: list[tuple[str, s
                             "their class (held-out folds)? 0.5 = indistinguishable, 1 = always; the floor is the "
                             "same test between two real sets."), gap]
     blocks += grids
+    browsers = sorted({str(Path(d) / "browse.html") for d in
+                       {(r.get("sample_check") or {}).get("samples_dir") for r in records} - {None}
+                       if (Path(d) / "browse.html").is_file()})
+    if browsers:
+        blocks.append(doc.Para("Every sample beside its scores and nearest real image (open in a browser): "
+                               + ", ".join(f"`{b}`" for b in browsers)))
     # One map per ablation folder: each has its own data folder and sample set.
     sources = sorted({str(r.get("source_dir")) for r in records})
     maps: list[doc.Block] = []

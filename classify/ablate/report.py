@@ -137,6 +137,12 @@ def caveat_blocks(records: list[dict], notes: list[str] = ()) -> list[doc.Block]
         "then compared on; picking the best of several noisy arms inflates each side's mean (winner's curse). "
         "The comparisons with baseline below do not involve such a choice.",
     ]
+    by_hand = max((int((r.get("train") or {}).get("n_synthetic_excluded") or 0) for r in records), default=0)
+    if by_hand:
+        lists = sorted({str((r.get("train_config") or {}).get("synthetic_exclude")) for r in records
+                        if (r.get("train_config") or {}).get("synthetic_exclude")})
+        items.insert(0, f"{by_hand} sample(s) were excluded by hand from the GAN arms' sample pool "
+                        f"(--synthetic-exclude {', '.join(lists)}).")
     leaks = sorted({r["id"] for r in records if r.get("generator_leak")})
     if leaks:
         items.insert(0, f"WARNING: {len(leaks)} cell(s) used a generator that saw more real minority images than the "

@@ -50,6 +50,8 @@ class ClassifierTrainConfig:
                                      "(with --synthetic-classes all: per class, ratio x that class's train images).")
     synthetic_classes: str = setting("minority", "Classes that get synthetic images: the minority only, or all (each "
                                      "at the same share of its own train images).", choices=SYNTHETIC_CLASSES)
+    synthetic_exclude: str | None = setting(None, "Samples ruled out by hand: a file with one seed or sample file per "
+                                            "line (the sample browser's exclude.txt).", path="file")
     synthetic_weight: float = setting(1.0, "Loss weight of a synthetic image (0 < W <= 1; real images weigh 1).")
     synthetic_schedule: str = setting("mixed", "mixed: synthetic images in every epoch; warmup: real + synthetic "
                                       "first, real only for the last third of the epochs.", choices=SYNTHETIC_SCHEDULES)

@@ -25,6 +25,7 @@ class ClassifierTrainData:
     n_train_real: int  # the first n_train_real rows of x_train are real; synthetic rows follow
     n_train_synthetic: int = 0
     synthetic_per_class: dict[str, int] = field(default_factory=dict)
+    synthetic_excluded: int = 0  # samples of the pool left out by --synthetic-exclude
     train_paths: list[str] = field(default_factory=list)  # real train images actually used
     synthetic_files: list[str] = field(default_factory=list)
     manifest_hash: str = ""  # of the prepared folder; stored in model.pt so eval can spot other data
@@ -115,13 +116,21 @@ def load_classifier_train_data(cfg, synthetic_mode: str | None) -> ClassifierTra
 
 
 def _append_synthetic(out: ClassifierTrainData, cfg, mode: str, held_out_md5: dict[str, str]) -> None:
-    from classify.train.synthetic import choose_synthetic, load_synthetic, read_images, refuse_held_out
+    from classify.train.synthetic import (
+        choose_synthetic,
+        load_synthetic,
+        read_exclude_list,
+        read_images,
+        refuse_held_out,
+    )
 
     if not cfg.synthetic_dir:
         raise UserError("strategies 'gan'/'gan_filtered' need a sample folder; pass --synthetic SAMPLES_DIR")
     if cfg.synthetic_ratio < 0:
         raise UserError(f"--synthetic-ratio must be >= 0, got {cfg.synthetic_ratio}")
-    synth = load_synthetic(cfg.synthetic_dir, accepted_only=(mode == "accepted"))
+    exclude = read_exclude_list(cfg.synthetic_exclude) if cfg.synthetic_exclude else None
+    synth = load_synthetic(cfg.synthetic_dir, accepted_only=(mode == "accepted"), exclude=exclude)
+    out.synthetic_excluded = synth.excluded
     unknown = sorted(set(synth.classes) - set(out.classes))
     if unknown:
         raise UserError(f"{cfg.synthetic_dir}/samples.csv has class(es) {', '.join(unknown)} that the data "

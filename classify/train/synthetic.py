@@ -27,13 +27,48 @@ class SyntheticSet:
     classes: list[str]  # class name per file
     rows: list[dict[str, str]]
     info: dict = field(default_factory=dict)  # sample_info.json, {} when absent
+    excluded: int = 0  # rows left out because an exclude list named them
 
     def __len__(self) -> int:
         return len(self.files)
 
 
-def load_synthetic(samples_dir: str | Path, accepted_only: bool) -> SyntheticSet:
-    """List the samples of a folder; with accepted_only, those that passed every filter."""
+@dataclass
+class ExcludeList:
+    """Samples a person ruled out (browse.html's exclude.txt): one seed or sample file per line;
+    blank lines and lines starting with '#' are ignored."""
+
+    seeds: set[int] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
+    source: str = ""
+
+    def matches(self, row: dict[str, str]) -> bool:
+        seed = str(row.get("seed", "")).strip()
+        return (seed.isdigit() and int(seed) in self.seeds) or any(
+            str(row.get(key, "")).strip() in self.files for key in ("file", "native_file") if row.get(key))
+
+
+def read_exclude_list(path: str | Path) -> ExcludeList:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"exclude list {path} does not exist; pass the exclude.txt the sample browser saved") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read exclude list {path} ({type(exc).__name__}); save it as UTF-8 text") from None
+    out = ExcludeList(source=str(path))
+    for line in (raw.strip() for raw in lines):
+        if not line or line.startswith("#"):
+            continue
+        if line.isdigit():
+            out.seeds.add(int(line))
+        else:
+            out.files.add(line)
+    return out
+
+
+def load_synthetic(samples_dir: str | Path, accepted_only: bool, exclude: ExcludeList | None = None) -> SyntheticSet:
+    """List the samples of a folder; with accepted_only, those that passed every filter; never the
+    rows an exclude list names (`excluded` counts them)."""
     root = Path(samples_dir)
     table = root / "samples.csv"
     if not table.is_file():
@@ -46,10 +81,14 @@ def load_synthetic(samples_dir: str | Path, accepted_only: bool) -> SyntheticSet
         rows = list(reader)
     if accepted_only:
         rows = [r for r in rows if r["accepted"].strip() in ("1", "true", "True")]
+    excluded = 0
+    if exclude is not None:
+        kept = [r for r in rows if not exclude.matches(r)]
+        excluded, rows = len(rows) - len(kept), kept
     info_path = root / "sample_info.json"
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     files = [_inside(root, r["file"], table) for r in rows]
-    return SyntheticSet(root, files, [r["class"] for r in rows], rows, info)
+    return SyntheticSet(root, files, [r["class"] for r in rows], rows, info, excluded)
 
 
 def _inside(root: Path, relative: str, table: Path) -> Path:

@@ -79,6 +79,7 @@ def _train_classifier(cfg: ClassifierTrainConfig) -> dict:
         "n_train_real_minority": int((data.y_train[: data.n_train_real] == data.positive).sum()),
         "n_train_synthetic": data.n_train_synthetic,
         "synthetic_per_class": data.synthetic_per_class,
+        "n_synthetic_excluded": data.synthetic_excluded,
         "n_val": int(data.y_val.numel()),
         "head": cfg.head,
         "fit": data.fit,

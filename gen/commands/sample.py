@@ -62,6 +62,9 @@ def parse_filters(text: str) -> list[str]:
 @click.option("--fid-select-max-drop", type=float, default=0.2, show_default=True,
               help="fid_select filter: drop at most this fraction of the samples the other filters kept.")
 @click.option("--keep", type=int, default=None, help="Keep the top-K by combined judge/realism rank instead.")
+@click.option("--exclude", default=None, type=click.Path(dir_okay=False),
+              help="Samples ruled out by hand: one seed or sample file per line (browse.html's exclude.txt); "
+                   "they are rejected as 'manual' in samples.csv and counted in the filter report.")
 @user_errors
 def sample(device: str, filters: str, **options) -> None:
     """Generate seeded samples, score every filter into samples.csv, write grids and index.html."""

@@ -148,6 +148,8 @@ def _set_cells(stats: dict) -> list[str]:
 def samples_section(out: Path) -> list[str]:
     samples = out / "samples"
     body = []
+    if (samples / "browse.html").is_file():
+        body.append(f"<p><b>{link(samples / 'browse.html', out, 'sample browser (every sample beside its scores and nearest real; mark and export exclude.txt)')}</b></p>")
     if (samples / "index.html").is_file():
         body.append(f"<p>{link(samples / 'index.html', out, 'sample filter page (every score, sortable)')}</p>")
     report = _read_json(samples / "filter_report.json")

@@ -80,7 +80,7 @@ def build_filter_report(
         "n_accepted": int(outcome.accepted.sum()),
         "accepted_fraction": float(outcome.accepted.mean()) if n else 0.0,
         "extractor": label,
-        "rejected_by": {name: outcome.rejected_by.count(name) for name in (*ORDER, "keep_rank")
+        "rejected_by": {name: outcome.rejected_by.count(name) for name in (*ORDER, "keep_rank", "manual")
                         if outcome.rejected_by.count(name)},
         "filters": outcome.info,
         "decisions": filter_decisions(outcome),
@@ -110,7 +110,7 @@ def _fmt_metrics(m: dict[str, Any]) -> str:
 def filter_decisions(outcome: FilterOutcome) -> dict[str, Any]:
     """In plain terms, what each filter did to the set: removed samples (how many were
     rejected by it first), or removed none, or only ranked them (its score feeds --keep)."""
-    removed = {name: outcome.rejected_by.count(name) for name in (*ORDER, "keep_rank")
+    removed = {name: outcome.rejected_by.count(name) for name in (*ORDER, "keep_rank", "manual")
                if outcome.rejected_by.count(name)}
     ranked = [name for name, info in outcome.info.items() if isinstance(info, dict) and not info.get("decides", True)]
     ran = [name for name, info in outcome.info.items() if isinstance(info, dict) and "pass_alone" in info]

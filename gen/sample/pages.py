@@ -101,7 +101,8 @@ def write_sample_index(out: Path, grids: list[str], header: list[str], rows: lis
         body.append(f'<tr{"" if r[acc_col] == "1" else " class=rej"}>{cells}</tr>')
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>gen sample</title><style>{_STYLE}</style>"
             f"<script>{_SORT_JS}</script></head><body><h1>Sample set</h1>"
-            f"<p><a href='filter_report.json'>filter_report.json</a> · <a href='samples.csv'>samples.csv</a> · "
+            f"<p><b><a href='browse.html'>sample browser</a></b> (every sample, sortable and filterable, beside "
+            f"its nearest real) · <a href='filter_report.json'>filter_report.json</a> · <a href='samples.csv'>samples.csv</a> · "
             f"<a href='sample_info.json'>sample_info.json</a></p>"
             + (f"<h2>Domain gap: can a classifier tell these samples from real images?</h2>"
                f"<pre>{html.escape(chr(10).join(gap))}</pre>" if gap else "")

@@ -22,6 +22,7 @@ from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
 from classify.core.runlock import folder_lock
 from classify.data.manifest import refuse_output_in_prepared
+from gen.sample.browse import write_browser
 from gen.sample.domain_gap import domain_gap, gap_lines
 from gen.sample.files import (
     PlanRow,
@@ -63,6 +64,7 @@ class SampleConfig:
     features: str | None = None  # "judge" | "inception"; default: judge if given, else inception
     data: str | None = None  # overrides the data_dir recorded in the generator
     resize_to: str | None = None
+    exclude: str | None = None  # samples ruled out by hand (seed or file per line): rejected_by=manual
     filters: FilterConfig = field(default_factory=FilterConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -267,6 +269,25 @@ def _score(cfg, images, rows, scorers: Scorers):
     return run_filters(FilterInputs(feats, images, class_idx, reals, conf), cfg.filters), feats
 
 
+def _exclude_by_hand(outcome, rows: list[PlanRow], path: str, log: Callable) -> None:
+    """The samples a person ruled out (browse.html's exclude.txt) are rejected as `manual`, kept in
+    samples.csv with that reason and counted in the filter report like any filter's rejections."""
+    from classify.train.synthetic import read_exclude_list
+
+    listed = read_exclude_list(path)
+    hits = [i for i, r in enumerate(rows) if listed.matches({"seed": str(r.seed), "file": r.file,
+                                                             "native_file": r.native_file})]
+    for i in hits:
+        outcome.accepted[i] = False
+        outcome.rejected_by[i] = "manual"
+    outcome.info["manual"] = {"list": path, "excluded": len(hits), "listed": len(listed.seeds) + len(listed.files),
+                              "pass_alone": 1 - len(hits) / max(len(rows), 1), "decides": True,
+                              "alive_after": int(outcome.accepted.sum())}
+    unmatched = len(listed.seeds) + len(listed.files) - len(hits)
+    if unmatched > 0:
+        log(f"note: {unmatched} line(s) of {path} match no sample of this set")
+
+
 def _validate(cfg: SampleConfig) -> None:
     """Settings that cannot work, refused before any image is generated."""
     check_trunc(cfg.trunc)
@@ -312,6 +333,8 @@ def _run_sample(cfg: SampleConfig, log: Callable[[str], None]) -> dict[str, Any]
     atomic_write_json(out / "sample_info.json", _sample_info(cfg, info, snapshot, seeds, {"status": "generating"}))
     images, n_new = _produce(G, rows, cfg, out, log, info.get("orient"))
     outcome, feats = _score(cfg, images, rows, scorers)
+    if cfg.exclude:
+        _exclude_by_hand(outcome, rows, cfg.exclude, log)
     reals, extractor, note = scorers.reals, scorers.extractor, scorers.note
     label = extractor.label if extractor is not None else None
     class_idx = np.array([r.class_idx for r in rows])
@@ -335,6 +358,8 @@ def _run_sample(cfg: SampleConfig, log: Callable[[str], None]) -> dict[str, Any]
                         np.array([r.class_idx for r in rows]), classes, nearest)
     gap = gap_lines(report["domain_gap"])
     write_sample_index(out, grids, header, [[fmt_cell(v) for v in r] for r in table], lines, gap)
+    write_browser(out, header, [[fmt_cell(v) for v in r] for r in table], images,
+                  {classes[c]: rs.images for c, rs in reals.items()}, outcome.columns.get("nearest_real_index"))
     for line in lines + gap:
         log(line)
     if not outcome.accepted.any() and cfg.filters.filters:
