@@ -95,7 +95,7 @@ def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareR
     out = Path(cfg.out).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder; choose another path")
-    listing = list_source(cfg.source, out_dir=out, elpv_threshold=cfg.elpv_threshold)
+    listing = list_source(cfg.source, out_dir=out, elpv_threshold=cfg.elpv_threshold, show_progress=show_progress)
     rows, rejected = _decode_all(listing.items, out, show_progress, cfg.max_pixels)
     # Names the OS gave us may hold bytes that are not UTF-8; report.md is UTF-8 text.
     rejected = [(printable(path), printable(reason)) for path, reason in listing.rejected + rejected]

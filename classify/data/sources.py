@@ -66,9 +66,9 @@ def parse_source(spec: str) -> tuple[str, str]:
     return kind, arg
 
 
-def list_source(spec: str, out_dir: Path, elpv_threshold: float = 0.5) -> SourceListing:
+def list_source(spec: str, out_dir: Path, elpv_threshold: float = 0.5, show_progress: bool = False) -> SourceListing:
     kind, arg = parse_source(spec)
-    return _SOURCES[kind](arg, out_dir=out_dir, elpv_threshold=elpv_threshold)
+    return _SOURCES[kind](arg, out_dir=out_dir, elpv_threshold=elpv_threshold, show_progress=show_progress)
 
 
 def is_hidden(path: Path, root: Path) -> bool:
@@ -141,7 +141,7 @@ def list_folder(arg: str, out_dir: Path | None = None, **_: object) -> SourceLis
     return SourceListing(items=items, rejected=rejected, extra_columns=[])
 
 
-def list_csv(arg: str, **_: object) -> SourceListing:
+def list_csv(arg: str, show_progress: bool = False, **_: object) -> SourceListing:
     csv_path = Path(arg).expanduser()
     if not csv_path.is_file():
         raise UserError(f"source CSV {csv_path} does not exist; check the path after 'csv:'")
@@ -153,7 +153,11 @@ def list_csv(arg: str, **_: object) -> SourceListing:
     items: list[SourceItem] = []
     rejected: list[tuple[str, str]] = []
     first_seen: dict[Path, tuple[int, str]] = {}  # resolved file -> (line, label) where it was first listed
-    for lineno, row in enumerate(rows, start=2):
+    from tqdm import tqdm
+
+    # A CSV of a million rows takes a while to check file by file: a bar says so (on a terminal).
+    for lineno, row in enumerate(tqdm(rows, desc="listing files", unit="row", disable=not show_progress,
+                                      leave=False), start=2):
         rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
         if not rel or not label:
             rejected.append((f"{csv_path}:{lineno}", "row has an empty path or label"))
