@@ -13,7 +13,7 @@ import pytest
 import torch
 from browser_helpers import _run, broken_links
 
-from gen.sample.browse import browse_data, image_statistics, script_json, write_browser
+from gen.sample.browse import browse_data, image_statistics, write_browser
 
 HEADER = ["file", "seed", "class", "trunc", "snapshot", "judge_confidence", "twosample_score", "nearest_real",
           "accepted", "rejected_by"]
@@ -90,8 +90,8 @@ def test_the_page_sorts_filters_and_exports_in_chromium(tmp_path):
 
 
 def test_gen_sample_exclude_rejects_the_listed_samples_as_manual(tmp_path):
-    from gen.sample.filters import FilterOutcome
     from gen.sample.files import plan
+    from gen.sample.filters import FilterOutcome
     from gen.sample.runner import _exclude_by_hand
 
     rows = plan([0, 1, 2, 3], ["bad"], "bad", False)
