@@ -21,12 +21,12 @@ GAN_ARMS="gan_filtered,gan_filtered+classic"
 DATA="$OUT/data"
 log() { echo "[study $(date +%H:%M:%S)] $*" | tee -a "$OUT/study.log"; }
 
-ablate() {  # $1 = folder name, then classify ablate flags
+ablate() {  # $1 = folder name, then classify ablate flags; a refused grid (too few samples) skips that folder
   local dir="$OUT/$1"
   shift
   log "ablate $dir"
   classify ablate --data "$DATA" --out "$dir" --models resnet18 --seeds "$SEEDS" --res "$RES" --epochs "$EPOCHS" \
-    --device cpu --minority-class defective --jobs "$JOBS" --no-report "$@"
+    --device cpu --minority-class defective --jobs "$JOBS" --no-report "$@" || log "ablate $dir stopped (see above)"
 }
 
 have() { [ -f "$OUT/samples_$1/samples.csv" ]; }

@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:-$ROOT/runs/study-synthetic}"
 N_SAMPLES="${N_SAMPLES:-2500}"
-N_ALL="${N_ALL:-3000}"
+N_ALL="${N_ALL:-4000}"
 RECIPES="${RECIPES:-conditional transfer}"
 JUDGE="$OUT/judge/model.pt"
 GAP_FILTERS="stats,realism,twosample,memorisation,duplicates"
@@ -21,7 +21,7 @@ sample() {  # $1 = generator recipe, $2 = folder suffix, then gen sample flags
   [ -f "$gan/.trained" ] || { log "skip samples of $gan: not trained yet"; return 0; }
   [ -f "$dir/samples.csv" ] && return 0
   log "samples $dir"
-  gen sample "$gan" --out "$dir" --judge "$JUDGE" --snapshot best --device cpu "$@"
+  gen sample "$gan" --out "$dir" --judge "$JUDGE" --snapshot best --device cpu "$@" || log "samples $dir stopped"
 }
 
 for g in $RECIPES; do
