@@ -25,6 +25,7 @@ from pathlib import Path
 from classify.ablate.analysis import METRIC_RANGE, METRICS, paired, values_by_arm
 from classify.ablate.runner import load_cells
 from classify.ablate.stats import summarize
+from classify.core.errors import UserError
 
 SHOWN = [m for m in METRICS if m.key in ("average_precision", "roc_auc", "minority_f1")]
 
@@ -34,7 +35,11 @@ def arms_of(folders: list[str], base: str) -> dict[str, dict[str, dict[int, floa
     out: dict[str, dict[str, dict[int, float]]] = {m.key: {} for m in SHOWN}
     for folder in [base, *folders]:
         prefix = "" if folder == base else Path(folder).name.removeprefix("ablate_") + ":"
-        records = load_cells(folder)
+        try:
+            records = load_cells(folder)
+        except UserError as exc:  # a folder whose grid was refused or has not run: say so, go on
+            print(f"note: {folder} left out ({exc})")
+            continue
         for m in SHOWN:
             for _key, arms in values_by_arm(records, m.key).items():
                 for arm, seeds in arms.items():
