@@ -359,3 +359,13 @@ def test_ratio_figure_draws_one_line_per_strategy_and_variant():
     from classify.ablate.figures import _without_ratio
 
     assert _without_ratio("gan@2") == "gan" and _without_ratio("gan@1/all/w0.5") == "gan/all/w0.5"
+
+
+def test_keep_ranks_by_the_two_sample_score_when_nothing_passes_its_threshold():
+    """Where a classifier tells every sample from real (AUC ~1, as on ELPV at 78 kimg), the
+    threshold rejects all; --keep K instead keeps the K samples that look least synthetic."""
+    reals = textured(60, 0)
+    samples = torch.cat([textured(10, 1, level=0.34), textured(30, 2, level=0.6)])
+    out = run_filters(_inputs(samples, reals), FilterConfig(filters=["twosample"], keep=10))
+    assert out.accepted[:10].sum() >= 8 and out.accepted.sum() == 10
+    assert out.info["twosample"]["decides"] is False and "combined_rank" in out.columns

@@ -311,7 +311,11 @@ def build(name: str, **kw: Any):
     return lambda inp, alive: FILTERS[name](inp, alive, cfg)
 
 
-QUALITY_SCORES = ("judge_confidence", "realism_score")  # higher is better; ranked by --keep
+# The scores --keep ranks by, with the direction that is better: a confident judge, a sample inside
+# the real manifold, and one the two-sample classifier finds least synthetic.
+QUALITY_SCORES = {"judge_confidence": 1.0, "realism_score": 1.0, "twosample_score": -1.0}
+# Under --keep these filters only score: their score ranks, the other filters still decide.
+RANKING_FILTERS = ("judge", "realism", "twosample")
 
 
 @dataclass
@@ -325,19 +329,20 @@ class FilterOutcome:
 def _combined_rank(columns: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
     """Mean rank (0 = best) over the quality scores present, for `rows`."""
     ranks = []
-    for name in QUALITY_SCORES:
+    for name, better in QUALITY_SCORES.items():
         if name in columns:
-            order = np.argsort(-columns[name][rows], kind="stable")
+            order = np.argsort(-better * np.nan_to_num(columns[name][rows], nan=-better * np.inf), kind="stable")
             r = np.empty(len(rows))
             r[order] = np.arange(len(rows))
             ranks.append(r)
     if not ranks:
-        raise UserError("--keep ranks by judge confidence and realism; enable the judge or realism filter")
+        raise UserError("--keep ranks by judge confidence, realism and the two-sample score; enable the judge, realism "
+                        "or twosample filter")
     return np.mean(ranks, axis=0)
 
 
 def run_filters(inp: FilterInputs, cfg: FilterConfig) -> FilterOutcome:
-    """Run the enabled filters in ORDER; with cfg.keep, judge/realism only score and the
+    """Run the enabled filters in ORDER; with cfg.keep, judge/realism/twosample only score and the
     top-K survivors of the other filters by combined rank are kept."""
     unknown = [f for f in cfg.filters if f not in FILTERS]
     if unknown:
@@ -349,7 +354,7 @@ def run_filters(inp: FilterInputs, cfg: FilterConfig) -> FilterOutcome:
     for name in (f for f in ORDER if f in cfg.filters):
         res = FILTERS[name](inp, alive, cfg)
         columns.update(res.columns)
-        decides = cfg.keep is None or name not in ("judge", "realism")
+        decides = cfg.keep is None or name not in RANKING_FILTERS
         info[name] = {**res.info, "pass_alone": float(res.accept.mean()) if n else 0.0, "decides": decides}
         if not decides:
             continue
