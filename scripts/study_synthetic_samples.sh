@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Phase "samples" of scripts/study_synthetic.sh: per generator (RECIPES, default "conditional transfer"),
-#   samples_<g>_judge  --class defective, the default filters (judge, realism, memorisation, duplicates)
-#   samples_<g>_gap    the same seeds, filters without the judge: stats, realism, twosample, memorisation, duplicates
+# Phase "samples" of scripts/study_synthetic.sh, per generator (RECIPES, default "conditional transfer"):
+#   samples_<g>_judge    --class defective, the default filters (judge, realism, memorisation, duplicates)
+#   samples_<g>_gapkeep  the same seeds, no judge: stats, memorisation and duplicates decide, and the 1,000
+#                        samples ranked best by realism and the two-sample score are kept (--keep; with a
+#                        two-sample AUC of 1 the twosample threshold alone would reject every sample)
 # and for the conditional generator samples_conditional_all (--class all: both classes in their real
-# proportion, default filters) for symmetric synthesis. Each folder's filter_report.json holds its
-# two-sample AUCs. A folder that is complete (samples.csv) is skipped. Same settings as the study.
+# proportion) for symmetric synthesis. Each folder's filter_report.json holds its two-sample AUCs.
+# A complete folder (samples.csv) is skipped; a refused one is logged and the study goes on.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:-$ROOT/runs/study-synthetic}"
@@ -26,7 +28,7 @@ sample() {  # $1 = generator recipe, $2 = folder suffix, then gen sample flags
 
 for g in $RECIPES; do
   sample "$g" judge --class defective --n "$N_SAMPLES"
-  sample "$g" gap --class defective --n "$N_SAMPLES" --filters "$GAP_FILTERS"
+  sample "$g" gapkeep --class defective --n "$N_SAMPLES" --filters "$GAP_FILTERS" --keep 1000
 done
 case " $RECIPES " in
   *" conditional "*) sample conditional all --class all --n "$N_ALL" ;;
