@@ -89,20 +89,24 @@ def test_the_page_sorts_filters_and_exports_in_chromium(tmp_path):
                                               "images/x/seed0000005.png"]
 
 
-def test_gen_sample_exclude_rejects_the_listed_samples_as_manual(tmp_path):
+def test_gen_sample_exclude_rejects_the_listed_samples_as_manual_before_keep(tmp_path):
     from gen.sample.files import plan
-    from gen.sample.filters import FilterOutcome
-    from gen.sample.runner import _exclude_by_hand
+    from gen.sample.filters import FilterConfig, FilterInputs, RealSet, run_filters
+    from gen.sample.runner import _excluded_by_hand
 
     rows = plan([0, 1, 2, 3], ["bad"], "bad", False)
-    outcome = FilterOutcome({}, np.ones(4, bool), [""] * 4, {})
     listed = tmp_path / "exclude.txt"
     listed.write_text("# ruled out in the browser\n1\nimages/bad/seed0000003.png\n99\n")
     notes = []
-    _exclude_by_hand(outcome, rows, str(listed), notes.append)
-    assert outcome.accepted.tolist() == [True, False, True, False]
-    assert outcome.rejected_by == ["", "manual", "", "manual"] and outcome.info["manual"]["excluded"] == 2
-    assert notes and "1 line(s)" in notes[0]
+    manual = _excluded_by_hand(rows, str(listed), notes.append)
+    assert manual.tolist() == [False, True, False, True] and notes and "1 line(s)" in notes[0]
+    feats = torch.zeros(4, 2, dtype=torch.float64)
+    inp = FilterInputs(feats, torch.zeros(4, 1, 4, 4, dtype=torch.uint8), np.zeros(4, int),
+                       {0: RealSet(feats, torch.zeros(4, 1, 4, 4, dtype=torch.uint8))}, np.array([0.9, 0.95, 0.8, 0.99]))
+    out = run_filters(inp, FilterConfig(filters=["judge"], keep=2), manual)
+    # --keep 2 fills both places from the samples nobody ruled out
+    assert out.accepted.tolist() == [True, False, True, False]
+    assert out.rejected_by == ["", "manual", "", "manual"] and out.info["manual"]["excluded"] == 2
 
 
 def test_synthetic_exclude_removes_exactly_the_listed_samples_from_training(tmp_path):

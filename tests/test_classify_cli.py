@@ -262,3 +262,19 @@ def test_predict_reports_non_finite_model_output_as_an_error(tmp_path: Path) -> 
                              predict_proba=lambda x, batch, tta="none": torch.full((len(x), 2), float("nan")))
     (pred,) = predict_files(broken, [tmp_path / "a.png"])
     assert pred.probs is None and "non-finite" in pred.error
+
+
+def test_a_settled_replacement_killed_mid_delete_never_comes_back(tmp_path: Path) -> None:
+    """Review fix: settling renames the stash before deleting it, so a kill in between cannot later
+    move the old run's files back over the new run."""
+    from classify.train.replace import DISCARD, RunReplacement
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.pt").write_text("old")
+    rep = RunReplacement(run, {"new": True})
+    rep.begin()
+    (run / "model.pt").write_text("new")
+    (run / ".replaced").rename(run / DISCARD)  # as if killed between the rename and the delete
+    RunReplacement(run, {})  # the next run opens the folder
+    assert (run / "model.pt").read_text() == "new" and not (run / DISCARD).exists()

@@ -135,8 +135,11 @@ class AblationConfig:
 
     def result_settings(self) -> dict[str, Any]:
         """What a cell's numbers depend on, as flat keys (study.json): folders must agree on them."""
-        return {"data_dir": self.data_dir, "samples": self.samples, "minority_class": self.minority_class,
-                **{k: self.train[k] for k in result_train_keys()}}
+        out = {"data_dir": self.data_dir, "samples": self.samples, "minority_class": self.minority_class,
+               **{k: self.train[k] for k in result_train_keys()}}
+        if self.train.get("synthetic_exclude"):  # the list's content, not only its path, decides what trains
+            out["synthetic_exclude_md5"] = _file_md5(self.train["synthetic_exclude"])
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], source: str = "config") -> AblationConfig:
@@ -185,6 +188,15 @@ class AblationConfig:
             if key != "all" and abs(float(key) - fraction) < 1e-9:
                 return path
         return self.samples.get("all")
+
+
+def _file_md5(path: str) -> str:
+    import hashlib
+
+    try:
+        return hashlib.md5(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        raise UserError(f"--synthetic-exclude {path} cannot be read; pass the exclude.txt the sample browser saved") from None
 
 
 def _coerce(d: dict[str, Any]) -> dict[str, Any]:

@@ -128,12 +128,14 @@ def _check_samples(cfg: AblationConfig, grid: list[Cell], facts: DataFacts, mino
         need = {part: max([synthetic_count(c.synthetic_ratio, allowed) for c in grid if c.minority_fraction == fraction
                            and part in c.strategy.split("+") and c.synthetic_ratio is not None], default=0)
                 for part in ("gan", "gan_filtered")}
-        check_enough_samples(samples, minority, need["gan"], need["gan_filtered"])
-        _check_other_classes(samples, [c for c in grid if c.minority_fraction == fraction], facts, minority)
+        exclude = cfg.train.get("synthetic_exclude")
+        check_enough_samples(samples, minority, need["gan"], need["gan_filtered"], exclude)
+        _check_other_classes(samples, [c for c in grid if c.minority_fraction == fraction], facts, minority, exclude)
     return checks
 
 
-def _check_other_classes(samples: str, cells: list[Cell], facts: DataFacts, minority: str) -> None:
+def _check_other_classes(samples: str, cells: list[Cell], facts: DataFacts, minority: str,
+                         exclude: str | None = None) -> None:
     """Cells that synthesise every class need samples of the other classes too: ratio x their train images."""
     every = [c for c in cells if uses_synthetic(c.strategy) and c.synthetic_classes == "all"]
     for name, n_train in facts.train_counts.items():
@@ -141,7 +143,7 @@ def _check_other_classes(samples: str, cells: list[Cell], facts: DataFacts, mino
             continue
         need = {part: max([synthetic_count(c.synthetic_ratio, n_train) for c in every
                            if part in c.strategy.split("+")], default=0) for part in ("gan", "gan_filtered")}
-        check_enough_samples(samples, name, need["gan"], need["gan_filtered"])
+        check_enough_samples(samples, name, need["gan"], need["gan_filtered"], exclude)
 
 
 def _task(cfg: AblationConfig, cell: Cell, minority: str, check: SampleCheck | None, threads: int,

@@ -81,17 +81,22 @@ def read_sample_info(samples_dir: str) -> dict:
         raise UserError(f"{path} is not valid JSON ({exc.msg}); rerun `gen sample`") from None
 
 
-def count_samples(samples_dir: str, minority: str) -> tuple[int, int]:
-    """(all, accepted) rows of the minority class in samples.csv."""
+def count_samples(samples_dir: str, minority: str, exclude: str | None = None) -> tuple[int, int]:
+    """(all, accepted) rows of the minority class in samples.csv, less those an exclude list names."""
+    from classify.train.synthetic import read_exclude_list
+
+    listed = read_exclude_list(exclude) if exclude else None
     with open(Path(samples_dir) / "samples.csv", newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("class") == minority]
+        rows = [r for r in csv.DictReader(fh) if r.get("class") == minority and not (listed and listed.matches(r))]
     accepted = sum(1 for r in rows if str(r.get("accepted", "")).strip() in ("1", "true", "True"))
     return len(rows), accepted
 
 
-def check_enough_samples(samples_dir: str, minority: str, need_all: int, need_accepted: int) -> None:
-    """Fail before training, not in the middle of a grid, when the set is too small for a ratio."""
-    n_all, n_accepted = count_samples(samples_dir, minority)
+def check_enough_samples(samples_dir: str, minority: str, need_all: int, need_accepted: int,
+                         exclude: str | None = None) -> None:
+    """Fail before training, not in the middle of a grid, when the set is too small for a ratio
+    (counting without the samples --synthetic-exclude rules out)."""
+    n_all, n_accepted = count_samples(samples_dir, minority, exclude)
     if need_all > n_all or need_accepted > n_accepted:
         raise UserError(f"{samples_dir} has {n_all} {minority!r} samples ({n_accepted} accepted) but the largest "
                         f"synthetic ratio needs {need_all} (gan) / {need_accepted} (gan_filtered); "

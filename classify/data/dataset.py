@@ -19,6 +19,7 @@ from classify.core.errors import UserError
 from classify.core.fileio import atomic_open, atomic_write_json
 from classify.data.aspect import manifest_aspect_ratios, resolve_fit
 from classify.data.images import (
+    MAX_PIXELS,
     SQUARE_FITS,
     ImageRejected,
     check_fit,
@@ -240,7 +241,9 @@ def _decode_row(root: Path, row: dict[str, str], res: int, channels: int, fit: s
         raise UserError(f"{source} changed since {root / MANIFEST_NAME} was written (its md5 differs); restore it "
                         "or rerun `classify prepare --force`")
     try:
-        decoded = decode_image(source)
+        # The file passed prepare's decode budget (which --max-pixels may have raised): its own size is
+        # the budget here, so a large accepted image is not refused now.
+        decoded = decode_image(source, max_pixels=max(MAX_PIXELS, int(row.get("width") or 0) * int(row.get("height") or 0)))
     except ImageRejected as exc:
         raise UserError(f"{source} no longer decodes ({exc}); rerun `classify prepare --force`") from None
     square = fit_square(to_channels(decoded.pixels, channels), res, fit)

@@ -311,7 +311,9 @@ def fit(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device
             log.append(row)
         if cfg.patience and res == cfg.res and epoch - max(best["epoch"], resolutions.index(cfg.res)) >= cfg.patience:
             break
-    start()  # a run that never improved still writes its own config (and its metrics.json follows)
+    if not started:  # never improved: the run still replaces the old one (its config, metrics.jsonl)
+        _first_checkpoint(start, replacement, False, lambda: atomic_write_text(
+            out_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in log)))
     best["epochs_run"] = epoch
     return best
 

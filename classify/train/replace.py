@@ -20,6 +20,7 @@ from classify.core.fileio import atomic_write_json
 RUN_FILES = ("config.json", "model.pt", "metrics.json", "metrics.jsonl", "eval*.json", "confusion_*.png",
              "pr_*.png", "roc_*.png")
 STASH = ".replaced"
+DISCARD = ".replaced.discard"  # a settled stash, renamed first so that a kill mid-delete cannot restore it
 
 
 class RunReplacement:
@@ -37,7 +38,11 @@ class RunReplacement:
         atomic_write_json(self.out / "config.json", self.config)
 
     def settle(self) -> None:
-        shutil.rmtree(self.stash, ignore_errors=True)
+        if self.stash.is_dir():
+            discard = self.out / DISCARD
+            shutil.rmtree(discard, ignore_errors=True)
+            os.replace(self.stash, discard)  # atomic: from here on the old run is gone, whatever happens next
+            shutil.rmtree(discard, ignore_errors=True)
 
     def rollback(self) -> None:
         for pattern in RUN_FILES:
@@ -47,7 +52,9 @@ class RunReplacement:
 
 
 def restore_stash(out: Path) -> None:
-    """Move a stashed previous run back into `out` (nothing when there is none)."""
+    """Move a stashed previous run back into `out` (nothing when there is none); a settled one
+    that a kill left half-deleted is only removed."""
+    shutil.rmtree(out / DISCARD, ignore_errors=True)
     stash = out / STASH
     if not stash.is_dir():
         return

@@ -193,21 +193,26 @@ function build() {
     const box = el('input', {type: 'checkbox', class: 'mark', title: 'mark for exclude.txt'});
     box.addEventListener('click', e => { e.stopPropagation(); toggle(i, box.checked); });
     const card = el('div', {class: 'card' + (r.accepted ? '' : ' rej'), 'data-file': r.file, 'data-row': i}, [
-      el('img', {src: encodeURI(r.file), loading: 'lazy', alt: r.file}), box,
+      el('img', {src: url(r.file), loading: 'lazy', alt: r.file}), box,
       el('div', {}, ['seed ' + r.seed + ' · ' + r['class']]),
       el('div', {}, [r.accepted ? 'accepted' : 'rejected: ' + r.rejected_by])]);
     card.addEventListener('click', () => show(i));
     cards.push(card);
   });
 }
-function toggle(i, on) {
+function toggle(i, on, later) {
   if (on) marked.add(i); else marked.delete(i);
   cards[i].classList.toggle('marked', on);
   cards[i].querySelector('.mark').checked = on;
+  if (!later) exportList();
+}
+function markMany(rows, on) { rows.forEach(i => toggle(i, on, true)); exportList(); }
+function exportList() {  // once per user action, not per marked sample
   const lines = [...marked].sort((a, b) => a - b).map(k => D.rows[k].file);
   $('exclude').textContent = lines.join('\n') + (lines.length ? '\n' : '');
   $('marked').textContent = marked.size + ' marked';
 }
+function url(path) { return path.split('/').map(encodeURIComponent).join('/'); }
 function visible(s) {
   const lo = s.min === '' ? -Infinity : parseFloat(s.min), hi = s.max === '' ? Infinity : parseFloat(s.max);
   return D.rows.map((r, i) => i).filter(i => {
@@ -235,10 +240,10 @@ function render() {
   grid.setAttribute('data-shown', rows.length);
   grid.setAttribute('data-order', rows.map(i => D.rows[i].seed).join(','));
   $('count').textContent = rows.length + ' of ' + D.rows.length + ' samples';
-  if (s.markall === '1') rows.forEach(i => toggle(i, true));
+  if (s.markall === '1') markMany(rows, true);
   const reals = $('reals'); reals.textContent = '';
   Object.keys(D.reals).filter(c => s['class'] === 'all' || c === s['class']).forEach(c =>
-    D.reals[c].forEach(f => reals.appendChild(el('img', {src: encodeURI(f), loading: 'lazy', alt: c, title: c}))));
+    D.reals[c].forEach(f => reals.appendChild(el('img', {src: url(f), loading: 'lazy', alt: c, title: c}))));
   const [lo, hi] = bounds(s.score);
   ['min', 'max'].forEach(k => { const inp = $(k); inp.min = lo; inp.max = hi; inp.step = (hi - lo) / 200 || 0.001;
     inp.value = s[k] === '' ? (k === 'min' ? lo : hi) : s[k]; });
@@ -250,8 +255,8 @@ function show(i) {
   const rows = Object.keys(r.scores).map(k => el('tr', {}, [el('td', {}, [k]), el('td', {}, [fmt(r.scores[k])])]));
   big.appendChild(el('p', {}, [el('button', {id: 'close'}, ['close']), ' ', r.file, ' (' + r['class'] + ', ' +
     (r.accepted ? 'accepted' : 'rejected by ' + r.rejected_by) + ')']));
-  big.appendChild(el('img', {src: encodeURI(r.file), alt: 'sample'}));
-  if (r.nearest) big.appendChild(el('img', {src: encodeURI(r.nearest), alt: 'nearest real ' + r.nearest_file}));
+  big.appendChild(el('img', {src: url(r.file), alt: 'sample'}));
+  if (r.nearest) big.appendChild(el('img', {src: url(r.nearest), alt: 'nearest real ' + r.nearest_file}));
   big.appendChild(el('p', {}, [r.nearest ? 'left: the sample; right: its nearest real train image ' + r.nearest_file :
     'no nearest real (the memorisation filter did not run)']));
   big.appendChild(el('table', {}, rows));
@@ -269,8 +274,8 @@ function wire() {
   ['class', 'status', 'sort', 'dir'].forEach(id => $(id).addEventListener('change', () => change()));
   $('score').addEventListener('change', () => change({min: '', max: ''}));
   ['min', 'max'].forEach(id => $(id).addEventListener('input', () => change({[id]: $(id).value})));
-  $('markall').addEventListener('click', () => visible(state()).forEach(i => toggle(i, true)));
-  $('clear').addEventListener('click', () => [...marked].forEach(i => toggle(i, false)));
+  $('markall').addEventListener('click', () => markMany(visible(state()), true));
+  $('clear').addEventListener('click', () => markMany([...marked], false));
   $('export').addEventListener('click', () => {
     const a = el('a', {download: 'exclude.txt', href: URL.createObjectURL(new Blob([$('exclude').textContent], {type: 'text/plain'}))});
     document.body.appendChild(a); a.click(); a.remove();

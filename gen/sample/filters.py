@@ -341,9 +341,11 @@ def _combined_rank(columns: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarr
     return np.mean(ranks, axis=0)
 
 
-def run_filters(inp: FilterInputs, cfg: FilterConfig) -> FilterOutcome:
+def run_filters(inp: FilterInputs, cfg: FilterConfig, manual: np.ndarray | None = None) -> FilterOutcome:
     """Run the enabled filters in ORDER; with cfg.keep, judge/realism/twosample only score and the
-    top-K survivors of the other filters by combined rank are kept."""
+    top-K survivors of the other filters by combined rank are kept. `manual` marks samples a person
+    ruled out: rejected as 'manual' before any filter, so set-level filters and --keep fill their
+    places from the rest."""
     unknown = [f for f in cfg.filters if f not in FILTERS]
     if unknown:
         raise UserError(f"unknown filter(s) {unknown}; choose from {', '.join(ORDER)}")
@@ -351,6 +353,11 @@ def run_filters(inp: FilterInputs, cfg: FilterConfig) -> FilterOutcome:
     alive, rejected_by = np.ones(n, bool), [""] * n
     columns: dict[str, np.ndarray] = {}
     info: dict[str, Any] = {"config": cfg.to_dict()}
+    if manual is not None and manual.any():
+        alive &= ~manual
+        rejected_by = ["manual" if m else "" for m in manual]
+        info["manual"] = {"excluded": int(manual.sum()), "pass_alone": float(1 - manual.mean()), "decides": True,
+                          "alive_after": int(alive.sum())}
     for name in (f for f in ORDER if f in cfg.filters):
         res = FILTERS[name](inp, alive, cfg)
         columns.update(res.columns)

@@ -19,6 +19,7 @@ from typing import Any
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_bytes, atomic_write_csv, atomic_write_json
+from classify.core.runlock import folder_lock
 
 SAME = ("res", "channels", "manifest_hash", "fit", "trunc", "resize_to")
 
@@ -53,8 +54,8 @@ def _check(folders: list[Path], infos: list[dict], rows: list[list[dict]]) -> No
 
 def _union_info(folders: list[Path], infos: list[dict], tables: list[list[dict]], n: int) -> dict[str, Any]:
     """One sample_info: each sampled class's real count and seen md5s from the folder that sampled
-    it (its generator); a class only seen, not sampled, keeps the most any generator saw of it, so
-    the leak guard never reads fewer seen images than there were."""
+    it (its generator: what the leak guard must judge); a class only seen, not sampled, keeps the
+    most any generator saw of it (counts: the largest; md5s: the union)."""
     merged: dict[str, Any] = {key: infos[0].get(key) for key in (*SAME, "data_dir")}
     merged.update({"classes": [], "real_counts": {}, "seen_md5": {}, "sources": [str(f) for f in folders],
                    "recipe": "merged: " + ", ".join(str(i.get("recipe")) for i in infos), "n": n, "status": "done"})
@@ -68,6 +69,8 @@ def _union_info(folders: list[Path], infos: list[dict], tables: list[list[dict]]
     for cls, info in sampled.items():
         if cls in (info.get("real_counts") or {}):
             merged["real_counts"][cls] = int(info["real_counts"][cls])
+        if cls in (info.get("seen_md5") or {}):
+            merged["seen_md5"][cls] = sorted(info["seen_md5"][cls])
     return merged
 
 
@@ -80,16 +83,25 @@ def _inside(base: Path, relative: str) -> Path:
 
 
 def merge_sample_folders(folders: list[str | Path], out: str | Path) -> dict[str, Any]:
-    """Copy the samples of `folders` into `out`; returns the merged sample_info."""
+    """Copy the samples of `folders` into `out` (one writer at a time); returns the merged sample_info."""
     folders = [Path(f) for f in folders]
     out = Path(out)
     if len(folders) < 2:
         raise UserError("name at least two sample folders to merge")
     if out.resolve() in {f.resolve() for f in folders} or any(f.resolve() in out.resolve().parents for f in folders):
         raise UserError(f"--out {out} is one of the inputs or lies inside one; write the merged set to a new folder")
+    with folder_lock(out, "gen merge-samples"):
+        return _merge(folders, out)
+
+
+def _merge(folders: list[Path], out: Path) -> dict[str, Any]:
     if (out / "samples.csv").exists():
         raise UserError(f"{out} already holds a sample set; choose an empty --out")
     read = [_read(f) for f in folders]
+    unfinished = [str(f) for f, r in zip(folders, read) if r[2].get("status") not in (None, "done")]
+    if unfinished:
+        raise UserError(f"{', '.join(unfinished)} is still being written (sample_info.json status is not 'done'); "
+                        "merge once `gen sample` has finished")
     _check(folders, [r[2] for r in read], [r[1] for r in read])
     header: list[str] = []
     table: list[dict[str, str]] = []

@@ -253,7 +253,7 @@ def _check_outlier_reals(cfg: SampleConfig, reals: dict, classes: list[str]) -> 
                         f"({listed}); drop outlier from --filters or prepare more images")
 
 
-def _score(cfg, images, rows, scorers: Scorers):
+def _score(cfg, images, rows, scorers: Scorers, manual: np.ndarray | None = None):
     """Judge probabilities, features and the filter outcome (None parts when not asked)."""
     judge, extractor, reals = scorers.judge, scorers.extractor, scorers.reals
     class_idx = np.array([r.class_idx for r in rows])
@@ -266,26 +266,23 @@ def _score(cfg, images, rows, scorers: Scorers):
         shared = feats is not None and getattr(extractor.module, "judge", None) is judge
         probs = judge.probs_from_features(feats.float()) if shared else judge.predict_proba(images)
         conf = probs[torch.arange(len(rows)), [judge.classes.index(r.class_name) for r in rows]].double().numpy()
-    return run_filters(FilterInputs(feats, images, class_idx, reals, conf), cfg.filters), feats
+    return run_filters(FilterInputs(feats, images, class_idx, reals, conf), cfg.filters, manual), feats
 
 
-def _exclude_by_hand(outcome, rows: list[PlanRow], path: str, log: Callable) -> None:
-    """The samples a person ruled out (browse.html's exclude.txt) are rejected as `manual`, kept in
-    samples.csv with that reason and counted in the filter report like any filter's rejections."""
+def _excluded_by_hand(rows: list[PlanRow], path: str | None, log: Callable) -> np.ndarray | None:
+    """The samples a person ruled out (browse.html's exclude.txt), as a mask: `run_filters` rejects
+    them as 'manual' before any filter, keeps them in samples.csv and counts them in the report."""
+    if not path:
+        return None
     from classify.train.synthetic import read_exclude_list
 
     listed = read_exclude_list(path)
-    hits = [i for i, r in enumerate(rows) if listed.matches({"seed": str(r.seed), "file": r.file,
-                                                             "native_file": r.native_file})]
-    for i in hits:
-        outcome.accepted[i] = False
-        outcome.rejected_by[i] = "manual"
-    outcome.info["manual"] = {"list": path, "excluded": len(hits), "listed": len(listed.seeds) + len(listed.files),
-                              "pass_alone": 1 - len(hits) / max(len(rows), 1), "decides": True,
-                              "alive_after": int(outcome.accepted.sum())}
-    unmatched = len(listed.seeds) + len(listed.files) - len(hits)
+    mask = np.array([listed.matches({"seed": str(r.seed), "file": r.file, "native_file": r.native_file})
+                     for r in rows], dtype=bool)
+    unmatched = len(listed.seeds) + len(listed.files) - int(mask.sum())
     if unmatched > 0:
         log(f"note: {unmatched} line(s) of {path} match no sample of this set")
+    return mask
 
 
 def _validate(cfg: SampleConfig) -> None:
@@ -332,9 +329,7 @@ def _run_sample(cfg: SampleConfig, log: Callable[[str], None]) -> dict[str, Any]
     # Written before the first PNG so that a killed run's folder still says what made it.
     atomic_write_json(out / "sample_info.json", _sample_info(cfg, info, snapshot, seeds, {"status": "generating"}))
     images, n_new = _produce(G, rows, cfg, out, log, info.get("orient"))
-    outcome, feats = _score(cfg, images, rows, scorers)
-    if cfg.exclude:
-        _exclude_by_hand(outcome, rows, cfg.exclude, log)
+    outcome, feats = _score(cfg, images, rows, scorers, _excluded_by_hand(rows, cfg.exclude, log))
     reals, extractor, note = scorers.reals, scorers.extractor, scorers.note
     label = extractor.label if extractor is not None else None
     class_idx = np.array([r.class_idx for r in rows])
