@@ -25,16 +25,8 @@ NON_GAN="baseline,oversample,class_weight,classic,oversample+classic,mixup"
 DATA="$OUT/data"
 JUDGE="$OUT/judge/model.pt"
 mkdir -p "$OUT"
-log() { echo "[study $(date +%H:%M:%S)] $*" | tee -a "$OUT/study.log"; }
-
-prepare_and_judge() {
-  [ -f "$DATA/manifest.csv" ] || classify prepare elpv --out "$DATA" --minority-class defective --minority-fraction 0.25
-  if [ ! -f "$OUT/judge/metrics.json" ]; then
-    log "judge"
-    classify train --data "$DATA" --out "$OUT/judge" --model resnet18 --strategy oversample --res "$RES" \
-      --epochs 15 --device cpu --force
-  fi
-}
+# shellcheck source=scripts/study_lib.sh
+source "$ROOT/scripts/study_lib.sh"
 
 gan_name() { echo "${1%%:*}_${1##*:}"; }
 

@@ -27,16 +27,8 @@ RECIPES="conditional transfer"
 DATA="$OUT/data"
 JUDGE="$OUT/judge/model.pt"
 mkdir -p "$OUT"
-log() { echo "[study $(date +%H:%M:%S)] $*" | tee -a "$OUT/study.log"; }
-
-prepare_and_judge() {
-  [ -f "$DATA/manifest.csv" ] || classify prepare elpv --out "$DATA" --minority-class defective --minority-fraction 0.25
-  if [ ! -f "$OUT/judge/metrics.json" ]; then
-    log "judge"
-    classify train --data "$DATA" --out "$OUT/judge" --model resnet18 --strategy oversample --res "$RES" \
-      --epochs 15 --device cpu --force
-  fi
-}
+# shellcheck source=scripts/study_lib.sh
+source "$ROOT/scripts/study_lib.sh"
 
 train_gan() {  # $1 = recipe
   local dir="$OUT/gan_$1"

@@ -23,7 +23,8 @@ RATIOS="${RATIOS:-1,2}"
 RECIPES="${RECIPES:-conditional transfer}"
 GAN_ARMS="gan_filtered,gan_filtered+classic"
 DATA="$OUT/data"
-log() { echo "[study $(date +%H:%M:%S)] $*" | tee -a "$OUT/study.log"; }
+# shellcheck source=scripts/study_lib.sh
+source "$ROOT/scripts/study_lib.sh"
 
 ablate() {  # $1 = folder name, then classify ablate flags
   local dir="$OUT/$1"

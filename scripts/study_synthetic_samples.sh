@@ -15,7 +15,8 @@ N_ALL="${N_ALL:-4000}"
 RECIPES="${RECIPES:-conditional transfer}"
 JUDGE="$OUT/judge/model.pt"
 GAP_FILTERS="stats,realism,twosample,memorisation,duplicates"
-log() { echo "[study $(date +%H:%M:%S)] $*" | tee -a "$OUT/study.log"; }
+# shellcheck source=scripts/study_lib.sh
+source "$ROOT/scripts/study_lib.sh"
 
 sample() {  # $1 = generator recipe, $2 = folder suffix, then gen sample flags
   local gan="$OUT/gan_$1" dir="$OUT/samples_$1_$2"
