@@ -71,3 +71,63 @@ def test_demo_configs_promise_no_unmeasured_durations(path):
     text = path.read_text()
     assert not re.search(r"~?\d+(\.\d+)?(-\d+(\.\d+)?)? ?(min|minutes|h|hours?)\b", text), path.name
     assert "laptop" not in text and "hours on" not in text
+
+
+# --- the studies (scripts/studies/*.toml): every step parses against its command or script ---------
+STUDIES = sorted((ROOT / "scripts" / "studies").glob("*.toml"))
+
+
+def _study_parser(script: str):
+    """The argparse parser of a study helper script, loaded from its file (scripts/ is no package)."""
+    import importlib.util
+
+    path = ROOT / script
+    assert path.is_file(), f"{script} does not exist"
+    spec = importlib.util.spec_from_file_location(f"study_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.parser()
+
+
+def test_the_studies_are_pipelines():
+    assert {p.stem for p in STUDIES} == {"synthetic", "gan_recipes", "classifier_elpv", "elpv_cpu", "elpv_gpu"}
+    assert not list((ROOT / "scripts").glob("study_*")) and not list((ROOT / "scripts").glob("ablation_*"))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
+def test_every_study_step_parses_with_its_command(path, tmp_path):
+    cfg = PipelineConfig.load(path)
+    values = dict(cfg.vars, out=str(tmp_path / "out"))
+    for step in cfg.steps:
+        argv = [a.format(**values) for a in step.argv + step.resume_args]
+        if argv[0] == "python":
+            _study_parser(argv[1]).parse_args(argv[2:])  # exits (SystemExit) on an unknown flag
+            continue
+        try:
+            ctx = _parse(argv)
+        except click.BadParameter as exc:
+            assert "does not exist" in str(exc), f"{path.name} step {step.name}: {exc}"
+            continue
+        assert not ctx.args, f"{path.name} step {step.name}: stray arguments {ctx.args}"
+        if argv[:2] == ["gen", "train"]:
+            assert step.resume_if and ctx.params["resume"] == "latest", f"{path.name} {step.name} cannot resume"
+
+
+def test_the_synthetic_study_runs_the_issue_arms():
+    cfg = PipelineConfig.load(ROOT / "scripts" / "studies" / "synthetic.toml")
+    names = [s.name for s in cfg.steps]
+    for g in ("conditional", "transfer"):
+        assert {f"gan_{g}", f"samples_{g}_judge", f"samples_{g}_gapkeep"} <= set(names)
+        assert {f"ablate_{g}_{q}" for q in ("ratio", "weight", "warmup", "gapkeep")} <= set(names)
+    verdict = cfg.steps[names.index("verdict")]
+    # every ablation folder reaches the verdict, and every sample set's two-sample AUCs too
+    assert {a.split("/")[-1] for a in verdict.argv if a.startswith("{out}/ablate_")} == \
+        {n for n in names if n.startswith("ablate_")}
+    assert {a.split("/")[-1] for a in verdict.argv if a.startswith("{out}/samples_")} == \
+        {n for n in names if n.startswith("samples_")}
+    assert cfg.vars["seeds"] == "0,1,2,3,4" and cfg.vars["budget"] == "45m"
+
+
+def test_a_bad_flag_in_a_study_script_step_is_caught():
+    with pytest.raises(SystemExit):
+        _study_parser("scripts/studies/verdict.py").parse_args(["--base", "b", "--out", "o", "--refrence", "x"])

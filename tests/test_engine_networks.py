@@ -256,7 +256,7 @@ def test_discriminator_has_no_graph_breaks():
 
 
 def test_tiny_generator_and_discriminator_forward_backward():
-    # Speed is measured in scripts/bench_engine.py, never asserted in a test (the CI box is shared).
+    # Speed is measured in scripts/bench/engine.py, never asserted in a test (the CI box is shared).
     G = tiny_g(res=32, c_dim=2).train()
     D = tiny_d(res=32, c_dim=2).train()
     z, c = torch.randn(4, 16), onehot(4, 2)

@@ -189,3 +189,29 @@ def test_literal_braces_are_written_doubled(tmp_path):
     from gen.pipeline.runner import _fill
 
     assert _fill("{{x}} {word}", {"word": "w"}, "s") == "{x} w"
+
+
+def test_set_replaces_a_declared_var_and_refuses_an_unknown_one(tmp_path):
+    out = tmp_path / "out"
+    cfg = _config(tmp_path).with_vars(["word=bye=now"])  # the value keeps everything after the first '='
+    run_pipeline(cfg, out)
+    assert (out / "word.txt").read_text() == "bye=now"
+    with pytest.raises(UserError, match=r"--set wrod: not a \[vars\] name of this pipeline; it has word"):
+        _config(tmp_path).with_vars(["wrod=x"])
+    with pytest.raises(UserError, match="give NAME=VALUE"):
+        _config(tmp_path).with_vars(["word"])
+
+
+def test_the_command_line_set_reaches_the_steps(tmp_path):
+    from click.testing import CliRunner
+
+    from gen.cli import main
+
+    path = tmp_path / "p.toml"
+    path.write_text(CONFIG)
+    result = CliRunner().invoke(main, ["pipeline", "--config", str(path), "--out", str(tmp_path / "o"),
+                                       "--set", "word=cli"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "word.txt").read_text() == "cli"
+    bad = CliRunner().invoke(main, ["pipeline", "--config", str(path), "--out", str(tmp_path / "o2"), "--set", "x=1"])
+    assert bad.exit_code != 0 and "not a [vars] name" in bad.output and not (tmp_path / "o2").exists()

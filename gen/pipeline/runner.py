@@ -112,6 +112,21 @@ class PipelineConfig:
             seen.add(step.name)
         return cls({str(k): str(v) for k, v in variables.items()}, steps)
 
+    def with_vars(self, assignments: list[str]) -> PipelineConfig:
+        """A copy with `NAME=VALUE` assignments replacing [vars] values (`gen pipeline --set`).
+
+        Only names the file declares may be set: a misspelt name would otherwise be a silent no-op
+        and the study would run with the file's value."""
+        values = dict(self.vars)
+        for text in assignments:
+            name, sep, value = text.partition("=")
+            if not sep or not _NAME.match(name):
+                raise UserError(f"--set {text!r}: give NAME=VALUE with NAME one of [vars]")
+            if name not in values:
+                raise UserError(f"--set {name}: not a [vars] name of this pipeline; it has {', '.join(sorted(values))}")
+            values[name] = value
+        return PipelineConfig(values, self.steps)
+
 
 def _fill(template: str, values: dict[str, str], step: str = "?") -> str:
     """`{name}` -> values[name]; `{{`/`}}` -> a literal brace; anything else in braces is an error."""

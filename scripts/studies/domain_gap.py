@@ -1,7 +1,7 @@
 """Where does the domain gap live? Two-sample AUCs of one sample set against the real train images
 of its class on different views of the pixels.
 
-    python scripts/study_domain_gap.py --data DATA --samples SAMPLES_DIR --class defective [--accepted]
+    python scripts/studies/domain_gap.py --data DATA --samples SAMPLES_DIR --class defective [--accepted]
 
 Each view is fed to the same classifier two-sample test as `gen sample`'s domain-gap block
 (classify.evaluate.twosample: class-balanced logistic regression, 5 held-out folds):
@@ -43,13 +43,19 @@ def views(images: torch.Tensor) -> dict[str, np.ndarray]:
     return out
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The flags (a function, so the study TOMLs' steps can be checked against it in tests)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True)
     ap.add_argument("--samples", required=True)
     ap.add_argument("--class", dest="cls", required=True)
     ap.add_argument("--accepted", action="store_true", help="the accepted samples only")
-    args = ap.parse_args()
+    ap.add_argument("--out", help="also write the table to this Markdown file")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     synth = load_synthetic(args.samples, accepted_only=args.accepted)
     files = [f for f, c in zip(synth.files, synth.classes) if c == args.cls]
     res = int(synth.info.get("res", 32))
@@ -57,15 +63,17 @@ def main() -> None:
     fit = synth.info.get("fit", "crop")
     real, _ = load_reals(args.data, [args.cls], res, fake.shape[1], fit)[args.cls]
     val, _ = load_reals(args.data, [args.cls], res, fake.shape[1], fit, split="val")[args.cls]
-    print(f"{len(real)} real train, {len(val)} real val, {len(fake)} samples of {args.cls!r} at {res}px "
-          f"({'accepted' if args.accepted else 'all'} samples of {args.samples})\n")
-    print("| view | two-sample AUC, samples vs real train | real train vs real val (floor) |")
-    print("|---|---|---|")
+    lines = [f"{len(real)} real train, {len(val)} real val, {len(fake)} samples of {args.cls!r} at {res}px "
+             f"({'accepted' if args.accepted else 'all'} samples of {args.samples})", "",
+             "| view | two-sample AUC, samples vs real train | real train vs real val (floor) |", "|---|---|---|"]
     fake_views, real_views, val_views = views(fake), views(real), views(val)
     for name in fake_views:
         gap = two_sample_test(real_views[name], fake_views[name]).auc
         floor = two_sample_test(real_views[name], val_views[name]).auc
-        print(f"| {name} | {gap:.3f} | {floor:.3f} |")
+        lines.append(f"| {name} | {gap:.3f} | {floor:.3f} |")
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
-"""The table of scripts/study_classifier_elpv.sh: test metrics and wall time of every run.
+"""The table of the classifier study (scripts/studies/classifier_elpv.toml): test metrics and wall time of every run.
 
-    python scripts/study_classifier_table.py runs/cls-elpv
+    python scripts/studies/classifier_table.py runs/cls-elpv [--out table.md]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 ROWS = [  # (run folder, eval file, what it is)
@@ -31,18 +31,30 @@ def wall_time(out: Path, run: str) -> str:
     return f"{json.loads(path.read_text())['wall_time_s']:.0f}" if path.is_file() else "—"
 
 
-def main() -> None:
-    out = Path(sys.argv[1])
-    print("| run | test ROC-AUC | test AP | minority F1 | accuracy | threshold (val) | train wall s |")
-    print("|---|---|---|---|---|---|---|")
+def parser() -> argparse.ArgumentParser:
+    """The flags (a function, so the study TOMLs' steps can be checked against it in tests)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("study", help="the study's output folder")
+    ap.add_argument("--out", help="also write the table to this Markdown file")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    study = Path(args.study)
+    lines = ["| run | test ROC-AUC | test AP | minority F1 | accuracy | threshold (val) | train wall s |",
+             "|---|---|---|---|---|---|---|"]
     for run, name, label in ROWS:
-        path = out / run / name
+        path = study / run / name
         if not path.is_file():
-            print(f"| {label} | not run | | | | | |")
+            lines.append(f"| {label} | not run | | | | | |")
             continue
         m = json.loads(path.read_text())
-        print(f"| {label} | {m['roc_auc']:.4f} | {m['average_precision']:.4f} | {m['minority_f1']:.4f} | "
-              f"{m['accuracy']:.4f} | {m['threshold']:.3f} | {wall_time(out, run)} |")
+        lines.append(f"| {label} | {m['roc_auc']:.4f} | {m['average_precision']:.4f} | {m['minority_f1']:.4f} | "
+                     f"{m['accuracy']:.4f} | {m['threshold']:.3f} | {wall_time(study, run)} |")
+    print("\n".join(lines))
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

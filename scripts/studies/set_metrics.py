@@ -8,7 +8,7 @@ random subsets; the *floor* is what real train images of the class score against
 reals at that n. A ratio FD / floor of 1 means "as close to the val reals as other real images
 are". Both the accepted samples and all samples (a random subset, i.e. no selection) are scored.
 
-    python scripts/study_set_metrics.py --data DATA --judge JUDGE.pt --out set_metrics.json SAMPLES_DIR...
+    python scripts/studies/set_metrics.py --data DATA --judge JUDGE.pt --out set_metrics.json SAMPLES_DIR...
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from classify.data.dataset import open_prepared
-from classify.model.checkpoint import load_classifier
+from classify.model.loading import load_classifier
 from classify.train.synthetic import load_synthetic, read_images
 from gen.core.setmetrics import frechet_distance, kernel_distance, prdc
 
@@ -44,7 +44,8 @@ def score(feats: torch.Tensor, val: torch.Tensor, n: int, repeats: int) -> dict:
     return out
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The flags (a function, so the study TOMLs' steps can be checked against it in tests)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("samples", nargs="+")
     ap.add_argument("--data", required=True)
@@ -52,7 +53,11 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--class", dest="class_name", default="defective")
     ap.add_argument("--repeats", type=int, default=10)
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     judge = load_classifier(args.judge, device="cpu")
     data = open_prepared(args.data)
 

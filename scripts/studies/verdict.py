@@ -7,8 +7,8 @@ reference arm (default `oversample`) with its 95% t-interval and the plain verdi
 "worse", "no detectable difference"). Uses the ablation report's own statistics
 (`classify.ablate.stats`, `classify.ablate.analysis`).
 
-    python scripts/study_verdict.py --base ABL_BASE ABL_RECIPE1 ABL_RECIPE2 ... --out verdict.md
-    python scripts/study_verdict.py --base B --reference oversample,oversample+classic --samples S1 S2 ... F1 F2 --out v.md
+    python scripts/studies/verdict.py --base ABL_BASE ABL_RECIPE1 ABL_RECIPE2 ... --out verdict.md
+    python scripts/studies/verdict.py --base B --reference oversample,oversample+classic --samples S1 S2 ... F1 F2 --out v.md
 
 With several references, one table per reference, then the goal of the synthetic-data study: the
 best GAN arm (by mean AP) no worse than the last reference on any metric (CI not below 0) and
@@ -107,14 +107,19 @@ def goal(values: dict[str, dict[str, dict[int, float]]], references: list[str]) 
     return lines
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The flags (a function, so the study TOMLs' steps can be checked against it in tests)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folders", nargs="*", help="ablation folders of GAN arms, one per recipe")
     ap.add_argument("--base", required=True, help="ablation folder of the non-GAN arms")
     ap.add_argument("--reference", default="oversample", help="reference arm(s), comma list")
     ap.add_argument("--samples", nargs="*", default=[], help="gen sample folders whose two-sample AUCs to list")
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     values = arms_of(args.folders, args.base)
     references = [r.strip() for r in args.reference.split(",") if r.strip()]
     n_seeds = {arm: len(seeds) for arm, seeds in values[SHOWN[0].key].items()}

@@ -5,7 +5,7 @@ does not depend on the weights): a generator of the chosen preset's width, a res
 at the sample resolution, and random "reals" for realism/memorisation/duplicates/fid_select.
 No files are written; PNG encoding is not included.
 
-    python scripts/bench_sample.py [--device cpu] [--n 64] [--batch 32] [--preset cpu-tiny|auto] [--repeat 3] [--clock wall|cpu]
+    python scripts/bench/sample.py [--device cpu] [--n 64] [--batch 32] [--preset cpu-tiny|auto] [--repeat 3] [--clock wall|cpu]
 """
 
 from __future__ import annotations

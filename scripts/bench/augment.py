@@ -1,7 +1,7 @@
 """Time the ADA AugmentPipe: forward, forward+backward, and the R1-style double backward.
 
-    python scripts/bench_augment.py --device cpu --batch 16 --res 64 --channels 3
-    python scripts/bench_augment.py --against HEAD~1 --augpipe bgc   # this tree vs another commit
+    python scripts/bench/augment.py --device cpu --batch 16 --res 64 --channels 3
+    python scripts/bench/augment.py --against HEAD~1 --augpipe bgc   # this tree vs another commit
 
 With --against REV the engine of that commit (git archive of vendor/stylegan2_ada) is imported
 beside this tree's as `stylegan2_ada_rev`, and both pipes are timed interleaved in one run on
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from stylegan2_ada.augment import AugmentPipe
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _timed(fn, device: torch.device, repeats: int) -> float:

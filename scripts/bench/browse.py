@@ -1,6 +1,6 @@
 """Time the sample browser (browse.html) in headless Chromium: open and sort N samples.
 
-    python scripts/bench_browse.py --sizes 1000,10000
+    python scripts/bench/browse.py --sizes 1000,10000
 
 For each size a sample folder of N small PNGs is written to a temporary folder, browse.html is
 built the way `gen sample` builds it, and Chromium loads it with a sort in the URL hash

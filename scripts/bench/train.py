@@ -6,9 +6,9 @@ bf16 + compile). Timed over whole 16-step cycles so that every R1 (every 16 D st
 path-length (every 4 G steps) pass is counted at its real frequency. Prints ratios
 against fp32 eager at the same resolution, and a Markdown table for docs/BENCHMARKS.md.
 
-    python scripts/bench_train.py                       # CPU: cpu-tiny widths, res 32 and 64
-    python scripts/bench_train.py --device cuda --preset auto --res 64,128,256
-    python scripts/bench_train.py --recipes minority,conditional,transfer,diffaug --modes fp32,bf16
+    python scripts/bench/train.py                       # CPU: cpu-tiny widths, res 32 and 64
+    python scripts/bench/train.py --device cuda --preset auto --res 64,128,256
+    python scripts/bench/train.py --recipes minority,conditional,transfer,diffaug --modes fp32,bf16
 
 Recipes change what one step computes: `conditional` adds the label embedding and D's
 projection (2 classes), `transfer` is its fine-tune stage (FreezeD: the first 2 D blocks
@@ -27,7 +27,7 @@ import torch
 
 from gen.train.data import GanTrainData
 from gen.train.log import TickStats
-from gen.train.presets import resolve_config
+from gen.train.recipes import resolve_config
 from gen.train.trainer import Trainer
 
 CYCLE = 16  # lcm of the lazy intervals (4, 16): one cycle has the average phase mix

@@ -5,7 +5,7 @@ the same images: the train split of a prepared folder, exported as PNGs in Image
 layout for the naive side. Ours gathers batches from the decoded uint8 tensor cache; the
 naive side decodes and resizes every image with PIL in a DataLoader on every step.
 
-    python scripts/bench_classify.py --data data/elpv --res 64 128 --steps 20
+    python scripts/bench/classifier.py --data data/elpv --res 64 128 --steps 20
 
 --cpu-bf16 adds our trainer with bf16 autocast on the CPU, timed against our fp32;
 --cpu-channels-last times ours in channels_last against contiguous (fp32, and bf16 with --cpu-bf16; the

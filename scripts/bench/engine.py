@@ -3,8 +3,8 @@
 Both modes run in the same process on the same weights and inputs, so the printed
 compile/eager ratio is a like-for-like measurement on this machine.
 
-    python scripts/bench_engine.py                     # res 64, channel_max 128, batch 16, CPU
-    python scripts/bench_engine.py --device cuda --iters 20
+    python scripts/bench/engine.py                     # res 64, channel_max 128, batch 16, CPU
+    python scripts/bench/engine.py --device cuda --iters 20
 """
 
 from __future__ import annotations
