@@ -12,7 +12,7 @@ import torch
 
 from classify.data.prepare import PrepareConfig, prepare_dataset
 from gen.train.config import GanTrainConfig
-from gen.train.presets import resolve_config
+from gen.train.recipes import resolve_config
 
 
 def make_prepared(root: Path, counts: dict[str, int] | None = None) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from classify_testdata import make_square_dataset, write_square_images
+from cli_helpers import one_line_error
 from click.testing import CliRunner
 
 from classify.cli import main
@@ -16,14 +17,6 @@ from classify.data.prepare import PrepareConfig, prepare_dataset
 
 def _run(args: list[str]):
     return CliRunner().invoke(main, args, catch_exceptions=False)
-
-
-def _one_line_error(result, *needles: str) -> None:
-    assert result.exit_code != 0
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_models_lists_registry() -> None:
@@ -52,21 +45,21 @@ def test_train_eval_round_trip_and_mismatch(tmp_path: Path) -> None:
     write_square_images(other / "ok", 20, defect=False, seed=6)
     other_data = tmp_path / "other_data"
     prepare_dataset(PrepareConfig(source=f"folder:{other}", out=str(other_data)))
-    _one_line_error(_run(["eval", str(run), "--data", str(other_data)]), "trained on classes", "retrain")
+    one_line_error(_run(["eval", str(run), "--data", str(other_data)]), "trained on classes", "retrain")
 
 
 def test_user_errors_are_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     base = ["train", "--out", str(tmp_path / "run"), "--device", "cpu"]
-    _one_line_error(_run(base + ["--data", str(empty)]), str(empty))
-    _one_line_error(_run(base + ["--data", str(empty), "--model", "resnet9"]), "unknown model", "resnet18")
-    _one_line_error(_run(base + ["--data", str(empty), "--strategy", "oversample+smote"]), "unknown strategy",
-                    "classic")
-    _one_line_error(_run(["eval", str(tmp_path / "none.pt"), "--data", str(empty)]), "not found")
+    one_line_error(_run(base + ["--data", str(empty)]), str(empty))
+    one_line_error(_run(base + ["--data", str(empty), "--model", "resnet9"]), "unknown model", "resnet18")
+    one_line_error(_run(base + ["--data", str(empty), "--strategy", "oversample+smote"]), "unknown strategy",
+                   "classic")
+    one_line_error(_run(["eval", str(tmp_path / "none.pt"), "--data", str(empty)]), "not found")
     if not torch.cuda.is_available():
-        _one_line_error(_run(["train", "--data", str(empty), "--out", str(tmp_path / "r"), "--device", "cuda"]),
-                        "no CUDA GPU")
+        one_line_error(_run(["train", "--data", str(empty), "--out", str(tmp_path / "r"), "--device", "cuda"]),
+                       "no CUDA GPU")
 
 
 def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
@@ -76,7 +69,7 @@ def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
     data = tmp_path / "data"
     prepare_dataset(PrepareConfig(source=f"folder:{images}", out=str(data)))
     r = _run(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--device", "cpu", "--res", "16"])
-    _one_line_error(r, "split", "undefined")
+    one_line_error(r, "split", "undefined")
 
 
 @pytest.mark.parametrize("flag, needle", [(["--epochs", "0"], "--epochs 0 must be >= 1"), (["--batch", "1"], "--batch 1 must be >= 2"),
@@ -87,7 +80,7 @@ def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
                                           (["--backbone-lr-mult", "nan"], "--backbone-lr-mult nan must be > 0")])
 def test_bad_numbers(flag, needle, tmp_path: Path) -> None:
     r = _run(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--device", "cpu"] + flag)
-    _one_line_error(r, needle)
+    one_line_error(r, needle)
 
 
 @pytest.mark.parametrize("native, warned", [(False, True), (True, False), (None, False)])
@@ -129,9 +122,9 @@ def test_train_keeps_a_finished_run_and_never_writes_into_data(tmp_path: Path) -
     run = tmp_path / "run"
     assert _run(_train_args(data, run)).exit_code == 0
     before = (run / "model.pt").read_bytes()
-    _one_line_error(_run(_train_args(data, run)), "finished run", "--force")
+    one_line_error(_run(_train_args(data, run)), "finished run", "--force")
     assert (run / "model.pt").read_bytes() == before
-    _one_line_error(_run(_train_args(data, data)), "prepared data folder")
+    one_line_error(_run(_train_args(data, data)), "prepared data folder")
     (run / "metrics.json").unlink()  # an unfinished run (stopped before metrics.json) starts again
     assert _run(_train_args(data, run)).exit_code == 0
     assert _run(_train_args(data, run) + ["--force", "--seed", "1"]).exit_code == 0
@@ -154,8 +147,8 @@ def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeyp
     for name in old:
         (run / name).write_text("old")
     # bad input with --force loses nothing: the old results go only once training starts
-    _one_line_error(_run(_train_args(data, run) + ["--force", "--model", "resnet9"]), "unknown model")
-    _one_line_error(_run(_train_args(tmp_path / "nowhere", run) + ["--force"]), "nowhere")
+    one_line_error(_run(_train_args(data, run) + ["--force", "--model", "resnet9"]), "unknown model")
+    one_line_error(_run(_train_args(tmp_path / "nowhere", run) + ["--force"]), "nowhere")
     assert all((run / name).read_text() == "old" for name in old)
     # a forced replacement stopped before its first checkpoint leaves the old run whole (issue 22,
     # item 8: never the old model beside the new run's config)
@@ -198,7 +191,7 @@ def test_eval_threshold_override_keeps_the_default_result_and_other_data_is_note
     assert _run(_train_args(data, run)).exit_code == 0
     assert _run(["eval", str(run), "--data", str(data), "--device", "cpu"]).exit_code == 0
     default = (run / "eval.json").read_bytes()
-    _one_line_error(_run(["eval", str(run), "--data", str(data), "--threshold", "1.5"]), "[0, 1]")
+    one_line_error(_run(["eval", str(run), "--data", str(data), "--threshold", "1.5"]), "[0, 1]")
     r = _run(["eval", str(run), "--data", str(data), "--threshold", "0.3", "--device", "cpu"])
     assert r.exit_code == 0 and "(from --threshold)" in r.output
     assert (run / "eval.json").read_bytes() == default
@@ -246,8 +239,8 @@ def test_predict_scores_match_eval_and_bad_files_keep_their_row(tmp_path: Path) 
     thr = ev["threshold"]
     assert all((row["predicted"] == "bad") == (float(row["score"]) >= thr) for row in rows[:-1])
     assert rows[-1]["predicted"] == "" and rows[-1]["error"]
-    _one_line_error(_run(["predict", str(run), str(tmp_path / "nowhere"), "--out", str(out)]), "does not exist")
-    _one_line_error(_run(["predict", str(run), str(broken), "--out", str(out), "--threshold", "2"]), "[0, 1]")
+    one_line_error(_run(["predict", str(run), str(tmp_path / "nowhere"), "--out", str(out)]), "does not exist")
+    one_line_error(_run(["predict", str(run), str(broken), "--out", str(out), "--threshold", "2"]), "[0, 1]")
 
 
 def test_predict_reports_non_finite_model_output_as_an_error(tmp_path: Path) -> None:
@@ -278,3 +271,28 @@ def test_a_settled_replacement_killed_mid_delete_never_comes_back(tmp_path: Path
     (run / ".replaced").rename(run / DISCARD)  # as if killed between the rename and the delete
     RunReplacement(run, {})  # the next run opens the folder
     assert (run / "model.pt").read_text() == "new" and not (run / DISCARD).exists()
+
+
+def test_the_shared_one_line_check_refuses_what_a_user_should_not_see() -> None:
+    """tests/cli_helpers.one_line_error, which every CLI error test uses: it must fail on a success,
+    a traceback, a second line, an unexpected exception or a missing word."""
+    from types import SimpleNamespace as Result
+
+    stop = SystemExit(1)
+    good = Result(exit_code=1, output="Error: --res 4 must be >= 8\n", exception=stop)
+    assert one_line_error(good, "--res 4", ">= 8") == "Error: --res 4 must be >= 8"
+    logged = Result(exit_code=1, output="reading data\n\nError: no class\n", exception=stop)
+    assert one_line_error(logged, "no class", after_output=True) == "Error: no class"
+    failing = [
+        lambda: one_line_error(Result(exit_code=0, output="Error: x\n", exception=None)),
+        lambda: one_line_error(logged, "no class"),  # output before the error, not allowed by default
+        lambda: one_line_error(Result(exit_code=1, output="Traceback (most recent call last):\nError: x\n",
+                                      exception=stop), after_output=True),
+        lambda: one_line_error(Result(exit_code=1, output="Error: x\nError: y\n", exception=stop), after_output=True),
+        lambda: one_line_error(Result(exit_code=1, output="Error: x\n", exception=ValueError("x"))),
+        lambda: one_line_error(Result(exit_code=1, output="x went wrong\n", exception=stop)),
+        lambda: one_line_error(good, "--res 5"),
+    ]
+    for check in failing:
+        with pytest.raises(AssertionError):
+            check()

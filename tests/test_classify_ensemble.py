@@ -12,7 +12,7 @@ from classify_testdata import make_square_dataset, write_square_images
 from classify.core.errors import UserError
 from classify.data.dataset import open_prepared
 from classify.evaluate.ensemble import EnsembleConfig, build_ensemble
-from classify.model.checkpoint import load_classifier
+from classify.model.loading import load_classifier
 from classify.train.config import ClassifierTrainConfig
 from classify.train.trainer import train_classifier
 

@@ -128,7 +128,7 @@ def test_progressive_resizing_trains_small_first_and_keeps_only_the_final_resolu
 @pytest.mark.parametrize("head", ["logreg", "svm"])
 def test_decoupled_head_is_stored_as_arrays_and_used_by_eval(data_dir, tmp_path, head):
     from classify.evaluate.evaluation import evaluate_checkpoint
-    from classify.model.checkpoint import load_classifier
+    from classify.model.loading import load_classifier
 
     out = tmp_path / head
     r = train_classifier(_cfg(data_dir, out, head=head))
@@ -161,7 +161,7 @@ def test_logreg_head_probabilities_match_scikit_learn():
 
 
 def test_tta_averages_the_views(data_dir, tmp_path):
-    from classify.model.checkpoint import load_classifier
+    from classify.model.loading import load_classifier
 
     out = tmp_path / "tta"
     train_classifier(_cfg(data_dir, out, epochs=1))

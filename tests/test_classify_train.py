@@ -13,7 +13,7 @@ from classify_testdata import make_samples_folder, make_square_dataset
 from classify.core.errors import UserError
 from classify.data.dataset import open_prepared
 from classify.evaluate.evaluation import evaluate_checkpoint
-from classify.model.checkpoint import load_classifier
+from classify.model.loading import load_classifier
 from classify.train.data import load_classifier_train_data
 from classify.train.strategies import list_strategies
 from classify.train.trainer import ClassifierTrainConfig, train_classifier

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error
 from click.testing import CliRunner
 from PIL import Image
 
@@ -22,16 +23,6 @@ def _run(*args):
 
 def _manifest(out):
     return list(csv.DictReader(open(out / "manifest.csv")))
-
-
-def _one_line_error(result, *needles):
-    assert result.exit_code != 0
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def test_bad_inputs_are_reported_not_fatal(make_image_folder, tmp_path):
@@ -108,7 +99,7 @@ def test_symlinks_output_inside_source_and_missing_splits(make_image_folder, tmp
         assert again.exit_code == 0, again.output
     assert "loop.png`: broken symbolic link" in (deep / "report.md").read_text()
     assert {r["label"] for r in _manifest(deep)} == {"good", "bad"}
-    _one_line_error(_run(f"folder:{root}", "--out", root), "is the source folder itself")
+    one_line_error(_run(f"folder:{root}", "--out", root), "is the source folder itself")
 
 
 def test_twelve_bit_data_in_sixteen_bit_files_is_flagged(make_image_folder, tmp_path):
@@ -143,7 +134,7 @@ def test_refuses_different_manifest_unless_force(tiny_image_folder, tmp_path):
     assert _run(f"folder:{tiny_image_folder}", "--out", out).exit_code == 0
     before = (out / "manifest.csv").read_text()
     res = _run(f"folder:{tiny_image_folder}", "--out", out, "--seed", "5")
-    _one_line_error(res, "different manifest", "--force", str(out / "manifest.csv"))
+    one_line_error(res, "different manifest", "--force", str(out / "manifest.csv"))
     assert (out / "manifest.csv").read_text() == before
     assert _run(f"folder:{tiny_image_folder}", "--out", out, "--seed", "5", "--force").exit_code == 0
     assert (out / "manifest.csv").read_text() != before
@@ -225,5 +216,5 @@ def test_one_line_errors(make_image_folder, tmp_path, setup, args, needles):
         (tmp_path / "images").mkdir()
         (tmp_path / "images" / "loose.png").write_bytes(b"")
     args = [a.format(tmp=tmp_path) for a in args]
-    _one_line_error(_run(*args, "--out", tmp_path / "out"), *needles)
+    one_line_error(_run(*args, "--out", tmp_path / "out"), *needles)
     assert not (tmp_path / "out" / "manifest.csv").exists()

@@ -12,6 +12,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from cli_helpers import one_line_error
 from click.testing import CliRunner
 from conftest import write_class_images
 from PIL import Image
@@ -27,16 +28,6 @@ from classify.data.prepare import PrepareConfig, prepare_dataset
 
 def _run(*args):
     return CliRunner().invoke(main, ["prepare", *map(str, args)])
-
-
-def _one_line_error(result, *needles):
-    assert result.exit_code != 0
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]  # stdout and stderr together
-    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 # ---- write order: classes.json and the manifest are tied by the hash ----------------------------
@@ -82,7 +73,7 @@ def test_non_utf8_csv_is_one_line(make_image_folder, tmp_path):
     lines = ["path,label,comment"] + [f"{p},{p.parent.name},caf\xe9" for p in sorted(root.rglob("*.png"))]
     src = tmp_path / "list.csv"
     src.write_bytes("\n".join(lines).encode("latin-1"))
-    _one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out"), "is not UTF-8 text", "0xe9", "CSV UTF-8")
+    one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out"), "is not UTF-8 text", "0xe9", "CSV UTF-8")
     assert not (tmp_path / "out" / "manifest.csv").exists()
 
 
@@ -107,12 +98,12 @@ def test_file_name_that_is_not_utf8_is_rejected_with_a_reason(make_image_folder,
     (["--val", "inf"], ["--val inf"]),
 ])
 def test_non_finite_fractions_are_one_line(tiny_image_folder, tmp_path, flags, needles):
-    _one_line_error(_run(f"folder:{tiny_image_folder}", "--out", tmp_path / "out", *flags), *needles)
+    one_line_error(_run(f"folder:{tiny_image_folder}", "--out", tmp_path / "out", *flags), *needles)
 
 
 def test_empty_out_says_so(tiny_image_folder, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _one_line_error(_run(f"folder:{tiny_image_folder}", "--out", ""), "--out is empty")
+    one_line_error(_run(f"folder:{tiny_image_folder}", "--out", ""), "--out is empty")
     assert not (tmp_path / "manifest.csv").exists()
 
 
@@ -221,7 +212,7 @@ def test_a_csv_label_that_would_leave_a_folder_is_one_line_naming_the_row(make_i
     writer.writerows([[str(p), p.parent.name] for p in files[:-1]] + [[str(files[-1]), label]])
     src = tmp_path / "list.csv"
     src.write_text(text.getvalue())
-    _one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out"), why, "list.csv line 7")
+    one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out"), why, "list.csv line 7")
     assert not (tmp_path / "out" / "manifest.csv").exists()
 
 
@@ -311,7 +302,7 @@ def test_one_file_under_two_labels_is_refused_and_a_repeated_row_is_kept_once(ma
     assert "listed again: kept once" in (out / "report.md").read_text(encoding="utf-8")
     other = "good" if files[0].parent.name == "bad" else "bad"
     src.write_text("path,label\n" + "\n".join(rows + [f"{files[0]},{other}"]) + "\n")
-    _one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out2"), "twice with different labels", "line 2", "line 8")
+    one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out2"), "twice with different labels", "line 2", "line 8")
 
 
 def test_a_class_whose_files_all_fail_is_named_and_an_empty_source_names_a_reason(make_image_folder, tmp_path):
@@ -326,8 +317,8 @@ def test_a_class_whose_files_all_fail_is_named_and_an_empty_source_names_a_reaso
     only_broken = tmp_path / "only"
     (only_broken / "a").mkdir(parents=True)
     (only_broken / "a" / "x.png").write_bytes(b"not a png")
-    _one_line_error(_run(f"folder:{only_broken}", "--out", tmp_path / "out3"), "all 1 files were rejected",
-                    "the first:", "x.png")
+    one_line_error(_run(f"folder:{only_broken}", "--out", tmp_path / "out3"), "all 1 files were rejected",
+                   "the first:", "x.png")
 
 
 def test_class_names_reach_report_md_as_text_not_html(make_image_folder, tmp_path):

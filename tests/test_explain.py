@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from classify_testdata import make_samples_folder
+from cli_helpers import one_line_error
 from click.testing import CliRunner
 from PIL import Image
 from sample_fixtures import tiny_judge
@@ -16,10 +17,11 @@ from classify.cli import main
 from classify.core.errors import UserError
 from classify.evaluate.cam import cam_maps, explained_net, pick_layer
 from classify.evaluate.explain import ExplainConfig, run_explain
-from classify.model.checkpoint import load_classifier, read_checkpoint, save_checkpoint
+from classify.model.checkpoint import save_checkpoint
 from classify.model.ensemble import FORMAT_VERSION, KIND
 from classify.model.heads import fit_head
 from classify.model.inference import normalise
+from classify.model.loading import load_classifier, read_checkpoint
 from classify.model.models import ClassifierNet, build_model, list_models
 
 RES = 32
@@ -228,5 +230,4 @@ def test_bad_input_is_one_line_naming_the_problem(args, message, tiny_prepared, 
     values = {"empty_samples": str(empty), "no_images": str(tmp_path / "no_images"), "data": str(tiny_prepared)}
     argv = ["explain", str(judge), "--out", str(tmp_path / "out"), "--device", "cpu"]
     result = CliRunner().invoke(main, argv + [a.format(**values) for a in args])
-    assert result.exit_code != 0 and message in result.output, result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output
+    one_line_error(result, message)

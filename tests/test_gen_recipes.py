@@ -14,8 +14,7 @@ from gen_train_helpers import make_prepared, state_of, tiny_cfg, tiny_overrides
 from stylegan2_ada.augment.diffaug import DiffAugment
 
 from classify.core.errors import UserError
-from gen.train.presets import resolve_config
-from gen.train.recipes import run_recipe
+from gen.train.recipes import resolve_config, run_recipe
 from gen.train.snapshot import list_snapshots
 from gen.train.trainer import train_gan
 
@@ -271,7 +270,7 @@ def test_claim_cores_follows_the_environment(monkeypatch):
 ])
 def test_default_precision_is_bf16_only_where_it_measured_faster(device, native, expected, monkeypatch):
     import classify.core.clitools as clitools
-    from gen.train.presets import default_precision, resolve_config
+    from gen.train.recipes import default_precision, resolve_config
 
     monkeypatch.setattr(clitools, "cpu_native_bf16", lambda: native)
     assert default_precision(device) == expected

@@ -293,3 +293,18 @@ def test_best_snapshot_survives_a_newer_snapshot_of_the_same_kimg(data_dir, tmp_
     from gen.core.generator_file import resolve_generator_path
 
     assert resolve_generator_path(out, "best").name == "best-network-snapshot-000000.G_ema.safetensors"
+
+
+def test_adam_follows_the_engines_lazy_regularisation_rule():
+    """Each network's Adam is tuned for its lazy regulariser: lr * c and betas ** c, c = k / (k + 1)."""
+    from gen.train.config import GanTrainConfig
+    from gen.train.phases import build_phases
+
+    G, D = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    phases = build_phases(G, D, GanTrainConfig(lr=0.002, g_reg_interval=4, d_reg_interval=16))
+    groups = {p.name: p.opt.param_groups[0] for p in phases}
+    assert set(groups) == {"Gmain", "Greg", "Dmain", "Dreg"}
+    assert groups["Gmain"]["lr"] == pytest.approx(0.002 * 4 / 5)
+    assert groups["Gmain"]["betas"] == pytest.approx((0.0, 0.99 ** (4 / 5)))
+    assert groups["Dmain"]["lr"] == pytest.approx(0.002 * 16 / 17)
+    assert groups["Dmain"]["betas"] == pytest.approx((0.0, 0.99 ** (16 / 17)))

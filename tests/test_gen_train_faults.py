@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import one_line_error
 from click.testing import CliRunner
 from gen_train_helpers import disk_full_for, make_prepared, state_of, tiny_cfg
 
@@ -37,16 +38,6 @@ def _cli(*args: str):
     return CliRunner().invoke(train_command, list(args), catch_exceptions=False)
 
 
-def _one_line_error(result, *needles: str) -> str:
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1, result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
 @pytest.mark.parametrize("flags, needles", [
     (["--class", "nosuch"], ["unknown class nosuch", "available: bad, good"]),
     (["--class", "bad", "--batch", "64"], ["fewer than --batch 64", "use --batch"]),
@@ -58,17 +49,19 @@ def _one_line_error(result, *needles: str) -> str:
 ])
 def test_bad_input_is_one_clear_line(data_dir, tmp_path, flags, needles):
     out = tmp_path / "run"
-    _one_line_error(_cli("--data", str(data_dir), "--out", str(out), "--dry-run", *flags), *needles)
+    one_line_error(_cli("--data", str(data_dir), "--out", str(out), "--dry-run", *flags), *needles,
+                   after_output=True)
 
 
 def test_missing_data_folder(tmp_path):
-    _one_line_error(_cli("--data", str(tmp_path / "nope"), "--class", "bad", "--out", str(tmp_path / "r"), "--dry-run"))
+    one_line_error(_cli("--data", str(tmp_path / "nope"), "--class", "bad", "--out", str(tmp_path / "r"), "--dry-run"),
+                   after_output=True)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_gpu(data_dir, tmp_path):
-    _one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path), "--device", "cuda"),
-                    "no CUDA GPU", "--device cpu")
+    one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path), "--device", "cuda"),
+                   "no CUDA GPU", "--device cpu", after_output=True)
 
 
 def test_gpu_preset_on_cpu_gets_a_note(data_dir, tmp_path):
@@ -106,8 +99,9 @@ def test_dry_run_shows_the_augmentation_pipeline_and_refuses_unknown_names(data_
 
 def test_batch_that_mbstd_groups_cannot_split_is_refused_up_front(data_dir, tmp_path):
     # cpu-tiny groups 4 images for minibatch-std; 6 per process would fail at the first D call
-    _one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
-                         "--preset", "cpu-tiny", "--batch", "6", "--dry-run"), "--mbstd-group 4", "per-process batch 6")
+    one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
+                        "--preset", "cpu-tiny", "--batch", "6", "--dry-run"), "--mbstd-group 4", "per-process batch 6",
+                   after_output=True)
     ok = _cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"), "--preset", "cpu-tiny",
               "--batch", "6", "--mbstd-group", "3", "--dry-run")
     assert ok.exit_code == 0, ok.output
@@ -124,7 +118,7 @@ def test_cifar_preset_turns_off_path_length_and_style_mixing():
 def test_cli_resume_with_other_config_is_refused(data_dir, tmp_path):
     out = tmp_path / "run"
     train_gan(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
-    _one_line_error(_cli("--resume", str(out), "--gamma", "7"), "gamma: 1.0 -> 7.0")
+    one_line_error(_cli("--resume", str(out), "--gamma", "7"), "gamma: 1.0 -> 7.0", after_output=True)
 
 
 def _spawn_training(data_dir: Path, out: Path) -> subprocess.Popen:
@@ -233,25 +227,25 @@ def test_cli_trains_then_resumes_with_more_kimg(data_dir, tmp_path):
     assert state_of(out)["config"]["kimg"] == 0.016 and state_of(out)["config"]["channel_max"] == 16
     # a fresh run into that folder would interleave with it: refused, nothing touched
     before = (out / "metrics.jsonl").read_text()
-    _one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008", *tiny),
-                    "already holds a training run", f"--resume {out}")
+    one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008", *tiny),
+                   "already holds a training run", f"--resume {out}", after_output=True)
     # resuming a finished run: nothing to train, no repeated metrics row
     r = _cli("--resume", str(out), "--kimg", "0.008")
     assert r.exit_code == 0 and "nothing to train" in r.output, r.output
     assert (out / "metrics.jsonl").read_text() == before
-    _one_line_error(_cli("--resume", "latest"), "--resume latest needs --out RUN_DIR")
-    _one_line_error(_cli("--resume", str(out), "--out", str(tmp_path / "fork")), f"continues the run in {out}",
-                    "--resume-from")
+    one_line_error(_cli("--resume", "latest"), "--resume latest needs --out RUN_DIR", after_output=True)
+    one_line_error(_cli("--resume", str(out), "--out", str(tmp_path / "fork")), f"continues the run in {out}",
+                   "--resume-from", after_output=True)
     assert not (tmp_path / "fork").exists()
 
 
 @pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_cli_exit_code_says_a_stopped_run_is_unfinished(data_dir, tmp_path, monkeypatch, signal_name, code):
     """`gen train ... && gen sample ...` must not go on with a GAN a signal stopped halfway."""
-    import gen.train.trainer
+    import gen.train.recipes
 
     stopped = {"status": "stopped", "stop_signal": signal_name, "kimg": 0.004, "snapshot": "s.pt"}
-    monkeypatch.setattr(gen.train.trainer, "train_gan", lambda cfg, log, resume=None: stopped)
+    monkeypatch.setattr(gen.train.recipes, "train_gan", lambda cfg, log, resume=None: stopped)
     r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
                                            "--preset", "cpu-tiny", "--device", "cpu"])
     assert r.exit_code == code and "stopped: kimg 0.004" in r.output

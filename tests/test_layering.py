@@ -2,7 +2,8 @@
 
 Every `import` counts, also the ones inside functions (deferred imports are still
 dependencies). A failure names the file, the line and the arrow it breaks. The layers are
-documented in docs/ARCHITECTURE.md; change both together.
+documented in docs/ARCHITECTURE.md; change both together. Inside a layer the modules form a
+DAG too: an import cycle is refused and named module by module, with the line of each import.
 """
 
 from __future__ import annotations
@@ -111,6 +112,91 @@ def layering_violations(paths: list[Path], name_of=module_name) -> list[str]:
     return out
 
 
+def resolve(imported: str, known: set[str]) -> str | None:
+    """The module of ours an imported name lives in: `a.b.f` -> `a.b` when `a.b` is a module; None outside."""
+    parts = imported.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in known:
+            return ".".join(parts[:end])
+    return None
+
+
+def import_graph(paths: list[Path], name_of=module_name) -> dict[str, dict[str, int]]:
+    """Module -> {module of ours it imports: the first line that does}; deferred imports count too,
+    and so does a module importing itself (a loop of one)."""
+    names = {path: name_of(path) for path in paths}
+    known = set(names.values())
+    graph: dict[str, dict[str, int]] = {name: {} for name in known}
+    for path, importer in names.items():
+        for line, imported in sorted(imports_of(path, importer)):
+            target = resolve(imported, known)
+            if target is not None:
+                graph[importer].setdefault(target, line)
+    return graph
+
+
+def strong_components(graph: dict[str, dict[str, int]]) -> list[set[str]]:
+    """The strongly connected components that hold a cycle (Tarjan): more than one module, or one
+    that imports itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, {})):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component, member = set(), None
+            while member != node:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+            if len(component) > 1 or node in graph[node]:
+                found.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def shortest_cycle(graph: dict[str, dict[str, int]], component: set[str]) -> list[str]:
+    """A shortest cycle through the first module (by name) of a component, closed: [a, b, a]."""
+    start = min(component)
+    parent: dict[str, str] = {}
+    queue = [start]
+    for node in queue:  # breadth-first, inside the component only
+        for nxt in sorted(set(graph[node]) & component):
+            if nxt == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(parent[path[-1]])
+                return [*reversed(path), start]
+            if nxt not in parent:
+                parent[nxt] = node
+                queue.append(nxt)
+    raise AssertionError(f"not strongly connected: {sorted(component)}")
+
+
+def import_cycles(graph: dict[str, dict[str, int]]) -> list[str]:
+    """One line per tangle: a shortest cycle with the line of each arrow, then every module caught in it."""
+    out = []
+    for component in strong_components(graph):
+        cycle = shortest_cycle(graph, component)
+        arrows = " -> ".join(f"{a} (line {graph[a][b]})" for a, b in zip(cycle, cycle[1:]))
+        out.append(f"{arrows} -> {cycle[-1]}; tangled ({len(component)}): {', '.join(sorted(component))}")
+    return sorted(out)
+
+
 def test_every_import_follows_the_layers():
     problems = layering_violations(all_modules())
     assert not problems, "layering broken:\n" + "\n".join(problems)
@@ -157,3 +243,36 @@ def test_every_folder_with_modules_is_a_package():
     loose = [str(d.relative_to(ROOT)) for folder in PACKAGES.values() for d in [folder, *folder.rglob("*")]
              if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py")) and not (d / "__init__.py").is_file()]
     assert not loose, f"folders with modules but no __init__.py (setuptools would not install them): {loose}"
+
+
+def test_no_import_cycle_between_modules():
+    """Modules of one package form a DAG, lazy imports included: an import inside a function that
+    closes a loop only hides it (the order modules load in then decides what works)."""
+    cycles = import_cycles(import_graph(all_modules()))
+    assert not cycles, "import cycles (module (line of the import) -> module it imports):\n" + "\n".join(cycles)
+
+
+def test_a_cycle_is_found_and_named(tmp_path):
+    """A deliberate cycle closed by a deferred import, next to a harmless diamond; then a self-import."""
+    files = {
+        "low": "import os\n",
+        "mid": "from fake.low import x\n",
+        "top": "from fake import mid, low\n",
+        "a": "from fake.b import f\n",
+        "b": "import fake.low\n\n\ndef g():\n    from fake.c import h\n    return h\n",
+        "c": "from . import a\n",
+    }
+    paths = []
+    for name, text in files.items():
+        (tmp_path / f"{name}.py").write_text(text)
+        paths.append(tmp_path / f"{name}.py")
+    graph = import_graph(paths, name_of=lambda p: f"fake.{p.stem}")
+    assert graph["fake.top"] == {"fake.mid": 1, "fake.low": 1}
+    assert graph["fake.c"] == {"fake.a": 1}  # relative import resolved
+    assert import_cycles(graph) == [
+        "fake.a (line 1) -> fake.b (line 5) -> fake.c (line 1) -> fake.a; tangled (3): fake.a, fake.b, fake.c"
+    ]
+    graph["fake.c"] = {}
+    assert import_cycles(graph) == []
+    graph["fake.low"] = {"fake.low": 3}
+    assert import_cycles(graph) == ["fake.low (line 3) -> fake.low; tangled (1): fake.low"]

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from classify.cli import main
 from classify.core.errors import UserError
-from classify.model.checkpoint import load_classifier
+from classify.model.loading import load_classifier
 from classify.train.config import ClassifierTrainConfig
 from classify.train.trainer import train_classifier
 

@@ -13,6 +13,7 @@ import struct
 
 import pytest
 import torch
+from cli_helpers import one_line_error
 from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 from sample_fixtures import prepared_bad_good, tiny_generator
@@ -41,22 +42,12 @@ def files(tmp_path_factory):
     return {"data": data, "run": run, "nan": nan_run / export.name, "export": export}
 
 
-def _one_line(result, *needles):
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.exception
-    lines = [ln for ln in result.output.splitlines() if ln.startswith("Error:")]
-    assert len(lines) == 1, result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
 @pytest.mark.parametrize("trunc", ["nan", "inf", "-inf"])
 def test_non_finite_trunc_is_refused_before_any_image(files, tmp_path, trunc):
     out = tmp_path / "s"
     r = CliRunner().invoke(main, ["sample", str(files["run"]), "--out", str(out), "--n", "2", "--filters", "none",
                                   "--trunc", trunc])
-    _one_line(r, f"--trunc {trunc}", "finite")
+    one_line_error(r, f"--trunc {trunc}", "finite", after_output=True)
     assert not (out / "sample_info.json").exists() and not list(out.rglob("*.png"))
 
 
@@ -74,7 +65,7 @@ def test_generator_file_with_nan_weights_is_refused(files, tmp_path):
         load_generator(files["nan"])
     r = CliRunner().invoke(main, ["sample", str(files["nan"]), "--out", str(tmp_path / "s"), "--n", "2",
                                   "--filters", "none"])
-    _one_line(r, "NaN or infinite weights")
+    one_line_error(r, "NaN or infinite weights", after_output=True)
     assert not list((tmp_path / "s").rglob("*.png"))
 
 
@@ -82,7 +73,7 @@ def test_generator_file_with_nan_weights_is_refused(files, tmp_path):
 def test_huge_seeds_are_one_line(files, tmp_path, seeds):
     r = CliRunner().invoke(main, ["sample", str(files["run"]), "--out", str(tmp_path / "s"), "--seeds", seeds,
                                   "--filters", "none"])
-    _one_line(r, "larger than 4294967295")
+    one_line_error(r, "larger than 4294967295", after_output=True)
 
 
 def test_largest_seed_still_works(files):

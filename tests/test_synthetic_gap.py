@@ -327,7 +327,7 @@ def test_a_run_stored_before_orient_and_augpipe_resumes_as_it_trained(tmp_path):
     from gen_train_helpers import make_prepared, tiny_cfg
 
     from gen.train.config import config_differences
-    from gen.train.presets import resolve_config
+    from gen.train.recipes import resolve_config
 
     data = make_prepared(tmp_path)
     stored = tiny_cfg(data, tmp_path / "run").to_dict()

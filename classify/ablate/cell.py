@@ -15,7 +15,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from classify import __version__
 from classify.ablate.grid import Cell
+from classify.evaluate.evaluation import evaluate_checkpoint
+from classify.train.trainer import ClassifierTrainConfig, train_classifier
 
 CELL_FORMAT_VERSION = 1
 
@@ -37,11 +42,6 @@ class CellTask:
 
 def train_and_evaluate(task: CellTask) -> dict[str, Any]:
     """Train one classifier and evaluate it on TEST with its validation-chosen threshold."""
-    import torch
-
-    from classify.evaluate.evaluation import evaluate_checkpoint
-    from classify.train.trainer import ClassifierTrainConfig, train_classifier
-
     if task.threads > 0:
         # With --jobs J every process would otherwise grab all cores and thrash.
         torch.set_num_threads(task.threads)
@@ -71,7 +71,5 @@ def versions() -> dict[str, str]:
             out[dist] = version(dist)
         except PackageNotFoundError:
             out[dist] = "not installed"
-    from classify import __version__  # also right when run from a source tree (PYTHONPATH)
-
     out["ganbalance"] = __version__
     return out

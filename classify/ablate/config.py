@@ -8,12 +8,15 @@ are deliberately not part of it, so that every shard of a study reads the same f
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classify.core.configs import base_type, check_known_keys, field_default
+from classify.ablate.grid import SyntheticAxes
+from classify.core.clitools import parse_device
+from classify.core.configs import Config, base_type, check_known_keys, field_default, flag_name, setting
 from classify.core.errors import UserError
 from classify.train.config import ClassifierTrainConfig, check_synthetic_settings, resolution_settings
 
@@ -28,9 +31,6 @@ LIST_FIELDS = {"strategies": str, "models": str, "seeds": int, "synthetic_ratios
 # The study's own scalars; every study-wide classifier setting comes from ClassifierTrainConfig.
 OWN_SCALARS = {"data_dir": str, "out_dir": str, "minority_class": str, "device": str, "max_cells": int,
                "allow_generator_leak": bool, "keep_checkpoints": bool}
-_FLAGS = {"data_dir": "--data", "out_dir": "--out", "synthetic_ratios": "--synthetic-ratio",
-          "minority_fractions": "--minority-fraction", "synthetic_weights": "--synthetic-weight",
-          "synthetic_schedules": "--synthetic-schedule"}
 
 
 def train_keys() -> list[str]:
@@ -53,7 +53,8 @@ def scalar_kinds() -> dict[str, type]:
 
 def option_name(key: str) -> str:
     """'--minority-fraction (minority_fractions)': the flag and the TOML key, for messages."""
-    flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
+    fields = {f.name: f for cls in (ClassifierTrainConfig, AblationConfig) for f in dataclasses.fields(cls)}
+    flag = flag_name(fields[key]) if key in fields else "--" + key.replace("_", "-")
     return flag if flag[2:].replace("-", "_") == key else f"{flag} ({key})"
 
 
@@ -69,33 +70,50 @@ def default_setting(key: str) -> Any:
 
 
 @dataclass
-class AblationConfig:
-    data_dir: str
-    out_dir: str
-    strategies: list[str] = field(default_factory=lambda: ["baseline", "oversample"])
-    models: list[str] = field(default_factory=lambda: ["resnet18"])
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    synthetic_ratios: list[float] = field(default_factory=lambda: [1.0])
-    minority_fractions: list[float] = field(default_factory=lambda: [1.0])
+class AblationConfig(Config):
+    # The study's own settings; `classify ablate` builds its options from these fields (flags
+    # default to None there, so that a TOML key stands when its flag is not given).
+    data_dir: str = setting(help="Prepared data folder (classify prepare).", flag="--data")
+    out_dir: str = setting(help="Ablation folder: cells/, report.md, report.html.", flag="--out")
+    strategies: list[str] = setting(
+        help="Comma list, e.g. baseline,oversample,classic,gan_filtered,gan_filtered+classic.",
+        default_factory=lambda: ["baseline", "oversample"])
+    models: list[str] = setting(help="Comma list of models, e.g. resnet18,vgg11_bn.",
+                                default_factory=lambda: ["resnet18"])
+    seeds: list[int] = setting(help="Comma list of seeds, e.g. 0,1,2.", default_factory=lambda: [0, 1, 2])
+    synthetic_ratios: list[float] = setting(
+        help="Comma list of synthetic:real-minority ratios for GAN strategies.", flag="--synthetic-ratio",
+        default_factory=lambda: [1.0])
+    minority_fractions: list[float] = setting(
+        help="Comma list of fractions of real minority train images to keep.", flag="--minority-fraction",
+        default_factory=lambda: [1.0])
     # The other synthetic axes (GAN strategies only; see classify.train.config for their meaning).
-    synthetic_classes: list[str] = field(default_factory=lambda: ["minority"])
-    synthetic_weights: list[float] = field(default_factory=lambda: [1.0])
-    synthetic_schedules: list[str] = field(default_factory=lambda: ["mixed"])
+    synthetic_classes: list[str] = setting(
+        help="Comma list of minority,all: which classes GAN strategies add synthetic images to (all: each at "
+             "the ratio times its own train images).", default_factory=lambda: ["minority"])
+    synthetic_weights: list[float] = setting(
+        help="Comma list of loss weights of synthetic images, each in (0, 1].", flag="--synthetic-weight",
+        default_factory=lambda: [1.0])
+    synthetic_schedules: list[str] = setting(
+        help="Comma list of mixed,warmup (warmup: real only in the last third of the epochs).",
+        flag="--synthetic-schedule", default_factory=lambda: ["mixed"])
     # gen sample folder per minority fraction ("0.25" -> dir); key "all" serves every fraction.
-    samples: dict[str, str] = field(default_factory=dict)
-    minority_class: str | None = None
-    device: str = "auto"  # resolved on construction: cuda when available, else cpu
-    max_cells: int = 500
-    allow_generator_leak: bool = False
-    keep_checkpoints: bool = True
+    samples: dict[str, str] = setting(help="gen sample folder, or FRACTION=DIR per minority fraction "
+                                      "(repeatable).", default_factory=dict)
+    minority_class: str | None = setting(None, "Minority class.")
+    # Resolved on construction: cuda when available, else cpu.
+    device: str = setting("auto", "cpu, cuda, cuda:N or auto (cuda when available).")
+    max_cells: int = setting(500, "Refuse grids larger than this.")
+    allow_generator_leak: bool = setting(False, "Use sample sets whose GAN saw more real minority images "
+                                         "than a cell allows (flagged).")
+    keep_checkpoints: bool = setting(True, "Keep every cell's model.pt (off: only the one the report's "
+                                     "feature map uses).")
     # The classifier settings every cell trains with: ClassifierTrainConfig's study-wide fields
     # (`train_keys()`), completed with its defaults on construction. In TOML files and on the
     # command line they are plain keys (`epochs = 10`, `--epochs 10`), like the study's own.
     train: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from classify.core.clitools import parse_device
-
         check_known_keys(ClassifierTrainConfig, self.train, "training setting(s)")
         per_cell = sorted(set(self.train) & set(ClassifierTrainConfig.PER_CELL))
         if per_cell:
@@ -121,7 +139,7 @@ class AblationConfig:
         # The trainer's own checks, once for the whole study (each model's res is checked in the plan).
         ClassifierTrainConfig(**self.train).validate()
 
-    def setting(self, key: str) -> Any:
+    def setting(self, key: str) -> Any:  # (the fields above use classify.core.configs.setting, not this)
         """A study key's value, whether it is the study's own or a training setting."""
         return self.train[key] if key in self.train else getattr(self, key)
 
@@ -129,9 +147,6 @@ class AblationConfig:
         """ClassifierTrainConfig keyword arguments of one cell: the study's settings plus the cell's."""
         return {"data_dir": self.data_dir, "device": self.device, "minority_class": self.minority_class,
                 **self.train, **per_cell}
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def result_settings(self) -> dict[str, Any]:
         """What a cell's numbers depend on, as flat keys (study.json): folders must agree on them."""
@@ -163,7 +178,8 @@ class AblationConfig:
             d = _coerce(d | train)
         except ValueError as exc:
             raise UserError(f"{source}: {exc}") from None
-        return cls(**{k: v for k, v in d.items() if k not in train}, train={k: d[k] for k in train})
+        own = {k: v for k, v in d.items() if k not in train}
+        return super().from_dict({**own, "train": {k: d[k] for k in train}})
 
     @classmethod
     def read_toml(cls, path: str | Path) -> dict[str, Any]:
@@ -177,8 +193,6 @@ class AblationConfig:
             raise UserError(f"ablation config {path} is not valid TOML ({exc}); fix the file") from None
 
     def synthetic_axes(self):
-        from classify.ablate.grid import SyntheticAxes
-
         return SyntheticAxes(tuple(self.synthetic_ratios), tuple(self.synthetic_classes),
                              tuple(self.synthetic_weights), tuple(self.synthetic_schedules))
 
@@ -191,8 +205,6 @@ class AblationConfig:
 
 
 def _file_md5(path: str) -> str:
-    import hashlib
-
     try:
         return hashlib.md5(Path(path).read_bytes()).hexdigest()
     except OSError:

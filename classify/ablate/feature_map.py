@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from classify.ablate import plots
 from classify.core import reportdoc as doc
 from classify.core.fileio import atomic_write_bytes
+from classify.data.dataset import open_prepared
+from classify.evaluate.explain import ExplainConfig, run_explain
+from classify.evaluate.outliers import OutlierConfig, run_outliers
+from classify.model.loading import load_classifier
+from classify.train.synthetic import load_synthetic, read_images
 
 MAX_PER_GROUP = 300
 TSNE_SEED = 0
@@ -40,11 +46,6 @@ def _cap(x, seed: int = 0):
 
 def feature_groups(record: dict, samples_dir: str) -> dict[str, Any]:
     """uint8 image batches per group: real train/test of every class and the minority's samples."""
-    import torch
-
-    from classify.data.dataset import open_prepared
-    from classify.train.synthetic import load_synthetic, read_images
-
     tc = record["train_config"]
     minority = tc["minority_class"]
     data = open_prepared(tc["data_dir"])
@@ -74,8 +75,6 @@ def feature_map_blocks(records: list[dict], out_dir: Path, name: str = "feature_
     record = pick_feature_cell(records)
     if record is None:
         return [doc.Para("No feature map: no cell kept its checkpoint (rerun with --keep-checkpoints).")]
-    from classify.model.checkpoint import load_classifier
-
     clf = load_classifier(record["train"]["checkpoint"], device="cpu")
     groups = feature_groups(record, samples[0])
     feats = {name: clf.features(x).numpy() for name, x in groups.items()}
@@ -98,9 +97,6 @@ def explanation_blocks(records: list[dict], out_dir: Path, suffix: str = "") -> 
     record = pick_feature_cell(records)
     if record is None:
         return []
-    from classify.evaluate.explain import ExplainConfig, run_explain
-    from classify.evaluate.outliers import OutlierConfig, run_outliers
-
     samples = sorted({(r.get("sample_check") or {}).get("samples_dir") for r in records} - {None})
     model, data_dir = record["train"]["checkpoint"], record["train_config"]["data_dir"]
     folder = f"plots/explain{suffix}"

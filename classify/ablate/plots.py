@@ -98,7 +98,7 @@ def _groups(points: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
 
 def pca_projection(stacked: np.ndarray) -> np.ndarray:
     """[N, 1 or 2]: two principal axes where the data allow them; a lone point sits at 0."""
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
 
     if len(stacked) <= 1:
         return np.zeros((len(stacked), 1))
@@ -117,7 +117,7 @@ def tsne_projection(stacked: np.ndarray, seed: int = 0, perplexity: float | None
     """[N, 2] t-SNE embedding: the same points and seed give the same map. With the PCA start used
     here the seed did not change the map in a check (50 points, seeds 0 and 1); it is fixed and
     stated anyway, since with a random start it would."""
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
 
     perplexity = tsne_perplexity(len(stacked)) if perplexity is None else perplexity
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(stacked)

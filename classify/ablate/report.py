@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -162,8 +163,6 @@ def caveat_blocks(records: list[dict], notes: list[str] = ()) -> list[doc.Block]
 def minority_majority_notes(records: list[dict]) -> list[str]:
     """One line per data folder whose named minority class is the majority of its val or test
     split: 'minority' metrics then describe the common class, and imbalance tools aim the wrong way."""
-    from classify.ablate.report_sources import prepared_info
-
     out = []
     for data_dir, minority in sorted({((r.get("train_config") or {}).get("data_dir"),
                                        (r.get("train_config") or {}).get("minority_class")) for r in records}):
@@ -303,7 +302,5 @@ def write_report(ablate_dirs: str | Path | list[str | Path], out: str | Path | N
 
 def report_warnings(report_md: Path) -> list[str]:
     """The warnings written beside a report (the commands print them under the report's path)."""
-    import json
-
     path = Path(report_md).parent / "warnings.json"
     return json.loads(path.read_text()) if path.is_file() else []

@@ -39,7 +39,9 @@ from classify.core.clitools import usable_cores
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
 from classify.core.runlock import claim
+from classify.model.models import model_spec
 from classify.train.data import kept_minority_count, synthetic_count
+from classify.train.strategies import build_strategy
 
 __all__ = ["AblationConfig", "Plan", "RunSummary", "plan_ablation", "run_ablation", "format_plan", "load_cells"]
 
@@ -70,9 +72,6 @@ class RunSummary:
 
 def _validate_names(cfg: AblationConfig) -> None:
     # The registries own the valid names and raise UserError listing them.
-    from classify.model.models import model_spec
-    from classify.train.strategies import build_strategy
-
     seen: dict[frozenset, str] = {}
     for name in cfg.strategies:
         build_strategy(name)

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from classify.core.errors import UserError
+from classify.data.dataset import open_prepared
 from classify.train.data import choose_minority
+from classify.train.synthetic import read_exclude_list
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,6 @@ class SampleCheck:
 
 def inspect_prepared(data_dir: str) -> DataFacts:
     """DataFacts from the data layer (`classify.data.dataset`)."""
-    from classify.data.dataset import open_prepared
-
     data = open_prepared(data_dir)
     train = data.select(split="train")
     counts = {name: 0 for name in data.classes}
@@ -83,8 +83,6 @@ def read_sample_info(samples_dir: str) -> dict:
 
 def count_samples(samples_dir: str, minority: str, exclude: str | None = None) -> tuple[int, int]:
     """(all, accepted) rows of the minority class in samples.csv, less those an exclude list names."""
-    from classify.train.synthetic import read_exclude_list
-
     listed = read_exclude_list(exclude) if exclude else None
     with open(Path(samples_dir) / "samples.csv", newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("class") == minority and not (listed and listed.matches(r))]

@@ -9,64 +9,40 @@ from pathlib import Path
 
 import click
 
-from classify.ablate.config import default_setting, train_keys
+from classify.ablate.config import AblationConfig, train_keys
 from classify.core.clitools import claim_cores, user_errors, warn_if_slow_cpu_bf16
 from classify.core.configs import config_option, config_options
 from classify.train.config import ClassifierTrainConfig
 
-
-def _default(key: str) -> str:
-    """Help-text suffix: options default to None (so a TOML key can stand); show the real default."""
-    value = default_setting(key)
-    shown = ",".join(str(v) for v in value) if isinstance(value, list) else value
-    return f"  [default: {shown}]"
-
-
-# Flags named in the singular whose AblationConfig field is a (plural) list.
-LIST_OPTIONS = {"synthetic_ratio": "synthetic_ratios", "minority_fraction": "minority_fractions",
-                "synthetic_weight": "synthetic_weights", "synthetic_schedule": "synthetic_schedules"}
+# The grid's axes, as their flags (singular names: --synthetic-ratio) list them in --help.
+GRID_AXES = ("strategies", "models", "seeds", "synthetic_ratios", "minority_fractions", "synthetic_classes",
+             "synthetic_weights", "synthetic_schedules")
 
 
 def config_overrides(options: dict) -> dict:
     """The study options as AblationConfig fields (None = not given: the TOML or default stands).
 
-    Values stay as typed ("0,1,2"); AblationConfig.from_dict reads flags and TOML alike."""
+    Option names are the field names; values stay as typed ("0,1,2"): AblationConfig.from_dict
+    reads flags and TOML alike."""
     from classify.ablate.config import parse_samples
 
-    out = {LIST_OPTIONS.get(name, name): value for name, value in options.items()}
+    out = dict(options)
     out["samples"] = parse_samples(out["samples"]) or None
     return out
 
 
 @click.command("ablate")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML study file; flags override its keys.")
-@click.option("--data", "data_dir", help="Prepared data folder (classify prepare).")
-@click.option("--out", "out_dir", help="Ablation folder: cells/, report.md, report.html.")
-@click.option("--samples", multiple=True, help="gen sample folder, or FRACTION=DIR per minority fraction (repeatable).")
-@click.option("--strategies", help="Comma list, e.g. baseline,oversample,classic,gan_filtered,gan_filtered+classic."
-              + _default("strategies"))
-@click.option("--models", help="Comma list of models, e.g. resnet18,vgg11_bn." + _default("models"))
-@click.option("--seeds", help="Comma list of seeds, e.g. 0,1,2." + _default("seeds"))
-@click.option("--synthetic-ratio", help="Comma list of synthetic:real-minority ratios for GAN strategies."
-              + _default("synthetic_ratios"))
-@click.option("--minority-fraction", help="Comma list of fractions of real minority train images to keep."
-              + _default("minority_fractions"))
-@click.option("--synthetic-classes", help="Comma list of minority,all: which classes GAN strategies add synthetic "
-              "images to (all: each at the ratio times its own train images)." + _default("synthetic_classes"))
-@click.option("--synthetic-weight", help="Comma list of loss weights of synthetic images, each in (0, 1]."
-              + _default("synthetic_weights"))
-@click.option("--synthetic-schedule", help="Comma list of mixed,warmup (warmup: real only in the last third of "
-              "the epochs)." + _default("synthetic_schedules"))
-@click.option("--minority-class", default=None, help="Minority class.  [default: the rarest train class]")
-@click.option("--device", default=None, help="cpu, cuda, cuda:N or auto (cuda when available)." + _default("device"))
+@config_options(AblationConfig, ("data_dir", "out_dir"), none_default=True)
+@config_option(AblationConfig, "samples", none_default=True, multiple=True)
+@config_options(AblationConfig, GRID_AXES, none_default=True)
+@config_option(AblationConfig, "minority_class", none_default=True, default_note="the rarest train class")
+@config_option(AblationConfig, "device", none_default=True)
 @config_option(ClassifierTrainConfig, "res", none_default=True, type=str)
-@config_options(ClassifierTrainConfig, [k for k in train_keys() if k not in ("res", "res_schedule")], none_default=True)
-@click.option("--keep-checkpoints/--no-keep-checkpoints", default=None,
-              help="Keep every cell's model.pt (off: only the one the report's feature map uses)."
-              + _default("keep_checkpoints"))
-@click.option("--max-cells", type=int, help="Refuse grids larger than this." + _default("max_cells"))
-@click.option("--allow-generator-leak", is_flag=True, default=None,
-              help="Use sample sets whose GAN saw more real minority images than a cell allows (flagged).")
+@config_options(ClassifierTrainConfig, [k for k in train_keys() if k not in ("res", "res_schedule")],
+                none_default=True)
+@config_options(AblationConfig, ("keep_checkpoints", "max_cells"), none_default=True)
+@config_option(AblationConfig, "allow_generator_leak", none_default=True, is_flag=True)
 @click.option("--shard", default=None, help="i/n: run only slice i of n (default: SLURM array vars, else 0/1).")
 @click.option("--jobs", default=1, show_default=True, type=int, help="Cells run in parallel processes.")
 @click.option("--dry-run", is_flag=True, help="Print the grid and estimated cost, run nothing.")
@@ -75,7 +51,7 @@ def config_overrides(options: dict) -> dict:
 def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
     """Train and evaluate every strategy x model x seed x ratio x fraction cell, then report."""
     claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
-    from classify.ablate.config import AblationConfig, merge_overrides
+    from classify.ablate.config import merge_overrides
     from classify.ablate.grid import Shard
     from classify.ablate.runner import format_plan, plan_ablation
     from classify.core.errors import UserError

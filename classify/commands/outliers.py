@@ -5,25 +5,21 @@ from __future__ import annotations
 import click
 
 from classify.core.clitools import claim_cores, parse_device, user_errors
+from classify.core.configs import config_options
+from classify.evaluate.outliers import OutlierConfig
 
 
 @click.command("outliers")
 @click.argument("model", type=click.Path())
-@click.option("--data", "data", required=True, type=click.Path(file_okay=False), help="Prepared data folder.")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for outliers.csv/png/json.")
-@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "val", "test"]),
-              help="Images to score; the detectors are always fitted on each class's train images.")
-@click.option("--per-class", default=8, show_default=True, type=int, help="Images per class in outliers.png.")
-@click.option("--seed", default=0, show_default=True, type=int, help="IsolationForest's random state.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@config_options(OutlierConfig, ("data", "out"), required=True)
+@config_options(OutlierConfig, ("split", "per_class", "seed", "device"))
 @user_errors
-def outliers(model, data, out, split, per_class, seed, device) -> None:
+def outliers(model, out, device, **fields) -> None:
     """Score every image of a split against its own class with IsolationForest and OneClassSVM
     on MODEL's penultimate features (a model.pt, its run folder or an ensemble), so the oddest
     images of each class (suspected mislabels) can be reviewed first."""
     claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
-    from classify.evaluate.outliers import OutlierConfig, run_outliers
+    from classify.evaluate.outliers import run_outliers
 
-    run_outliers(OutlierConfig(model=model, data=data, out=out, split=split, per_class=per_class,
-                               device=parse_device(device), seed=seed), log=click.echo)
+    run_outliers(OutlierConfig(model=model, out=out, device=parse_device(device), **fields), log=click.echo)
     click.echo(f"wrote {out}/outliers.csv, outliers.png and outliers.json")

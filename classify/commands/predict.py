@@ -35,7 +35,7 @@ def predict(model, images, out, threshold, batch, tta, device) -> None:
     from classify.data.manifest import refuse_output_in_prepared
     from classify.evaluate.evaluation import check_threshold
     from classify.evaluate.predict import list_images, predict_files, predictions_csv
-    from classify.model.checkpoint import load_classifier
+    from classify.model.loading import load_classifier
 
     if batch < 1:
         raise UserError(f"--batch must be at least 1, got {batch}")

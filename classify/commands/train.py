@@ -35,8 +35,9 @@ def interrupted_message(out: Path, started: float) -> str:
     return f"interrupted: {kept}; the run is unfinished (no metrics.json), so the same command starts it again"
 
 
-# Every TrainConfig field is an option (help and default from the dataclass) except these:
-# the CLI resolves --device auto, names --compile differently and derives `progress`.
+# Every TrainConfig field is an option (help and default from the dataclass); these come apart:
+# --res (also a schedule: res_schedule), --device (auto, resolved here) and the plain flag
+# --compile are listed last, and the CLI derives `progress` from --quiet.
 _OWN_OPTIONS = ("device", "compile", "progress", "res", "res_schedule")
 _REQUIRED = ("data_dir", "out_dir")
 
@@ -46,19 +47,19 @@ _REQUIRED = ("data_dir", "out_dir")
 @config_options(ClassifierTrainConfig, [f.name for f in dataclasses.fields(ClassifierTrainConfig)
                                         if f.name not in _OWN_OPTIONS + _REQUIRED])
 @config_option(ClassifierTrainConfig, "res", type=str)
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (CUDA only).")
+@config_option(ClassifierTrainConfig, "device")  # `auto` (its cli_default) is resolved below
+@config_option(ClassifierTrainConfig, "compile", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress bar (there is none when stderr is not a terminal).")
 @click.option("--force", is_flag=True, help="Replace a finished run in --out.")
 @user_errors
-def train(device: str, compile_: bool, quiet: bool, force: bool, res: str, **fields) -> None:
+def train(device: str, quiet: bool, force: bool, res: str, **fields) -> None:
     """Train a classifier; keeps the best validation epoch in OUT/model.pt."""
     claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from classify.train.trainer import train_classifier
 
     # Every other option's name is a ClassifierTrainConfig field, so the flags map onto it one to one.
     # A bar only on a terminal: redirected to a log it is carriage-return noise (metrics.jsonl has the epochs).
-    cfg = ClassifierTrainConfig(**fields, **resolution_settings(res), device=parse_device(device), compile=compile_,
+    cfg = ClassifierTrainConfig(**fields, **resolution_settings(res), device=parse_device(device),
                                 progress=not quiet and sys.stderr.isatty())
     check_out_dir(Path(cfg.out_dir), force)
     warn_if_slow_cpu_bf16(cfg.device, cfg.cpu_bf16)

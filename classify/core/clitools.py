@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
 import click
+import torch
 
 from classify.core.errors import UserError
 
@@ -40,8 +42,6 @@ user_errors = one_line_errors()
 
 def parse_device(name: str) -> str:
     """Validate --device: 'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when available)."""
-    import torch
-
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -53,8 +53,6 @@ def parse_device(name: str) -> str:
 
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity, which containers and `taskset` set)."""
-    import os
-
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
@@ -68,10 +66,6 @@ def claim_cores() -> int:
     slower on a small machine. `GANBALANCE_THREADS` (or `OMP_NUM_THREADS`) sets the count by
     hand, e.g. to leave a core free or to split a box between two jobs.
     """
-    import os
-
-    import torch
-
     wanted = os.environ.get("GANBALANCE_THREADS") or os.environ.get("OMP_NUM_THREADS")
     try:
         # torchrun starts LOCAL_WORLD_SIZE processes on this machine: they share its cores.

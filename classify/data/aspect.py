@@ -15,6 +15,7 @@ import statistics
 from pathlib import Path
 
 from classify.data.images import check_fit
+from classify.data.manifest import MANIFEST_NAME, read_manifest
 
 # `auto` pads when more than AUTO_PAD_SHARE of the images have long/short > AUTO_RATIO.
 AUTO_RATIO = 1.1
@@ -36,8 +37,6 @@ def manifest_aspect_ratios(rows: list[dict[str, str]]) -> list[float]:
 
 def prepared_aspect_ratios(root: str | Path) -> list[float]:
     """The ratios of every image listed in a prepared folder's manifest.csv."""
-    from classify.data.manifest import MANIFEST_NAME, read_manifest
-
     rows, _ = read_manifest(Path(root).expanduser() / MANIFEST_NAME)
     return manifest_aspect_ratios(rows)
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from classify.core.errors import UserError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 # Pillow modes that hold more than 8 bits per sample in one channel.
@@ -180,8 +182,6 @@ FITS = (*SQUARE_FITS, "auto")
 def check_fit(fit: str) -> str:
     """The one check of a fit name as requested (every command's --fit); `auto` included."""
     if fit not in FITS:
-        from classify.core.errors import UserError
-
         raise UserError(f"--fit {fit!r} is not one of {', '.join(FITS)}")
     return fit
 

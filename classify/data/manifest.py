@@ -15,6 +15,7 @@ from pathlib import Path
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_text
+from classify.data.images import IMAGE_SUFFIXES
 
 MANIFEST_NAME = "manifest.csv"
 CLASSES_NAME = "classes.json"
@@ -104,8 +105,6 @@ def is_utf8(text: str) -> bool:
 
 
 def _holds_class_folders(folder: Path) -> bool:
-    from classify.data.images import IMAGE_SUFFIXES
-
     try:
         return any(sub.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir())
                    for sub in folder.iterdir())

@@ -11,13 +11,14 @@ run that stopped in between).
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from classify.core.configs import check_known_keys
+from tqdm import tqdm
+
+from classify.core.configs import Config, setting
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json, atomic_write_text
 from classify.data.aspect import aspect_summary, manifest_aspect_ratios
@@ -45,25 +46,25 @@ from classify.data.splits import (
 
 
 @dataclass
-class PrepareConfig:
-    source: str
-    out: str
-    val: float = 0.15
-    test: float = 0.20
-    seed: int = 0
-    minority_class: str | None = None
-    minority_fraction: float = 1.0
-    elpv_threshold: float = 0.5
-    force: bool = False
-    max_pixels: int = MAX_PIXELS  # decode budget per image (width x height), checked from the header
+class PrepareConfig(Config):
+    """Every setting of `classify prepare`; its options are built from these fields."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    config_name = "prepare config keys"
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PrepareConfig:
-        check_known_keys(cls, d, "prepare config keys")
-        return cls(**d)
+    source: str  # folder:PATH, csv:FILE or elpv (the command's SOURCE argument)
+    out: str = setting(help="Prepared data folder to write.", path="dir")
+    val: float = setting(0.15, "Validation fraction per class.")
+    test: float = setting(0.20, "Test fraction per class.")
+    seed: int = setting(0, "Seed of the split shuffle.")
+    minority_class: str | None = setting(None, "Class to make scarce with --minority-fraction.")
+    minority_fraction: float = setting(1.0, "Fraction of the minority class's train images to keep; the rest "
+                                       "go to split 'unused'.")
+    elpv_threshold: float = setting(0.5, "ELPV only: defect probability at or above which a cell is "
+                                    "'defective'.")
+    force: bool = setting(False, "Replace an existing, different manifest in --out.")
+    # The decode budget per image (width x height), checked from the header.
+    max_pixels: int = setting(MAX_PIXELS, "Refuse images of more pixels (width x height) than this, from "
+                              "their header, before decoding.")
 
     def validate(self) -> None:
         if not str(self.out).strip():
@@ -121,8 +122,6 @@ def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareR
 def _decode_all(
     items: list[SourceItem], out: Path, show_progress: bool, max_pixels: int = MAX_PIXELS
 ) -> tuple[list[dict[str, str]], list[tuple[str, str]]]:
-    from tqdm import tqdm
-
     rows: list[dict[str, str]] = []
     rejected: list[tuple[str, str]] = []
     for item in tqdm(items, desc="checking images", unit="img", disable=not show_progress, leave=False):

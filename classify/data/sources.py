@@ -13,7 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+from tqdm import tqdm
+
 from classify.core.errors import UserError
+from classify.core.fileio import atomic_write_bytes
 from classify.data.images import IMAGE_SUFFIXES
 from classify.data.manifest import link_path
 
@@ -153,8 +157,6 @@ def list_csv(arg: str, show_progress: bool = False, **_: object) -> SourceListin
     items: list[SourceItem] = []
     rejected: list[tuple[str, str]] = []
     first_seen: dict[Path, tuple[int, str]] = {}  # resolved file -> (line, label) where it was first listed
-    from tqdm import tqdm
-
     # A CSV of a million rows takes a while to check file by file: a bar says so (on a terminal).
     for lineno, row in enumerate(tqdm(rows, desc="listing files", unit="row", disable=not show_progress,
                                       leave=False), start=2):
@@ -206,13 +208,9 @@ def list_elpv(arg: str, out_dir: Path, elpv_threshold: float = 0.5, **_: object)
     if not 0.0 < elpv_threshold <= 1.0:
         raise UserError(f"--elpv-threshold must be in (0, 1], got {elpv_threshold}")
     try:
-        from elpv_dataset.utils import load_dataset
+        from elpv_dataset.utils import load_dataset  # noqa: PLC0415 — optional extra (ganbalance[elpv])
     except ImportError:
         raise UserError("the elpv source needs the elpv-dataset package; run: pip install 'ganbalance[elpv]'") from None
-    from PIL import Image
-
-    from classify.core.fileio import atomic_write_bytes
-
     images, probs, types = load_dataset()
     export = Path(out_dir) / ELPV_EXPORT_DIR
     items = []

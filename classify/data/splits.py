@@ -14,6 +14,8 @@ from collections import defaultdict
 from classify.core.errors import UserError
 
 SPLITS = ("train", "val", "test", "unused")
+# The splits a model is scored on ('unused' holds the minority images a --minority-fraction left out).
+EVAL_SPLITS = tuple(s for s in SPLITS if s != "unused")
 
 
 def check_fractions(val: float, test: float) -> None:

@@ -150,8 +150,8 @@ def explained_net(clf) -> nn.Module:
 def cam_maps(net: nn.Module, layer: nn.Module, x: torch.Tensor, targets: list[int], method: str,
              batch: int = 32) -> np.ndarray:
     """float [N, H, W] in [0, 1]: heat for class `targets[i]` on normalised input x [N, C, H, W]."""
-    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus  # noqa: PLC0415 — grad-cam: heavy, only `classify explain` needs it
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: PLC0415 — grad-cam: heavy, only `classify explain` needs it
 
     if method not in METHODS:
         raise UserError(f"unknown heatmap method {method!r}; choose from {', '.join(METHODS)}")

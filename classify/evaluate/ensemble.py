@@ -8,29 +8,40 @@ distribution (for `rank`) and the threshold of the combination, chosen on valida
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
+from classify.core.configs import Config, setting
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_torch_save
-from classify.model.checkpoint import read_checkpoint
+from classify.data.dataset import open_prepared
 from classify.model.ensemble import COMBINES, FORMAT_VERSION, KIND, EnsembleClassifier, check_members
-from classify.train.metrics import choose_threshold, classification_metrics
+from classify.model.loading import read_checkpoint
 
 
-@dataclasses.dataclass
-class EnsembleConfig:
+@dataclass
+class EnsembleConfig(Config):
+    """Every setting of `classify ensemble`; its options are built from these fields."""
+
+    config_name = "ensemble config keys"
+
     runs: list[str]
-    out: str
-    combine: str = "mean"
-    data_dir: str | None = None  # default: the first member's training data
-    target_recall: float | None = None
-    device: str = "cpu"
+    out: str = setting(help="Folder for the ensemble's model.pt.", path="dir")
+    combine: str = setting("mean", "mean of the probabilities, or mean of each member's validation "
+                           "percentiles (rank).", choices=COMBINES)
+    # Default: the first member's training data.
+    data_dir: str | None = setting(None, "Prepared folder whose val split picks the threshold (default: the "
+                                   "first member's data).", flag="--data", path="dir")
+    target_recall: float | None = setting(None, "Choose the threshold reaching this val recall.")
+    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.", cli_default="auto")
 
 
 def build_ensemble(cfg: EnsembleConfig) -> dict:
     """Write OUT/model.pt; returns the validation metrics of the combination."""
-    from classify.data.dataset import open_prepared
+    from classify.train.metrics import (  # noqa: PLC0415 — scikit-learn, not loaded by `classify --help`
+        choose_threshold,
+        classification_metrics,
+    )
 
     if len(cfg.runs) < 2:
         raise UserError(f"an ensemble needs at least 2 models, got {len(cfg.runs)}")

@@ -7,16 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from classify.core.errors import UserError
-from classify.model.checkpoint import Classifier, load_classifier
+from classify.data.dataset import open_prepared
+from classify.model.checkpoint import Classifier
+from classify.model.loading import check_classes, load_classifier
 from classify.train.metrics import classification_metrics
-
-
-def _check_classes(clf: Classifier, data_classes: list[str], model_path, data_dir) -> None:
-    if list(data_classes) != list(clf.classes):
-        raise UserError(
-            f"checkpoint {model_path} was trained on classes {clf.classes} but {data_dir} has {data_classes}; "
-            "evaluate on the data it was trained for, or retrain"
-        )
 
 
 def check_threshold(clf: Classifier, threshold: float | None) -> None:
@@ -48,12 +42,10 @@ def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, split: str
                         threshold: float | None = None, tta: str = "none") -> dict:
     """Metrics of a checkpoint on a split (at its validation-chosen threshold unless given),
     with test-time augmentation `tta` (none | flip | flips)."""
-    from classify.data.dataset import open_prepared
-
     clf = load_classifier(model_path, device=device)
     check_threshold(clf, threshold)
     data = open_prepared(data_dir)
-    _check_classes(clf, list(data.classes), model_path, data_dir)
+    check_classes(clf, data.classes, model_path, data_dir, "evaluate on the data it was trained for, or retrain")
     if split not in ("train", "val", "test", "unused"):
         raise UserError(f"unknown split {split!r}; use train, val or test")
     part = data.select(split=split)

@@ -23,10 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from classify.core.configs import Config, setting
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_bytes, atomic_write_csv, atomic_write_json
+from classify.data.dataset import open_prepared
+from classify.data.images import ImageRejected, decode_image
+from classify.data.splits import EVAL_SPLITS
 from classify.evaluate.cam import METHODS, LayerChoice, cam_maps, explained_net, pick_layer
 from classify.evaluate.gallery import TileRow, decode_for_display, display_res, tile_figure, to_rgb
+from classify.evaluate.predict import list_images
+from classify.model.inference import normalise, to_unit_float
+from classify.model.loading import check_classes, load_classifier
+from classify.train.synthetic import load_synthetic, read_images
 
 METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 CSV_COLUMNS = ["source", "group", "rank", "file", "class", "target_class", "score", "predicted", "note",
@@ -34,16 +42,24 @@ CSV_COLUMNS = ["source", "group", "rank", "file", "class", "target_class", "scor
 
 
 @dataclass
-class ExplainConfig:
+class ExplainConfig(Config):
+    """Every setting of `classify explain`; its options are built from these fields."""
+
+    config_name = "explain config keys"
+
     model: str
-    out: str
-    data: str | None = None
-    split: str = "test"
-    images: str | None = None
-    layer: str | None = None
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    per_group: int = 8
-    device: str = "cpu"
+    out: str = setting(help="Folder for the grids, explain.csv/json.", path="dir")
+    data: str | None = setting(None, "Prepared folder: explain the true positives, false negatives and false "
+                               "positives of --split.", path="dir")
+    split: str = setting("test", choices=EVAL_SPLITS)
+    images: str | None = setting(None, "A `gen sample` folder (accepted vs rejected samples) or any folder "
+                                 "of images.", path="dir")
+    layer: str | None = setting(None, "Backbone layer the heatmaps read (e.g. layer3); default: the last "
+                                "stage whose map is >= 4x4.")
+    methods: list[str] = setting(help=f"Comma list from {', '.join(METHODS)} (checked by "
+                                 "classify.evaluate.cam).", default_factory=lambda: list(METHODS))
+    per_group: int = setting(8, "Images shown per group.")
+    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.", cli_default="auto")
 
 
 @dataclass
@@ -78,13 +94,9 @@ def first_member(clf) -> tuple[object, str | None]:
 
 
 def _data_source(cfg: ExplainConfig, clf) -> Source:
-    from classify.data.dataset import open_prepared
-
     data = open_prepared(cfg.data)
-    if list(data.classes) != list(clf.classes):
-        raise UserError(f"{cfg.model} was trained on classes {clf.classes} but {cfg.data} has {data.classes}; "
-                        "explain it on the data it was trained for")
-    if cfg.split not in ("train", "val", "test"):
+    check_classes(clf, data.classes, cfg.model, cfg.data, "explain it on the data it was trained for")
+    if cfg.split not in EVAL_SPLITS:
         raise UserError(f"unknown --split {cfg.split!r}; use train, val or test")
     part = data.select(split=cfg.split)
     if len(part) == 0:
@@ -103,8 +115,6 @@ def _folder_source(cfg: ExplainConfig, clf) -> Source:
         raise UserError(f"--images {folder} is not a folder; give a `gen sample` folder or a folder of images")
     size = display_res(clf.res)
     if (folder / "samples.csv").is_file():
-        from classify.train.synthetic import load_synthetic, read_images
-
         synth = load_synthetic(folder, accepted_only=False)
         if len(synth) == 0:
             raise UserError(f"{folder}/samples.csv lists no samples; nothing to explain — run `gen sample` first")
@@ -127,9 +137,6 @@ def _folder_source(cfg: ExplainConfig, clf) -> Source:
 
 def _readable_images(folder: Path) -> list[Path]:
     """The image files of a plain folder (recursively) that decode; the others are left out."""
-    from classify.data.images import ImageRejected, decode_image
-    from classify.evaluate.predict import list_images
-
     paths = []
     for path in list_images([str(folder)]):
         try:
@@ -189,8 +196,8 @@ def pick_groups(source: Source, clf, probs: torch.Tensor, k: int) -> None:
 
 def _overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
     """uint8 [H, W, 3]: the heatmap (resized to the image) over the image, grad-cam's colouring."""
-    import cv2
-    from pytorch_grad_cam.utils.image import show_cam_on_image
+    import cv2  # noqa: PLC0415 — opencv (grad-cam's): heavy, only for heatmaps
+    from pytorch_grad_cam.utils.image import show_cam_on_image  # noqa: PLC0415 — grad-cam: heavy, only `classify explain` needs it
 
     h, w = image.shape[:2]
     heat = cv2.resize(np.ascontiguousarray(heat, dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
@@ -200,8 +207,6 @@ def _overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
 
 def source_heat(source: Source, clf, net, choice: LayerChoice, methods: list[str]) -> dict[str, dict[int, np.ndarray]]:
     """method -> {row: heatmap [res, res]} for every shown row."""
-    from classify.model.inference import normalise, to_unit_float
-
     rows = sorted({i for g in source.groups for i in g.shown})
     if not rows:
         return {m: {} for m in methods}
@@ -256,8 +261,6 @@ def _check(cfg: ExplainConfig) -> None:
 
 def run_explain(cfg: ExplainConfig, log: Callable[[str], None] = print) -> dict:
     """Write OUT/explain_<source>.png per source, explain.csv and explain.json; returns the summary."""
-    from classify.model.checkpoint import load_classifier
-
     _check(cfg)
     clf, note = first_member(load_classifier(cfg.model, device=cfg.device))
     if note:

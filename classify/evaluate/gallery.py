@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from classify.core.errors import UserError
+from classify.data.images import ImageRejected, decode_image, fit_square, to_channels
 
 DISPLAY_RES = 128
 
@@ -34,8 +35,6 @@ def display_res(model_res: int) -> int:
 
 def decode_for_display(paths: Sequence[Path], res: int, channels: int, fit: str) -> torch.Tensor:
     """uint8 [N, C, res, res] of image files through prepare's decoding and the given fit."""
-    from classify.data.images import ImageRejected, decode_image, fit_square, to_channels
-
     out = torch.empty((len(paths), channels, res, res), dtype=torch.uint8)
     for i, path in enumerate(paths):
         try:
@@ -57,8 +56,8 @@ def to_rgb(x_uint8: torch.Tensor) -> np.ndarray:
 
 def tile_figure(rows: Sequence[TileRow], ncols: int, title: str) -> bytes:
     """One PNG: each row's tiles left to right under its label; an empty row reads 'none'."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 — matplotlib: heavy, only for figures
+    from matplotlib.figure import Figure  # noqa: PLC0415 — matplotlib: heavy, only for figures
 
     ncols = max(1, ncols, *(len(r.tiles) for r in rows)) if rows else max(1, ncols)
     width, height = 1.6 + 1.15 * ncols, 1.2 + 1.35 * max(1, len(rows))  # inches

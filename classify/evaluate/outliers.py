@@ -20,8 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from classify.core.configs import Config, setting
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_bytes, atomic_write_csv, atomic_write_json
+from classify.data.dataset import open_prepared
+from classify.data.splits import EVAL_SPLITS
+from classify.evaluate.gallery import TileRow, decode_for_display, display_res, tile_figure, to_rgb
+from classify.model.loading import check_classes, load_classifier
 
 MIN_IMAGES = 5  # per class: fewer leave IsolationForest's trees and the SVM's support nothing to describe
 N_TREES = 200
@@ -49,9 +54,9 @@ class OutlierScorer:
 def fit_outlier_scorer(feats: np.ndarray, what: str, hint: str, seed: int = 0) -> OutlierScorer:
     """Fit both detectors on [N, D] features of one class (`what` names it in errors, `hint`
     says what to do about too few images)."""
-    from sklearn.ensemble import IsolationForest
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import OneClassSVM
+    from sklearn.ensemble import IsolationForest  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
+    from sklearn.svm import OneClassSVM  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
 
     x = np.asarray(feats, dtype=np.float64)
     if len(x) < MIN_IMAGES:
@@ -80,21 +85,24 @@ def combined_rank(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class OutlierConfig:
+class OutlierConfig(Config):
+    """Every setting of `classify outliers`; its options are built from these fields."""
+
+    config_name = "outlier config keys"
+
     model: str
-    data: str
-    out: str
-    split: str = "train"
-    per_class: int = 8
-    device: str = "cpu"
-    seed: int = 0
+    data: str = setting(help="Prepared data folder.", path="dir")
+    out: str = setting(help="Folder for outliers.csv/png/json.", path="dir")
+    split: str = setting("train", "Images to score; the detectors are always fitted on each class's train "
+                         "images.", choices=EVAL_SPLITS)
+    per_class: int = setting(8, "Images per class in outliers.png.")
+    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.", cli_default="auto")
+    seed: int = setting(0, "IsolationForest's random state.")
 
 
 def _check(cfg: OutlierConfig, clf, data) -> None:
-    if list(data.classes) != list(clf.classes):
-        raise UserError(f"{cfg.model} was trained on classes {clf.classes} but {cfg.data} has {data.classes}; "
-                        "score the data it was trained for")
-    if cfg.split not in ("train", "val", "test"):
+    check_classes(clf, data.classes, cfg.model, cfg.data, "score the data it was trained for")
+    if cfg.split not in EVAL_SPLITS:
         raise UserError(f"unknown --split {cfg.split!r}; use train, val or test")
     if cfg.per_class < 1:
         raise UserError(f"--per-class must be at least 1, got {cfg.per_class}")
@@ -123,8 +131,6 @@ def score_class(cfg: OutlierConfig, clf, data, name: str) -> list[dict]:
 
 def outlier_figure(rows: list[dict], classes: list[str], clf, k: int, title: str) -> bytes:
     """The k oddest images of each class, one row per class."""
-    from classify.evaluate.gallery import TileRow, decode_for_display, display_res, tile_figure, to_rgb
-
     tiles = []
     for name in classes:
         mine = sorted((r for r in rows if r["class"] == name), key=lambda r: r["rank"])
@@ -143,9 +149,6 @@ def _csv_rows(rows: list[dict]) -> list[list]:
 
 def run_outliers(cfg: OutlierConfig, log: Callable[[str], None] = print) -> dict:
     """Write OUT/outliers.csv, outliers.png and outliers.json; returns the summary."""
-    from classify.data.dataset import open_prepared
-    from classify.model.checkpoint import load_classifier
-
     clf = load_classifier(cfg.model, device=cfg.device)
     data = open_prepared(cfg.data)
     _check(cfg, clf, data)

@@ -9,7 +9,7 @@ from classify.core.fileio import atomic_write_bytes
 
 
 def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 — matplotlib: heavy, only for figures
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -18,10 +18,10 @@ def _save(fig, path: Path) -> None:
 
 
 def _figure():
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 — matplotlib: heavy, only for figures
 
     matplotlib.use("Agg")  # headless: eval runs on servers without a display
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 — matplotlib: heavy, only for figures
 
     return plt.subplots(figsize=(4.2, 3.8))
 

@@ -14,6 +14,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from classify.core.configs import Config, setting
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json, atomic_write_text
 from classify.data.dataset import open_prepared
@@ -29,25 +30,29 @@ from classify.data.manifest import (
     write_manifest,
 )
 from classify.data.prepare import image_row
+from classify.evaluate.predict import list_images, predict_files
+from classify.model.loading import load_classifier
+from classify.model.tta import TTA_MODES
 
 
 @dataclasses.dataclass
-class PseudoLabelConfig:
+class PseudoLabelConfig(Config):
+    """Every setting of `classify pseudo-label`; its options are built from these fields (but `batch`)."""
+
+    config_name = "pseudo-label config keys"
+
     model: str
-    images: str
-    data_dir: str
-    out: str
-    threshold: float = 0.95
-    device: str = "cpu"
-    tta: str = "none"
+    images: str = setting(help="Unlabelled images (file or folder).")
+    data_dir: str = setting(help="Prepared folder to copy.", flag="--data", path="dir")
+    out: str = setting(help="New prepared folder to write.", path="dir")
+    threshold: float = setting(0.95, "Add an image when its most likely class has at least this probability.")
+    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.", cli_default="auto")
+    tta: str = setting("none", "Test-time augmentation.", choices=TTA_MODES)
     batch: int = 64
 
 
 def pseudo_label(cfg: PseudoLabelConfig) -> dict:
     """Write the new prepared folder; returns the counts its report states."""
-    from classify.evaluate.predict import list_images, predict_files
-    from classify.model.checkpoint import load_classifier
-
     if not 0.0 < cfg.threshold <= 1.0:
         raise UserError(f"--threshold {cfg.threshold} must be in (0, 1]")
     out, data = Path(cfg.out), open_prepared(cfg.data_dir)

@@ -59,11 +59,11 @@ def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
 def two_sample_test(real: np.ndarray, synthetic: np.ndarray, folds: int = 5, seed: int = 0,
                     max_per_side: int = MAX_PER_SIDE) -> TwoSampleResult:
     """Out-of-fold ROC-AUC of a logistic regression telling `synthetic` [M, D] from `real` [N, D]."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
+    from sklearn.model_selection import StratifiedKFold  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
+    from sklearn.pipeline import make_pipeline  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
 
     n_real, n_syn = len(real), len(synthetic)
     if min(n_real, n_syn) < 2:

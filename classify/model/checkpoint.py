@@ -1,4 +1,6 @@
-"""`model.pt` for classifiers: writing it, and loading it as a `Classifier` (the judge API).
+"""`model.pt` for classifiers: writing it, checking its fields, and the `Classifier` it loads as (the judge API).
+
+Reading a file of either kind (a classifier or a `classify ensemble`): `classify.model.loading`.
 
 The file holds only tensors and plain values (loadable with weights_only=True):
 format_version, kind, config (ClassifierTrainConfig dict), model {name, num_classes, in_chans},
@@ -20,12 +22,15 @@ import torch
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_torch_save
+from classify.data.images import SQUARE_FITS
+from classify.model.heads import head_probabilities
 from classify.model.inference import match_input, predict_probs
+from classify.model.models import MAX_RES, build_model
 from classify.model.tta import tta_views
 
 FORMAT_VERSION = 1
 KIND = "ganbalance.classifier"
-_REQUIRED = ("model", "state_dict", "classes", "res", "in_chans", "threshold", "norm", "positive_class")
+REQUIRED = ("model", "state_dict", "classes", "res", "in_chans", "threshold", "norm", "positive_class")
 
 
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str, config: dict, classes: list[str],
@@ -52,45 +57,9 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str
     }, path)
 
 
-def read_checkpoint(path: str | Path, accept_ensemble: bool = False) -> dict:
-    """torch.load(weights_only=True) plus format checks, each failure a one-line UserError.
-    With `accept_ensemble`, a `classify ensemble` file is returned too (its members checked)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.pt"
-    if not path.is_file():
-        raise UserError(f"classifier checkpoint {path} not found; pass the model.pt written by `classify train`")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"cannot read classifier checkpoint {path} ({type(exc).__name__}); "
-                        "it is truncated or not a `classify train` model.pt — retrain or pick another file") from None
-    from classify.model.ensemble import KIND as ENSEMBLE_KIND
-
-    if isinstance(ckpt, dict) and ckpt.get("kind") == ENSEMBLE_KIND and accept_ensemble:
-        return _checked_ensemble(ckpt, path)
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
-        raise UserError(f"{path} is not a ganbalance classifier checkpoint; pass a model.pt from `classify train`"
-                        + (" (an ensemble file cannot be used here)" if isinstance(ckpt, dict) and
-                           ckpt.get("kind") == ENSEMBLE_KIND else ""))
-    if ckpt.get("format_version") != FORMAT_VERSION:
-        raise UserError(f"{path} has format_version {ckpt.get('format_version')}, this version reads "
-                        f"{FORMAT_VERSION}; retrain it with this version of `classify train`")
-    missing = [k for k in _REQUIRED if k not in ckpt]
-    if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}; it is damaged — retrain it")
-    problem = field_problem(ckpt)
-    if problem:
-        raise UserError(f"{path} holds {problem}; it is damaged or not from `classify train` — retrain it")
-    return ckpt
-
-
 def field_problem(ckpt: dict) -> str | None:
     """What is wrong with a checkpoint's plain fields (None when they make sense), so a damaged
     or crafted file fails in one line here instead of deep inside inference."""
-    from classify.data.images import SQUARE_FITS
-    from classify.model.models import MAX_RES
-
     classes, res, in_chans = ckpt["classes"], ckpt["res"], ckpt["in_chans"]
     norm, threshold = ckpt["norm"], ckpt["threshold"]
     if not (isinstance(classes, list) and len(classes) >= 2 and len(set(classes)) == len(classes)
@@ -127,8 +96,6 @@ class Classifier:
     """A trained classifier ready for inference on uint8 images of any size/channel count."""
 
     def __init__(self, ckpt: dict, device: str = "cpu", path: str | Path | None = None):
-        from classify.model.models import build_model
-
         self.path = path
         self.classes: list[str] = list(ckpt["classes"])
         self.positive_class: str = ckpt["positive_class"]
@@ -175,36 +142,6 @@ class Classifier:
         one), so a caller that wants both (gen sample: judge confidence + realism) runs the
         backbone once."""
         if self.head is not None:
-            from classify.model.heads import head_probabilities
-
             return head_probabilities(self.head, feats)
         logits = self.model.head(feats.to(self.device, torch.float32))
         return torch.softmax(logits.float(), dim=1).cpu()
-
-
-def _checked_ensemble(ckpt: dict, path: Path) -> dict:
-    from classify.model.ensemble import COMBINES
-    from classify.model.ensemble import FORMAT_VERSION as ENSEMBLE_VERSION
-
-    if ckpt.get("format_version") != ENSEMBLE_VERSION or ckpt.get("combine") not in COMBINES:
-        raise UserError(f"{path} is an ensemble file of another version; rebuild it with `classify ensemble`")
-    members = ckpt.get("members")
-    if not isinstance(members, list) or not members or not all(isinstance(m, dict) and m.get("kind") == KIND
-                                                               for m in members):
-        raise UserError(f"{path} is an ensemble file without usable members; rebuild it with `classify ensemble`")
-    for m in members:
-        missing = [k for k in _REQUIRED if k not in m]
-        if missing:
-            raise UserError(f"{path}: a member lacks {', '.join(missing)}; rebuild the ensemble")
-    return ckpt
-
-
-def load_classifier(path: str | Path, device: str = "cpu"):
-    """A `Classifier`, or an `EnsembleClassifier` for a `classify ensemble` file: the same API."""
-    from classify.model.ensemble import KIND as ENSEMBLE_KIND
-    from classify.model.ensemble import EnsembleClassifier
-
-    ckpt = read_checkpoint(path, accept_ensemble=True)
-    if ckpt.get("kind") == ENSEMBLE_KIND:
-        return EnsembleClassifier(ckpt, device=device, path=path)
-    return Classifier(ckpt, device=device, path=path)

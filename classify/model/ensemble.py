@@ -7,8 +7,8 @@ how to combine them and the threshold chosen on validation for the combination:
 - `rank`: each member's score becomes its percentile among that member's own validation
   scores (stored in the file), and the percentiles are averaged: members with different
   calibration count alike. Percentiles per class are normalised to sum to one.
-`load_classifier` returns an `EnsembleClassifier` for such a file; it has the judge API of a
-single `Classifier` (classes, res, threshold, predict_proba, features, probs_from_features).
+`load_classifier` (`classify.model.loading`) returns an `EnsembleClassifier` for such a file; it has
+the judge API of a single `Classifier` (classes, res, threshold, predict_proba, features, probs_from_features).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from classify.core.errors import UserError
+from classify.model.checkpoint import KIND as CLASSIFIER_KIND
+from classify.model.checkpoint import REQUIRED, Classifier
 
 KIND = "ganbalance.ensemble"
 FORMAT_VERSION = 1
@@ -27,8 +29,6 @@ COMBINES = ("mean", "rank")
 
 class EnsembleClassifier:
     def __init__(self, ckpt: dict, device: str = "cpu", path: str | Path | None = None):
-        from classify.model.checkpoint import Classifier
-
         self.path = path
         self.members = [Classifier(m, device=device, path=f"{path}#member{i}") for i, m in enumerate(ckpt["members"])]
         first = self.members[0]
@@ -70,6 +70,21 @@ class EnsembleClassifier:
             parts.append(m.probs_from_features(feats[:, start:start + width]))
             start += width
         return self.combined(parts)
+
+
+def check_ensemble_file(ckpt: dict, path: Path) -> dict:
+    """The ensemble file `ckpt` read from `path`, its version and members checked (one-line UserErrors)."""
+    if ckpt.get("format_version") != FORMAT_VERSION or ckpt.get("combine") not in COMBINES:
+        raise UserError(f"{path} is an ensemble file of another version; rebuild it with `classify ensemble`")
+    members = ckpt.get("members")
+    if not isinstance(members, list) or not members or not all(
+            isinstance(m, dict) and m.get("kind") == CLASSIFIER_KIND for m in members):
+        raise UserError(f"{path} is an ensemble file without usable members; rebuild it with `classify ensemble`")
+    for m in members:
+        missing = [k for k in REQUIRED if k not in m]
+        if missing:
+            raise UserError(f"{path}: a member lacks {', '.join(missing)}; rebuild the ensemble")
+    return ckpt
 
 
 def percentiles(probs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:

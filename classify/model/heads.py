@@ -21,9 +21,9 @@ def fit_head(kind: str, feats: torch.Tensor, labels: torch.Tensor, seed: int = 0
              sample_weight: torch.Tensor | None = None) -> dict[str, torch.Tensor | str]:
     """Fit the head on [N, D] features and int labels (optionally weighted per row); returns its
     plain-array form."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import LinearSVC
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
+    from sklearn.svm import LinearSVC  # noqa: PLC0415 — scikit-learn: heavy, only this step needs it
 
     if kind not in HEAD_KINDS:
         raise ValueError(f"unknown head {kind!r}; choose from {HEAD_KINDS}")

@@ -94,7 +94,7 @@ def list_models() -> list[str]:
 
 def _timm_spec(name: str) -> ModelSpec:
     """A registry entry for `timm:ARCH` (any architecture timm knows)."""
-    import timm
+    import timm  # noqa: PLC0415 — timm: heavy (~1 s), only when a network is built
 
     arch = name[len(TIMM_PREFIX):]
     if not arch or not timm.is_model(arch):
@@ -137,7 +137,7 @@ IMAGENET = "imagenet"
 
 
 def _timm_backbone(arch: str, in_chans: int, imagenet: bool) -> tuple[nn.Module, int]:
-    import timm
+    import timm  # noqa: PLC0415 — timm: heavy (~1 s), only when a network is built
 
     # num_classes=0 makes timm return the pooled pre-logits embedding from forward(); with
     # pretrained=True timm adapts the stem to in_chans itself.
@@ -148,12 +148,12 @@ def _timm_backbone(arch: str, in_chans: int, imagenet: bool) -> tuple[nn.Module,
 
 
 def _torchvision_vgg(arch: str, in_chans: int, imagenet: bool) -> tuple[nn.Module, int]:
-    import torchvision
+    import torchvision  # noqa: PLC0415 — torchvision: heavy, only for its own networks
 
     vgg = getattr(torchvision.models, arch)(weights="IMAGENET1K_V1" if imagenet else None)
     features = vgg.features
     if in_chans != 3:
-        from timm.models import adapt_input_conv
+        from timm.models import adapt_input_conv  # noqa: PLC0415 — timm: heavy (~1 s), only when a network is built
 
         first = features[0]
         features[0] = nn.Conv2d(in_chans, first.out_channels, first.kernel_size, first.stride, first.padding)
@@ -231,7 +231,7 @@ def load_pretrained_backbone(net: ClassifierNet, path: str | Path) -> None:
     The stem conv is adapted to in_chans with timm's rule (sum RGB for 1 channel), so
     ImageNet RGB weights serve grayscale defect images.
     """
-    from timm.models import adapt_input_conv
+    from timm.models import adapt_input_conv  # noqa: PLC0415 — timm: heavy (~1 s), only when a network is built
 
     path = Path(path)
     state = _read_state_dict(path)

@@ -65,7 +65,7 @@ CLASSIC_LEVELS = {
 
 def classic_augment(level: str = "mild", p: float = 0.5) -> nn.Module:
     """The `classic` augmentation at strength `level`, each op applied with probability `p`."""
-    import kornia.augmentation as K
+    import kornia.augmentation as K  # noqa: PLC0415 — kornia: heavy, only runs that augment
 
     if level not in CLASSIC_LEVELS:
         raise ValueError(f"unknown classic level {level!r}; choose from {', '.join(CLASSIC_LEVELS)}")

@@ -12,9 +12,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from classify.core.configs import check_known_keys, setting
+from classify.core.configs import Config, setting
 from classify.core.errors import UserError
 from classify.data.images import FITS, check_fit
+from classify.model.models import model_spec
 
 OPTIMIZERS = ("adamw", "sgd")
 LR_SCHEDULES = ("cosine", "plateau")
@@ -32,7 +33,9 @@ SYNTHETIC_REAL_SHARE = 1 / 3
 
 
 @dataclass
-class ClassifierTrainConfig:
+class ClassifierTrainConfig(Config):
+    config_name = "ClassifierTrainConfig key(s)"
+
     data_dir: str = setting("data", "Prepared data folder.", flag="--data", path="dir")
     out_dir: str = setting("runs/classify", "Run folder to write.", flag="--out", path="dir")
     # Not a click.Choice: the registry's own check gives the one-line error listing the models.
@@ -43,7 +46,7 @@ class ClassifierTrainConfig:
     batch: int = setting(64, "Images per optimizer step.")
     lr: float = setting(1e-3, "Peak learning rate.")
     seed: int = setting(0, "Seeds init, batch order, augmentation and the minority subsample.")
-    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.")
+    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.", cli_default="auto")
     synthetic_dir: str | None = setting(None, "`gen sample` folder for the gan / gan_filtered strategies.",
                                         flag="--synthetic", path="dir")
     synthetic_ratio: float = setting(1.0, "Synthetic images added = round(ratio x real minority train images) "
@@ -100,14 +103,6 @@ class ClassifierTrainConfig:
     # Settings that change only the speed, never what is learned.
     SPEED_ONLY = ("channels_last", "compile")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ClassifierTrainConfig:
-        check_known_keys(cls, d, "ClassifierTrainConfig key(s)")
-        return cls(**d)
-
     @classmethod
     def study_fields(cls) -> list[str]:
         """The study-wide settings, in declaration order."""
@@ -118,8 +113,6 @@ class ClassifierTrainConfig:
         return getattr(cls(), name)
 
     def validate(self) -> None:
-        from classify.model.models import model_spec
-
         for flag, value, low in (("--res", self.res, 8), ("--batch", self.batch, 2), ("--epochs", self.epochs, 1)):
             if value < low:
                 raise UserError(f"{flag} {value} must be >= {low}")

@@ -11,6 +11,14 @@ import numpy as np
 import torch
 
 from classify.core.errors import UserError
+from classify.data.dataset import open_prepared
+from classify.train.synthetic import (
+    choose_synthetic,
+    load_synthetic,
+    read_exclude_list,
+    read_images,
+    refuse_held_out,
+)
 
 
 @dataclass
@@ -90,8 +98,6 @@ def _check_two_classes(labels: torch.Tensor, classes: list[str], split: str, dat
 
 def load_classifier_train_data(cfg, synthetic_mode: str | None) -> ClassifierTrainData:
     """Read the prepared folder per `cfg` (a ClassifierTrainConfig) into in-memory tensors."""
-    from classify.data.dataset import open_prepared
-
     data = open_prepared(cfg.data_dir)
     classes = list(data.classes)
     train, val = data.select(split="train"), data.select(split="val")
@@ -116,14 +122,6 @@ def load_classifier_train_data(cfg, synthetic_mode: str | None) -> ClassifierTra
 
 
 def _append_synthetic(out: ClassifierTrainData, cfg, mode: str, held_out_md5: dict[str, str]) -> None:
-    from classify.train.synthetic import (
-        choose_synthetic,
-        load_synthetic,
-        read_exclude_list,
-        read_images,
-        refuse_held_out,
-    )
-
     if not cfg.synthetic_dir:
         raise UserError("strategies 'gan'/'gan_filtered' need a sample folder; pass --synthetic SAMPLES_DIR")
     if cfg.synthetic_ratio < 0:

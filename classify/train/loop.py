@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_text
@@ -140,8 +141,6 @@ def make_batch(cfg, strategy: Strategy, st: _Step, x: torch.Tensor, y: torch.Ten
 
 
 def train_epoch(cfg, strategy: Strategy, st: _Step, data: ClassifierTrainData, epoch: int) -> float:
-    from tqdm import tqdm
-
     st.model.train()
     head_only = epoch <= cfg.warmup_head_epochs
     net = getattr(st.model, "_orig_mod", st.model)  # the module behind torch.compile

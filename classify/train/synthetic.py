@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 
 from classify.core.errors import UserError
 
@@ -128,8 +129,6 @@ def choose_synthetic(synth: SyntheticSet, class_name: str, count: int, seed: int
 
 def read_images(files: list[Path], res: int, channels: int) -> torch.Tensor:
     """Decode PNGs once into uint8 [N, C, res, res] (resized if the generator's res differs)."""
-    from PIL import Image, UnidentifiedImageError
-
     out = torch.empty((len(files), channels, res, res), dtype=torch.uint8)
     mode = "L" if channels == 1 else "RGB"
     for i, path in enumerate(files):

@@ -14,11 +14,16 @@ from pathlib import Path
 import torch
 
 from classify.core.errors import UserError
-from classify.core.fileio import atomic_write_json
+from classify.core.fileio import atomic_torch_save, atomic_write_json
 from classify.core.runlock import folder_lock
 from classify.data.manifest import refuse_output_in_prepared
+from classify.model.checkpoint import Classifier
+from classify.model.heads import fit_head
+from classify.model.loading import read_checkpoint
 from classify.train.config import ClassifierTrainConfig
+from classify.train.data import load_classifier_train_data
 from classify.train.loop import fit, sample_weights, train_rows
+from classify.train.metrics import choose_threshold, classification_metrics
 from classify.train.replace import RunReplacement
 from classify.train.strategies import build_strategy
 
@@ -48,8 +53,6 @@ def train_classifier(cfg: ClassifierTrainConfig) -> dict:
 
 
 def _train_classifier(cfg: ClassifierTrainConfig) -> dict:
-    from classify.train.data import load_classifier_train_data
-
     strategy = build_strategy(cfg.strategy)
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -93,11 +96,6 @@ def refit_head(cfg: ClassifierTrainConfig, data, out_dir: Path, best: dict) -> d
     """Replace the best epoch's linear head by a decoupled scikit-learn head (`--head`), fitted on
     the features of every train image the run used; its threshold and val metrics are chosen
     again on the val split, and model.pt is rewritten with the head as plain arrays."""
-    from classify.core.fileio import atomic_torch_save
-    from classify.model.checkpoint import Classifier, read_checkpoint
-    from classify.model.heads import fit_head
-    from classify.train.metrics import choose_threshold, classification_metrics
-
     ckpt = read_checkpoint(out_dir / "model.pt")
     clf = Classifier(ckpt, device=cfg.device)
     # The rows and weights the network's final epoch trained on: real only after a warm-up schedule,

@@ -29,7 +29,7 @@ def _csv(value: str | None) -> list[str] | None:
 
 def _default_note(name: str) -> str | None:
     """What a user gets without the flag: the preset's value, or a rule the CLI applies."""
-    notes = {"device": "auto", "precision": "bf16 on GPU and CPUs with native bf16, else fp32", "preset": "auto"}
+    notes = {"precision": "bf16 on GPU and CPUs with native bf16, else fp32"}
     if name in notes:
         return notes[name]
     every, some = preset_field_names()
@@ -64,7 +64,7 @@ def train_command(dry_run: bool, metrics: str | None, device: str | None, classe
     --dry-run prints the resolved config. On a CPU use --preset cpu-tiny.
     """
     claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
-    from gen.train.presets import resolve_config
+    from gen.train.recipes import resolve_config
 
     overrides = dict(flags, metrics=_csv(metrics), classes=list(classes) or None)
     # Stored in the run (and the generator exports `gen sample` reads): absolute, so both work

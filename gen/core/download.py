@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tqdm import tqdm
+
 from classify.core.errors import UserError
 
 CHUNK = 1 << 20
@@ -64,8 +66,6 @@ def fetch(url: str, flag: str = "--resume-from", progress: bool = True, timeout:
 def _receive(response, partial: Path, have: int, url: str, progress: bool, flag: str = "--resume-from") -> None:
     """Append the body to `partial` (restarting when the server ignored the Range request)
     and check the final size against Content-Length."""
-    from tqdm import tqdm
-
     resumed = have and response.status == 206
     length = response.headers.get("Content-Length")
     expected = (int(length) + (have if resumed else 0)) if length is not None else None

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save
+from stylegan2_ada import Generator, GeneratorConfig
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_bytes
@@ -86,8 +87,6 @@ def load_generator(
     In a run folder, `which` is "best" (the snapshot named in best.json, else the latest),
     "latest", or a kimg number.
     """
-    from stylegan2_ada import Generator, GeneratorConfig
-
     path = resolve_generator_path(path_or_run_dir, which)
     config, info = read_generator_metadata(path)
     G = Generator.from_config(GeneratorConfig.from_dict(config))

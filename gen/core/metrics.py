@@ -15,7 +15,7 @@ where `extractor` is a built `Extractor` (build it once: loading a judge is not 
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,9 @@ import torch
 from torch_fidelity import FeatureExtractorBase, FeatureExtractorInceptionV3
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from classify.core.configs import check_known_keys
+from classify.core.configs import Config
 from classify.core.errors import UserError
+from classify.model.loading import load_classifier
 from gen.core.setmetrics import frechet_distance, kernel_distance
 
 JUDGE_EXTRACTOR = "ganbalance-judge"
@@ -44,8 +45,6 @@ class JudgeFeatureExtractor(FeatureExtractorBase):
         if judge is None:
             if not feature_extractor_weights_path:
                 raise UserError("the judge feature extractor needs a classifier checkpoint; pass --judge MODEL")
-            from classify.model.checkpoint import load_classifier
-
             judge = load_classifier(feature_extractor_weights_path, device="cpu")
         self.judge = judge
 
@@ -75,20 +74,14 @@ if JUDGE_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
 
 
 @dataclass
-class ExtractorConfig:
+class ExtractorConfig(Config):
     """Which features the metrics use. `weights_path`: judge model.pt or local Inception .pth."""
+
+    config_name = "extractor config keys"
 
     kind: str = "judge"
     weights_path: str | None = None
     batch: int = 64
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ExtractorConfig:
-        check_known_keys(cls, d, "extractor config keys")
-        return cls(**d)
 
 
 class Extractor:
@@ -129,8 +122,6 @@ def _build_judge(weights_path: str | None = None, judge: Any = None, device: str
     if judge is None and weights_path is not None and not Path(weights_path).is_file():
         raise UserError(f"judge checkpoint {weights_path} does not exist; train one with `classify train`")
     if judge is None and weights_path is not None:
-        from classify.model.checkpoint import load_classifier
-
         judge = load_classifier(weights_path, device=device)
     module = JudgeFeatureExtractor(JUDGE_EXTRACTOR, ["penultimate"], feature_extractor_weights_path=weights_path, judge=judge)
     return Extractor("judge", module.eval(), getattr(judge, "in_chans", None), batch, device)

@@ -53,7 +53,7 @@ def knn_radii(feats: torch.Tensor, k: int) -> torch.Tensor:
 
 def frechet_distance(fake: torch.Tensor, real: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to the two feature sets (torch-fidelity's formula)."""
-    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric  # noqa: PLC0415 — torch-fidelity: heavy
 
     f, r = _as_2d(fake, "fake"), _as_2d(real, "real")
     if len(f) < 2 or len(r) < 2:
@@ -69,7 +69,11 @@ def kid_subset_size(n_fake: int, n_real: int) -> int:
 
 def kernel_distance(fake: torch.Tensor, real: torch.Tensor, subsets: int = KID_SUBSETS, seed: int = 0) -> dict:
     """KID-style unbiased MMD² with the cubic polynomial kernel: {'mean', 'std', 'subset_size'}."""
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+    from torch_fidelity.metric_kid import (  # noqa: PLC0415 — torch-fidelity: heavy
+        KEY_METRIC_KID_MEAN,
+        KEY_METRIC_KID_STD,
+        kid_features_to_metric,
+    )
 
     f, r = _as_2d(fake, "fake"), _as_2d(real, "real")
     size = kid_subset_size(len(f), len(r))
@@ -89,7 +93,11 @@ def prdc(fake: torch.Tensor, real: torch.Tensor, k: int = 5) -> dict[str, float]
     (about 1 when fakes look like reals, >1 when they crowd dense regions); coverage: fraction
     of reals whose ball holds at least one fake.
     """
-    from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
+    from torch_fidelity.metric_prc import (  # noqa: PLC0415 — torch-fidelity: heavy
+        KEY_METRIC_PRECISION,
+        KEY_METRIC_RECALL,
+        prc_features_to_metric,
+    )
 
     f, r = _as_2d(fake, "fake"), _as_2d(real, "real")
     if len(f) <= k or len(r) <= k:

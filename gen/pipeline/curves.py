@@ -43,10 +43,10 @@ def _plot_metric(ax, rows: list[dict], keys: list[str], title: str) -> None:
 def plot_training_curves(metrics_path: Path, png_path: Path) -> None:
     """Plot Fréchet distances, kernel distances and ADA p against kimg, one panel each
     (FD and KD differ by orders of magnitude, so they do not share an axis)."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 — matplotlib: heavy, only for this figure
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 — after use("Agg")
 
     rows = [r for r in read_metrics(metrics_path) if "kimg" in r]
     fig, (ax_fd, ax_kd, ax_p) = plt.subplots(1, 3, figsize=(13, 3.5))

@@ -14,6 +14,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from classify.core.reportdoc import Bullets, Heading, parse_markdown, render_html_body
+from gen.pipeline.curves import plot_training_curves
 from gen.sample.domain_gap import gap_lines
 
 
@@ -66,8 +68,6 @@ def data_section(out: Path) -> list[str]:
     data = out / "data"
     body = _links(data, out, ["report.md", "manifest.csv", "classes.json"])
     if (data / "report.md").is_file():
-        from classify.core.reportdoc import Bullets, Heading, parse_markdown, render_html_body
-
         # The report's own title repeats this section's; its ## sections nest under our <h2>.
         # report.md lists every rejected file; the page shows the first MAX_LISTED of each list.
         blocks = [Bullets(b.items[:MAX_LISTED] + [f"… {len(b.items) - MAX_LISTED} more in report.md"])
@@ -104,8 +104,6 @@ def gan_section(out: Path) -> list[str]:
         return []
     curves = gan / "training_curves.png"
     if (gan / "metrics.jsonl").is_file():
-        from gen.pipeline.curves import plot_training_curves
-
         plot_training_curves(gan / "metrics.jsonl", curves)
     body = []
     best = _read_json(gan / "best.json")

@@ -17,6 +17,7 @@ from PIL import Image
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_save_image, atomic_write_csv
+from classify.data.dataset import open_prepared
 from classify.data.sources import check_class_name
 
 PNG_OVERHEAD = 1024  # bytes per file beyond the raw pixels, generous (headers, filesystem block)
@@ -130,8 +131,6 @@ def load_reals(data_dir: str, class_names: list[str], res: int, channels: int, f
 
     The filters use the train split (what the generator saw). The val split is read only for
     the held-out check of the report (classes without val images are left out there)."""
-    from classify.data.dataset import open_prepared
-
     if not data_dir or not Path(data_dir).is_dir():
         raise UserError(
             f"the generator's data folder {data_dir!r} is not here; pass --data DATA_DIR (the folder `gen train` used)"

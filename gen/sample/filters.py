@@ -29,13 +29,13 @@ real images look to the same model.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from classify.core.configs import check_known_keys
+from classify.core.configs import Config, setting
 from classify.core.errors import UserError
 from classify.evaluate.outliers import fit_outlier_scorer
 from classify.evaluate.twosample import image_stats, pixel_features, two_sample_test
@@ -46,26 +46,34 @@ ORDER = ("stats", "judge", "realism", "outlier", "twosample", "memorisation", "d
 
 
 @dataclass
-class FilterConfig:
-    filters: list[str] = field(default_factory=lambda: ["judge", "realism", "memorisation", "duplicates"])
-    min_confidence: float = 0.5
-    max_confidence: float | None = None
-    realism_k: int = 3
-    min_realism: float = 1.0
-    memorisation_percentile: float = 1.0
-    outlier_percentile: float = 99.0  # reject when both anomaly scores exceed this percentile of the reals'
-    stats_margin: float = 0.05  # stats: widen the reals' range by this share of it on each side
-    twosample_percentile: float = 90.0  # twosample: reject above this percentile of the reals' P(synthetic)
-    fid_select_max_drop: float = 0.2  # at most this fraction of the alive samples
-    keep: int | None = None  # top-K by combined rank instead of quality thresholds
+class FilterConfig(Config):
+    """The filters and their thresholds; `gen sample` builds its filter options from these fields."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    config_name = "filter settings"
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FilterConfig:
-        check_known_keys(cls, d, "filter settings")
-        return cls(**d)
+    filters: list[str] = setting(help=f"Comma list from {', '.join(ORDER)}, or none.",
+                                 default_factory=lambda: ["judge", "realism", "memorisation", "duplicates"])
+    min_confidence: float = setting(0.5, "judge filter: keep samples whose judge probability for their class "
+                                    "is at least this.")
+    max_confidence: float | None = setting(None, "Also reject 'too easy' samples above this.")
+    realism_k: int = setting(3, "realism filter: the k of the reals' k-nearest-neighbour radii.")
+    min_realism: float = setting(1.0, "realism filter: keep samples whose realism score is at least this "
+                                 "(>= 1: inside a real's k-NN ball).")
+    memorisation_percentile: float = setting(1.0, "Reject samples closer to a real than this percentile of "
+                                             "real-to-real NN distances.")
+    outlier_percentile: float = setting(99.0, "outlier filter: reject samples whose IsolationForest and "
+                                        "OneClassSVM scores both exceed this percentile of the class's real "
+                                        "train images' own scores.")
+    # stats: the range is widened by this share of it on each side.
+    stats_margin: float = setting(0.05, "stats filter: widen the reals' brightness/contrast/feature-distance "
+                                  "range by this share of it.")
+    twosample_percentile: float = setting(90.0, "twosample filter: reject samples that look more synthetic "
+                                          "than this percentile of the real images (out-of-fold "
+                                          "P(synthetic) of a pixel logistic regression).")
+    fid_select_max_drop: float = setting(0.2, "fid_select filter: drop at most this fraction of the samples "
+                                         "the other filters kept.")
+    # Top-K by combined rank instead of the quality thresholds.
+    keep: int | None = setting(None, "Keep the top-K by combined judge/realism rank instead.")
 
 
 @dataclass

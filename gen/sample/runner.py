@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from classify.core.configs import check_known_keys
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_json
 from classify.core.runlock import folder_lock
+from classify.data.dataset import open_prepared
 from classify.data.manifest import refuse_output_in_prepared
+from classify.evaluate.outliers import MIN_IMAGES
+from classify.model.loading import load_classifier
+from classify.train.synthetic import read_exclude_list
+from gen.core.generator_file import load_generator
 from gen.sample.browse import write_browser
+from gen.sample.config import SampleConfig
 from gen.sample.domain_gap import domain_gap, gap_lines
 from gen.sample.files import (
     PlanRow,
@@ -36,7 +41,7 @@ from gen.sample.files import (
     write_csv,
 )
 from gen.sample.filter_report import build_filter_report, summary_lines
-from gen.sample.filters import FilterConfig, FilterInputs, RealSet, explain_empty, run_filters
+from gen.sample.filters import FilterInputs, RealSet, explain_empty, run_filters
 from gen.sample.pages import write_grids, write_sample_index
 from gen.sample.sampling import batches, check_trunc, count_seeds, generate, parse_seeds, turn_back
 
@@ -45,38 +50,6 @@ REAL_FILTERS = ("stats", "twosample")  # compare with the train reals' pixels; f
 SCORE_COLUMNS = ("judge_confidence", "realism_score", "outlier_iforest", "outlier_ocsvm", "twosample_score",
                  "brightness", "contrast", "centroid_distance", "nearest_real_distance",
                  "nearest_real_pixel_distance", "fid_select_kept", "combined_rank")
-
-
-@dataclass
-class SampleConfig:
-    generator: str
-    out: str
-    n: int | None = None
-    seeds: str | None = None
-    snapshot: str = "best"
-    class_name: str | None = None
-    trunc: float = 1.0
-    batch: int = 32
-    device: str = "cpu"
-    precision: str = "fp32"
-    judge: str | None = None
-    inception_weights: str | None = None
-    features: str | None = None  # "judge" | "inception"; default: judge if given, else inception
-    data: str | None = None  # overrides the data_dir recorded in the generator
-    resize_to: str | None = None
-    exclude: str | None = None  # samples ruled out by hand (seed or file per line): rejected_by=manual
-    filters: FilterConfig = field(default_factory=FilterConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SampleConfig:
-        check_known_keys(cls, d, "sample settings")
-        d = dict(d)
-        if isinstance(d.get("filters"), dict):
-            d["filters"] = FilterConfig.from_dict(d["filters"])
-        return cls(**d)
 
 
 def _check_resume(out: Path, cfg: SampleConfig, snapshot: str) -> None:
@@ -117,8 +90,6 @@ def _produce(G, rows: list[PlanRow], cfg: SampleConfig, out: Path, log: Callable
 def _load_judge(cfg: SampleConfig, used: list[str], res: int, channels: int, log: Callable):
     if not cfg.judge:
         return None, None
-    from classify.model.checkpoint import load_classifier
-
     judge = load_classifier(cfg.judge, device=cfg.device)
     missing = [c for c in used if c not in judge.classes]
     if missing:
@@ -135,7 +106,7 @@ def _load_judge(cfg: SampleConfig, used: list[str], res: int, channels: int, log
 
 
 def _extractor(cfg: SampleConfig, judge):
-    from gen.core.metrics import build_extractor
+    from gen.core.metrics import build_extractor  # noqa: PLC0415 — loads torch-fidelity: only for the filters that use it
 
     kind = cfg.features or ("judge" if judge is not None else "inception" if cfg.inception_weights else None)
     if kind is None:
@@ -160,8 +131,6 @@ def _real_sets(cfg: SampleConfig, info: dict, used: list[str], classes: list[str
 
 def _note_other_data(cfg: SampleConfig, info: dict, log: Callable) -> None:
     if cfg.data and info.get("manifest_hash"):
-        from classify.data.dataset import open_prepared
-
         now = str(open_prepared(cfg.data).manifest_hash)
         if now != info["manifest_hash"]:
             log(f"note: --data {cfg.data} is not the data the generator was trained on (manifest hash "
@@ -244,8 +213,6 @@ def _scorers(cfg, classes, used, info, log) -> Scorers:
 
 def _check_outlier_reals(cfg: SampleConfig, reals: dict, classes: list[str]) -> None:
     """The outlier filter fits two detectors per class on its reals: refuse too few before generating."""
-    from classify.evaluate.outliers import MIN_IMAGES
-
     few = {classes[c]: len(rs.images) for c, rs in reals.items() if len(rs.images) < MIN_IMAGES}
     if "outlier" in cfg.filters.filters and few:
         listed = ", ".join(f"{name!r} has {n}" for name, n in few.items())
@@ -274,8 +241,6 @@ def _excluded_by_hand(rows: list[PlanRow], path: str | None, log: Callable) -> n
     them as 'manual' before any filter, keeps them in samples.csv and counts them in the report."""
     if not path:
         return None
-    from classify.train.synthetic import read_exclude_list
-
     listed = read_exclude_list(path)
     mask = np.array([listed.matches({"seed": str(r.seed), "file": r.file, "native_file": r.native_file})
                      for r in rows], dtype=bool)
@@ -309,8 +274,6 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
 
 
 def _run_sample(cfg: SampleConfig, log: Callable[[str], None]) -> dict[str, Any]:
-    from gen.core.generator_file import load_generator
-
     G, info = load_generator(cfg.generator, which=cfg.snapshot, device=cfg.device)
     log(f"generator: {info['generator_path']}")  # "best" falls back to latest without best.json: say which
     info = {**info, "res": G.img_resolution, "channels": G.img_channels}

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from classify.core.errors import UserError
+from gen.core.generator_file import load_generator
 from gen.core.grids import save_grid
 from gen.sample.sampling import batches, generate, parse_seeds
 
@@ -18,8 +19,6 @@ MAX_GRID_IMAGES = 1024
 def write_seed_grid(generator: str, out: str, seeds_text: str, trunc: float = 1.0, class_name: str | None = None,
                     snapshot: str = "best", nrow: int = 8, device: str = "cpu", batch: int = 32) -> Path:
     """Seeds along each row; for a conditional generator without `class_name`, one row block per class."""
-    from gen.core.generator_file import load_generator
-
     seeds = parse_seeds(seeds_text, None)
     if nrow < 1:
         raise UserError(f"--nrow must be at least 1, got {nrow}")

@@ -1,13 +1,12 @@
 """GanTrainConfig: every knob of `gen train` as one typed, serialisable dataclass.
 
-The CLI turns flags into a dict of overrides, `gen.train.presets.resolve_config` merges them with
+The CLI turns flags into a dict of overrides, `gen.train.recipes.resolve_config` merges them with
 a preset, and the loop only ever reads this object. It is written to the run folder
 (`training_options.json`) and into every snapshot, so a run can be resumed and compared.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +14,11 @@ from typing import Any
 from stylegan2_ada import check_resolution
 from stylegan2_ada.augment import AUGPIPES
 
-from classify.core.configs import check_known_keys, setting
+from classify.core.configs import Config, setting
 from classify.core.errors import UserError
 from classify.data.images import FITS, check_fit
 from gen.core.errors import as_user_error
+from gen.train.presets import list_presets
 
 AUG_MODES = ("ada", "fixed", "diffaug", "none")
 ORIENTS = ("auto", "none")
@@ -30,8 +30,6 @@ STAGES = ("main", "pretrain")
 
 
 def _preset_names() -> list[str]:
-    from gen.train.presets import list_presets  # the preset table imports this module
-
     return list_presets()
 
 
@@ -49,7 +47,9 @@ RESUMABLE_CHANGES = frozenset(
 
 
 @dataclass
-class GanTrainConfig:
+class GanTrainConfig(Config):
+    config_name = "training option(s)"
+
     # --- data ---
     data_dir: str = setting("", "Prepared data folder (classify prepare).", flag="--data", path="dir")
     classes: list[str] = setting(help="Class to learn; repeat for a class-conditional model.", flag="--class",
@@ -116,7 +116,7 @@ class GanTrainConfig:
     inception_weights: str | None = setting(None, "Local Inception .pth for FID/KID.", path="file")
     judge: str | None = setting(None, "classify train model.pt: features for FD/KD.", path="file")
     # --- machine ---
-    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.")
+    device: str = setting("cpu", "cpu, cuda, cuda:N or auto.", cli_default="auto")
     gpus: int = setting(1, "Processes to launch with torchrun (one per GPU).")
     precision: str = setting("fp32", "Mixed precision of the top resolutions.", choices=PRECISIONS)
     compile: bool = setting(False, "torch.compile the networks.")
@@ -127,13 +127,10 @@ class GanTrainConfig:
     resume_from: str | None = setting(None, "Initialise from a .pt/.safetensors/.pkl file or an http(s) URL of one "
                                       "(transfer: its architecture and ADA p are adopted).", path="file")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GanTrainConfig:
-        check_known_keys(cls, d, "training option(s)")
-        cfg = cls(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()})
+        """The base's reading, with tuples (click's repeated options) as lists, then validated."""
+        cfg = super().from_dict({k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()})
         cfg.validate()
         return cfg
 
@@ -197,7 +194,7 @@ class GanTrainConfig:
         # does not leave a half-made run folder behind.
         if not self.metrics:
             return
-        from gen.core.metrics import METRIC_KINDS
+        from gen.core.metrics import METRIC_KINDS  # noqa: PLC0415 — loads torch-fidelity; the CLI reads configs at start-up
 
         unknown = [m for m in self.metrics if m.strip().lower() not in METRIC_KINDS]
         if unknown:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from classify.core.errors import UserError
+from classify.data.dataset import open_prepared
 from gen.train.config import GanTrainConfig
 
 
@@ -53,11 +54,15 @@ class GanTrainData:
         return f"{n} train images ({counts}), {c} channel(s), {h}x{w}, {kind}" + (f"; one layout ({turned})" if turned else "")
 
 
+def training_classes(cfg: GanTrainConfig, data_classes: list[str]) -> tuple[list[str], bool]:
+    """(classes the run's stage learns, pooled?) for the recipe (`gen.train.recipes`)."""
+    if cfg.recipe == "conditional" or (cfg.recipe == "transfer" and cfg.stage == "pretrain"):
+        return list(data_classes), cfg.recipe == "transfer"
+    return list(cfg.classes), False
+
+
 def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
     """Read the train split of the classes the recipe's stage learns; clear errors for unusable requests."""
-    from classify.data.dataset import open_prepared
-    from gen.train.recipes import training_classes
-
     if not cfg.classes:
         raise UserError("no --class given; name the class(es) to train on, e.g. --class defective")
     data = open_prepared(cfg.data_dir)

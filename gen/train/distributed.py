@@ -92,7 +92,7 @@ def init_process_group(device: torch.device) -> Dist:
         # free a finished collective's tensors while the interpreter is shutting down and abort
         # the process ("terminate called without an active exception", SIGABRT in ~1 of 3
         # CPU DDP runs). Imported first, it holds nothing and shutdown() really tears down.
-        import torch._dynamo  # noqa: F401
+        import torch._dynamo  # noqa: F401, PLC0415 — heavy (~1 s), DDP only, and before the group is the point
 
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), device=str(device))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from classify.core.fileio import atomic_write_text
 
@@ -62,15 +63,13 @@ class RunLog:
                          if resume_nimg is not None and ln.strip() and json.loads(ln).get("nimg", 0) <= resume_nimg]
             atomic_write_text(self.path, "".join(r + "\n" for r in self.rows))
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 — tensorboard: optional at run time
 
             self.tb = SummaryWriter(log_dir=str(run_dir))
         except ImportError:  # tensorboard is a dependency, but a missing one must not stop training
             self.tb = None
         if not sys.stderr.isatty():
             return  # in a log file a bar is carriage-return noise: tick() prints one line instead
-        from tqdm import tqdm
-
         self.bar = tqdm(total=total_nimg, initial=min(start_nimg, total_nimg), unit="img", unit_scale=True,
                         dynamic_ncols=True, leave=True)
 

@@ -39,7 +39,7 @@ def _check_judge_fits(judge: Any, data: GanTrainData, path: str) -> None:
 
 class MetricRunner:
     def __init__(self, cfg: GanTrainConfig, data: GanTrainData, device: torch.device):
-        from gen.core.metrics import build_extractor
+        from gen.core.metrics import build_extractor  # noqa: PLC0415 — loads torch-fidelity: only runs with --metrics
 
         names = tuple(m.strip().lower() for m in cfg.metrics if m.strip())
         if cfg.inception_weights:
@@ -66,14 +66,14 @@ class MetricRunner:
         return torch.cat(out)
 
     def evaluate(self, G_ema: torch.nn.Module) -> dict[str, float]:
-        from gen.core.metrics import compute_metrics
+        from gen.core.metrics import compute_metrics  # noqa: PLC0415 — loads torch-fidelity: only runs with --metrics
 
         return compute_metrics(self.fakes(G_ema), self.data.images, names=self.names, extractor=self.extractor,
                                device=str(self.device), seed=self.seed)
 
     def primary(self, values: dict[str, Any]) -> str:
         """The metric that picks the best snapshot: the first one asked for."""
-        from gen.core.metrics import metric_name
+        from gen.core.metrics import metric_name  # noqa: PLC0415 — loads torch-fidelity: only runs with --metrics
 
         return metric_name(self.names[0], self.extractor.label)
 

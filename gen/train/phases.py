@@ -3,7 +3,8 @@
 StyleGAN2 runs its regularisers lazily (path length every 4 G steps, R1 every 16 D steps)
 and multiplies them by the interval so their average strength is unchanged. Each network's
 Adam is then tuned as if its steps were `interval / (interval + 1)` as long (lr * c,
-betas ** c) — the lazy-regularisation correction of the StyleGAN2 paper.
+betas ** c) — the lazy-regularisation correction of the StyleGAN2 paper (the engine's
+`stylegan2_ada.loss.lazy_regularization`).
 
 The ADA feedback loop runs between the phases (`AdaController`): r_t = E[sign(D(real_aug))]
 over the last `interval` D steps; above the target D is overfitting the reals, so p goes up,
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from stylegan2_ada.augment import ada_update
+from stylegan2_ada.loss import lazy_regularization
 
 from gen.train.config import GanTrainConfig
 
@@ -34,14 +37,6 @@ class Phase:
 
     def due(self, batch_idx: int) -> bool:
         return batch_idx % self.interval == 0
-
-
-def lazy_adam_settings(lr: float, reg_interval: int | None) -> tuple[float, tuple[float, float]]:
-    """lr and betas for a network whose regulariser runs every `reg_interval` steps."""
-    if not reg_interval:
-        return lr, ADAM_BETAS
-    c = reg_interval / (reg_interval + 1)
-    return lr * c, (ADAM_BETAS[0] ** c, ADAM_BETAS[1] ** c)
 
 
 def trainable_d_params(D: torch.nn.Module, freeze_d: int) -> list[torch.nn.Parameter]:
@@ -70,7 +65,7 @@ def build_phases(G: torch.nn.Module, D: torch.nn.Module, cfg: GanTrainConfig) ->
         ("G", G, cfg.g_reg_interval, cfg.pl_weight, list(G.parameters())),
         ("D", D, cfg.d_reg_interval, cfg.gamma, trainable_d_params(D, cfg.freeze_d)),
     ):
-        lr, betas = lazy_adam_settings(cfg.lr, interval)
+        lr, betas = lazy_regularization(cfg.lr, ADAM_BETAS, interval)
         opt = torch.optim.Adam(params, lr=lr, betas=betas, eps=ADAM_EPS)
         if not interval:
             phases.append(Phase(prefix + "both", module, opt, 1, params))
@@ -133,8 +128,6 @@ class AdaController:
         self.sign_sum = self.count = 0.0
         if totals[1] <= 0:
             return
-        from stylegan2_ada.augment import ada_update
-
         r_t = float(totals[0] / totals[1])
         new_p = ada_update(self.p, r_t, self.target, global_batch * self.interval, ada_kimg=self.ada_kimg)
         self.pipe.p.copy_(torch.as_tensor(float(new_p)))

@@ -6,7 +6,8 @@ hyper-parameters of the StyleGAN2-ADA paper's reference configurations. `cpu-tin
 small enough that a CPU shows visible learning within minutes.
 
 Resolution order: dataclass defaults < preset < explicit flags (each flag overrides one
-field). Presets never touch data/output/machine fields.
+field; `gen.train.recipes.resolve_config`). Presets never touch data/output/machine fields.
+The table is plain data: it imports nothing of gen.train, so the config can name its presets.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 from classify.core.errors import UserError
-from gen.train.config import GanTrainConfig, as_stored, check_resume_config
 
 
 def _auto(res: int, gpus: int) -> dict[str, Any]:
@@ -83,60 +83,3 @@ def preset_fields(name: str, res: int, gpus: int = 1) -> dict[str, Any]:
     if name not in PRESETS:
         raise UserError(f"unknown --preset {name!r}; valid: {', '.join(PRESETS)}")
     return PRESETS[name](res, gpus)
-
-
-def resolve_config(overrides: dict[str, Any], base: dict[str, Any] | None = None,
-                   snapshot: Any = "snapshot") -> GanTrainConfig:
-    """Build the run's config from a preset plus explicit flags (`overrides`, no Nones).
-
-    With `base` (the config stored in the `snapshot` being resumed) the preset is not
-    re-applied: the snapshot's values stand, flags may change only the fields listed in
-    `gen.train.config.RESUMABLE_CHANGES`, and anything else is a clear error.
-    """
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    if base is not None:
-        base = as_stored(base)
-        merged = dict(base, **overrides)
-        check_resume_config(base, merged, snapshot)
-        return GanTrainConfig.from_dict(merged)
-    preset = overrides.get("preset", "auto")
-    gpus = int(overrides.get("gpus", 1))
-    adopted = _adopted(overrides)
-    res = int(overrides.get("res", 0)) or int(adopted.get("res", 0)) or _preset_res(preset)
-    # dataclass defaults < preset < the transfer source's architecture < explicit flags
-    merged = dict(GanTrainConfig().to_dict(), **preset_fields(preset, res, gpus))
-    merged.update(adopted)
-    merged.update(overrides)
-    if "precision" not in overrides:
-        merged["precision"] = default_precision(str(merged.get("device", "cpu")))
-    return GanTrainConfig.from_dict(merged)
-
-
-def default_precision(device: str) -> str:
-    """bf16 on the top resolutions on CPUs with native bf16 (AVX512-BF16/AMX), where it measured
-    faster: x1.08 at 32², x1.20 at 64², x2.21 at 128² (docs/BENCHMARKS.md). fp32 elsewhere: where
-    bf16 would be emulated it is slower, and on the H100 the engine's bf16 measured x0.69-0.76 of
-    fp32+TF32 at 64²-128², so CUDA keeps fp32 until a faster bf16 is measured there."""
-    from classify.core.clitools import cpu_native_bf16
-
-    if device == "cpu" and cpu_native_bf16():
-        return "bf16"
-    return "fp32"
-
-
-def _adopted(overrides: dict[str, Any]) -> dict[str, Any]:
-    """A new run from --resume-from takes the source's architecture (and ADA p); a URL is
-    downloaded first and the run records the local copy."""
-    if not overrides.get("resume_from"):
-        return {}
-    from pathlib import Path
-
-    from gen.train.recipes import adopted_fields, local_source, read_source
-
-    overrides["resume_from"] = local_source(overrides["resume_from"])
-    return adopted_fields(read_source(Path(overrides["resume_from"])), overrides, overrides["resume_from"])
-
-
-def _preset_res(preset: str) -> int:
-    # The preset's own resolution when it has one (cpu-tiny), else the dataclass default.
-    return int(PRESETS[preset](64, 1).get("res", GanTrainConfig().res))

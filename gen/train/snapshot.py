@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,8 +171,6 @@ def preserve_best(run_dir: Path, best: dict) -> dict:
     A hard link keeps the old content at no cost (the atomic write then swaps in a new
     file at `<name>`); where links are unsupported the files are copied.
     """
-    import shutil
-
     name = best["snapshot"]
     for src_name in (name, name[:-3] + SUFFIX):
         src, dst = run_dir / src_name, run_dir / (PRESERVED_PREFIX + src_name)

@@ -31,8 +31,8 @@ from gen.train.grids import GridSpec, save_fakes, save_reals
 from gen.train.log import RunLog, TickStats, memory_gb
 from gen.train.metric_runner import MetricRunner
 from gen.train.phases import AdaController, build_phases, run_phase
-from gen.train.recipes import apply_transfer
 from gen.train.setup import (
+    apply_transfer,
     build_loss,
     build_main_loss,
     build_training_networks,

@@ -30,13 +30,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms as T
+from PIL import Image
+from torchvision.datasets import ImageFolder
+
+from classify.data.dataset import open_prepared
+from classify.data.prepare import PrepareConfig, prepare_dataset
+from classify.model.models import build_model
+from classify.train.data import load_classifier_train_data
+from classify.train.loop import build_step, train_step
+from classify.train.strategies import build_strategy
+from classify.train.trainer import ClassifierTrainConfig
 
 
 def synthetic_prepared(root: Path, n: int, size: int) -> Path:
-    from PIL import Image
-
-    from classify.data.prepare import PrepareConfig, prepare_dataset
-
     rng = np.random.default_rng(0)
     for i in range(n):
         label = "bad" if i % 4 == 0 else "good"
@@ -60,11 +67,6 @@ def bench_ours(data_dir: Path, res: int, batch: int, steps: int, warmup: int, mo
                cpu_bf16: bool = False, channels_last: bool | None = None) -> dict:
     """Our trainer's step; `channels_last` None = the trainer's choice (CUDA, or CPU bf16),
     True/False forces it on or off."""
-    from classify.train.data import load_classifier_train_data
-    from classify.train.loop import build_step, train_step
-    from classify.train.strategies import build_strategy
-    from classify.train.trainer import ClassifierTrainConfig
-
     cfg = ClassifierTrainConfig(data_dir=str(data_dir), out_dir="unused", model=model, res=res, batch=batch, device=device,
                                 epochs=1, progress=False, cpu_bf16=cpu_bf16, channels_last=channels_last is not False)
     strategy = build_strategy("baseline")
@@ -90,11 +92,6 @@ def bench_ours(data_dir: Path, res: int, batch: int, steps: int, warmup: int, mo
 
 def bench_naive(folder: Path, res: int, batch: int, steps: int, warmup: int, model: str, device: str,
                 in_chans: int, workers: int) -> dict:
-    import torchvision.transforms as T
-    from torchvision.datasets import ImageFolder
-
-    from classify.model.models import build_model
-
     tf = [T.Grayscale(1)] if in_chans == 1 else []
     tf += [T.Resize(res), T.CenterCrop(res), T.ToTensor(), T.Normalize([0.5] * in_chans, [0.5] * in_chans)]
     ds = ImageFolder(str(folder), transform=T.Compose(tf))
@@ -147,8 +144,6 @@ def main() -> None:
     ap.add_argument("--cpu-channels-last", action="store_true",
                     help="also time ours in channels_last memory format on the CPU (fp32, and bf16 with --cpu-bf16)")
     args = ap.parse_args()
-    from classify.data.dataset import open_prepared
-
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         data_dir = args.data or synthetic_prepared(tmp_path, args.synthetic_n, 300)

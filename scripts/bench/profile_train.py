@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import platform
 import tempfile
 import time
@@ -40,8 +41,6 @@ CONFIGS = {  # the two configurations of docs/BENCHMARKS.md's training-step prof
 
 def resolve(overrides: dict):
     """`resolve_config` wherever this checkout keeps it (it moved between commits)."""
-    import importlib
-
     for name in ("gen.train.recipes", "gen.train.presets"):
         module = importlib.import_module(name)
         if hasattr(module, "resolve_config"):
@@ -63,9 +62,9 @@ def labelled(name: str, fn):
     return wrapper
 
 
-def build_trainer(config: str, precision: str, p: float):
+def build_trainer(config: str, precision: str, p: float, extra: dict | None = None):
     overrides = dict(preset="cpu-tiny", data_dir="-", classes=["c0"], out_dir=tempfile.mkdtemp(), device="cpu",
-                     precision=precision, seed=0, batch=16, augpipe="bgc", **CONFIGS[config])
+                     precision=precision, seed=0, batch=16, augpipe="bgc", **CONFIGS[config], **(extra or {}))
     cfg = resolve(overrides)
     trainer = trainer_module.Trainer(cfg, log=lambda m: None, data=fake_data(cfg.res))
     pipe = trainer.nets.augment_pipe
@@ -111,6 +110,25 @@ def top_ops(prof, steps: int, n: int) -> list[str]:
     return lines
 
 
+def parse_assignments(assignments: list[str]) -> dict:
+    """FIELD=VALUE strings as config overrides; true/false and numbers become bool/int/float."""
+    out: dict = {}
+    for text in assignments:
+        key, _, value = text.partition("=")
+        low = value.lower()
+        if low in ("true", "false"):
+            out[key] = low == "true"
+            continue
+        try:
+            out[key] = int(value)
+        except ValueError:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value
+    return out
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", choices=sorted(CONFIGS), default="32")
@@ -119,6 +137,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--cycles", type=int, default=1, help="profiled 16-step cycles")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--top", type=int, default=25, help="operators listed")
+    ap.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a GanTrainConfig field for this profile (e.g. channels_last=true); repeatable")
     return ap
 
 
@@ -128,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     trainer_module.run_phase = phase_label(trainer_module.run_phase)
     trainer_module.update_ema = labelled("ema", trainer_module.update_ema)
-    trainer = build_trainer(args.config, args.precision, args.p)
+    trainer = build_trainer(args.config, args.precision, args.p, parse_assignments(args.assignments))
     stats = TickStats()
     for _ in range(CYCLE):  # warm-up: allocator, oneDNN primitive caches
         trainer.train_step(stats)
@@ -143,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             trainer.train_step(stats)
         step_ms = (time.perf_counter() - t0) * 1000 / steps
     print(f"# profile_train: config {args.config} ({CONFIGS[args.config]}), {args.precision}, p {args.p}, "
+          f"set {parse_assignments(args.assignments)}, "
           f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads, torch {torch.__version__}")
     print(f"step {plain_ms:.1f} ms without the profiler ({plain_ms * 1000 / 16 / 1000:.1f} s/kimg at batch 16), "
           f"{step_ms:.1f} ms under it\n")

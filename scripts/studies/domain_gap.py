@@ -16,6 +16,7 @@ Reads only; prints a table (markdown) of AUCs.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch

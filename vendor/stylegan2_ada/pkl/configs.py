@@ -13,6 +13,7 @@ import reprlib
 from pathlib import Path
 from typing import Any
 
+from stylegan2_ada.config import DiscriminatorConfig, GeneratorConfig
 from stylegan2_ada.errors import CheckpointError
 from stylegan2_ada.pkl.unpickle import PersistentRecord
 
@@ -142,15 +143,11 @@ def discriminator_values(rec: PersistentRecord, path: Path) -> dict[str, Any]:
 
 def generator_config(rec: PersistentRecord, path: Path) -> Any:
     """Our `GeneratorConfig` for a reference G record."""
-    from stylegan2_ada import GeneratorConfig
-
     return _to_config(GeneratorConfig, _values(generator_values, rec, path, "generator"), path, "generator")
 
 
 def discriminator_config(rec: PersistentRecord, path: Path) -> Any:
     """Our `DiscriminatorConfig` for a reference D record."""
-    from stylegan2_ada import DiscriminatorConfig
-
     return _to_config(DiscriminatorConfig, _values(discriminator_values, rec, path, "discriminator"), path,
                       "discriminator")
 

@@ -20,7 +20,9 @@ from typing import Any
 
 import torch
 
+from stylegan2_ada.discriminator import Discriminator
 from stylegan2_ada.errors import CheckpointError
+from stylegan2_ada.generator import Generator
 from stylegan2_ada.pkl.configs import discriminator_config, generator_config
 from stylegan2_ada.pkl.unpickle import PersistentRecord, safe_load_pkl
 
@@ -209,8 +211,6 @@ def _plain_node(obj: Any, convert) -> tuple[Any, int]:
 def networks_from_checkpoint(ckpt: ReferenceCheckpoint, device: str | torch.device = "cpu",
                    include: tuple[str, ...] = ("G", "D", "G_ema")) -> dict[str, torch.nn.Module]:
     """Our networks with the checkpoint's weights, for the names in `include` the file holds."""
-    from stylegan2_ada import Discriminator, Generator
-
     wanted = {
         "G": (Generator, ckpt.G_config, ckpt.G_state),
         "D": (Discriminator, ckpt.D_config, ckpt.D_state),

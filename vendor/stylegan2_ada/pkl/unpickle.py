@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch._utils import _rebuild_tensor_v2 as torch_rebuild
 
 from stylegan2_ada.errors import CheckpointError
 
@@ -124,8 +125,6 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
         raise _BadFile("tensor whose size and stride differ in length")
     _check_fits(storage, storage_offset, size, stride)
     # Hooks and metadata from the file are dropped: a weight needs neither, and hooks are callables.
-    from torch._utils import _rebuild_tensor_v2 as torch_rebuild
-
     return torch_rebuild(storage, storage_offset, size, stride, False, collections.OrderedDict())
 
 
