@@ -89,8 +89,9 @@ def cpu_native_bf16() -> bool | None:
     return None
 
 
-def warn_if_slow_cpu_bf16(device: str, cpu_bf16: bool) -> None:
-    """--cpu-bf16 on a CPU without native bf16 runs emulated kernels: say so, once, on stderr."""
+def warn_if_slow_cpu_bf16(device: str, cpu_bf16: bool, flag: str = "--cpu-bf16") -> None:
+    """bf16 asked for (`flag`) on a CPU without native bf16 runs emulated kernels: say so, once,
+    on stderr. Measured on such a CPU, `gen train` ran 10x slower than in fp32 (docs/BENCHMARKS.md)."""
     if cpu_bf16 and device == "cpu" and cpu_native_bf16() is False:
-        click.echo("note: --cpu-bf16 on a CPU without AVX512-BF16/AMX; bf16 is emulated here and "
-                   "likely slower than fp32", err=True)
+        click.echo(f"note: {flag} on a CPU without AVX512-BF16/AMX; bf16 is emulated here and "
+                   "likely much slower than fp32", err=True)

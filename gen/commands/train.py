@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from classify.core.clitools import claim_cores, parse_device
+from classify.core.clitools import claim_cores, parse_device, warn_if_slow_cpu_bf16
 from classify.core.configs import config_option
 from gen.core.download import is_url
 from gen.core.errors import user_errors
@@ -92,6 +92,7 @@ def train_command(dry_run: bool, metrics: str | None, device: str | None, classe
         _require(overrides, ("data_dir", "--data"), ("classes", "--class"), ("out_dir", "--out"))
         cfg = resolve_config(overrides)
     _warn_if_heavy_on_cpu(cfg)
+    warn_if_slow_cpu_bf16(cfg.device, cfg.precision == "bf16", flag="--precision bf16")
     if dry_run:
         _print_dry_run(cfg)
         return
