@@ -73,17 +73,17 @@ def tiny_prepared(tiny_image_folder: Path, tmp_path: Path) -> Path:
     """`classify prepare folder:<tiny_image_folder> --out tmp_path/data` (library call); returns the folder.
 
     Defaults (val 0.15, test 0.20, seed 0) give train/val/test: good 15/4/5, bad 5/1/2
-    (asserted in tests/test_data_dataset.py). Paths in its manifest are absolute.
+    (asserted in tests/classify/test_data_dataset.py). Paths in its manifest are absolute.
     """
     out = tmp_path / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out=str(out)))
+    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out_dir=str(out)))
     return out
 
 
 @pytest.fixture
 def tiny_prepared_rgb(tiny_rgb_image_folder: Path, tmp_path: Path) -> Path:
     out = tmp_path / "data_rgb"
-    prepare_dataset(PrepareConfig(source=f"folder:{tiny_rgb_image_folder}", out=str(out)))
+    prepare_dataset(PrepareConfig(source=f"folder:{tiny_rgb_image_folder}", out_dir=str(out)))
     return out
 
 

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from classify.ablate.grid import uses_synthetic
+from classify.ablate.design import uses_synthetic
 from classify.ablate.stats import PairedComparison, holm_adjust, paired_compare, summarize
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from classify import __version__
-from classify.ablate.grid import Cell
+from classify.ablate.design import Cell
 from classify.evaluate.evaluation import evaluate_checkpoint
 from classify.train.trainer import ClassifierTrainConfig, train_classifier
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classify.ablate.grid import SyntheticAxes
+from classify.ablate.design import SyntheticAxes
 from classify.core.clitools import parse_device
 from classify.core.configs import Config, base_type, check_known_keys, field_default, flag_name, setting
 from classify.core.errors import UserError

@@ -1,4 +1,4 @@
-"""The ablation grid: cells, their stable ids, and deterministic shards.
+"""The ablation's design: the grid of cells, their stable ids, and deterministic shards.
 
 A cell is one (strategy, model, seed, minority fraction, synthetic ratio) training run; for
 strategies that add synthetic images also which classes get them, their loss weight and their

@@ -98,17 +98,18 @@ def explanation_blocks(records: list[dict], out_dir: Path, suffix: str = "") -> 
     if record is None:
         return []
     samples = sorted({(r.get("sample_check") or {}).get("samples_dir") for r in records} - {None})
-    model, data_dir = record["train"]["checkpoint"], record["train_config"]["data_dir"]
+    model_path, data_dir = record["train"]["checkpoint"], record["train_config"]["data_dir"]
     folder = f"plots/explain{suffix}"
-    s = run_explain(ExplainConfig(model=model, out=str(out_dir / folder), data=data_dir, split="test",
-                                  images=samples[0] if samples else None, per_group=6), log=lambda _line: None)
+    s = run_explain(ExplainConfig(model_path=model_path, out_dir=str(out_dir / folder), data_dir=data_dir,
+                                  split="test", images=samples[0] if samples else None, per_group=6),
+                    log=lambda _line: None)
     blocks: list[doc.Block] = [doc.Heading(f"What {record['id']} looks at (Grad-CAM)", 3)]
     blocks += [doc.Image(f"{folder}/{src['png']}", f"{src['title']}: Grad-CAM and Grad-CAM++ of {record['id']}, "
                          f"read at layer {s['layer']} ({s['map_size']} map), {s['layer_rule']}")
                for src in s["sources"].values()]
     folder = f"plots/outliers{suffix}"
-    o = run_outliers(OutlierConfig(model=model, data=data_dir, out=str(out_dir / folder), per_class=6),
-                     log=lambda _line: None)
+    o = run_outliers(OutlierConfig(model_path=model_path, data_dir=data_dir, out_dir=str(out_dir / folder),
+                                   per_class=6), log=lambda _line: None)
     rows = [[c, str(r["rank"]), Path(r["file"]).name, f"{float(r['iforest_score']):.3f}",
              f"{float(r['ocsvm_score']):.3f}", f"{float(r['p_class']):.3f}", r["predicted"]]
             for c, top in o["top"].items() for r in top[:OUTLIERS_LISTED]]

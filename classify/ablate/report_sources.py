@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from classify.ablate.config import default_setting, result_train_keys
-from classify.ablate.grid import Cell, SyntheticAxes, build_grid
+from classify.ablate.design import Cell, SyntheticAxes, build_grid
 from classify.ablate.runner import failed_cells, load_cells
 from classify.core.errors import UserError
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from classify.ablate.cell import CELL_FORMAT_VERSION, CellTask, train_and_evaluate, versions
 from classify.ablate.config import AblationConfig, default_setting, option_name
-from classify.ablate.grid import Cell, Shard, build_grid, fmt_number, uses_synthetic
+from classify.ablate.design import Cell, Shard, build_grid, fmt_number, uses_synthetic
 from classify.ablate.sample_check import (
     DataFacts,
     SampleCheck,
@@ -149,7 +149,8 @@ def _task(cfg: AblationConfig, cell: Cell, minority: str, check: SampleCheck | N
           keep: bool) -> CellTask:
     work_dir = str(Path(cfg.out_dir) / "runs" / cell.id)
     train = cfg.cell_train_config(
-        out_dir=work_dir, model=cell.model, strategy=cell.strategy, seed=cell.seed, minority_class=minority,
+        out_dir=work_dir, model_name=cell.model, strategy=cell.strategy, seed=cell.seed,
+        minority_class=minority,
         synthetic_dir=check.samples_dir if (check and uses_synthetic(cell.strategy)) else None,
         synthetic_ratio=cell.synthetic_ratio if cell.synthetic_ratio is not None else 1.0,
         synthetic_classes=cell.synthetic_classes, synthetic_weight=cell.synthetic_weight,

@@ -52,7 +52,7 @@ def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
     """Train and evaluate every strategy x model x seed x ratio x fraction cell, then report."""
     claim_cores()  # this command owns the cores it may use (GANBALANCE_THREADS overrides)
     from classify.ablate.config import merge_overrides
-    from classify.ablate.grid import Shard
+    from classify.ablate.design import Shard
     from classify.ablate.runner import format_plan, plan_ablation
     from classify.core.errors import UserError
 

@@ -13,7 +13,7 @@ from classify.data.prepare import PrepareConfig
 
 @click.command("prepare")
 @click.argument("source")
-@config_option(PrepareConfig, "out", required=True)
+@config_option(PrepareConfig, "out_dir", required=True)
 @config_options(PrepareConfig, ("val", "test", "seed", "minority_class", "minority_fraction",
                                 "elpv_threshold"))
 @config_option(PrepareConfig, "force", is_flag=True)

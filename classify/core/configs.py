@@ -32,17 +32,31 @@ class Config:
     """The base of the config dataclasses: `to_dict()` as plain values (nested configs as dicts)
     and `from_dict()`, which refuses keys that are not fields (`config_name` names the config in
     that message). A config with its own reading rules (nested configs, type fixes) overrides
-    `from_dict` and ends in this one."""
+    `from_dict` and ends in this one.
+
+    `renamed` maps a field's former name to its name now (`{"out": "out_dir"}`): `from_dict` reads
+    a dict stored before the rename (config.json, model.pt, classes.json) under the new name."""
 
     config_name = "config key(s)"
+    renamed: typing.ClassVar[Mapping[str, str]] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
 
     @classmethod
     def from_dict(cls: type[C], d: Mapping[str, Any]) -> C:
+        d = current_keys(cls, d)
         check_known_keys(cls, d, cls.config_name)
         return cls(**d)
+
+
+def current_keys(cls: type[Config], d: Mapping[str, Any]) -> dict[str, Any]:
+    """`d` with the keys of `cls.renamed` under their names now; a dict holding both names is refused."""
+    both = sorted(old for old, new in cls.renamed.items() if old in d and new in d)
+    if both:
+        raise UserError(f"{cls.config_name} {', '.join(both)} and {', '.join(cls.renamed[k] for k in both)} "
+                        "are one setting (the first is its former name); give it once")
+    return {cls.renamed.get(k, k): v for k, v in d.items()}
 
 
 # --- click options from a config dataclass ----------------------------------------------------

@@ -50,9 +50,10 @@ class PrepareConfig(Config):
     """Every setting of `classify prepare`; its options are built from these fields."""
 
     config_name = "prepare config keys"
+    renamed = {"out": "out_dir"}  # classes.json of a folder prepared before the field was out_dir
 
     source: str  # folder:PATH, csv:FILE or elpv (the command's SOURCE argument)
-    out: str = setting(help="Prepared data folder to write.", path="dir")
+    out_dir: str = setting(help="Prepared data folder to write.", flag="--out", path="dir")
     val: float = setting(0.15, "Validation fraction per class.")
     test: float = setting(0.20, "Test fraction per class.")
     seed: int = setting(0, "Seed of the split shuffle.")
@@ -67,7 +68,7 @@ class PrepareConfig(Config):
                               "their header, before decoding.")
 
     def validate(self) -> None:
-        if not str(self.out).strip():
+        if not str(self.out_dir).strip():
             raise UserError("--out is empty; name the folder to write the prepared data to, e.g. --out data/mine")
         parse_source(self.source)
         check_fractions(self.val, self.test)
@@ -91,9 +92,9 @@ class PrepareResult:
 
 
 def prepare_dataset(cfg: PrepareConfig, show_progress: bool = False) -> PrepareResult:
-    """Write DATA_DIR (cfg.out); `show_progress` draws a tqdm bar on stderr while decoding."""
+    """Write DATA_DIR (cfg.out_dir); `show_progress` draws a tqdm bar on stderr while decoding."""
     cfg.validate()
-    out = Path(cfg.out).expanduser()
+    out = Path(cfg.out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder; choose another path")
     listing = list_source(cfg.source, out_dir=out, elpv_threshold=cfg.elpv_threshold, show_progress=show_progress)

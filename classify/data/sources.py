@@ -71,6 +71,7 @@ def parse_source(spec: str) -> tuple[str, str]:
 
 
 def list_source(spec: str, out_dir: Path, elpv_threshold: float = 0.5, show_progress: bool = False) -> SourceListing:
+    """The files and labels of one SOURCE (`folder:PATH`, `csv:FILE`, `elpv`), by its kind's `list_*`."""
     kind, arg = parse_source(spec)
     return _SOURCES[kind](arg, out_dir=out_dir, elpv_threshold=elpv_threshold, show_progress=show_progress)
 
@@ -231,5 +232,6 @@ def list_elpv(arg: str, out_dir: Path, elpv_threshold: float = 0.5, **_: object)
 _SOURCES: dict[str, Callable[..., SourceListing]] = {"folder": list_folder, "csv": list_csv, "elpv": list_elpv}
 
 
-def list_sources() -> list[str]:
+def source_kinds() -> list[str]:
+    """The kinds a SOURCE names before its ':' (folder, csv, elpv)."""
     return sorted(_SOURCES)

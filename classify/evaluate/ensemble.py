@@ -24,9 +24,10 @@ class EnsembleConfig(Config):
     """Every setting of `classify ensemble`; its options are built from these fields."""
 
     config_name = "ensemble config keys"
+    renamed = {"runs": "model_paths", "out": "out_dir"}
 
-    runs: list[str]
-    out: str = setting(help="Folder for the ensemble's model.pt.", path="dir")
+    model_paths: list[str]  # the members: model.pt files or their run folders (the command's RUNS)
+    out_dir: str = setting(help="Folder for the ensemble's model.pt.", flag="--out", path="dir")
     combine: str = setting("mean", "mean of the probabilities, or mean of each member's validation "
                            "percentiles (rank).", choices=COMBINES)
     # Default: the first member's training data.
@@ -43,12 +44,12 @@ def build_ensemble(cfg: EnsembleConfig) -> dict:
         classification_metrics,
     )
 
-    if len(cfg.runs) < 2:
-        raise UserError(f"an ensemble needs at least 2 models, got {len(cfg.runs)}")
+    if len(cfg.model_paths) < 2:
+        raise UserError(f"an ensemble needs at least 2 models, got {len(cfg.model_paths)}")
     if cfg.combine not in COMBINES:
         raise UserError(f"--combine {cfg.combine!r} is not one of {', '.join(COMBINES)}")
-    members = [read_checkpoint(r) for r in cfg.runs]
-    check_members(members, cfg.runs)
+    members = [read_checkpoint(r) for r in cfg.model_paths]
+    check_members(members, cfg.model_paths)
     data_dir = cfg.data_dir or members[0].get("config", {}).get("data_dir")
     if not data_dir:
         raise UserError("the members do not record their data folder; pass --data DATA_DIR")
@@ -70,8 +71,8 @@ def build_ensemble(cfg: EnsembleConfig) -> dict:
                                      context=f"the val split of {data_dir}")
     metrics.pop("pr"), metrics.pop("roc")
     ckpt["val"] = metrics
-    out = Path(cfg.out)
+    out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(ckpt, out / "model.pt")
     return {"model": str(out / "model.pt"), "threshold": ckpt["threshold"], "val": metrics,
-            "members": [str(r) for r in cfg.runs], "combine": cfg.combine}
+            "members": [str(r) for r in cfg.model_paths], "combine": cfg.combine}

@@ -46,11 +46,12 @@ class ExplainConfig(Config):
     """Every setting of `classify explain`; its options are built from these fields."""
 
     config_name = "explain config keys"
+    renamed = {"model": "model_path", "out": "out_dir", "data": "data_dir"}
 
-    model: str
-    out: str = setting(help="Folder for the grids, explain.csv/json.", path="dir")
-    data: str | None = setting(None, "Prepared folder: explain the true positives, false negatives and false "
-                               "positives of --split.", path="dir")
+    model_path: str  # a model.pt or its run folder (the command's MODEL argument)
+    out_dir: str = setting(help="Folder for the grids, explain.csv/json.", flag="--out", path="dir")
+    data_dir: str | None = setting(None, "Prepared folder: explain the true positives, false negatives and "
+                                   "false positives of --split.", flag="--data", path="dir")
     split: str = setting("test", choices=EVAL_SPLITS)
     images: str | None = setting(None, "A `gen sample` folder (accepted vs rejected samples) or any folder "
                                  "of images.", path="dir")
@@ -94,16 +95,17 @@ def first_member(clf) -> tuple[object, str | None]:
 
 
 def _data_source(cfg: ExplainConfig, clf) -> Source:
-    data = open_prepared(cfg.data)
-    check_classes(clf, data.classes, cfg.model, cfg.data, "explain it on the data it was trained for")
+    data = open_prepared(cfg.data_dir)
+    check_classes(clf, data.classes, cfg.model_path, cfg.data_dir,
+                  "explain it on the data it was trained for")
     if cfg.split not in EVAL_SPLITS:
         raise UserError(f"unknown --split {cfg.split!r}; use train, val or test")
     part = data.select(split=cfg.split)
     if len(part) == 0:
-        raise UserError(f"the {cfg.split} split of {cfg.data} is empty; pick another --split")
+        raise UserError(f"the {cfg.split} split of {cfg.data_dir} is empty; pick another --split")
     paths = part.paths
     size = display_res(clf.res)
-    return Source(cfg.split, f"{cfg.split} split of {cfg.data}", paths,
+    return Source(cfg.split, f"{cfg.split} split of {cfg.data_dir}", paths,
                   part.images(res=clf.res, channels=clf.in_chans, fit=clf.fit),
                   [clf.classes[int(i)] for i in part.labels], [clf.positive_index] * len(paths),
                   lambda rows: decode_for_display([paths[i] for i in rows], size, clf.in_chans, clf.fit))
@@ -249,7 +251,7 @@ def csv_rows(source: Source, clf, probs: torch.Tensor, heat: dict[str, dict[int,
 
 
 def _check(cfg: ExplainConfig) -> None:
-    if not cfg.data and not cfg.images:
+    if not cfg.data_dir and not cfg.images:
         raise UserError("nothing to explain: give --data DATA (with --split) and/or --images FOLDER "
                         "(a `gen sample` folder or any folder of images)")
     if cfg.per_group < 1:
@@ -262,18 +264,19 @@ def _check(cfg: ExplainConfig) -> None:
 def run_explain(cfg: ExplainConfig, log: Callable[[str], None] = print) -> dict:
     """Write OUT/explain_<source>.png per source, explain.csv and explain.json; returns the summary."""
     _check(cfg)
-    clf, note = first_member(load_classifier(cfg.model, device=cfg.device))
+    clf, note = first_member(load_classifier(cfg.model_path, device=cfg.device))
     if note:
-        log(f"note: {cfg.model} is {note}")
-    sources = ([_data_source(cfg, clf)] if cfg.data else []) + ([_folder_source(cfg, clf)] if cfg.images else [])
+        log(f"note: {cfg.model_path} is {note}")
+    sources = (([_data_source(cfg, clf)] if cfg.data_dir else [])
+               + ([_folder_source(cfg, clf)] if cfg.images else []))
     net = explained_net(clf)
     choice = pick_layer(clf.model.backbone, clf.res, clf.in_chans, clf.model_name, cfg.layer)
     log(f"heatmaps read layer {choice.name} ({choice.map_size} at {clf.res}px): {choice.rule}")
-    out = Path(cfg.out)
-    summary = {"model": str(cfg.model), "model_name": clf.model_name, "ensemble_note": note, "res": clf.res,
-               "display_res": display_res(clf.res), "layer": choice.name, "layer_rule": choice.rule,
-               "map_size": choice.map_size, "methods": list(cfg.methods), "positive_class": clf.positive_class,
-               "threshold": clf.threshold, "sources": {}}
+    out = Path(cfg.out_dir)
+    summary = {"model": str(cfg.model_path), "model_name": clf.model_name, "ensemble_note": note,
+               "res": clf.res, "display_res": display_res(clf.res), "layer": choice.name,
+               "layer_rule": choice.rule, "map_size": choice.map_size, "methods": list(cfg.methods),
+               "positive_class": clf.positive_class, "threshold": clf.threshold, "sources": {}}
     table: list[list] = []
     for source in sources:
         probs = clf.predict_proba(source.x)

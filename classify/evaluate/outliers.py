@@ -89,10 +89,11 @@ class OutlierConfig(Config):
     """Every setting of `classify outliers`; its options are built from these fields."""
 
     config_name = "outlier config keys"
+    renamed = {"model": "model_path", "out": "out_dir", "data": "data_dir"}
 
-    model: str
-    data: str = setting(help="Prepared data folder.", path="dir")
-    out: str = setting(help="Folder for outliers.csv/png/json.", path="dir")
+    model_path: str  # a model.pt, its run folder or an ensemble (the command's MODEL argument)
+    data_dir: str = setting(help="Prepared data folder.", flag="--data", path="dir")
+    out_dir: str = setting(help="Folder for outliers.csv/png/json.", flag="--out", path="dir")
     split: str = setting("train", "Images to score; the detectors are always fitted on each class's train "
                          "images.", choices=EVAL_SPLITS)
     per_class: int = setting(8, "Images per class in outliers.png.")
@@ -101,7 +102,7 @@ class OutlierConfig(Config):
 
 
 def _check(cfg: OutlierConfig, clf, data) -> None:
-    check_classes(clf, data.classes, cfg.model, cfg.data, "score the data it was trained for")
+    check_classes(clf, data.classes, cfg.model_path, cfg.data_dir, "score the data it was trained for")
     if cfg.split not in EVAL_SPLITS:
         raise UserError(f"unknown --split {cfg.split!r}; use train, val or test")
     if cfg.per_class < 1:
@@ -113,7 +114,7 @@ def score_class(cfg: OutlierConfig, clf, data, name: str) -> list[dict]:
     train = data.select(split="train", classes=[name])
     x_train = train.images(res=clf.res, channels=clf.in_chans, fit=clf.fit)
     scorer = fit_outlier_scorer(clf.features(x_train).double().numpy(), f"class {name!r} of the train split of "
-                                f"{cfg.data}", "prepare more images of it, or leave it out", cfg.seed)
+                                f"{cfg.data_dir}", "prepare more images of it, or leave it out", cfg.seed)
     part = train if cfg.split == "train" else data.select(split=cfg.split, classes=[name])
     if len(part) == 0:
         return []
@@ -149,22 +150,23 @@ def _csv_rows(rows: list[dict]) -> list[list]:
 
 def run_outliers(cfg: OutlierConfig, log: Callable[[str], None] = print) -> dict:
     """Write OUT/outliers.csv, outliers.png and outliers.json; returns the summary."""
-    clf = load_classifier(cfg.model, device=cfg.device)
-    data = open_prepared(cfg.data)
+    clf = load_classifier(cfg.model_path, device=cfg.device)
+    data = open_prepared(cfg.data_dir)
     _check(cfg, clf, data)
     rows: list[dict] = []
     for name in clf.classes:
         rows += sorted(score_class(cfg, clf, data, name), key=lambda r: r["rank"])
     if not rows:
-        raise UserError(f"the {cfg.split} split of {cfg.data} is empty; pick another --split")
-    out = Path(cfg.out)
+        raise UserError(f"the {cfg.split} split of {cfg.data_dir} is empty; pick another --split")
+    out = Path(cfg.out_dir)
     title = (f"most anomalous {cfg.split} images per class (IsolationForest + OneClassSVM on {clf.model_name} "
              f"features of each class's train images); #rank, p = model's probability of the labelled class")
     atomic_write_csv(out / "outliers.csv", CSV_COLUMNS, _csv_rows(rows))
     atomic_write_bytes(out / "outliers.png", outlier_figure(rows, clf.classes, clf, cfg.per_class, title))
-    summary = {"model": str(cfg.model), "model_name": clf.model_name, "data": str(cfg.data), "split": cfg.split,
-               "fitted_on": "train", "scorers": {"iforest": {"n_estimators": N_TREES, "random_state": cfg.seed},
-                                                 "ocsvm": {"kernel": "rbf", "gamma": "scale", "nu": SVM_NU}},
+    summary = {"model": str(cfg.model_path), "model_name": clf.model_name, "data": str(cfg.data_dir),
+               "split": cfg.split, "fitted_on": "train",
+               "scorers": {"iforest": {"n_estimators": N_TREES, "random_state": cfg.seed},
+                           "ocsvm": {"kernel": "rbf", "gamma": "scale", "nu": SVM_NU}},
                "features": "standardised penultimate features, per class",
                "counts": {c: sum(1 for r in rows if r["class"] == c) for c in clf.classes},
                "top": {c: [{k: r[k] for k in CSV_COLUMNS} for r in rows if r["class"] == c][:TOP_LISTED]

@@ -1,7 +1,7 @@
 """`classify pseudo-label MODEL --images FOLDER --threshold T --data DATA --out NEWDATA`.
 
 Unlabelled images that a model (or an ensemble) labels with confidence >= T are added to the
-TRAIN split of a copy of a prepared folder, as in the seed reports' pseudo-labelling round.
+TRAIN split of a copy of a prepared folder: one round of pseudo-labelling.
 Val and test are copied unchanged and never receive an image; an image whose md5 is a val or
 test image of DATA is refused (counted in the report), and one already in DATA is skipped.
 The copy is a normal prepared folder (manifest.csv last, classes.json tied to its hash, a
@@ -40,11 +40,12 @@ class PseudoLabelConfig(Config):
     """Every setting of `classify pseudo-label`; its options are built from these fields (but `batch`)."""
 
     config_name = "pseudo-label config keys"
+    renamed = {"model": "model_path", "out": "out_dir"}
 
-    model: str
+    model_path: str  # a model.pt, its run folder or an ensemble (the command's MODEL argument)
     images: str = setting(help="Unlabelled images (file or folder).")
     data_dir: str = setting(help="Prepared folder to copy.", flag="--data", path="dir")
-    out: str = setting(help="New prepared folder to write.", path="dir")
+    out_dir: str = setting(help="New prepared folder to write.", flag="--out", path="dir")
     threshold: float = setting(0.95, "Add an image when its most likely class has at least this probability.")
     device: str = setting("cpu", "cpu, cuda, cuda:N or auto.", cli_default="auto")
     tta: str = setting("none", "Test-time augmentation.", choices=TTA_MODES)
@@ -55,12 +56,13 @@ def pseudo_label(cfg: PseudoLabelConfig) -> dict:
     """Write the new prepared folder; returns the counts its report states."""
     if not 0.0 < cfg.threshold <= 1.0:
         raise UserError(f"--threshold {cfg.threshold} must be in (0, 1]")
-    out, data = Path(cfg.out), open_prepared(cfg.data_dir)
+    out, data = Path(cfg.out_dir), open_prepared(cfg.data_dir)
     if out.resolve() == data.root.resolve() or (out / MANIFEST_NAME).exists():
         raise UserError(f"--out {out} is a prepared folder already; pseudo-labels go into a new folder")
-    clf = load_classifier(cfg.model, device=cfg.device)
+    clf = load_classifier(cfg.model_path, device=cfg.device)
     if list(clf.classes) != list(data.classes):
-        raise UserError(f"{cfg.model} predicts {clf.classes} but {cfg.data_dir} has classes {data.classes}")
+        raise UserError(f"{cfg.model_path} predicts {clf.classes} but {cfg.data_dir} has classes "
+                        f"{data.classes}")
     files = list_images([cfg.images])
     preds = predict_files(clf, files, batch=cfg.batch, tta=cfg.tta)
     rows = [dict(r, path=str(resolve_path(data.root, r["path"]))) for r in data.select().rows]
@@ -88,7 +90,7 @@ def _new_rows(files, preds, clf, rows, cfg, out: Path) -> tuple[list[dict], dict
             continue
         try:
             row = image_row(out, Path(path), clf.classes[k], decode_image(Path(path)), split="train",
-                            note=f"pseudo-label p={pred.probs[k]:.4f} by {cfg.model}")
+                            note=f"pseudo-label p={pred.probs[k]:.4f} by {cfg.model_path}")
         except (ImageRejected, OSError):
             counts["unreadable"] += 1
             continue
@@ -113,8 +115,8 @@ def _write_folder(out: Path, data, text: str, rows: list[dict], counts: dict, cf
     classes.update(manifest_hash=digest, counts=split_counts, pseudo_label={**dataclasses.asdict(cfg), "counts": counts,
                                                        "from_data": str(data.root), "from_hash": data.manifest_hash})
     lines = [f"# Pseudo-labelled copy of {data.root}", "",
-             f"Model `{cfg.model}` scored {counts['scored']} images of `{cfg.images}`; those with a class "
-             f"probability >= {cfg.threshold} joined the **train** split (val and test unchanged).", "",
+             f"Model `{cfg.model_path}` scored {counts['scored']} images of `{cfg.images}`; those with a "
+             f"class probability >= {cfg.threshold} joined the **train** split (val and test unchanged).", "",
              "| outcome | images |", "|---|---|",
              *[f"| added as {c} | {n} |" for c, n in counts["added"].items()],
              f"| below the threshold | {counts['below_threshold']} |",

@@ -1,4 +1,4 @@
-"""Ensembles: several trained classifiers answering as one (the seed reports' 3-5 model averages).
+"""Ensembles: several trained classifiers answering as one (an average of 3-5 models steadies a classifier trained on few images).
 
 An ensemble file (`classify ensemble RUN... --out DIR` writes DIR/model.pt) holds its members'
 whole checkpoints, so it moves and loads like any model.pt (weights_only, plain values), plus

@@ -1,6 +1,6 @@
 """Decoupled heads: a scikit-learn linear classifier refit on the trained network's features.
 
-The seed reports fitted an SVM on DenseNet features; `--head logreg|svm` does the same after
+A linear model on a CNN's features often beats the CNN's own head on few images; `--head logreg|svm` fits one after
 training: the penultimate features of every train image the run used are standardised and a
 class-balanced LogisticRegression or LinearSVC is fitted. The head is stored in model.pt as plain
 arrays (mean, scale, coef, intercept), never a pickled estimator, and applied by

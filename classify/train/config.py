@@ -35,11 +35,12 @@ SYNTHETIC_REAL_SHARE = 1 / 3
 @dataclass
 class ClassifierTrainConfig(Config):
     config_name = "ClassifierTrainConfig key(s)"
+    renamed = {"model": "model_name"}  # config.json and model.pt before the field was model_name
 
     data_dir: str = setting("data", "Prepared data folder.", flag="--data", path="dir")
     out_dir: str = setting("runs/classify", "Run folder to write.", flag="--out", path="dir")
     # Not a click.Choice: the registry's own check gives the one-line error listing the models.
-    model: str = setting("resnet18", "Registry model (see `classify models`).")
+    model_name: str = setting("resnet18", "Registry model (see `classify models`).", flag="--model")
     strategy: str = setting("baseline", "Strategy, parts joined by '+' (see `classify models`).")
     epochs: int = setting(10, "Passes over the train split.")
     res: int = setting(128, "Training resolution (square); 64,128 trains progressively (res_schedule).")
@@ -97,9 +98,9 @@ class ClassifierTrainConfig(Config):
 
     # Fields an ablation sets per cell (or from its own options); every other field is a
     # study-wide training setting that `classify ablate` takes as a flag or TOML key.
-    PER_CELL = ("data_dir", "out_dir", "model", "strategy", "seed", "device", "synthetic_dir", "synthetic_ratio",
-                "synthetic_classes", "synthetic_weight", "synthetic_schedule", "minority_class", "minority_fraction",
-                "progress")
+    PER_CELL = ("data_dir", "out_dir", "model_name", "strategy", "seed", "device", "synthetic_dir",
+                "synthetic_ratio", "synthetic_classes", "synthetic_weight", "synthetic_schedule",
+                "minority_class", "minority_fraction", "progress")
     # Settings that change only the speed, never what is learned.
     SPEED_ONLY = ("channels_last", "compile")
 
@@ -116,7 +117,8 @@ class ClassifierTrainConfig(Config):
         for flag, value, low in (("--res", self.res, 8), ("--batch", self.batch, 2), ("--epochs", self.epochs, 1)):
             if value < low:
                 raise UserError(f"{flag} {value} must be >= {low}")
-        model_spec(self.model, self.res)  # an unknown name or a res this network cannot take (too big, too small)
+        # An unknown name, or a res this network cannot take (too big, too small).
+        model_spec(self.model_name, self.res)
         # Written as "not (ok)" so that NaN, which fails every comparison, is refused too.
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UserError(f"--lr {self.lr} must be a finite number > 0")
@@ -135,7 +137,7 @@ class ClassifierTrainConfig(Config):
                 raise UserError(f"--res {','.join(map(str, self.res_schedule))}: the last resolution is the model's "
                                 f"(--res {self.res}) and each needs at least one of the {self.epochs} epochs")
             for r in self.res_schedule:
-                model_spec(self.model, r)
+                model_spec(self.model_name, r)
         if not 0 <= self.warmup_head_epochs < self.epochs:
             raise UserError(f"--warmup-head-epochs {self.warmup_head_epochs} must be >= 0 and below --epochs {self.epochs}")
         if not self.backbone_lr_mult > 0:

@@ -99,7 +99,8 @@ class _Step:
 def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device) -> tuple[_Step, torch.nn.Module]:
     """Model, optimizer, schedule and strategy hooks; returns (step state, the uncompiled net)."""
     k = len(data.classes)
-    net = build_model(cfg.model, num_classes=k, in_chans=data.in_chans, pretrained=cfg.pretrained).to(device)
+    net = build_model(cfg.model_name, num_classes=k, in_chans=data.in_chans, pretrained=cfg.pretrained)
+    net = net.to(device)
     cuda = device.type == "cuda"
     bf16 = (cuda and cfg.amp) or (device.type == "cpu" and cfg.cpu_bf16)
     # channels_last: on CUDA always; on the CPU with bf16 only, where oneDNN's bf16 kernels
@@ -335,7 +336,7 @@ def _first_checkpoint(start, replacement, started: bool, save) -> None:
 
 def _save(cfg, out_dir: Path, net: torch.nn.Module, st: _Step, data: ClassifierTrainData, epoch: int,
           threshold: float | None, val: dict, head: dict | None = None) -> None:
-    save_checkpoint(out_dir / "model.pt", model=net, model_name=cfg.model, config=cfg.to_dict(),
+    save_checkpoint(out_dir / "model.pt", model=net, model_name=cfg.model_name, config=cfg.to_dict(),
                     classes=data.classes, positive=data.positive, in_chans=data.in_chans, res=cfg.res,
                     fit=data.fit, threshold=threshold, norm=st.norm, epoch=epoch, val=val,
                     data_manifest_hash=data.manifest_hash, head=head)

@@ -26,9 +26,10 @@ def parse_filters(text: str) -> list[str]:
 
 @click.command("sample")
 @click.argument("generator", type=click.Path())
-@config_option(SampleConfig, "out", required=True)
+@config_option(SampleConfig, "out_dir", required=True)
 @config_options(SampleConfig, ("n", "seeds", "class_name", "trunc", "snapshot", "batch", "device",
-                               "precision", "judge", "inception_weights", "features", "data", "resize_to"))
+                               "precision", "judge", "inception_weights", "features", "data_dir",
+                               "resize_to"))
 @config_options(FilterConfig, [f.name for f in fields(FilterConfig)])
 @config_option(SampleConfig, "exclude")
 @user_errors
@@ -46,7 +47,7 @@ def sample(device: str, filters: str, **options) -> None:
     try:
         run_sample(cfg, log=click.echo)
     except KeyboardInterrupt:
-        images = Path(cfg.out) / "images"
+        images = Path(cfg.out_dir) / "images"
         n = sum(1 for _ in images.rglob("seed*.png")) if images.is_dir() else 0
         click.echo(f"interrupted: the {n} images in {images} are kept; rerun the same command to continue "
                    "(only the missing seeds are generated)", err=True)

@@ -23,9 +23,10 @@ class SampleConfig(Config):
     """Every setting of `gen sample` but the filters'; its options are built from these fields."""
 
     config_name = "sample settings"
+    renamed = {"out": "out_dir", "data": "data_dir"}
 
     generator: str
-    out: str = setting(help="SAMPLES_DIR to write (or resume).", path="dir")
+    out_dir: str = setting(help="SAMPLES_DIR to write (or resume).", flag="--out", path="dir")
     n: int | None = setting(None, "Number of samples (seeds 0..N-1) unless --seeds is given.")
     seeds: str | None = setting(None, "Seeds: A-B (inclusive), A,B,C or 0-9,20.")
     snapshot: str = setting("best", "best, latest or a kimg number (run folders).")
@@ -42,7 +43,8 @@ class SampleConfig(Config):
     features: str | None = setting(None, "Features for realism/memorisation/metrics (default: judge if "
                                    "given).", choices=_extractor_names)
     # Overrides the data_dir recorded in the generator.
-    data: str | None = setting(None, "Data folder of the generator (default: from its info).", path="any")
+    data_dir: str | None = setting(None, "Data folder of the generator (default: from its info).",
+                                   flag="--data", path="any")
     resize_to: str | None = setting(None, "Also write samples resized to WxH (e.g. 300x300) for training.")
     # Samples ruled out by hand (seed or file per line): rejected_by=manual.
     exclude: str | None = setting(None, "Samples ruled out by hand: one seed or sample file per line "

@@ -122,18 +122,18 @@ def _real_sets(cfg: SampleConfig, info: dict, used: list[str], classes: list[str
     """The reals of one split per class index, with their features when there is an extractor. The
     train split is what the filters compare with; the val split only feeds the report's held-out
     checks (no filter sees it, so the report cannot have been tuned on it)."""
-    raw = load_reals(cfg.data or info.get("data_dir", ""), used, info["res"], channels, info.get("fit", "crop"),
-                     split=split)
+    raw = load_reals(cfg.data_dir or info.get("data_dir", ""), used, info["res"], channels,
+                     info.get("fit", "crop"), split=split)
     return {classes.index(name): RealSet(extractor.features(imgs).double() if extractor is not None else None,
                                          imgs, files)
             for name, (imgs, files) in raw.items()}
 
 
 def _note_other_data(cfg: SampleConfig, info: dict, log: Callable) -> None:
-    if cfg.data and info.get("manifest_hash"):
-        now = str(open_prepared(cfg.data).manifest_hash)
+    if cfg.data_dir and info.get("manifest_hash"):
+        now = str(open_prepared(cfg.data_dir).manifest_hash)
         if now != info["manifest_hash"]:
-            log(f"note: --data {cfg.data} is not the data the generator was trained on (manifest hash "
+            log(f"note: --data {cfg.data_dir} is not the data the generator was trained on (manifest hash "
                 f"{info['manifest_hash'][:12]} -> {now[:12]}); the filters compare samples with its train images")
 
 
@@ -166,7 +166,7 @@ def _sample_info(cfg: SampleConfig, info: dict, snapshot: str, seeds: list[int],
         # What the generator learned from (the ablation's leak guard checks it per class).
         "seen_md5": info.get("seen_md5"), "recipe": info.get("recipe"), "aug": info.get("aug"),
         "orient": info.get("orient"),
-        "data_dir": cfg.data or info.get("data_dir"), "trunc": cfg.trunc, "resize_to": cfg.resize_to,
+        "data_dir": cfg.data_dir or info.get("data_dir"), "trunc": cfg.trunc, "resize_to": cfg.resize_to,
         "n": len(seeds), "seed_min": min(seeds), "seed_max": max(seeds), "class": cfg.class_name,
         "judge": cfg.judge, "filters": cfg.filters.to_dict(), **extra,
     }
@@ -192,7 +192,7 @@ def _scorers(cfg, classes, used, info, log) -> Scorers:
         raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
                         "(or --inception-weights PATH), or choose --filters without them")
     needs_reals = extractor is not None or any(f in REAL_FILTERS for f in cfg.filters.filters)
-    data_dir = cfg.data or info.get("data_dir", "")
+    data_dir = cfg.data_dir or info.get("data_dir", "")
     if not needs_reals and not (data_dir and Path(data_dir).is_dir()):
         log("note: the generator's data folder is not here, so the report has no domain-gap check (pass --data)")
         return Scorers(judge, note, extractor, {}, {})
@@ -254,7 +254,7 @@ def _validate(cfg: SampleConfig) -> None:
     """Settings that cannot work, refused before any image is generated."""
     check_trunc(cfg.trunc)
     # Samples beside real images would be taken for reals by a later `classify prepare folder:`.
-    refuse_output_in_prepared(cfg.out)
+    refuse_output_in_prepared(cfg.out_dir)
     wanted = [f for f in cfg.filters.filters if f in FEATURE_FILTERS]
     if "outlier" in cfg.filters.filters and not 0.0 < cfg.filters.outlier_percentile <= 100.0:
         raise UserError(f"--outlier-percentile {cfg.filters.outlier_percentile} must be in (0, 100]")
@@ -269,7 +269,7 @@ def run_sample(cfg: SampleConfig, log: Callable[[str], None] = print) -> dict[st
     """Generate (or resume), filter, and write the sample set; returns the filter report. One
     writer per sample folder: a second `gen sample` into the same --out fails at once."""
     _validate(cfg)
-    with folder_lock(cfg.out, "gen sample", log):
+    with folder_lock(cfg.out_dir, "gen sample", log):
         return _run_sample(cfg, log)
 
 
@@ -280,7 +280,7 @@ def _run_sample(cfg: SampleConfig, log: Callable[[str], None]) -> dict[str, Any]
     classes = list(info.get("classes") or ["sample"])
     if len(classes) != max(G.c_dim, 1):
         raise UserError(f"{info['generator_path']} lists {len(classes)} classes but its network has c_dim={G.c_dim}; re-export it")
-    out, snapshot = Path(cfg.out), Path(info["generator_path"]).name
+    out, snapshot = Path(cfg.out_dir), Path(info["generator_path"]).name
     _check_resume(out, cfg, snapshot)
     # Refuse an impossible --n before building per-seed lists (resumed PNGs need no new space).
     on_disk = sum(1 for _ in (out / "images").rglob("seed*.png")) if (out / "images").is_dir() else 0

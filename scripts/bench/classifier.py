@@ -50,7 +50,7 @@ def synthetic_prepared(root: Path, n: int, size: int) -> Path:
         img = rng.integers(40, 200, size=(size, size), dtype=np.uint8)
         (root / "src" / label).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img, mode="L").save(root / "src" / label / f"{i:05d}.png")
-    prepare_dataset(PrepareConfig(source=f"folder:{root / 'src'}", out=str(root / "data")))
+    prepare_dataset(PrepareConfig(source=f"folder:{root / 'src'}", out_dir=str(root / "data")))
     return root / "data"
 
 
@@ -67,8 +67,9 @@ def bench_ours(data_dir: Path, res: int, batch: int, steps: int, warmup: int, mo
                cpu_bf16: bool = False, channels_last: bool | None = None) -> dict:
     """Our trainer's step; `channels_last` None = the trainer's choice (CUDA, or CPU bf16),
     True/False forces it on or off."""
-    cfg = ClassifierTrainConfig(data_dir=str(data_dir), out_dir="unused", model=model, res=res, batch=batch, device=device,
-                                epochs=1, progress=False, cpu_bf16=cpu_bf16, channels_last=channels_last is not False)
+    cfg = ClassifierTrainConfig(data_dir=str(data_dir), out_dir="unused", model_name=model, res=res,
+                                batch=batch, device=device, epochs=1, progress=False, cpu_bf16=cpu_bf16,
+                                channels_last=channels_last is not False)
     strategy = build_strategy("baseline")
     t0 = time.perf_counter()
     data = load_classifier_train_data(cfg, None)  # decodes into the cache on first use

@@ -5,81 +5,26 @@ function of the cell, so the report's statistics can be checked against construc
 """
 
 import json
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from classify_helpers import (
+    FACTS,
+    broken_cell,
+    config,
+    fake_facts,
+    make_samples,
+    oversample_helps,
+    run,
+)
 
-from classify.ablate.cell import CellTask
 from classify.ablate.config import AblationConfig
-from classify.ablate.grid import Shard, build_grid
+from classify.ablate.design import Shard, build_grid
 from classify.ablate.report import write_report
-from classify.ablate.runner import format_plan, plan_ablation, run_ablation
+from classify.ablate.runner import format_plan, plan_ablation
 from classify.ablate.sample_check import DataFacts
 from classify.core.errors import UserError
-
-FACTS = DataFacts(classes=["defective", "ok"], train_counts={"defective": 40, "ok": 200}, manifest_hash="h1")
-
-
-def fake_facts(_data_dir: str) -> DataFacts:
-    return FACTS
-
-
-def fake_cell(task: CellTask) -> dict:
-    """Metrics with a built-in effect: GAN arms +0.10 minority F1, others equal up to noise."""
-    c = task.cell
-    rng = np.random.default_rng(zlib.crc32(f"{c.strategy}/{c.seed}".encode()))
-    gain = 0.10 if "gan" in c.strategy else 0.0
-    f1 = 0.5 + gain + 0.02 * c.seed + float(rng.normal(0, 0.004))
-    y_true = [0] * 20 + [1] * 5
-    y_score = list(np.linspace(0, 1, 25))
-    return {"train": {"best_epoch": 1},
-            "metrics": {"minority_f1": f1, "average_precision": f1 + 0.1, "roc_auc": 0.8, "balanced_accuracy": 0.7,
-                        "ece": 0.1 - gain / 2, "n": 25, "y_true": y_true, "y_score": y_score,
-                        "pr": {"precision": [1.0, 0.8, 0.5], "recall": [0.0, 0.5, 1.0]},
-                        "synthetic_dir": task.train["synthetic_dir"]}}
-
-
-def oversample_helps(task: CellTask) -> dict:
-    out = fake_cell(task)
-    if task.cell.strategy == "oversample":
-        for key in ("minority_f1", "average_precision"):
-            out["metrics"][key] += 0.05
-    return out
-
-
-def broken_cell(task: CellTask) -> dict:
-    if task.cell.seed == 1:
-        raise RuntimeError("exploded on purpose")
-    return fake_cell(task)
-
-
-def make_samples(tmp_path: Path, real_seen: int, classes=("defective",), res: int = 16, n: int = 120) -> str:
-    """A samples.csv/sample_info.json pair; every fourth of the n rows is rejected."""
-    d = tmp_path / f"samples_{real_seen}_{res}_{n}"
-    d.parent.mkdir(parents=True, exist_ok=True)
-    d.mkdir()
-    rows = [f"img/{i}.png,{i},defective,1.0,net.pt,{int(i % 4 != 0)},{'judge' if i % 4 == 0 else ''}"
-            for i in range(n)]
-    (d / "samples.csv").write_text("file,seed,class,trunc,snapshot,accepted,rejected_by\n" + "\n".join(rows) + "\n")
-    (d / "sample_info.json").write_text(json.dumps(
-        {"classes": list(classes), "res": res, "channels": 1, "real_counts": {"defective": real_seen},
-         "manifest_hash": "h1"}))
-    Image.new("L", (8, 8), 128).save(d / "accepted.png")
-    return str(d)
-
-
-def config(tmp_path: Path, **kw) -> AblationConfig:
-    base = dict(data_dir=str(tmp_path / "data"), out_dir=str(tmp_path / "abl"), strategies=["baseline", "oversample"],
-                models=["resnet18"], seeds=[0, 1], epochs=1, res=16, batch=8)
-    return AblationConfig.from_dict(base | kw)
-
-
-def run(cfg, shard=None, cell_fn=fake_cell, jobs=1):
-    plan = plan_ablation(cfg, shard, jobs=jobs, inspect=fake_facts)
-    return plan, run_ablation(plan, jobs=jobs, cell_fn=cell_fn)
 
 
 def test_grid_multiplies_only_gan_strategies_by_ratio():
@@ -404,7 +349,7 @@ def test_report_on_a_folder_where_every_cell_failed_points_at_failed(tmp_path):
 
 
 def test_the_documented_study_file_is_valid(tmp_path):
-    text = (Path(__file__).parents[1] / "docs" / "FORMATS.md").read_text()
+    text = (Path(__file__).parents[2] / "docs" / "FORMATS.md").read_text()
     block = text.split("```toml\n", 1)[1].split("```", 1)[0]
     (tmp_path / "s.toml").write_text(block)
     cfg = AblationConfig.from_dict(AblationConfig.read_toml(tmp_path / "s.toml"), source="FORMATS.md")

@@ -1,9 +1,9 @@
 """The ablation report's PCA + t-SNE feature maps, heatmaps and outlier table."""
 
 import numpy as np
-from classify_testdata import make_samples_folder
+from classify_helpers import make_samples_folder
+from gen_helpers import tiny_judge
 from PIL import Image
-from sample_fixtures import tiny_judge
 
 from classify.ablate import plots
 from classify.ablate.feature_map import explanation_blocks, feature_groups, feature_map_blocks

@@ -1,11 +1,11 @@
-"""The ablation report's guards: a plain warning where the classifier barely learns (issue 21), and
-cell records it cannot use named instead of crashing or averaged in (issue 22)."""
+"""The ablation report's guards: a plain warning where the classifier barely learns, and
+cell records it cannot use named instead of crashing or averaged in."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from test_ablate import config, oversample_helps, run
+from classify_helpers import config, oversample_helps, run
 
 from classify.ablate.cell import CellTask
 from classify.ablate.report import write_report
@@ -31,7 +31,7 @@ def test_report_says_plainly_when_the_classifier_barely_learns(tmp_path):
 
 
 def test_report_names_broken_cell_records_instead_of_crashing_or_averaging_them(tmp_path):
-    """Issue 22, item 11: `seed: "x"`, NaN or a string metric in a cell JSON."""
+    """`seed: "x"`, NaN or a string metric in a cell JSON."""
     import json
 
     cfg = config(tmp_path, seeds=[0, 1, 2])

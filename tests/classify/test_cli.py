@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from classify_testdata import make_square_dataset, write_square_images
-from cli_helpers import one_line_error
+from classify_helpers import make_square_dataset, write_square_images
 from click.testing import CliRunner
+from helpers import one_line_error
 
 from classify.cli import main
 from classify.data.prepare import PrepareConfig, prepare_dataset
@@ -44,7 +44,7 @@ def test_train_eval_round_trip_and_mismatch(tmp_path: Path) -> None:
     write_square_images(other / "cracked", 10, defect=True, seed=5)
     write_square_images(other / "ok", 20, defect=False, seed=6)
     other_data = tmp_path / "other_data"
-    prepare_dataset(PrepareConfig(source=f"folder:{other}", out=str(other_data)))
+    prepare_dataset(PrepareConfig(source=f"folder:{other}", out_dir=str(other_data)))
     one_line_error(_run(["eval", str(run), "--data", str(other_data)]), "trained on classes", "retrain")
 
 
@@ -67,7 +67,7 @@ def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
     write_square_images(images / "good", 12, defect=False, seed=1)
     write_square_images(images / "bad", 2, defect=True, seed=2)  # one to train, one to test: val has none
     data = tmp_path / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{images}", out=str(data)))
+    prepare_dataset(PrepareConfig(source=f"folder:{images}", out_dir=str(data)))
     r = _run(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--device", "cpu", "--res", "16"])
     one_line_error(r, "split", "undefined")
 
@@ -150,15 +150,15 @@ def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeyp
     one_line_error(_run(_train_args(data, run) + ["--force", "--model", "resnet9"]), "unknown model")
     one_line_error(_run(_train_args(tmp_path / "nowhere", run) + ["--force"]), "nowhere")
     assert all((run / name).read_text() == "old" for name in old)
-    # a forced replacement stopped before its first checkpoint leaves the old run whole (issue 22,
-    # item 8: never the old model beside the new run's config)
+    # a forced replacement stopped before its first checkpoint leaves the old run whole (never the old
+    # model beside the new run's config)
     r = CliRunner().invoke(main, _train_args(data, run) + ["--force"])
     assert r.exit_code == 130 and "the previous run in" in r.output and "kept whole" in r.output
     assert all((run / name).read_text() == "old" for name in old) and not (run / "config.json").exists()
 
 
 def test_a_forced_rerun_that_fails_before_its_first_checkpoint_keeps_the_old_run(tmp_path: Path, monkeypatch) -> None:
-    """Issue 22, item 8: a full disk at the new run's first checkpoint leaves the finished run as it was."""
+    """A full disk at the new run's first checkpoint leaves the finished run as it was."""
     import errno
 
     import classify.train.loop
@@ -200,7 +200,8 @@ def test_eval_threshold_override_keeps_the_default_result_and_other_data_is_note
     assert (run / "confusion_test_thr0.3.png").is_file() and json.loads(default)["data_note"] is None
     # The same images prepared with another seed: the model's train images may now be test images.
     reprepared = tmp_path / "reprepared"
-    prepare_dataset(PrepareConfig(source=f"folder:{tmp_path / 'square_images'}", out=str(reprepared), seed=7))
+    prepare_dataset(PrepareConfig(source=f"folder:{tmp_path / 'square_images'}", out_dir=str(reprepared),
+                                  seed=7))
     r = _run(["eval", str(run), "--data", str(reprepared), "--out", str(tmp_path / "ev"), "--device", "cpu"])
     assert r.exit_code == 0 and "note: the model was trained on another prepared folder" in r.output
     assert "optimistic" in json.loads((tmp_path / "ev" / "eval.json").read_text())["data_note"]
@@ -274,7 +275,7 @@ def test_a_settled_replacement_killed_mid_delete_never_comes_back(tmp_path: Path
 
 
 def test_the_shared_one_line_check_refuses_what_a_user_should_not_see() -> None:
-    """tests/cli_helpers.one_line_error, which every CLI error test uses: it must fail on a success,
+    """tests/helpers.one_line_error, which every CLI error test uses: it must fail on a success,
     a traceback, a second line, an unexpected exception or a missing word."""
     from types import SimpleNamespace as Result
 

@@ -1,4 +1,4 @@
-"""One writer per run folder (issue 22, item 3): a second run into the same --out fails in one line
+"""One writer per run folder: a second run into the same --out fails in one line
 naming the holder; a lock left by a dead process is taken over; ablation cells are claimed."""
 
 from __future__ import annotations
@@ -10,21 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
+from classify_helpers import claim_and_hold, hold_folder_lock
 
 from classify.core.errors import UserError
-from classify.core.runlock import LOCK_NAME, claim, folder_lock
-
-
-def _hold(folder: str, ready, release) -> None:
-    with folder_lock(folder, "test holder"):
-        ready.set()
-        release.wait(20)
+from classify.core.runlock import LOCK_NAME, folder_lock
 
 
 def _other_process_holds(folder: Path):
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    proc = ctx.Process(target=_hold, args=(str(folder), ready, release))
+    proc = ctx.Process(target=hold_folder_lock, args=(str(folder), ready, release))
     proc.start()
     assert ready.wait(20), "the holder process did not start"
     return proc, release
@@ -65,30 +60,23 @@ def test_classify_train_and_gen_sample_refuse_a_folder_in_use(tmp_path):
             train_classifier(ClassifierTrainConfig(data_dir=str(tmp_path / "nodata"), out_dir=str(tmp_path / "run"),
                                                    res=16, batch=8, epochs=1, progress=False))
         with pytest.raises(UserError, match="in use by"):
-            run_sample(SampleConfig(generator=str(tmp_path / "nogen"), out=str(tmp_path / "run"), n=2,
+            run_sample(SampleConfig(generator=str(tmp_path / "nogen"), out_dir=str(tmp_path / "run"), n=2,
                                     filters=FilterConfig(filters=[])))
     finally:
         release.set()
         proc.join(20)
 
 
-def _claim_and_hold(path: str, ready, release) -> None:
-    with claim(path, "cell") as mine:
-        assert mine
-        ready.set()
-        release.wait(20)
-
-
 def test_an_ablation_cell_held_elsewhere_is_skipped_not_trained_twice(tmp_path):
     from classify.ablate.cell import CellTask
-    from classify.ablate.grid import Cell
+    from classify.ablate.design import Cell
     from classify.ablate.runner import CLAIMED_ELSEWHERE, execute_cell
 
     cell = Cell("baseline", "resnet18", 0, 1.0, None)
     task = CellTask(cell, {"device": "cpu"}, str(tmp_path / "w"), False, 0, None)
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    proc = ctx.Process(target=_claim_and_hold, args=(str(tmp_path / "claims" / f"{cell.id}.lock"), ready, release))
+    proc = ctx.Process(target=claim_and_hold, args=(str(tmp_path / "claims" / f"{cell.id}.lock"), ready, release))
     proc.start()
     assert ready.wait(20)
     calls = []

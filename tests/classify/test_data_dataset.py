@@ -41,7 +41,7 @@ def test_unique_files_keeps_the_first_of_each_duplicate(make_image_folder, tmp_p
     for k in range(3):  # three copies of one good image
         (root / "good" / f"copy{k}.png").write_bytes((root / "good" / "img000.png").read_bytes())
     out = tmp_path / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{root}", out=str(out)))
+    prepare_dataset(PrepareConfig(source=f"folder:{root}", out_dir=str(out)))
     data = open_prepared(out)
     unique = data.unique_files()
     assert len(data) == 19 and len(unique) == 16
@@ -98,7 +98,8 @@ def test_cache_invalidated_when_manifest_changes(tiny_image_folder, tiny_prepare
     data = open_prepared(tiny_prepared)
     data.images(res=8)
     old = {p.name for p in (tiny_prepared / "cache").glob("*.npy")}
-    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out=str(tiny_prepared), seed=1, force=True))
+    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out_dir=str(tiny_prepared), seed=1,
+                                  force=True))
     data2 = open_prepared(tiny_prepared)
     assert data2.manifest_hash != data.manifest_hash
     data2.images(res=8)

@@ -1,6 +1,6 @@
 """`classify prepare` under hostile input and interruptions; aspect ratios and `--fit auto`.
 
-Issue 17 (write order, one-line errors, --out "") and the data side of "fit that keeps the
+Write order, one-line errors, --out "", and the data side of "fit that keeps the
 defect" (aspect-ratio report, crop warning, resolve_fit, minority-class warning).
 """
 
@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pytest
 import torch
-from cli_helpers import one_line_error
 from click.testing import CliRunner
 from conftest import write_class_images
+from helpers import one_line_error
 from PIL import Image
 
 from classify.cli import main
@@ -34,7 +34,7 @@ def _run(*args):
 
 def test_failure_before_the_manifest_leaves_a_folder_that_is_refused(tiny_image_folder, tmp_path, monkeypatch):
     out = tmp_path / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out=str(out), seed=0))
+    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out_dir=str(out), seed=0))
     before = open_prepared(out).manifest_hash
 
     def crash(path, text):
@@ -42,13 +42,14 @@ def test_failure_before_the_manifest_leaves_a_folder_that_is_refused(tiny_image_
 
     monkeypatch.setattr(prepare_mod, "write_manifest", crash)
     with pytest.raises(OSError):
-        prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out=str(out), seed=1, force=True))
+        prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out_dir=str(out), seed=1,
+                                      force=True))
     monkeypatch.undo()
     assert json.loads((out / "classes.json").read_text())["config"]["seed"] == 1  # the half-written state
     with pytest.raises(UserError, match=r"classes.json describes another manifest .*stopped between its files"):
         open_prepared(out)
     # Rerunning the command that wrote the folder repairs it.
-    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out=str(out), seed=0))
+    prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out_dir=str(out), seed=0))
     assert open_prepared(out).manifest_hash == before
 
 
@@ -163,7 +164,7 @@ def test_resolve_fit_keeps_a_concrete_request_and_checks_names():
 def test_images_fit_auto_resolves_with_the_folders_own_ratios(tmp_path):
     root = _mixed_folder(tmp_path / "images", wide=6, square=14)
     out = tmp_path / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{root}", out=str(out)))
+    prepare_dataset(PrepareConfig(source=f"folder:{root}", out_dir=str(out)))
     data = open_prepared(out)
     assert data.resolve_fit("auto") == "pad" and aspect_summary(prepared_aspect_ratios(out))["auto_fit"] == "pad"
     # A selection of square images only still gets the folder's fit (one fit per folder).
@@ -196,7 +197,7 @@ def test_a_real_minority_class_gets_no_such_warning(tiny_image_folder, tmp_path)
     assert "majority" not in (tmp_path / "out" / "report.md").read_text()
 
 
-# ---- issue 22, items 1 and 2: labels that leave a folder, paths with control characters ---------
+# ---- labels that leave a folder, paths with control characters ---------
 
 @pytest.mark.parametrize("label, why", [("../../../x", "a path separator"), ("a\\b", "a path separator"),
                                         ("..", "'.' or '..'"), ("bad\ncls", "a control character")])
@@ -249,7 +250,7 @@ def test_a_symlinked_class_folder_leading_out_of_the_source_is_not_followed(make
 
 
 def test_small_files_that_declare_huge_images_are_refused_from_the_header(make_image_folder, tmp_path):
-    """Issue 22, item 9: a few-KB PNG of thousands of pixels a side must not be decoded."""
+    """A few-KB PNG of thousands of pixels a side must not be decoded."""
     root = make_image_folder(counts={"good": 3, "bad": 3})
     big = Image.new("I;16", (3000, 2000))
     big.save(root / "bad" / "huge16.png")
@@ -271,7 +272,7 @@ def test_sixteen_bit_images_decode_without_a_wide_copy():
 
 
 def test_an_image_replaced_by_another_of_the_same_size_is_refused_by_name(make_image_folder, tmp_path):
-    """Issue 22, item 7: content, not only size, is checked after prepare (md5 when the mtime moved,
+    """Content, not only size, is checked after prepare (md5 when the mtime moved,
     and always when the cache is built)."""
     root = make_image_folder(counts={"good": 4, "bad": 4})
     out = tmp_path / "out"
@@ -288,7 +289,7 @@ def test_an_image_replaced_by_another_of_the_same_size_is_refused_by_name(make_i
     assert len(open_prepared(out).images(res=8, channels=1)) == 8  # restored: accepted again
 
 
-# ---- issue 22, item 12: the smaller ones -------------------------------------------------------
+# ---- smaller guards -------------------------------------------------------------------
 
 def test_one_file_under_two_labels_is_refused_and_a_repeated_row_is_kept_once(make_image_folder, tmp_path):
     root = make_image_folder(counts={"good": 3, "bad": 3})

@@ -7,14 +7,14 @@ import pytest
 
 from classify.core.errors import UserError
 from classify.data.prepare import PrepareConfig, prepare_dataset
-from classify.data.sources import list_csv, list_folder, list_source, list_sources, parse_source
+from classify.data.sources import list_csv, list_folder, list_source, parse_source, source_kinds
 
 
 def test_parse_source():
     assert parse_source("folder:/a/b") == ("folder", "/a/b")
     assert parse_source("csv:x.csv") == ("csv", "x.csv")
     assert parse_source("elpv") == ("elpv", "")
-    assert list_sources() == ["csv", "elpv", "folder"]
+    assert source_kinds() == ["csv", "elpv", "folder"]
     with pytest.raises(UserError, match="needs a path"):
         parse_source("folder:")
     with pytest.raises(UserError, match="unknown source"):
@@ -82,13 +82,13 @@ def test_elpv_export_threshold_and_reuse(tmp_path, monkeypatch):
     assert [i.label for i in strict.items].count("defective") == 3
     with pytest.raises(UserError, match="elpv-threshold"):
         list_source("elpv", out_dir=out, elpv_threshold=0.0)
-    result = prepare_dataset(PrepareConfig(source="elpv", out=str(out)))
+    result = prepare_dataset(PrepareConfig(source="elpv", out_dir=str(out)))
     assert result.rows == 12 and sum(result.counts["defective"].values()) == 6
     assert (out / "manifest.csv").read_text().splitlines()[1].startswith("elpv_images/cell0000.png,")
 
 
 def test_prepare_config_roundtrip():
-    cfg = PrepareConfig(source="elpv", out="d", minority_class="defective", minority_fraction=0.25)
+    cfg = PrepareConfig(source="elpv", out_dir="d", minority_class="defective", minority_fraction=0.25)
     assert PrepareConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(UserError, match="unknown prepare config keys"):
         PrepareConfig.from_dict({**cfg.to_dict(), "colour": "red"})

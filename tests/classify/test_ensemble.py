@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from classify_testdata import make_square_dataset, write_square_images
+from classify_helpers import make_square_dataset, write_square_images
 
 from classify.core.errors import UserError
 from classify.data.dataset import open_prepared

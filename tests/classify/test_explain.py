@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from classify_testdata import make_samples_folder
-from cli_helpers import one_line_error
+from classify_helpers import make_samples_folder
 from click.testing import CliRunner
+from gen_helpers import tiny_judge
+from helpers import one_line_error
 from PIL import Image
-from sample_fixtures import tiny_judge
 from torch import nn
 
 from classify.cli import main
@@ -159,8 +159,8 @@ def _csv(path):
 def test_explain_writes_grids_table_and_summary_for_data_and_samples(tiny_prepared, judge, tmp_path):
     samples = make_samples_folder(tmp_path / "samples", n_accepted=5, n_rejected=3, size=16)
     out = tmp_path / "explain"
-    s = run_explain(ExplainConfig(model=str(judge), out=str(out), data=str(tiny_prepared), split="test",
-                                  images=str(samples), per_group=4), log=lambda _m: None)
+    s = run_explain(ExplainConfig(model_path=str(judge), out_dir=str(out), data_dir=str(tiny_prepared),
+                                  split="test", images=str(samples), per_group=4), log=lambda _m: None)
     assert s["layer"] == "layer2" and s["map_size"] == "4x4" and s["ensemble_note"] is None
     assert set(s["sources"]) == {"test", "samples"}
     for src in s["sources"].values():
@@ -185,8 +185,9 @@ def test_explain_writes_grids_table_and_summary_for_data_and_samples(tiny_prepar
 
 def test_rgb_data_and_models_explain_too(tiny_prepared_rgb, tmp_path):
     judge = tiny_judge(tmp_path / "rgb.pt", ["bad", "good"], in_chans=3, res=RES)
-    s = run_explain(ExplainConfig(model=str(judge), out=str(tmp_path / "e"), data=str(tiny_prepared_rgb),
-                                  split="val", per_group=2), log=lambda _m: None)
+    s = run_explain(ExplainConfig(model_path=str(judge), out_dir=str(tmp_path / "e"),
+                                  data_dir=str(tiny_prepared_rgb), split="val", per_group=2),
+                    log=lambda _m: None)
     assert s["sources"]["val"]["n"] == 5 and Image.open(tmp_path / "e" / "explain_val.png").mode in ("RGB", "RGBA")
 
 
@@ -196,8 +197,9 @@ def test_an_ensemble_is_explained_through_its_first_member(tiny_prepared, judge,
     torch.save({"kind": KIND, "format_version": FORMAT_VERSION, "combine": "mean", "members": [member, member],
                 "threshold": 0.5}, path)
     lines = []
-    s = run_explain(ExplainConfig(model=str(path), out=str(tmp_path / "e"), data=str(tiny_prepared),
-                                  methods=["gradcam"], per_group=2), log=lines.append)
+    s = run_explain(ExplainConfig(model_path=str(path), out_dir=str(tmp_path / "e"),
+                                  data_dir=str(tiny_prepared), methods=["gradcam"], per_group=2),
+                    log=lines.append)
     assert "first member's (resnet18)" in s["ensemble_note"] and any("ensemble of 2 models" in m for m in lines)
 
 
@@ -207,8 +209,8 @@ def test_a_plain_image_folder_shows_highest_and_lowest_scores(judge, tmp_path):
     for i in range(5):
         Image.fromarray(np.full((20, 24), 40 * i, np.uint8), mode="L").save(folder / f"x{i}.png")
     (folder / "broken.png").write_bytes(b"not a png")  # left out, not fatal
-    s = run_explain(ExplainConfig(model=str(judge), out=str(tmp_path / "e"), images=str(folder), per_group=3),
-                    log=lambda _m: None)
+    s = run_explain(ExplainConfig(model_path=str(judge), out_dir=str(tmp_path / "e"), images=str(folder),
+                                  per_group=3), log=lambda _m: None)
     groups = s["sources"]["images"]["groups"]
     assert list(groups) == ["highest scores", "lowest scores"] and groups["lowest scores"]["shown"] == 3
     assert s["sources"]["images"]["n"] == 5

@@ -1,4 +1,4 @@
-"""Classifier tools from the seed reports: pretrained backbones (never downloaded here), timm
+"""Classifier tools for small data: pretrained backbones (never downloaded here), timm
 architectures by name, head warm-up and backbone LR, plateau schedule, progressive resizing,
 decoupled heads, test-time augmentation and classic-augmentation strength levels."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from classify_testdata import make_square_dataset
+from classify_helpers import make_square_dataset
 
 from classify.core.errors import UserError
 from classify.model.models import build_model
@@ -23,7 +23,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def _cfg(data_dir: Path, out: Path, **kw) -> ClassifierTrainConfig:
-    base = dict(data_dir=str(data_dir), out_dir=str(out), model="resnet18", epochs=2, res=16, batch=8,
+    base = dict(data_dir=str(data_dir), out_dir=str(out), model_name="resnet18", epochs=2, res=16, batch=8,
                 device="cpu", progress=False, seed=0)
     return ClassifierTrainConfig(**(base | kw))
 
@@ -72,10 +72,10 @@ def test_vgg_imagenet_stem_is_adapted_like_timm(monkeypatch):
 
 
 def test_any_timm_architecture_by_name_trains(data_dir, tmp_path):
-    r = train_classifier(_cfg(data_dir, tmp_path / "t", model="timm:resnet10t", res=32, epochs=1))
+    r = train_classifier(_cfg(data_dir, tmp_path / "t", model_name="timm:resnet10t", res=32, epochs=1))
     assert r["best_epoch"] == 1
     with pytest.raises(UserError, match="unknown timm architecture"):
-        _cfg(data_dir, tmp_path / "x", model="timm:no_such_net").validate()
+        _cfg(data_dir, tmp_path / "x", model_name="timm:no_such_net").validate()
 
 
 def test_head_warmup_freezes_the_backbone_and_its_statistics(data_dir):

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from classify_testdata import make_square_dataset, write_square_images
+from classify_helpers import make_square_dataset, write_square_images
 from click.testing import CliRunner
 
 from classify.cli import main
@@ -68,10 +68,10 @@ def test_predict_with_a_file_name_that_is_not_utf8(model, tmp_path):
     assert "caf\\xe9.png" in text and text.count("\n") == 3  # header + both images scored
 
 
-# ---- issue 22, item 4: outputs that would overwrite inputs -------------------------------------
+# ---- outputs that would overwrite inputs -------------------------------------
 
 def test_predict_and_eval_refuse_outputs_over_their_inputs(tmp_path):
-    from classify_testdata import make_square_dataset
+    from classify_helpers import make_square_dataset
     from click.testing import CliRunner
 
     from classify.cli import main

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from cli_helpers import one_line_error
 from click.testing import CliRunner
 from conftest import write_class_images
+from gen_helpers import prepared_bad_good, tiny_generator, tiny_judge
+from helpers import one_line_error
 from PIL import Image
-from sample_fixtures import prepared_bad_good, tiny_generator, tiny_judge
 
 from classify.cli import main
 from classify.core.errors import UserError
@@ -56,14 +56,15 @@ def planted(tmp_path):
     inverted = 255 - np.asarray(Image.open(paths[0]))
     Image.fromarray(inverted.astype(np.uint8), mode="L").save(images / "good" / "zz_inverted.png")
     data = tmp_path / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{images}", out=str(data), val=0.0, test=0.0))
+    prepare_dataset(PrepareConfig(source=f"folder:{images}", out_dir=str(data), val=0.0, test=0.0))
     return data
 
 
 def test_outliers_rank_planted_blank_and_inverted_images_first(planted, tmp_path):
     judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"], res=32)
     out = tmp_path / "out"
-    summary = run_outliers(OutlierConfig(model=str(judge), data=str(planted), out=str(out), per_class=4),
+    summary = run_outliers(OutlierConfig(model_path=str(judge), data_dir=str(planted), out_dir=str(out),
+                                         per_class=4),
                            log=lambda _m: None)
     with open(out / "outliers.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -98,8 +99,8 @@ def test_cli_outliers_and_its_errors(tiny_prepared, tmp_path):
 
 def test_a_class_too_small_for_the_scorer_is_named(make_image_folder, tmp_path):
     data = tmp_path / "small"
-    prepare_dataset(PrepareConfig(source=f"folder:{make_image_folder(counts={'good': 20, 'bad': 4})}", out=str(data),
-                                  val=0.0, test=0.0))
+    prepare_dataset(PrepareConfig(source=f"folder:{make_image_folder(counts={'good': 20, 'bad': 4})}",
+                                  out_dir=str(data), val=0.0, test=0.0))
     judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"], res=32)
     result = CliRunner().invoke(main, ["outliers", str(judge), "--data", str(data), "--out", str(tmp_path / "o")])
     one_line_error(result, f"class 'bad' of the train split of {data} has 4 image(s); the outlier scorer needs at least 5")
@@ -141,7 +142,8 @@ def sample_files(tmp_path_factory):
 
 def test_gen_sample_outlier_filter_writes_both_scores_and_decides(sample_files, tmp_path):
     out = tmp_path / "s"
-    cfg = SampleConfig(generator=str(sample_files["run"]), out=str(out), n=10, judge=str(sample_files["judge"]),
+    cfg = SampleConfig(generator=str(sample_files["run"]), out_dir=str(out), n=10,
+                       judge=str(sample_files["judge"]),
                        filters=FilterConfig(filters=["judge", "outlier"], min_confidence=0.0))
     report = run_sample(cfg, log=lambda _m: None)
     with open(out / "samples.csv", newline="") as fh:
@@ -158,10 +160,10 @@ def test_gen_sample_refuses_the_outlier_filter_with_too_few_reals_before_generat
     write_class_images(tmp_path / "img" / "bad", 4, defect=True, rgb=False, seed=1)
     write_class_images(tmp_path / "img" / "good", 12, defect=False, rgb=False, seed=2)
     data = tmp_path / "data"
-    prepare_dataset(PrepareConfig(source=f"folder:{tmp_path / 'img'}", out=str(data)))
+    prepare_dataset(PrepareConfig(source=f"folder:{tmp_path / 'img'}", out_dir=str(data)))
     run = tiny_generator(tmp_path / "run", data, ["bad"])
     judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"])
-    cfg = SampleConfig(generator=str(run), out=str(tmp_path / "s"), n=4, judge=str(judge),
+    cfg = SampleConfig(generator=str(run), out_dir=str(tmp_path / "s"), n=4, judge=str(judge),
                        filters=FilterConfig(filters=["outlier"]))
     with pytest.raises(UserError, match="the outlier filter needs at least 5 real train images per sampled class "
                                         "\\('bad' has [0-4]\\)"):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from classify_testdata import make_samples_folder, make_square_dataset
+from classify_helpers import make_samples_folder, make_square_dataset
 
 from classify.core.errors import UserError
 from classify.data.dataset import open_prepared
@@ -119,7 +119,7 @@ def test_checkpoint_is_plain_and_judge_api_works(square_data, tmp_path) -> None:
     r = train_classifier(_cfg(square_data, tmp_path / "run"))
     ckpt = torch.load(r["checkpoint"], weights_only=True)
     assert ckpt["classes"] == ["bad", "good"] and ckpt["res"] == 16 and ckpt["in_chans"] == 1
-    assert ckpt["config"]["model"] == "resnet18" and ckpt["format_version"] == 1
+    assert ckpt["config"]["model_name"] == "resnet18" and ckpt["format_version"] == 1
     clf = load_classifier(r["checkpoint"])
     assert (clf.classes, clf.res, clf.in_chans, clf.threshold) == (["bad", "good"], 16, 1, r["threshold"])
     x = torch.randint(0, 256, (5, 3, 40, 40), dtype=torch.uint8)  # other size and channel count
@@ -137,7 +137,7 @@ def test_checkpoint_is_plain_and_judge_api_works(square_data, tmp_path) -> None:
 
 
 def test_config_round_trip_and_unknown_keys() -> None:
-    cfg = ClassifierTrainConfig(model="vgg11_bn", strategy="focal", target_recall=0.9)
+    cfg = ClassifierTrainConfig(model_name="vgg11_bn", strategy="focal", target_recall=0.9)
     assert ClassifierTrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(UserError, match="unknown ClassifierTrainConfig key.*epochz"):
         ClassifierTrainConfig.from_dict({"epochz": 3})
@@ -165,10 +165,10 @@ def test_cpu_bf16_is_opt_in_and_still_learns(square_data_learnable, tmp_path) ->
 
 
 def test_samples_csv_may_not_point_outside_its_folder_or_at_held_out_images(square_data, tmp_path) -> None:
-    """Issue 22, item 6: synthetic files lie in the sample folder, and none is a val/test image."""
+    """Synthetic files lie in the sample folder, and none is a val/test image."""
     import shutil
 
-    from classify_testdata import make_samples_folder
+    from classify_helpers import make_samples_folder
 
     data = open_prepared(square_data)
     outside = make_samples_folder(tmp_path / "outside", n_accepted=12, n_rejected=0)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import one_line_error
 from click.testing import CliRunner
+from helpers import one_line_error
 from PIL import Image
 
 from classify.ablate.config import AblationConfig

@@ -7,7 +7,7 @@ outputs, the resume behaviour, and index.html on disk and in headless Chromium.
 
 Each step's command line goes to the real `classify`/`gen` click group *in this process*:
 seven fresh interpreters would spend most of the test importing torch. Launching steps as
-subprocesses (and their exit codes) is covered by tests/test_pipeline.py.
+subprocesses (and their exit codes) is covered by tests/gen/test_pipeline.py.
 """
 
 import csv
@@ -18,8 +18,8 @@ from pathlib import Path
 import click
 import pytest
 import torch
-from browser_helpers import broken_links, probe_images
 from conftest import write_class_images
+from helpers import broken_links, probe_images
 
 from classify.cli import main as classify_main
 from gen.cli import main as gen_main
@@ -27,7 +27,7 @@ from gen.pipeline import runner as pipeline
 from gen.pipeline.runner import PipelineConfig, run_pipeline
 from gen.pipeline.site import write_site_index
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["prepare", "judge", "judge_eval", "gan", "sample", "explain", "outliers", "ablate", "report"]
 
 MICRO = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from browser_helpers import broken_links, chromium_or_skip, probe_images, screenshot
+from helpers import broken_links, chromium_or_skip, probe_images, screenshot
 from PIL import Image
 
 from gen.core.grids import save_grid

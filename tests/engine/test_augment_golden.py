@@ -19,7 +19,7 @@ from stylegan2_ada.augment.filter import filter_bank
 from stylegan2_ada.augment.warp import plan_warp, sym6_filter
 
 TOLERANCE = 1e-4
-FIXTURE = Path(__file__).parent / "golden" / "sg2ada_augment.safetensors"
+FIXTURE = Path(__file__).parents[1] / "golden" / "sg2ada_augment.safetensors"
 SINGLE_GROUPS = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast",
                  "lumaflip", "hue", "saturation", "imgfilter", "noise", "cutout",
                  "imgfilter_band0", "imgfilter_band1", "imgfilter_band2", "imgfilter_band3")

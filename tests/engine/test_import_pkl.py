@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import one_line_error
 from click.testing import CliRunner
-from reference_pkl_builder import FakePersistent, module_state, reference_names, split, write_reference_pkl
+from engine_helpers import FakePersistent, module_state, reference_names, split, write_reference_pkl
+from helpers import one_line_error
 from stylegan2_ada.errors import CheckpointError
 from stylegan2_ada.pkl.importer import load_reference_pkl, networks_from_checkpoint
 from stylegan2_ada.pkl.unpickle import safe_load_pkl
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 COND = GOLDEN / "sg2ada_cond_gray32.safetensors"
 RGB = GOLDEN / "sg2ada_uncond_rgb64.safetensors"
 

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import one_line_error
 from click.testing import CliRunner
-from reference_pkl_builder import FakePersistent, module_state, reference_names, split, write_reference_pkl
+from engine_helpers import FakePersistent, module_state, reference_names, split, write_reference_pkl
+from helpers import one_line_error
 from stylegan2_ada.errors import CheckpointError
 from stylegan2_ada.pkl.importer import load_reference_pkl, record_state_dict, to_plain
 from stylegan2_ada.pkl.unpickle import GraphTooLarge, check_graph
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 COND = GOLDEN / "sg2ada_cond_gray32.safetensors"
 TESTS = Path(__file__).parent
 
@@ -198,7 +198,7 @@ def test_python2_names_still_refuse_what_is_not_allowed(tmp_path):
 
 def test_malformed_module_fields_are_one_line(tmp_path):
     # `_modules` as a list where a dict belongs: an AttributeError deep in the config mapping before.
-    from reference_pkl_builder import golden, record_tree, reference_kwargs
+    from engine_helpers import golden, record_tree, reference_kwargs
 
     state, cfg = golden(COND)
     g_kwargs, _ = reference_kwargs(cfg)

@@ -24,7 +24,7 @@ from stylegan2_ada.loss import (
     style_mix,
 )
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).parents[1] / "golden"
 
 
 def softplus(x: float) -> float:
@@ -214,7 +214,7 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-# The network fixtures (sg2ada_augment is the augmentation fixture: tests/test_augment_golden.py).
+# The network fixtures (sg2ada_augment is the augmentation fixture: tests/engine/test_augment_golden.py).
 GOLDEN_FILES = sorted(p.name for p in GOLDEN.glob("sg2ada_*.safetensors") if p.stem != "sg2ada_augment")
 
 

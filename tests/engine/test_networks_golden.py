@@ -15,7 +15,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from stylegan2_ada import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
-GOLDEN_DIR = Path(__file__).parent / "golden"
+GOLDEN_DIR = Path(__file__).parents[1] / "golden"
 GOLDEN_FILES = ["sg2ada_cond_gray32", "sg2ada_uncond_rgb64"]
 # CUDA runs too where a GPU is present (with TF32 off: the check is about float32).
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 import torch_fidelity
-from sample_fixtures import tiny_judge
+from gen_helpers import tiny_judge
 
 from classify.core.errors import UserError
 from gen.core.metrics import ExtractorConfig, build_extractor, compute_metrics

@@ -153,7 +153,7 @@ def test_interrupted_then_resumed_step_counts_both_attempts(tmp_path, capsys):
     assert "summed over every attempt" in page and "2 (1 interrupted or failed)" in page
 
 
-# ---- issue 22, item 10: malformed pipeline TOMLs are one-line errors naming the step -------------
+# ---- malformed pipeline TOMLs are one-line errors naming the step -------------
 
 @pytest.mark.parametrize("text, needle", [
     ('[[step]]\nname = "a"\nargv = ["echo"]\n[[step]]\nname = "a"\nargv = ["echo"]\n', "two steps are named 'a'"),

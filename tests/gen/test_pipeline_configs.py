@@ -11,7 +11,7 @@ from classify.cli import main as classify_main
 from gen.cli import main as gen_main
 from gen.pipeline.runner import PipelineConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GROUPS = {"classify": classify_main, "gen": gen_main}
 CONFIGS = sorted((ROOT / "scripts").glob("demo-*.toml"))
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from gen_helpers import prepared_bad_good, tiny_generator, tiny_judge
 from PIL import Image
-from sample_fixtures import prepared_bad_good, tiny_generator, tiny_judge
 
 from classify.core.errors import UserError
 from classify.data.prepare import PrepareConfig, prepare_dataset
@@ -55,7 +55,7 @@ def _quiet(_msg: str) -> None:
 def test_sample_writes_n_images_consistent_csv_report_and_pages(setup, tmp_path):
     run, judge = setup
     out = tmp_path / "s"
-    cfg = SampleConfig(generator=str(run), out=str(out), n=12, judge=str(judge), batch=5,
+    cfg = SampleConfig(generator=str(run), out_dir=str(out), n=12, judge=str(judge), batch=5,
                        filters=FilterConfig(filters=["judge", "realism", "memorisation", "duplicates", "fid_select"],
                                             min_confidence=0.0, min_realism=0.0))
     report = run_sample(cfg, log=_quiet)
@@ -100,7 +100,8 @@ def test_rerun_resumes_and_extends(setup, tmp_path):
     run, judge = setup
     out = tmp_path / "s"
     msgs = []
-    cfg = SampleConfig(generator=str(run), out=str(out), n=6, judge=str(judge), filters=FilterConfig(filters=["judge"], min_confidence=0.0))
+    cfg = SampleConfig(generator=str(run), out_dir=str(out), n=6, judge=str(judge),
+                       filters=FilterConfig(filters=["judge"], min_confidence=0.0))
     run_sample(cfg, log=msgs.append)
     first = (out / "images/bad/seed0000002.png").read_bytes()
     cfg.n = 9
@@ -110,14 +111,15 @@ def test_rerun_resumes_and_extends(setup, tmp_path):
     assert (out / "images/bad/seed0000002.png").read_bytes() == first
     assert len(_rows(out)) == 9
     with pytest.raises(UserError, match="trunc"):
-        run_sample(SampleConfig(generator=str(run), out=str(out), n=3, trunc=0.5, filters=FilterConfig(filters=[])), log=_quiet)
+        run_sample(SampleConfig(generator=str(run), out_dir=str(out), n=3, trunc=0.5,
+                                filters=FilterConfig(filters=[])), log=_quiet)
 
 
 def test_conditional_per_class_grid_and_resize(files, tmp_path):
     run, judge = files["cond"], files["judge32"]
     out = tmp_path / "s"
     msgs = []
-    cfg = SampleConfig(generator=str(run), out=str(out), n=8, judge=str(judge), resize_to="24x20",
+    cfg = SampleConfig(generator=str(run), out_dir=str(out), n=8, judge=str(judge), resize_to="24x20",
                        filters=FilterConfig(filters=["judge", "memorisation"], min_confidence=0.0))
     run_sample(cfg, log=msgs.append)
     rows = _rows(out)
@@ -131,22 +133,24 @@ def test_conditional_per_class_grid_and_resize(files, tmp_path):
 def test_judge_on_other_classes_or_channels_is_a_clear_error(files, tmp_path):
     run, other, rgb = files["run"], files["other"], files["rgb"]
     with pytest.raises(UserError, match=r"trained on classes .*cat"):
-        run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "a"), n=4, judge=str(other)), log=_quiet)
+        run_sample(SampleConfig(generator=str(run), out_dir=str(tmp_path / "a"), n=4, judge=str(other)),
+                   log=_quiet)
     with pytest.raises(UserError, match="3-channel"):
-        run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "b"), n=4, judge=str(rgb)), log=_quiet)
+        run_sample(SampleConfig(generator=str(run), out_dir=str(tmp_path / "b"), n=4, judge=str(rgb)),
+                   log=_quiet)
     # both refused before generating: no image, no half-written sample_info.json
     assert not (tmp_path / "a" / "images").exists() and not (tmp_path / "b" / "sample_info.json").exists()
     (tmp_path / "junk.pt").write_bytes(b"truncated")
     with pytest.raises(UserError, match="cannot read"):
-        run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "c"), n=4, judge=str(tmp_path / "junk.pt")),
-                   log=_quiet)
+        run_sample(SampleConfig(generator=str(run), out_dir=str(tmp_path / "c"), n=4,
+                                judge=str(tmp_path / "junk.pt")), log=_quiet)
     assert not (tmp_path / "c" / "images").exists()
 
 
 def test_empty_accepted_set_names_the_filter_and_still_writes_scores(setup, tmp_path):
     run, judge = setup
     out = tmp_path / "s"
-    cfg = SampleConfig(generator=str(run), out=str(out), n=5, judge=str(judge),
+    cfg = SampleConfig(generator=str(run), out_dir=str(out), n=5, judge=str(judge),
                        filters=FilterConfig(filters=["judge"], min_confidence=1.01))
     with pytest.raises(UserError, match=r"filter 'judge'.*judge_confidence min"):
         run_sample(cfg, log=_quiet)
@@ -157,9 +161,10 @@ def test_filters_without_judge_are_refused_before_generating(setup, tmp_path):
     run, _ = setup
     out = tmp_path / "s"
     with pytest.raises(UserError, match="--judge MODEL"):
-        run_sample(SampleConfig(generator=str(run), out=str(out), n=3), log=_quiet)
+        run_sample(SampleConfig(generator=str(run), out_dir=str(out), n=3), log=_quiet)
     assert not (out / "images").exists()
-    report = run_sample(SampleConfig(generator=str(run), out=str(out), n=3, filters=FilterConfig(filters=[])), log=_quiet)
+    report = run_sample(SampleConfig(generator=str(run), out_dir=str(out), n=3,
+                                     filters=FilterConfig(filters=[])), log=_quiet)
     assert report["n_accepted"] == 3 and report["extractor"] is None
     assert (out / "accepted.png").is_file() and not (out / "rejected.png").exists()
 
@@ -167,8 +172,8 @@ def test_filters_without_judge_are_refused_before_generating(setup, tmp_path):
 def test_n_larger_than_disk_allows(setup, tmp_path):
     run, _ = setup
     with pytest.raises(UserError, match="MiB free"):
-        run_sample(SampleConfig(generator=str(run), out=str(tmp_path / "s"), n=10**12, filters=FilterConfig(filters=[])),
-                   log=_quiet)
+        run_sample(SampleConfig(generator=str(run), out_dir=str(tmp_path / "s"), n=10**12,
+                                filters=FilterConfig(filters=[])), log=_quiet)
 
 
 def test_parse_seeds():
@@ -222,8 +227,8 @@ def test_cli_interrupt_says_the_images_are_kept(setup, tmp_path, monkeypatch):
     import gen.sample.runner
 
     def interrupted(cfg, log):
-        (Path(cfg.out) / "images").mkdir(parents=True)
-        (Path(cfg.out) / "images" / "seed0000.png").write_bytes(b"png")
+        (Path(cfg.out_dir) / "images").mkdir(parents=True)
+        (Path(cfg.out_dir) / "images" / "seed0000.png").write_bytes(b"png")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(gen.sample.runner, "run_sample", interrupted)
@@ -234,14 +239,17 @@ def test_cli_interrupt_says_the_images_are_kept(setup, tmp_path, monkeypatch):
 
 def test_other_data_than_the_generators_is_noted(files, tmp_path):
     other = tmp_path / "other"
-    prepare_dataset(PrepareConfig(source=f"folder:{files['data'].parent / 'img'}", out=str(other), seed=5))
+    prepare_dataset(PrepareConfig(source=f"folder:{files['data'].parent / 'img'}", out_dir=str(other),
+                                  seed=5))
     msgs: list[str] = []
-    run_sample(SampleConfig(generator=str(files["run"]), out=str(tmp_path / "s"), n=3, judge=str(files["judge"]),
-                            data=str(other), filters=FilterConfig(filters=["realism"], min_realism=0)), log=msgs.append)
+    run_sample(SampleConfig(generator=str(files["run"]), out_dir=str(tmp_path / "s"), n=3,
+                            judge=str(files["judge"]), data_dir=str(other),
+                            filters=FilterConfig(filters=["realism"], min_realism=0)), log=msgs.append)
     assert any("is not the data the generator was trained on" in m for m in msgs), msgs
     msgs.clear()
-    run_sample(SampleConfig(generator=str(files["run"]), out=str(tmp_path / "t"), n=3, judge=str(files["judge"]),
-                            data=str(files["data"]), filters=FilterConfig(filters=["realism"], min_realism=0)),
+    run_sample(SampleConfig(generator=str(files["run"]), out_dir=str(tmp_path / "t"), n=3,
+                            judge=str(files["judge"]), data_dir=str(files["data"]),
+                            filters=FilterConfig(filters=["realism"], min_realism=0)),
                log=msgs.append)
     assert not any("is not the data" in m for m in msgs)
     assert any(m.startswith("generator: ") for m in msgs)

@@ -1,4 +1,4 @@
-"""`gen sample` and generator files under bad input (issue 17): one-line errors, nothing silently black.
+"""`gen sample` and generator files under bad input: one-line errors, nothing silently black.
 
 --trunc nan made all-black images that every filter accepted and wrote NaN into
 sample_info.json; an all-NaN generator did the same; seeds past 2^64 overflowed a torch
@@ -13,10 +13,10 @@ import struct
 
 import pytest
 import torch
-from cli_helpers import one_line_error
 from click.testing import CliRunner
+from gen_helpers import prepared_bad_good, tiny_generator
+from helpers import one_line_error
 from safetensors.torch import load_file, save_file
-from sample_fixtures import prepared_bad_good, tiny_generator
 
 from classify.core.errors import UserError
 from gen.cli import main
@@ -86,14 +86,14 @@ def test_largest_seed_still_works(files):
 def test_out_inside_a_prepared_data_folder_is_refused(files, inside):
     out = files["data"] / inside
     with pytest.raises(UserError, match=r"lies in the prepared data folder .* has a manifest.csv"):
-        run_sample(SampleConfig(generator=str(files["run"]), out=str(out), n=2, filters=FilterConfig(filters=[])),
-                   log=lambda m: None)
+        run_sample(SampleConfig(generator=str(files["run"]), out_dir=str(out), n=2,
+                                filters=FilterConfig(filters=[])), log=lambda m: None)
     assert not (files["data"] / "samples").exists() and not (files["data"] / "sample_info.json").exists()
 
 
 def test_sample_info_stays_valid_json(files, tmp_path):
     out = tmp_path / "s"
-    run_sample(SampleConfig(generator=str(files["run"]), out=str(out), n=2, trunc=0.7,
+    run_sample(SampleConfig(generator=str(files["run"]), out_dir=str(out), n=2, trunc=0.7,
                             filters=FilterConfig(filters=[])), log=lambda m: None)
     text = (out / "sample_info.json").read_text()
     assert "NaN" not in text and json.loads(text)["trunc"] == 0.7
@@ -111,7 +111,7 @@ def test_damaged_metadata_is_one_line(files, tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncated", "huge_header", "bad_config"])
 def test_resume_from_a_damaged_safetensors_is_one_line(files, tmp_path, damage):
-    from gen_train_helpers import tiny_cfg
+    from gen_helpers import tiny_cfg
 
     from gen.train.trainer import train_gan
 

@@ -1,4 +1,4 @@
-"""browse.html (issue 25): the JSON it embeds, escaping of user data, and the page itself in
+"""browse.html: the JSON it embeds, escaping of user data, and the page itself in
 headless Chromium (rows, sorting, a filter, marking for exclude.txt); exclude lists in gen sample
 and classify train."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from browser_helpers import _run, broken_links
+from helpers import _run, broken_links
 
 from gen.sample.browse import browse_data, image_statistics, write_browser
 
@@ -110,7 +110,7 @@ def test_gen_sample_exclude_rejects_the_listed_samples_as_manual_before_keep(tmp
 
 
 def test_synthetic_exclude_removes_exactly_the_listed_samples_from_training(tmp_path):
-    from classify_testdata import make_samples_folder, make_square_dataset
+    from classify_helpers import make_samples_folder, make_square_dataset
 
     from classify.train.data import load_classifier_train_data
     from classify.train.trainer import ClassifierTrainConfig

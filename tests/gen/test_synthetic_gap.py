@@ -1,4 +1,4 @@
-"""Issue 21's machinery on tiny data: the two-sample test, the stats and twosample filters,
+"""Synthetic images that carry no label, on tiny data: the two-sample test, the stats and twosample filters,
 symmetric synthesis, the synthetic loss weight and warm-up schedule, `gen sample --class all`
 and the ablation's synthetic axes."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from classify_testdata import make_class_samples_folder, make_square_dataset
+from classify_helpers import make_class_samples_folder, make_square_dataset
 
 from classify.ablate.config import AblationConfig
-from classify.ablate.grid import Cell, SyntheticAxes, build_grid
+from classify.ablate.design import Cell, SyntheticAxes, build_grid
 from classify.core.errors import UserError
 from classify.evaluate.twosample import image_stats, pixel_features, two_sample_test
 from classify.train.config import ClassifierTrainConfig, real_only_epochs
@@ -235,12 +235,13 @@ def _mixed_layout_data(root: Path) -> Path:
             if layout == "portrait":
                 img = np.ascontiguousarray(img.T)
             Image.fromarray(img + i % 3, mode="L").save(folder / f"{layout}{i}.png")
-    prepare_dataset(PrepareConfig(source=f"folder:{root / 'images'}", out=str(root / "data"), val=0.0, test=0.0))
+    prepare_dataset(PrepareConfig(source=f"folder:{root / 'images'}", out_dir=str(root / "data"), val=0.0,
+                                  test=0.0))
     return root / "data"
 
 
 def test_orient_auto_turns_the_fewer_layout_and_records_it(tmp_path):
-    from gen_train_helpers import tiny_cfg
+    from gen_helpers import tiny_cfg
 
     from gen.train.data import load_gan_train_data
 
@@ -324,7 +325,7 @@ def test_merge_samples_refuses_a_path_that_leaves_the_folder(tmp_path):
 
 
 def test_a_run_stored_before_orient_and_augpipe_resumes_as_it_trained(tmp_path):
-    from gen_train_helpers import make_prepared, tiny_cfg
+    from gen_helpers import make_prepared, tiny_cfg
 
     from gen.train.config import config_differences
     from gen.train.recipes import resolve_config

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from gen_train_helpers import make_prepared, state_of, tiny_cfg
+from gen_helpers import make_prepared, state_of, tiny_cfg
 
 from classify.core.errors import UserError
 from gen.train import trainer as train_mod
@@ -240,11 +240,11 @@ def test_transfer_from_a_reference_pkl(data_dir, tmp_path):
     """A reference-format .pkl (conditional, 3 classes) -> an unconditional run at its size."""
     from pathlib import Path
 
-    from reference_pkl_builder import write_reference_pkl
+    from engine_helpers import write_reference_pkl
 
     pkl = tmp_path / "ref.pkl"
     marker = tmp_path / "executed.txt"
-    golden = write_reference_pkl(Path(__file__).parent / "golden" / "sg2ada_cond_gray32.safetensors", pkl, marker)
+    golden = write_reference_pkl(Path(__file__).parents[1] / "golden" / "sg2ada_cond_gray32.safetensors", pkl, marker)
     msgs: list[str] = []
     out = tmp_path / "run"
     cfg = tiny_cfg(data_dir, out, res=32, z_dim=64, w_dim=64, map_layers=2, channel_base=4096, channel_max=64,

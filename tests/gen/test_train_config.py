@@ -1,4 +1,4 @@
-"""gen train refuses impossible numbers up front, in one line naming the flag (issue 17).
+"""gen train refuses impossible numbers up front, in one line naming the flag.
 
 NaN passes every `<` comparison, so a check written as `if x < 0` lets it through to the
 optimiser (`ValueError: Invalid learning rate`) or into a run that silently does nothing.
@@ -7,9 +7,9 @@ optimiser (`ValueError: Invalid learning rate`) or into a run that silently does
 from __future__ import annotations
 
 import pytest
-from cli_helpers import one_line_error
 from click.testing import CliRunner
-from gen_train_helpers import make_prepared, tiny_overrides
+from gen_helpers import make_prepared, tiny_overrides
+from helpers import one_line_error
 
 from classify.core.errors import UserError
 from gen.commands.train import train_command

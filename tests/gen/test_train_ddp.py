@@ -7,7 +7,7 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from gen_train_helpers import (
+from gen_helpers import (
     ddp_worker,
     ddp_worker_constant_noise,
     make_prepared,

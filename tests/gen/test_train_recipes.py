@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gen_train_helpers import make_prepared, state_of, tiny_cfg, tiny_overrides
+from gen_helpers import make_prepared, state_of, tiny_cfg, tiny_overrides
 from stylegan2_ada.augment.diffaug import DiffAugment
 
 from classify.core.errors import UserError
@@ -163,10 +163,10 @@ def test_resume_from_adopts_the_architecture_and_ada_p(data_dir, tmp_path):
 def test_resume_from_a_reference_pkl_with_other_dims_needs_no_flags(data_dir, tmp_path):
     """The conditional grey 32x32 golden network (z/w 64, 64 channels) as a reference .pkl:
     a new one-class run takes it with no architecture flag (label layers re-initialised)."""
-    from reference_pkl_builder import write_reference_pkl
+    from engine_helpers import write_reference_pkl
 
     pkl = tmp_path / "ref.pkl"
-    write_reference_pkl(Path(__file__).parent / "golden" / "sg2ada_cond_gray32.safetensors", pkl, tmp_path / "m")
+    write_reference_pkl(Path(__file__).parents[1] / "golden" / "sg2ada_cond_gray32.safetensors", pkl, tmp_path / "m")
     overrides = {k: v for k, v in tiny_overrides(data_dir, tmp_path / "dst", kimg=0.004).items()
                  if k not in ("z_dim", "w_dim", "map_layers", "res", "channel_base", "channel_max")}
     cfg = resolve_config(dict(overrides, resume_from=str(pkl)))

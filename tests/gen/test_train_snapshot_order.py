@@ -11,7 +11,7 @@ import json
 
 import pytest
 import torch
-from gen_train_helpers import disk_full_for, make_prepared, state_of, tiny_cfg
+from gen_helpers import disk_full_for, make_prepared, state_of, tiny_cfg
 from stylegan2_ada import Generator, GeneratorConfig
 
 from classify.core.errors import UserError

@@ -220,12 +220,40 @@ def test_every_config_reads_and_writes_dicts_through_the_shared_base(cls):
 def test_nested_and_stored_configs_still_load():
     """SampleConfig reads its filters as a FilterConfig; GanTrainConfig takes click's tuples as
     lists; a stored config from before a field existed takes that field's default."""
-    cfg = SampleConfig.from_dict({"generator": "g", "out": "o", "filters": {"filters": ["judge"], "keep": 3}})
+    cfg = SampleConfig.from_dict({"generator": "g", "out_dir": "o",
+                                  "filters": {"filters": ["judge"], "keep": 3}})
     assert cfg.filters == FilterConfig(filters=["judge"], keep=3) and cfg.to_dict()["filters"]["keep"] == 3
     with pytest.raises(UserError, match="unknown filter settings min_conf"):
-        SampleConfig.from_dict({"generator": "g", "out": "o", "filters": {"min_conf": 1}})
+        SampleConfig.from_dict({"generator": "g", "out_dir": "o", "filters": {"min_conf": 1}})
     gan = GanTrainConfig.from_dict({"classes": ("a", "b")})
     assert gan.classes == ["a", "b"]
-    old = PrepareConfig(source="s", out="o").to_dict()
+    old = PrepareConfig(source="s", out_dir="o").to_dict()
     del old["max_pixels"]  # a report.md config written before --max-pixels
-    assert PrepareConfig.from_dict(old).max_pixels == PrepareConfig(source="s", out="o").max_pixels
+    assert PrepareConfig.from_dict(old).max_pixels == PrepareConfig(source="s", out_dir="o").max_pixels
+
+
+@pytest.mark.parametrize("cls", [c for c in CONFIGS if c.renamed], ids=lambda c: c.__name__)
+def test_a_dict_stored_before_a_field_was_renamed_loads(cls):
+    """config.json, model.pt, classes.json written under a field's former name (`out`, `data`,
+    `model`, `runs`) load as the field it is now; a dict with both names is refused."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    assert set(cls.renamed.values()) <= names and not set(cls.renamed) & names
+    required = {f.name: "x" for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    now = {**cls(**required).to_dict(), **{new: f"value of {old}" for old, new in cls.renamed.items()}}
+    stored = {({v: k for k, v in cls.renamed.items()}).get(k, k): v for k, v in now.items()}
+    assert set(cls.renamed) <= set(stored) and cls.from_dict(stored) == cls.from_dict(now)
+    old, new = next(iter(cls.renamed.items()))
+    with pytest.raises(UserError, match=f"{old} and {new} are one setting"):
+        cls.from_dict({**now, old: "twice"})
+
+
+def test_an_old_classifier_run_config_and_prepare_record_load():
+    """The two stored configs written most: a model.pt/config.json TrainConfig dict naming the
+    registry model `model`, and a classes.json prepare config naming its folder `out`."""
+    train = ClassifierTrainConfig(model_name="vgg11_bn").to_dict()
+    train["model"] = train.pop("model_name")
+    assert ClassifierTrainConfig.from_dict(train).model_name == "vgg11_bn"
+    prepare = PrepareConfig(source="elpv", out_dir="data/elpv").to_dict()
+    prepare["out"] = prepare.pop("out_dir")
+    assert PrepareConfig.from_dict(prepare) == PrepareConfig(source="elpv", out_dir="data/elpv")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CODE_FOLDERS = [ROOT / "classify", ROOT / "gen", ROOT / "vendor" / "stylegan2_ada"]
 
 
@@ -80,7 +80,7 @@ def test_module_paths_cited_in_the_docs_exist():
 
 
 def test_report_html_embeds_only_pngs_inside_the_report_folder(tmp_path):
-    """Issue 22, item 1: Markdown carrying user data must not inline a local file into a page."""
+    """Markdown carrying user data must not inline a local file into a page."""
     from classify.core.reportdoc import parse_markdown, render_html_body
 
     secret = tmp_path / "secret.png"

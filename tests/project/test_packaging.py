@@ -1,4 +1,4 @@
-"""pyproject.toml installs without setuptools' licence deprecation warnings (issue 17).
+"""pyproject.toml installs without setuptools' licence deprecation warnings.
 
 The warnings come from setuptools applying the [project] table; running that same step on
 a copy of our pyproject.toml shows them without building anything.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_licence_metadata_is_an_spdx_expression_without_deprecation_warnings(tmp_path, monkeypatch):
