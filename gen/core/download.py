@@ -54,24 +54,26 @@ def fetch(url: str, flag: str = "--resume-from", progress: bool = True, timeout:
         if exc.code == 416 and have:  # nothing left to send: the partial file is complete
             partial.replace(target)
             return target
-        raise UserError(f"{flag} {url}: the server answered HTTP {exc.code} ({exc.reason}); check the URL") from None
+        raise UserError(f"{flag} {url}: the server answered HTTP {exc.code} ({exc.reason}); "
+                        "check the URL") from None
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise UserError(f"{flag} {url}: cannot download ({reason}); download the file on a machine that is online "
-                        f"and pass the local copy: {flag} PATH") from None
+        raise UserError(f"{flag} {url}: cannot download ({reason}); download the file on a machine that "
+                        f"is online and pass the local copy: {flag} PATH") from None
     partial.replace(target)
     return target
 
 
-def _receive(response, partial: Path, have: int, url: str, progress: bool, flag: str = "--resume-from") -> None:
+def _receive(response, partial: Path, have: int, url: str, progress: bool,
+             flag: str = "--resume-from") -> None:
     """Append the body to `partial` (restarting when the server ignored the Range request)
     and check the final size against Content-Length."""
     resumed = have and response.status == 206
     length = response.headers.get("Content-Length")
     expected = (int(length) + (have if resumed else 0)) if length is not None else None
     mode = "ab" if resumed else "wb"
-    with open(partial, mode) as fh, tqdm(total=expected, initial=have if resumed else 0, unit="B", unit_scale=True,
-                                         desc=f"downloading {Path(urlparse(url).path).name}",
+    with open(partial, mode) as fh, tqdm(total=expected, initial=have if resumed else 0, unit="B",
+                                         unit_scale=True, desc=f"downloading {Path(urlparse(url).path).name}",
                                          disable=not progress) as bar:
         while chunk := response.read(CHUNK):
             fh.write(chunk)

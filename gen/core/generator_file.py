@@ -47,17 +47,21 @@ def read_generator_metadata(path: str | os.PathLike) -> tuple[dict[str, Any], di
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable .safetensors generator file ({exc})") from None
     if "config" not in meta:
-        raise UserError(f"{path} has no generator config in its metadata; export it with `gen train` or `gen import-pkl`")
+        raise UserError(f"{path} has no generator config in its metadata; "
+                        "export it with `gen train` or `gen import-pkl`")
     try:
         version = int(meta.get("format_version", FORMAT_VERSION))
         config, info = json.loads(meta["config"]), json.loads(meta.get("info", "{}"))
     except ValueError as exc:
         raise UserError(f"{path} has damaged generator metadata ({type(exc).__name__}: {str(exc)[:120]}); "
-                        "re-export it (gen train writes one per snapshot, gen import-pkl from a .pkl)") from None
+                        "re-export it (gen train writes one per snapshot, "
+                        "gen import-pkl from a .pkl)") from None
     if not isinstance(config, dict) or not isinstance(info, dict):
-        raise UserError(f"{path} has damaged generator metadata (config/info are not JSON objects); re-export it")
+        raise UserError(f"{path} has damaged generator metadata (config/info are not JSON objects); "
+                        "re-export it")
     if version > FORMAT_VERSION:
-        raise UserError(f"{path} has format_version {version}, newer than this ganbalance ({FORMAT_VERSION}); upgrade ganbalance")
+        raise UserError(f"{path} has format_version {version}, newer than this ganbalance "
+                        f"({FORMAT_VERSION}); upgrade ganbalance")
     return config, info
 
 
@@ -71,11 +75,12 @@ def read_generator_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable .safetensors generator file ({str(exc)[:160]}); re-export it") from None
+        raise UserError(f"{path} is not a readable .safetensors generator file ({str(exc)[:160]}); "
+                        "re-export it") from None
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        raise UserError(f"{path} holds NaN or infinite weights ({len(bad)} tensor(s), first {bad[0]}); the generator "
-                        "is broken (a diverged run?) — use an earlier snapshot")
+        raise UserError(f"{path} holds NaN or infinite weights ({len(bad)} tensor(s), first {bad[0]}); "
+                        "the generator is broken (a diverged run?) — use an earlier snapshot")
     return state
 
 
@@ -108,12 +113,13 @@ def resolve_generator_path(path_or_run_dir: str | os.PathLike, which: str | int 
         if not path.name.startswith("network-snapshot-"):
             raise UserError(f"{path} is not a generator (a classifier's model.pt?); pass a run folder from "
                             "`gen train` or a .safetensors generator")
-        raise UserError(f"{path} is a training snapshot and its generator export {export.name} is missing; pass the "
-                        "run folder (with --snapshot latest|best|KIMG) or a .safetensors generator")
+        raise UserError(f"{path} is a training snapshot and its generator export {export.name} is missing; "
+                        "pass the run folder (with --snapshot latest|best|KIMG) or a .safetensors generator")
     if path.is_file():
         return path
     if not path.is_dir():
-        raise UserError(f"{path} does not exist; pass a run folder from `gen train` or a .safetensors generator")
+        raise UserError(f"{path} does not exist; "
+                        "pass a run folder from `gen train` or a .safetensors generator")
     snaps = sorted(path.glob(f"network-snapshot-*{SUFFIX}"))
     if not snaps:
         hint = ("it holds training snapshots (.pt) but none of their generator exports (*" + SUFFIX + ")"
@@ -127,7 +133,8 @@ def resolve_generator_path(path_or_run_dir: str | os.PathLike, which: str | int 
             name = json.loads(best.read_text()).get("snapshot")
             if name:
                 cand = path / Path(name).name
-                cand = cand if cand.name.endswith(SUFFIX) else cand.with_name(cand.name.replace(".pt", SUFFIX))
+                cand = (cand if cand.name.endswith(SUFFIX)
+                        else cand.with_name(cand.name.replace(".pt", SUFFIX)))
                 if cand.is_file():
                     return cand
         return snaps[-1]

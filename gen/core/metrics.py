@@ -44,7 +44,8 @@ class JudgeFeatureExtractor(FeatureExtractorBase):
         super().__init__(name, features_list)
         if judge is None:
             if not feature_extractor_weights_path:
-                raise UserError("the judge feature extractor needs a classifier checkpoint; pass --judge MODEL")
+                raise UserError("the judge feature extractor needs a classifier checkpoint; "
+                                "pass --judge MODEL")
             judge = load_classifier(feature_extractor_weights_path, device="cpu")
         self.judge = judge
 
@@ -118,21 +119,26 @@ class Extractor:
         return torch.cat(out) if out else torch.zeros(0, 0)
 
 
-def _build_judge(weights_path: str | None = None, judge: Any = None, device: str = "cpu", batch: int = 64) -> Extractor:
+def _build_judge(weights_path: str | None = None, judge: Any = None, device: str = "cpu",
+                 batch: int = 64) -> Extractor:
     if judge is None and weights_path is not None and not Path(weights_path).is_file():
         raise UserError(f"judge checkpoint {weights_path} does not exist; train one with `classify train`")
     if judge is None and weights_path is not None:
         judge = load_classifier(weights_path, device=device)
-    module = JudgeFeatureExtractor(JUDGE_EXTRACTOR, ["penultimate"], feature_extractor_weights_path=weights_path, judge=judge)
+    module = JudgeFeatureExtractor(JUDGE_EXTRACTOR, ["penultimate"],
+                                   feature_extractor_weights_path=weights_path, judge=judge)
     return Extractor("judge", module.eval(), getattr(judge, "in_chans", None), batch, device)
 
 
-def _build_inception(weights_path: str | None = None, judge: Any = None, device: str = "cpu", batch: int = 64) -> Extractor:
+def _build_inception(weights_path: str | None = None, judge: Any = None, device: str = "cpu",
+                     batch: int = 64) -> Extractor:
     if not weights_path:
-        raise UserError("Inception metrics need local weights (--inception-weights PATH); without them use the judge's features")
+        raise UserError("Inception metrics need local weights (--inception-weights PATH); "
+                        "without them use the judge's features")
     path = Path(weights_path)
     if not path.is_file():
-        raise UserError(f"Inception weights {path} do not exist; pass the torch-fidelity .pth file or use the judge")
+        raise UserError(f"Inception weights {path} do not exist; "
+                        "pass the torch-fidelity .pth file or use the judge")
     state = _read_inception_state(path)
     # torch-fidelity only takes weights through a torch.load(..., weights_only=False) of what it
     # is given: it gets an in-memory copy of the tensors read above, never the user's file, so
@@ -141,10 +147,12 @@ def _build_inception(weights_path: str | None = None, judge: Any = None, device:
     torch.save(state, buf)
     buf.seek(0)
     try:
-        module = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=buf)
+        module = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
+                                             feature_extractor_weights_path=buf)
     except RuntimeError as exc:  # load_state_dict: missing/unexpected keys or wrong shapes
         raise UserError(f"{path} holds tensors, but not torch-fidelity's Inception weights "
-                        f"({str(exc).splitlines()[0][:160]}); pass the pt_inception-2015-12-05 .pth") from None
+                        f"({str(exc).splitlines()[0][:160]}); "
+                        "pass the pt_inception-2015-12-05 .pth") from None
     return Extractor("inception", module.eval().requires_grad_(False).to(device), 3, batch, device)
 
 
@@ -153,7 +161,8 @@ def _read_inception_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure means "not a plain tensor file"
-        raise UserError(f"{path} is not a plain-tensor Inception weights file ({type(exc).__name__}); re-download it") from None
+        raise UserError(f"{path} is not a plain-tensor Inception weights file ({type(exc).__name__}); "
+                        "re-download it") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path} is not a state dict of tensors (Inception weights); re-download it")
     return state
@@ -210,6 +219,7 @@ def compute_metrics(
     if extractor is None:
         raise UserError("metrics need a feature extractor: a judge checkpoint (--judge) or Inception weights")
     if isinstance(extractor, ExtractorConfig):
-        extractor = build_extractor(extractor.kind, weights_path=extractor.weights_path, device=device, batch=extractor.batch)
+        extractor = build_extractor(extractor.kind, weights_path=extractor.weights_path, device=device,
+                                    batch=extractor.batch)
     fake, real = extractor.features(fake_uint8), extractor.features(real_uint8)
     return metrics_from_features(fake, real, extractor.label, names, seed)

@@ -57,9 +57,11 @@ def frechet_distance(fake: torch.Tensor, real: torch.Tensor) -> float:
 
     f, r = _as_2d(fake, "fake"), _as_2d(real, "real")
     if len(f) < 2 or len(r) < 2:
-        raise UserError(f"Fréchet distance needs at least 2 images per set, got {len(f)} fake and {len(r)} real")
+        raise UserError("Fréchet distance needs at least 2 images per set, "
+                        f"got {len(f)} fake and {len(r)} real")
     key = "frechet_inception_distance"  # torch-fidelity's key name, whatever the extractor
-    return float(fid_statistics_to_metric(fid_features_to_statistics(f), fid_features_to_statistics(r), False)[key])
+    return float(fid_statistics_to_metric(fid_features_to_statistics(f), fid_features_to_statistics(r),
+                                          False)[key])
 
 
 def kid_subset_size(n_fake: int, n_real: int) -> int:
@@ -67,7 +69,8 @@ def kid_subset_size(n_fake: int, n_real: int) -> int:
     return min(KID_MAX_SUBSET, n_fake, n_real)
 
 
-def kernel_distance(fake: torch.Tensor, real: torch.Tensor, subsets: int = KID_SUBSETS, seed: int = 0) -> dict:
+def kernel_distance(fake: torch.Tensor, real: torch.Tensor, subsets: int = KID_SUBSETS,
+                    seed: int = 0) -> dict:
     """KID-style unbiased MMD² with the cubic polynomial kernel: {'mean', 'std', 'subset_size'}."""
     from torch_fidelity.metric_kid import (  # noqa: PLC0415 — torch-fidelity: heavy
         KEY_METRIC_KID_MEAN,
@@ -78,7 +81,8 @@ def kernel_distance(fake: torch.Tensor, real: torch.Tensor, subsets: int = KID_S
     f, r = _as_2d(fake, "fake"), _as_2d(real, "real")
     size = kid_subset_size(len(f), len(r))
     if size < 2:
-        raise UserError(f"kernel distance needs at least 2 images per set, got {len(f)} fake and {len(r)} real")
+        raise UserError("kernel distance needs at least 2 images per set, "
+                        f"got {len(f)} fake and {len(r)} real")
     out = kid_features_to_metric(
         f, r, kid_subsets=subsets, kid_subset_size=size, rng_seed=seed, verbose=False
     )
@@ -101,7 +105,8 @@ def prdc(fake: torch.Tensor, real: torch.Tensor, k: int = 5) -> dict[str, float]
 
     f, r = _as_2d(fake, "fake"), _as_2d(real, "real")
     if len(f) <= k or len(r) <= k:
-        raise UserError(f"PRDC with k={k} needs more than {k} images per set, got {len(f)} fake and {len(r)} real")
+        raise UserError(f"PRDC with k={k} needs more than {k} images per set, "
+                        f"got {len(f)} fake and {len(r)} real")
     pr = prc_features_to_metric(f, r, prc_neighborhood=k, verbose=False, save_cpu_ram=False)
     real_radii = knn_radii(r, k)
     inside = pairwise_distances(f, r) <= real_radii[None, :]  # [n_fake, n_real]

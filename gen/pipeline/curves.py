@@ -26,12 +26,14 @@ def read_metrics(path: Path) -> list[dict]:
 
 def _metric_keys(rows: list[dict], prefixes: tuple[str, ...]) -> list[str]:
     # kd_judge_std / kd_judge_subset ride along with kd_judge; they are not curves of their own.
-    return sorted({k for r in rows for k in r if k.startswith(prefixes) and not k.endswith(("_std", "_subset"))})
+    return sorted({k for r in rows for k in r
+                   if k.startswith(prefixes) and not k.endswith(("_std", "_subset"))})
 
 
 def _plot_metric(ax, rows: list[dict], keys: list[str], title: str) -> None:
     for key in keys:
-        pts = [(r["kimg"], r[key]) for r in rows if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        pts = [(r["kimg"], r[key]) for r in rows
+               if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
         if pts:
             ax.plot(*zip(*pts), marker="o", label=key)
     ax.set_xlabel("kimg")
@@ -50,7 +52,8 @@ def plot_training_curves(metrics_path: Path, png_path: Path) -> None:
 
     rows = [r for r in read_metrics(metrics_path) if "kimg" in r]
     fig, (ax_fd, ax_kd, ax_p) = plt.subplots(1, 3, figsize=(13, 3.5))
-    _plot_metric(ax_fd, rows, _metric_keys(rows, ("fd", "fid")), "Fréchet distance to reals (lower is better)")
+    _plot_metric(ax_fd, rows, _metric_keys(rows, ("fd", "fid")),
+                 "Fréchet distance to reals (lower is better)")
     _plot_metric(ax_kd, rows, _metric_keys(rows, ("kd", "kid")), "kernel distance to reals (lower is better)")
     p_key = next((k for k in ("ada_p", "augment_p", "p") if any(k in r for r in rows)), None)
     if p_key:

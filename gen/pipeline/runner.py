@@ -61,7 +61,8 @@ class Step:
     @classmethod
     def from_dict(cls, d: Any, index: int) -> Step:
         if not isinstance(d, dict):
-            raise UserError(f"pipeline step {index}: each [[step]] must be a table with name and argv, got {d!r}")
+            raise UserError(f"pipeline step {index}: each [[step]] must be a table with name and argv, "
+                            f"got {d!r}")
         name = d.get("name")
         if not isinstance(name, str) or not _STEP_NAME.match(name):
             raise UserError(f"pipeline step {index}: name {name!r} must be letters, digits, '_', '-' or '.' "
@@ -75,7 +76,8 @@ class Step:
         resume_if = d.get("resume_if")
         if resume_if is not None and not isinstance(resume_if, str):
             raise UserError(f"pipeline step {name}: resume_if must be a string (a glob), got {resume_if!r}")
-        return cls(name, argv, resume_if, _strings(d.get("resume_args", []), f"pipeline step {name}: resume_args"))
+        return cls(name, argv, resume_if,
+                   _strings(d.get("resume_args", []), f"pipeline step {name}: resume_args"))
 
 
 @dataclass
@@ -96,10 +98,12 @@ class PipelineConfig:
             raise UserError(f"{path} is not valid TOML: {exc}") from None
         unknown = sorted(set(raw) - set(TOP_LEVEL_KEYS))
         if unknown:
-            raise UserError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; a pipeline has [vars] and [[step]]")
+            raise UserError(f"{path}: unknown top-level key(s) {', '.join(unknown)}; "
+                            "a pipeline has [vars] and [[step]]")
         variables, steps = raw.get("vars", {}), raw.get("step", [])
         if not isinstance(variables, dict):
-            raise UserError(f"{path}: vars must be a table ([vars] with name = \"value\" lines), got {variables!r}")
+            raise UserError(f"{path}: vars must be a table ([vars] with name = \"value\" lines), "
+                            f"got {variables!r}")
         if not isinstance(steps, list):
             raise UserError(f"{path}: step must be an array of tables ([[step]] blocks), got {steps!r}")
         steps = [Step.from_dict(s, i) for i, s in enumerate(steps, 1)]
@@ -108,7 +112,8 @@ class PipelineConfig:
         seen: set[str] = set()
         for step in steps:
             if step.name in seen:
-                raise UserError(f"{path}: two steps are named {step.name!r}; the second would never run — rename one")
+                raise UserError(f"{path}: two steps are named {step.name!r}; "
+                                "the second would never run — rename one")
             seen.add(step.name)
         return cls({str(k): str(v) for k, v in variables.items()}, steps)
 
@@ -123,7 +128,8 @@ class PipelineConfig:
             if not sep or not _NAME.match(name):
                 raise UserError(f"--set {text!r}: give NAME=VALUE with NAME one of [vars]")
             if name not in values:
-                raise UserError(f"--set {name}: not a [vars] name of this pipeline; it has {', '.join(sorted(values))}")
+                raise UserError(f"--set {name}: not a [vars] name of this pipeline; "
+                                f"it has {', '.join(sorted(values))}")
             values[name] = value
         return PipelineConfig(values, self.steps)
 
@@ -135,8 +141,8 @@ def _fill(template: str, values: dict[str, str], step: str = "?") -> str:
             return m.group(0)[0]
         key = m.group(1)
         if not _NAME.match(key):
-            raise UserError(f"pipeline step {step}: placeholder {{{key}}} is not a plain {{name}} (no format specs, "
-                            "indexes or attributes)")
+            raise UserError(f"pipeline step {step}: placeholder {{{key}}} is not a plain {{name}} "
+                            "(no format specs, indexes or attributes)")
         if key not in values:
             raise UserError(f"pipeline step {step}: placeholder {{{key}}} is not defined in [vars]")
         return values[key]
@@ -151,12 +157,14 @@ def _resolve_exe(argv: list[str]) -> list[str]:
     if local.exists():
         return [str(local), *argv[1:]]
     if shutil.which(argv[0]) is None:
-        raise UserError(f"command {argv[0]!r} not found; run scripts/demo.sh, which installs ganbalance into .venv")
+        raise UserError(f"command {argv[0]!r} not found; "
+                        "run scripts/demo.sh, which installs ganbalance into .venv")
     return argv
 
 
 def read_attempts(marks: Path, name: str) -> list[dict[str, Any]]:
-    """Every recorded attempt of step `name`: [{"seconds": s, "outcome": "done" | "interrupted" | "failed (exit N)"}]."""
+    """Every recorded attempt of step `name`:
+    [{"seconds": s, "outcome": "done" | "interrupted" | "failed (exit N)"}]."""
     path = marks / f"{name}.attempts.json"
     try:
         attempts = json.loads(path.read_text())
@@ -212,7 +220,8 @@ def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
         if mark.exists():
             seconds, done_argv = _read_mark(mark)
             changed = "" if done_argv in (None, argv) else (
-                f" — its command changed since ({' '.join(done_argv)}); delete {mark} and the step's output to redo it")
+                f" — its command changed since ({' '.join(done_argv)}); delete {mark} and the step's output "
+                "to redo it")
             print(f"{head}: done earlier, skipped{changed}", flush=True)
             timings[step.name] = seconds  # the wall time of the run that did it
             continue
@@ -221,14 +230,16 @@ def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
         print(f"{head}: {' '.join(argv)}", flush=True)
         rc, attempts = _run_attempt(argv, marks, step.name)
         if rc in INTERRUPTED:
-            raise UserError(f"step {step.name} was interrupted; rerun the same command to continue — finished "
-                            "steps are kept")
+            raise UserError(f"step {step.name} was interrupted; rerun the same command to continue — "
+                            "finished steps are kept")
         if rc != 0:
-            raise UserError(f"step {step.name} failed with exit code {rc}; fix the cause and rerun — finished steps are kept")
+            raise UserError(f"step {step.name} failed with exit code {rc}; fix the cause and rerun — "
+                            "finished steps are kept")
         total = timings[step.name] = sum(a["seconds"] for a in attempts)
-        atomic_write_text(mark, json.dumps({"seconds": round(total, 1), "argv": argv, "attempts": len(attempts)}) + "\n")
-        print(f"{head}: finished in {total:.0f}s" + (f" over {len(attempts)} attempts" if len(attempts) > 1 else ""),
-              flush=True)
+        atomic_write_text(mark, json.dumps({"seconds": round(total, 1), "argv": argv,
+                                            "attempts": len(attempts)}) + "\n")
+        print(f"{head}: finished in {total:.0f}s"
+              + (f" over {len(attempts)} attempts" if len(attempts) > 1 else ""), flush=True)
     print(f"[pipeline] step wall time in total: {sum(timings.values()):.0f}s (every attempt of every step, "
           "also those of earlier runs)", flush=True)
     return timings

@@ -88,8 +88,8 @@ def judge_section(out: Path) -> list[str]:
     if isinstance(ev, dict):
         body.append("<p>Validation metrics of the judge (it never sees test):</p>")
         body.append(table(JUDGE_METRICS, [[ev.get(k, "") for k in JUDGE_METRICS]]))
-    body += _images(judge, out, [("confusion_val.png", "confusion matrix (val)"), ("pr_val.png", "precision-recall (val)"),
-                                 ("roc_val.png", "ROC (val)")])
+    body += _images(judge, out, [("confusion_val.png", "confusion matrix (val)"),
+                                 ("pr_val.png", "precision-recall (val)"), ("roc_val.png", "ROC (val)")])
     return body + _links(judge, out, ["metrics.json", "eval_val.json", "metrics.jsonl", "config.json"])
 
 
@@ -113,7 +113,8 @@ def gan_section(out: Path) -> list[str]:
     latest = _latest(gan, "fakes[0-9]*.png")
     if curves.is_file():
         body.append(img(curves, out, "training curves: FD, KD and ADA p against kimg", wide=True))
-    body += _images(gan, out, [("reals.png", "real training images"), ("fakes_init.png", "fixed-seed grid at start")])
+    body += _images(gan, out, [("reals.png", "real training images"),
+                               ("fakes_init.png", "fixed-seed grid at start")])
     if latest is not None:
         body.append(img(latest, out, f"fixed-seed grid, latest ({latest.stem})"))
     return body + _links(gan, out, ["metrics.jsonl", "best.json", "training_options.json"])
@@ -128,9 +129,11 @@ def _filter_summary(report: dict) -> list[str]:
         for reals, block in (("train (in-sample)", pc), ("val (held out)", pc.get("heldout") or {})):
             for which in ("all_vs_real", "all_same_n_vs_real", "accepted_vs_real"):
                 if which in block:
-                    rows.append([cls, reals, which[: -len("_vs_real")].replace("_", " "), *_set_cells(block[which])])
+                    rows.append([cls, reals, which[: -len("_vs_real")].replace("_", " "),
+                                 *_set_cells(block[which])])
     if rows:
-        body.append(table(["class", "reals", "set", "n", "Fréchet distance", "kernel distance", "precision"], rows))
+        body.append(table(["class", "reals", "set", "n", "Fréchet distance", "kernel distance",
+                           "precision"], rows))
         if report.get("set_metrics_note"):
             body.append(f"<p>{html.escape(report['set_metrics_note'])}</p>")
     return body
@@ -147,13 +150,17 @@ def samples_section(out: Path) -> list[str]:
     samples = out / "samples"
     body = []
     if (samples / "browse.html").is_file():
-        body.append(f"<p><b>{link(samples / 'browse.html', out, 'sample browser (every sample beside its scores and nearest real; mark and export exclude.txt)')}</b></p>")
+        label = ("sample browser (every sample beside its scores and nearest real; "
+                 "mark and export exclude.txt)")
+        body.append(f"<p><b>{link(samples / 'browse.html', out, label)}</b></p>")
     if (samples / "index.html").is_file():
-        body.append(f"<p>{link(samples / 'index.html', out, 'sample filter page (every score, sortable)')}</p>")
+        body.append(f"<p>{link(samples / 'index.html', out, 'sample filter page (every score, sortable)')}"
+                    "</p>")
     report = _read_json(samples / "filter_report.json")
     if isinstance(report, dict):
         body += _filter_summary(report)
-    body += _images(samples, out, [("accepted.png", "accepted samples"), ("rejected.png", "rejected samples, one row per filter"),
+    body += _images(samples, out, [("accepted.png", "accepted samples"),
+                                   ("rejected.png", "rejected samples, one row per filter"),
                                    ("nearest_real.png", "samples nearest a train image, beside it"),
                                    ("per_class.png", "accepted samples per class")])
     return body + _links(samples, out, ["samples.csv", "filter_report.json", "sample_info.json"])
@@ -170,23 +177,27 @@ def explain_section(out: Path) -> list[str]:
     sources = info.get("sources", {}) if isinstance(info, dict) else {}
     if isinstance(info, dict):
         note = f" {info['ensemble_note']}." if info.get("ensemble_note") else ""
-        body.append(f"<p>Grad-CAM and Grad-CAM++ heatmaps of {fmt(info.get('model_name'))} at {fmt(info.get('res'))}px, "
-                    f"read at layer {fmt(info.get('layer'))} ({fmt(info.get('map_size'))} map: "
-                    f"{fmt(info.get('layer_rule'))}).{html.escape(note)}</p>")
+        body.append(f"<p>Grad-CAM and Grad-CAM++ heatmaps of {fmt(info.get('model_name'))} "
+                    f"at {fmt(info.get('res'))}px, read at layer {fmt(info.get('layer'))} "
+                    f"({fmt(info.get('map_size'))} map: {fmt(info.get('layer_rule'))})."
+                    f"{html.escape(note)}</p>")
     for src in sources.values():
         if isinstance(src, dict) and (explain / str(src.get("png"))).is_file():
-            groups = ", ".join(f"{name} ({g.get('shown')} of {g.get('n')})" for name, g in (src.get("groups") or {}).items())
+            groups = ", ".join(f"{name} ({g.get('shown')} of {g.get('n')})"
+                               for name, g in (src.get("groups") or {}).items())
             body.append(img(explain / str(src["png"]), out, f"{src.get('title')}: {groups}", wide=True))
     body += _links(explain, out, ["explain.csv", "explain.json"])
     report = _read_json(outliers / "outliers.json")
     if isinstance(report, dict) and isinstance(report.get("top"), dict):
-        body.append(f"<p>Suspected outliers of the {fmt(report.get('split'))} split: IsolationForest and OneClassSVM "
-                    "fitted per class on the judge's penultimate features of the train images (higher = odder, "
-                    "rank 1 = the oddest of its class; p = the judge's probability of the labelled class).</p>")
-        rows = [[c, r.get("rank"), Path(str(r.get("file"))).name, r.get("iforest_score"), r.get("ocsvm_score"),
-                 r.get("p_class"), r.get("predicted")]
+        body.append(f"<p>Suspected outliers of the {fmt(report.get('split'))} split: IsolationForest and "
+                    "OneClassSVM fitted per class on the judge's penultimate features of the train images "
+                    "(higher = odder, rank 1 = the oddest of its class; p = the judge's probability of the "
+                    "labelled class).</p>")
+        rows = [[c, r.get("rank"), Path(str(r.get("file"))).name, r.get("iforest_score"),
+                 r.get("ocsvm_score"), r.get("p_class"), r.get("predicted")]
                 for c, top in report["top"].items() if isinstance(top, list) for r in top[:OUTLIERS_LISTED]]
-        body.append(table(["class", "rank", "file", "IsolationForest", "OneClassSVM", "p(class)", "predicted"], rows))
+        body.append(table(["class", "rank", "file", "IsolationForest", "OneClassSVM", "p(class)",
+                           "predicted"], rows))
     body += _images(outliers, out, [("outliers.png", "the oddest images of each class")])
     return body + _links(outliers, out, ["outliers.csv", "outliers.json"])
 
@@ -206,7 +217,8 @@ def _ablation_means(rows: list[dict]) -> str:
             sd = f" ± {statistics.stdev(vals):.3f}" if len(vals) > 1 else ""
             means.append(f"{statistics.fmean(vals):.3f}{sd}" if vals else "n/a")
         out_rows.append([model, frac, arm, len(cells), *means])
-    return table(["model", "fraction", "arm", "seeds", *[f"{m} (mean ± sd)" for m in ABLATE_METRICS]], out_rows)
+    return table(["model", "fraction", "arm", "seeds", *[f"{m} (mean ± sd)" for m in ABLATE_METRICS]],
+                 out_rows)
 
 
 def _answer(report_md: Path) -> list[str]:
@@ -224,12 +236,13 @@ def verdict_section(out: Path) -> list[str]:
     """What the page opens with: the ablation's answer and how far the samples are from real images."""
     body = []
     if (out / "ablate" / "report.md").is_file():
-        body += ["<p>Does GAN augmentation help? The ablation's answer:</p>"] + _answer(out / "ablate" / "report.md")
+        body += (["<p>Does GAN augmentation help? The ablation's answer:</p>"]
+                 + _answer(out / "ablate" / "report.md"))
     report = _read_json(out / "samples" / "filter_report.json")
     gap = report.get("domain_gap") if isinstance(report, dict) else None
     if isinstance(gap, dict) and gap.get("per_class"):
-        body.append("<p>Can a classifier tell the synthetic images from real ones (two-sample AUC, held-out folds; "
-                    "0.5 = indistinguishable, 1 = always)?</p>")
+        body.append("<p>Can a classifier tell the synthetic images from real ones (two-sample AUC, "
+                    "held-out folds; 0.5 = indistinguishable, 1 = always)?</p>")
         body.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in gap_lines(gap)) + "</ul>")
     return body
 
@@ -238,7 +251,8 @@ def ablate_section(out: Path) -> list[str]:
     ablate = out / "ablate"
     body = []
     if (ablate / "report.html").is_file():
-        body.append(f"<p><b>{link(ablate / 'report.html', out, 'full ablation report (CIs, paired tests, plots)')}</b></p>")
+        label = "full ablation report (CIs, paired tests, plots)"
+        body.append(f"<p><b>{link(ablate / 'report.html', out, label)}</b></p>")
     if (ablate / "report.md").is_file():
         body += _answer(ablate / "report.md")
     rows = _read_json(ablate / "results.json")

@@ -44,10 +44,11 @@ def _timings(out: Path, timings: dict[str, float] | None) -> str:
     for name, seconds in timings.items():
         attempts = read_attempts(out / ".steps", name)
         cut = sum(1 for a in attempts if a.get("outcome") != "done")
-        rows.append([name, f"{seconds:.0f}", str(len(attempts) or 1) + (f" ({cut} interrupted or failed)" if cut else "")])
+        rows.append([name, f"{seconds:.0f}",
+                     str(len(attempts) or 1) + (f" ({cut} interrupted or failed)" if cut else "")])
     rows.append(["total", f"{sum(timings.values()):.0f}", ""])
-    return ("<p>Wall time of each step (seconds, on the machine that ran it), summed over every attempt: a step "
-            "that was interrupted and resumed counts the time of both runs.</p>"
+    return ("<p>Wall time of each step (seconds, on the machine that ran it), summed over every attempt: "
+            "a step that was interrupted and resumed counts the time of both runs.</p>"
             + s.table(["step", "wall s", "attempts"], rows))
 
 
@@ -55,7 +56,8 @@ def write_site_index(out: Path, timings: dict[str, float] | None = None) -> Path
     """Write OUT/index.html from whatever the pipeline has produced so far."""
     out = Path(out)
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>ganbalance report</title><style>{STYLE}</style></head><body>",
+        "<!doctype html><html><head><meta charset='utf-8'><title>ganbalance report</title>"
+        f"<style>{STYLE}</style></head><body>",
         "<h1>ganbalance report</h1><p>Data → judge → StyleGAN2-ADA → filtered samples → ablation.</p>",
         _section("Verdict", s.verdict_section(out)),
         *(_section(title, build(out)) for title, build in SECTIONS),

@@ -58,22 +58,24 @@ class GanTrainConfig(Config):
     res: int = setting(64, "Training resolution (a power of two, 4 to 1024).")
     fit: str = setting("auto", "How non-square images are fitted: crop, pad, stretch, or auto (pad when the "
                        "folder's aspect ratios vary, else crop).", choices=FITS)
-    orient: str = setting("auto", "auto: where a class's train images mix portrait and landscape, turn the fewer "
-                          "ones by 90 degrees so the GAN learns one layout (gen sample turns its samples back in "
-                          "the reals' proportion); none: as they are.", choices=ORIENTS)
+    orient: str = setting("auto", "auto: where a class's train images mix portrait and landscape, turn the "
+                          "fewer ones by 90 degrees so the GAN learns one layout (gen sample turns its "
+                          "samples back in the reals' proportion); none: as they are.", choices=ORIENTS)
     channels: int | None = setting(None, "Image channels the GAN makes (1 or 3; default: the data's own).")
     mirror: bool = setting(False, "Add x-flipped copies of the reals.")
-    recipe: str = setting("minority", "What the GAN learns from: the --class alone (minority), a conditional model "
-                          "of every train class sampled at --class (conditional), or every train image first, then "
-                          "--class with FreezeD (transfer).", choices=RECIPES)
-    stage: str = setting("main", "Which stage of the recipe this run is (transfer's first run is 'pretrain'; set "
-                         "by the recipe, not by hand).", choices=STAGES)
-    pretrain_share: float = setting(0.5, "transfer: share of --kimg / --budget spent pre-training on every image.")
+    recipe: str = setting("minority", "What the GAN learns from: the --class alone (minority), a conditional "
+                          "model of every train class sampled at --class (conditional), or every train image "
+                          "first, then --class with FreezeD (transfer).", choices=RECIPES)
+    stage: str = setting("main", "Which stage of the recipe this run is (transfer's first run is 'pretrain'; "
+                         "set by the recipe, not by hand).", choices=STAGES)
+    pretrain_share: float = setting(0.5, "transfer: share of --kimg / --budget spent pre-training "
+                                    "on every image.")
     # --- schedule ---
-    preset: str = setting("auto", "Hyper-parameter preset (flags override single fields).", choices=_preset_names)
+    preset: str = setting("auto", "Hyper-parameter preset (flags override single fields).",
+                          choices=_preset_names)
     kimg: float = setting(25000.0, "Train until this many thousand real images were shown.")
-    budget: str | None = setting(None, "Stop after this much training wall time (e.g. 90m, 2h, 45s), with a final "
-                                 "snapshot; --resume with a larger budget continues.")
+    budget: str | None = setting(None, "Stop after this much training wall time (e.g. 90m, 2h, 45s), with a "
+                                 "final snapshot; --resume with a larger budget continues.")
     tick_kimg: float = setting(4.0, "Tick length in kimg (one progress line and metrics.jsonl row per tick).")
     snap: int = setting(50, "Snapshot every N ticks.")
     keep: int = setting(3, "Keep the last K snapshots (plus the best).")
@@ -99,12 +101,14 @@ class GanTrainConfig(Config):
     channel_max: int = setting(512, "Upper bound on feature maps per layer.")
     mbstd_group: int = setting(4, "Minibatch-stddev group size.")
     conv_clamp: int | None = setting(256, "Clamp conv outputs to +-this (reduced-precision safety).")
-    num_fp16_res: int = setting(4, "Reduced precision on the top N resolutions (when --precision is not fp32).")
+    num_fp16_res: int = setting(4, "Reduced precision on the top N resolutions "
+                                "(when --precision is not fp32).")
     # --- augmentation ---
     aug: str = setting("ada", "Augmentation: adaptive p, fixed p, or off.", choices=AUG_MODES)
-    augpipe: str = setting("bgc", "ADA augmentation groups: blit (flips, quarter turns, whole-pixel shifts), geom "
-                           "(scale, rotation, anisotropy, sub-pixel shifts), color, filter, noise, cutout, or the "
-                           "combinations bg, bgc, bgcf, bgcfn, bgcfnc.", choices=tuple(AUGPIPES))
+    augpipe: str = setting("bgc", "ADA augmentation groups: blit (flips, quarter turns, whole-pixel shifts), "
+                           "geom (scale, rotation, anisotropy, sub-pixel shifts), color, filter, noise, "
+                           "cutout, or the combinations bg, bgc, bgcf, bgcfn, bgcfnc.",
+                           choices=tuple(AUGPIPES))
     target: float = setting(0.6, "ADA target for r_t = E[sign(D(real))].")
     p: float = setting(0.0, "Initial (ada) or constant (fixed) augmentation probability.")
     ada_interval: int = setting(4, "Adjust ADA p every N steps.")
@@ -112,7 +116,8 @@ class GanTrainConfig(Config):
     # --- metrics ---
     metrics: list[str] = setting(help="Comma list: fid,kid (Inception) or fd,kd (judge features).",
                                  default_factory=list)
-    metric_every: int = setting(1, "Compute metrics every N ticks (and at the end); a metric tick also snapshots.")
+    metric_every: int = setting(1, "Compute metrics every N ticks (and at the end); "
+                                "a metric tick also snapshots.")
     inception_weights: str | None = setting(None, "Local Inception .pth for FID/KID.", path="file")
     judge: str | None = setting(None, "classify train model.pt: features for FD/KD.", path="file")
     # --- machine ---
@@ -123,9 +128,11 @@ class GanTrainConfig(Config):
     channels_last: bool = setting(False, "channels_last memory format.")
     tf32: bool = setting(True, "TF32 matmuls/convolutions on CUDA.")
     # --- resume / transfer ---
-    resume: str | None = setting(None, "Continue a run exactly: RUN_DIR, a snapshot .pt, or 'latest' (in --out).")
-    resume_from: str | None = setting(None, "Initialise from a .pt/.safetensors/.pkl file or an http(s) URL of one "
-                                      "(transfer: its architecture and ADA p are adopted).", path="file")
+    resume: str | None = setting(None, "Continue a run exactly: RUN_DIR, a snapshot .pt, or 'latest' "
+                                 "(in --out).")
+    resume_from: str | None = setting(None, "Initialise from a .pt/.safetensors/.pkl file or an http(s) URL "
+                                      "of one (transfer: its architecture and ADA p are adopted).",
+                                      path="file")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GanTrainConfig:
@@ -150,7 +157,8 @@ class GanTrainConfig(Config):
             raise UserError(f"--batch {self.batch} must be >= 1")
         self._validate_numbers()
         if self.batch % self.gpus:
-            raise UserError(f"--batch {self.batch} must be a multiple of the number of GPUs/processes ({self.gpus})")
+            raise UserError(f"--batch {self.batch} must be a multiple of the number of GPUs/processes "
+                            f"({self.gpus})")
         self._validate_mbstd()
         if not (self.kimg > 0 and self.tick_kimg > 0 and math.isfinite(self.kimg)):
             raise UserError(f"--kimg ({self.kimg}) and tick length ({self.tick_kimg}) must be positive")
@@ -185,9 +193,10 @@ class GanTrainConfig(Config):
         per_rank = self.batch // self.gpus
         group = min(self.mbstd_group, per_rank)
         if self.mbstd_group < 1 or per_rank % group:
-            raise UserError(f"--mbstd-group {self.mbstd_group} does not divide the per-process batch {per_rank} "
-                            f"(--batch {self.batch} over {self.gpus} process(es)); use a batch that is a multiple "
-                            f"of {max(group, 1)} or a --mbstd-group that divides {per_rank}")
+            raise UserError(f"--mbstd-group {self.mbstd_group} does not divide the per-process batch "
+                            f"{per_rank} (--batch {self.batch} over {self.gpus} process(es)); use a batch "
+                            f"that is a multiple of {max(group, 1)} or a --mbstd-group that divides "
+                            f"{per_rank}")
 
     def _validate_metrics(self) -> None:
         # Here, not when the metric runner is built, so --dry-run catches them and a bad name
@@ -200,8 +209,8 @@ class GanTrainConfig(Config):
         if unknown:
             raise UserError(f"unknown --metrics {', '.join(unknown)}; choose from {', '.join(METRIC_KINDS)}")
         if not (self.judge or self.inception_weights):
-            raise UserError(f"--metrics {','.join(self.metrics)} needs features: --judge MODEL.pt from `classify "
-                            "train` or --inception-weights PATH (an offline Inception .pth)")
+            raise UserError(f"--metrics {','.join(self.metrics)} needs features: --judge MODEL.pt from "
+                            "`classify train` or --inception-weights PATH (an offline Inception .pth)")
 
     @property
     def budget_seconds(self) -> float | None:
@@ -290,6 +299,6 @@ def check_resume_config(old: dict[str, Any], new: dict[str, Any], snapshot: Any)
     """The one check that a resumed run keeps its snapshot's training options."""
     diffs = config_differences(old, new)
     if diffs:
-        raise UserError(f"--resume {snapshot}: these options differ from the snapshot's config: {'; '.join(diffs)} "
-                        "— drop those flags to continue the run (only --kimg, --snap, --out, --device ... may "
-                        "change), or start a new run with --resume-from")
+        raise UserError(f"--resume {snapshot}: these options differ from the snapshot's config: "
+                        f"{'; '.join(diffs)} — drop those flags to continue the run (only --kimg, --snap, "
+                        "--out, --device ... may change), or start a new run with --resume-from")

@@ -29,7 +29,8 @@ class GanTrainData:
     pooled: bool = False
     seen_md5: dict[str, list[str]] = field(default_factory=dict)  # class -> md5 of every train image used
     fit: str = "crop"  # how non-square images became square (the resolved --fit)
-    orient: dict[str, dict] = field(default_factory=dict)  # class -> what --orient auto turned (see orientation_plan)
+    # class -> what --orient auto turned (see orientation_plan)
+    orient: dict[str, dict] = field(default_factory=dict)
 
     @property
     def c_dim(self) -> int:
@@ -50,8 +51,10 @@ class GanTrainData:
         n, c, h, w = self.images.shape
         kind = (f"conditional ({self.c_dim} classes)" if self.c_dim else
                 "unconditional, classes pooled" if self.pooled else "unconditional")
-        turned = "; ".join(f"{k}: {v['n_turned']} {v['turned']} turned a quarter" for k, v in self.orient.items())
-        return f"{n} train images ({counts}), {c} channel(s), {h}x{w}, {kind}" + (f"; one layout ({turned})" if turned else "")
+        turned = "; ".join(f"{k}: {v['n_turned']} {v['turned']} turned a quarter"
+                           for k, v in self.orient.items())
+        return (f"{n} train images ({counts}), {c} channel(s), {h}x{w}, {kind}"
+                + (f"; one layout ({turned})" if turned else ""))
 
 
 def training_classes(cfg: GanTrainConfig, data_classes: list[str]) -> tuple[list[str], bool]:
@@ -69,7 +72,8 @@ def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
     missing = [c for c in cfg.classes if c not in data.classes]
     if missing:
         raise UserError(
-            f"unknown class {', '.join(missing)} in {data.root}/manifest.csv; available: {', '.join(data.classes)}"
+            f"unknown class {', '.join(missing)} in {data.root}/manifest.csv; "
+            f"available: {', '.join(data.classes)}"
         )
     classes, pooled = training_classes(cfg, data.classes)
     sel = data.select(split="train", classes=classes)
@@ -81,8 +85,8 @@ def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
     for name, n in (counts.items() if len(classes) == 1 else [("+".join(classes), len(labels))]):
         if n < cfg.batch:
             raise UserError(
-                f"class {name!r} has {n} train images in {data.root}/manifest.csv, fewer than --batch {cfg.batch}; "
-                f"use --batch {_largest_pow2_at_most(max(n, 1))} or smaller"
+                f"class {name!r} has {n} train images in {data.root}/manifest.csv, fewer than "
+                f"--batch {cfg.batch}; use --batch {_largest_pow2_at_most(max(n, 1))} or smaller"
             )
     empty = [c for c, n in counts.items() if n == 0]
     if empty:
@@ -95,8 +99,8 @@ def load_gan_train_data(cfg: GanTrainConfig) -> GanTrainData:
     images = turn_to_one_layout(images, sel.rows, labels, classes, orient)
     if pooled:
         labels = torch.zeros_like(labels)
-    return GanTrainData(images, labels, classes, counts, data.manifest_hash, int(images.shape[1]), pooled, seen,
-                        data.resolve_fit(cfg.fit), orient)
+    return GanTrainData(images, labels, classes, counts, data.manifest_hash, int(images.shape[1]), pooled,
+                        seen, data.resolve_fit(cfg.fit), orient)
 
 
 # Long side / short side above this counts as portrait or landscape; squarer images are left alone.
@@ -180,7 +184,8 @@ class BatchSampler:
         self._order = self._permutation()
 
 
-def real_batch(data: GanTrainData, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def real_batch(data: GanTrainData, idx: torch.Tensor,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (>= N means the mirrored copy) -> float images in [-1, 1] and one-hot labels."""
     n = len(data.images)
     flip = idx >= n

@@ -34,7 +34,8 @@ class GridSpec:
         rows = len(data.classes) if data.c_dim else UNCOND_ROWS
         gen = torch.Generator().manual_seed(cfg.seed)
         z = torch.randn([rows * GRID_COLS, cfg.z_dim], generator=gen)
-        labels = torch.arange(rows).repeat_interleave(GRID_COLS) if data.c_dim else torch.zeros(len(z), dtype=torch.int64)
+        labels = (torch.arange(rows).repeat_interleave(GRID_COLS) if data.c_dim
+                  else torch.zeros(len(z), dtype=torch.int64))
         names = list(data.classes) if data.c_dim else None
         return cls(z, labels, data.one_hot(labels), names, cfg.seed)
 

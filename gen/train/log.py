@@ -49,7 +49,8 @@ def memory_gb(device: torch.device) -> dict[str, float]:
 class RunLog:
     """metrics.jsonl + TensorBoard + progress bar, on the main rank only."""
 
-    def __init__(self, run_dir: Path, total_nimg: int, start_nimg: int, enabled: bool, resume_nimg: int | None):
+    def __init__(self, run_dir: Path, total_nimg: int, start_nimg: int, enabled: bool,
+                 resume_nimg: int | None):
         self.enabled = enabled
         self.path = run_dir / "metrics.jsonl"
         self.rows: list[str] = []
@@ -60,7 +61,8 @@ class RunLog:
         if self.path.is_file():
             # A fresh run starts a fresh file; a resumed one keeps rows up to its snapshot.
             self.rows = [ln for ln in self.path.read_text().splitlines()
-                         if resume_nimg is not None and ln.strip() and json.loads(ln).get("nimg", 0) <= resume_nimg]
+                         if resume_nimg is not None and ln.strip()
+                         and json.loads(ln).get("nimg", 0) <= resume_nimg]
             atomic_write_text(self.path, "".join(r + "\n" for r in self.rows))
         try:
             from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 — tensorboard: optional at run time
@@ -92,10 +94,12 @@ class RunLog:
         atomic_write_text(self.path, "".join(r + "\n" for r in self.rows))
         if self.tb is not None:
             for k, v in row.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and k != "kimg":
+                if (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                        and k != "kimg"):
                     self.tb.add_scalar(k, v, global_step=int(row["nimg"]))
             self.tb.flush()
-        short = {k: f"{row[k]:.3g}" for k in ("sec_per_kimg", "ada_p", "loss_G", "loss_D") if row.get(k) is not None}
+        short = {k: f"{row[k]:.3g}" for k in ("sec_per_kimg", "ada_p", "loss_G", "loss_D")
+                 if row.get(k) is not None}
         if self.bar is not None:
             self.bar.set_postfix(kimg=f"{row['kimg']:.2f}", **short)
         else:

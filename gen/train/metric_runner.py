@@ -30,8 +30,8 @@ def _check_judge_fits(judge: Any, data: GanTrainData, path: str) -> None:
         return
     missing = [c for c in data.classes if c not in judge.classes]
     if missing:
-        raise UserError(f"--judge {path} was trained on classes {judge.classes}, not {missing}; train the judge on "
-                        "the generator's data (classify train --data ...)")
+        raise UserError(f"--judge {path} was trained on classes {judge.classes}, not {missing}; "
+                        "train the judge on the generator's data (classify train --data ...)")
     if judge.in_chans != data.channels:
         raise UserError(f"--judge {path} takes {judge.in_chans}-channel images but this run learns "
                         f"{data.channels}-channel ones; train the judge on the same data")
@@ -43,7 +43,8 @@ class MetricRunner:
 
         names = tuple(m.strip().lower() for m in cfg.metrics if m.strip())
         if cfg.inception_weights:
-            self.extractor = build_extractor("inception", weights_path=cfg.inception_weights, device=str(device))
+            self.extractor = build_extractor("inception", weights_path=cfg.inception_weights,
+                                             device=str(device))
         elif cfg.judge:
             self.extractor = build_extractor("judge", weights_path=cfg.judge, device=str(device))
             _check_judge_fits(getattr(self.extractor.module, "judge", None), data, cfg.judge)
@@ -68,8 +69,8 @@ class MetricRunner:
     def evaluate(self, G_ema: torch.nn.Module) -> dict[str, float]:
         from gen.core.metrics import compute_metrics  # noqa: PLC0415 — loads torch-fidelity: only runs with --metrics
 
-        return compute_metrics(self.fakes(G_ema), self.data.images, names=self.names, extractor=self.extractor,
-                               device=str(self.device), seed=self.seed)
+        return compute_metrics(self.fakes(G_ema), self.data.images, names=self.names,
+                               extractor=self.extractor, device=str(self.device), seed=self.seed)
 
     def primary(self, values: dict[str, Any]) -> str:
         """The metric that picks the best snapshot: the first one asked for."""

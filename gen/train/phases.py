@@ -48,8 +48,8 @@ def trainable_d_params(D: torch.nn.Module, freeze_d: int) -> list[torch.nn.Param
     params = dict(D.named_parameters())
     if freeze_d <= 0:
         return list(params.values())
-    block_res = sorted({int(n.split(".")[0][1:]) for n in params if n[:1] == "b" and n.split(".")[0][1:].isdigit()},
-                       reverse=True)
+    block_res = sorted({int(n.split(".")[0][1:]) for n in params
+                        if n[:1] == "b" and n.split(".")[0][1:].isdigit()}, reverse=True)
     frozen = {f"b{r}." for r in block_res[:freeze_d]}
     return [p for n, p in params.items() if not any(n.startswith(f) for f in frozen)]
 
@@ -103,7 +103,8 @@ def run_phase(
 
 
 class AdaController:
-    def __init__(self, pipe: torch.nn.Module | None, target: float, interval: int, ada_kimg: float, adaptive: bool):
+    def __init__(self, pipe: torch.nn.Module | None, target: float, interval: int, ada_kimg: float,
+                 adaptive: bool):
         self.pipe, self.target, self.interval, self.ada_kimg = pipe, target, interval, ada_kimg
         self.adaptive = adaptive and pipe is not None
         self.sign_sum = 0.0
@@ -120,7 +121,8 @@ class AdaController:
             self.sign_sum += stats["real_sign_sum"]
             self.count += stats["real_count"]
 
-    def maybe_update(self, batch_idx: int, global_batch: int, all_reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    def maybe_update(self, batch_idx: int, global_batch: int,
+                     all_reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """After D step number `batch_idx` (1-based): every `interval` steps, move p."""
         if not self.adaptive or batch_idx % self.interval != 0:
             return

@@ -28,7 +28,8 @@ def _auto(res: int, gpus: int) -> dict[str, Any]:
     )
 
 
-def _paper(mb: int, mbstd: int, fmaps: float, lr: float, gamma: float, ema: float, ramp: float | None, mapl: int):
+def _paper(mb: int, mbstd: int, fmaps: float, lr: float, gamma: float, ema: float, ramp: float | None,
+           mapl: int):
     def preset(res: int, gpus: int) -> dict[str, Any]:
         return dict(
             batch=mb, mbstd_group=mbstd, channel_base=int(fmaps * 32768), channel_max=512, lr=lr,

@@ -72,7 +72,8 @@ def run_recipe(cfg: GanTrainConfig, log: Callable[[str], None] = print,
         return _run_stages(cfg, log, resume)
 
 
-def _run_stages(cfg: GanTrainConfig, log: Callable[[str], None], resume: ResumePoint | None) -> dict[str, Any]:
+def _run_stages(cfg: GanTrainConfig, log: Callable[[str], None],
+                resume: ResumePoint | None) -> dict[str, Any]:
     stages = plan_stages(cfg)
     result: dict[str, Any] = {}
     for stage in stages[:-1]:

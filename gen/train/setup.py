@@ -63,7 +63,8 @@ def network_configs(cfg: GanTrainConfig, c_dim: int, channels: int) -> tuple[Any
     reduced = cfg.precision != "fp32"
     common = dict(
         c_dim=c_dim, img_resolution=cfg.res, img_channels=channels, channel_base=cfg.channel_base,
-        channel_max=cfg.channel_max, conv_clamp=cfg.conv_clamp, num_fp16_res=cfg.num_fp16_res if reduced else 0,
+        channel_max=cfg.channel_max, conv_clamp=cfg.conv_clamp,
+        num_fp16_res=cfg.num_fp16_res if reduced else 0,
         fp16_dtype="bfloat16" if cfg.precision == "bf16" else "float16", channels_last=cfg.channels_last,
     )
     g_cfg = GeneratorConfig(z_dim=cfg.z_dim, w_dim=cfg.w_dim, mapping_layers=cfg.map_layers, **common)
@@ -79,7 +80,8 @@ def build_training_networks(cfg: GanTrainConfig, c_dim: int, channels: int, devi
     G_ema = copy.deepcopy(G).eval()
     pipe = None
     if cfg.aug in ("ada", "fixed"):
-        pipe = AugmentPipe(num_channels=channels, pipeline=cfg.augpipe).train().requires_grad_(False).to(device)
+        pipe = (AugmentPipe(num_channels=channels, pipeline=cfg.augpipe)
+                .train().requires_grad_(False).to(device))
         pipe.p.copy_(torch.as_tensor(cfg.p))
     elif cfg.aug == "diffaug":
         pipe = DiffAugment().train().to(device)
@@ -88,8 +90,9 @@ def build_training_networks(cfg: GanTrainConfig, c_dim: int, channels: int, devi
 
 def build_loss(cfg: GanTrainConfig, nets: Networks):
     return StyleGAN2Loss(
-        nets.G, nets.D, augment_pipe=nets.augment_pipe, r1_gamma=cfg.gamma, style_mixing_prob=cfg.style_mixing,
-        pl_weight=cfg.pl_weight, pl_batch_shrink=cfg.pl_batch_shrink, pl_decay=cfg.pl_decay,
+        nets.G, nets.D, augment_pipe=nets.augment_pipe, r1_gamma=cfg.gamma,
+        style_mixing_prob=cfg.style_mixing, pl_weight=cfg.pl_weight, pl_batch_shrink=cfg.pl_batch_shrink,
+        pl_decay=cfg.pl_decay,
     )
 
 
@@ -144,8 +147,8 @@ def read_source(path: Path) -> dict[str, Any]:
     """{"states": {G, D?, G_ema}, "generator": GeneratorConfig dict, "p": ADA p or None}.
     `path` is local: `local_source` first for a URL."""
     if not path.is_file():
-        raise UserError(f"--resume-from {path} does not exist; pass a .pt snapshot, a .safetensors generator, a .pkl "
-                        "or an http(s) URL of one")
+        raise UserError(f"--resume-from {path} does not exist; "
+                        "pass a .pt snapshot, a .safetensors generator, a .pkl or an http(s) URL of one")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         # Both raise UserError for a truncated or damaged file (and NaN/inf weights).
@@ -161,9 +164,10 @@ def read_source(path: Path) -> dict[str, Any]:
         with as_user_error():
             ckpt = load_reference_pkl(path)  # restricted unpickler: executes nothing from the file
         found = {"G": ckpt.G_state, "D": ckpt.D_state, "G_ema": ckpt.G_ema_state}
-        return {"states": {k: v for k, v in found.items() if v is not None}, "generator": ckpt.G_config.to_dict(),
-                "p": ckpt.augment_p}
-    raise UserError(f"--resume-from {path}: unknown file type {suffix!r}; use .pt, .safetensors, .pkl or a URL")
+        return {"states": {k: v for k, v in found.items() if v is not None},
+                "generator": ckpt.G_config.to_dict(), "p": ckpt.augment_p}
+    raise UserError(f"--resume-from {path}: unknown file type {suffix!r}; "
+                    "use .pt, .safetensors, .pkl or a URL")
 
 
 def _generator_of_snapshot(snap: dict[str, Any]) -> dict[str, Any]:
@@ -183,8 +187,8 @@ def adopted_fields(source: dict[str, Any], explicit: dict[str, Any], path: str) 
         value = generator.get(src_key)
         if explicit.get(key) is not None and explicit[key] != value:
             flag = "--map" if key == "map_layers" else "--" + key.replace("_", "-")
-            raise UserError(f"{flag} {explicit[key]} contradicts the checkpoint's {src_key} {value} ({path}); drop "
-                            f"{flag}: a transferred run keeps the source's architecture")
+            raise UserError(f"{flag} {explicit[key]} contradicts the checkpoint's {src_key} {value} "
+                            f"({path}); drop {flag}: a transferred run keeps the source's architecture")
         out[key] = value
     if explicit.get("p") is None and source.get("p") is not None:
         out["p"] = float(source["p"])
@@ -207,8 +211,9 @@ def _copy_matching(module: torch.nn.Module, source: dict[str, torch.Tensor], lab
         else:
             bad.append(f"{key} {tuple(value.shape)} vs {None if src is None else tuple(src.shape)}")
     if bad:
-        raise UserError(f"--resume-from {path}: {what} does not fit this run ({bad[0]}, {len(bad)} mismatch(es)); "
-                        "the architecture is adopted from the source, so the file's weights contradict its own settings")
+        raise UserError(f"--resume-from {path}: {what} does not fit this run ({bad[0]}, {len(bad)} "
+                        "mismatch(es)); the architecture is adopted from the source, so the file's weights "
+                        "contradict its own settings")
     return copied, reinit
 
 

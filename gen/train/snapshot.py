@@ -57,14 +57,16 @@ def rng_state() -> dict[str, Any]:
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_snapshot(run_dir: Path, kimg: int, payload: dict[str, Any], G_ema: torch.nn.Module, info: dict) -> Path:
+def save_snapshot(run_dir: Path, kimg: int, payload: dict[str, Any], G_ema: torch.nn.Module,
+                  info: dict) -> Path:
     """Write the full state (atomic), then the G_ema export. Returns the .pt path.
 
     Order matters for a kill -9: the .pt lands complete or not at all, and the previous
@@ -88,14 +90,16 @@ def load_snapshot(path: Path, device: str = "cpu") -> dict[str, Any]:
     except Exception as exc:  # a torn or foreign file: say which and what to do
         path = Path(path)
         older = [p.name for p in list_snapshots(path.parent) if p.name < path.name]
-        way = (f"resume from an older one (--resume {path.parent / older[-1]}; also: {', '.join(older[:-1]) or 'none'})"
-               if older else "no older snapshot is left: move this file away and start a new run (or --resume-from a "
-               "G_ema .safetensors export)")
+        way = (f"resume from an older one (--resume {path.parent / older[-1]}; "
+               f"also: {', '.join(older[:-1]) or 'none'})"
+               if older else "no older snapshot is left: move this file away and start a new run "
+               "(or --resume-from a G_ema .safetensors export)")
         raise UserError(f"cannot read snapshot {path} ({type(exc).__name__}); {way}") from None
     if not isinstance(snap, dict) or "format_version" not in snap:
         raise UserError(f"{path} is not a gen train snapshot (no format_version)")
     if snap["format_version"] > FORMAT_VERSION:
-        raise UserError(f"{path} has format_version {snap['format_version']}, newer than this ganbalance; upgrade")
+        raise UserError(f"{path} has format_version {snap['format_version']}, "
+                        "newer than this ganbalance; upgrade")
     return snap
 
 
@@ -126,7 +130,8 @@ def find_resume_snapshot(spec: str, out_dir: str) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
-        raise UserError(f"--resume {spec}: {path} does not exist; pass a snapshot .pt, a run folder or 'latest'")
+        raise UserError(f"--resume {spec}: {path} does not exist; "
+                        "pass a snapshot .pt, a run folder or 'latest'")
     snaps = list_snapshots(path)
     if not snaps:
         raise UserError(f"--resume {spec}: {path} holds no network-snapshot-*.pt; nothing to resume")

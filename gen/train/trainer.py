@@ -71,7 +71,8 @@ class LossScaler:
     divide the gradients back, and skip steps (halving the scale) when they overflowed."""
 
     def __init__(self, enabled: bool, scale: float = 2.0**14, growth_interval: int = 1000):
-        self.enabled, self.scale, self.good, self.growth_interval = enabled, scale if enabled else 1.0, 0, growth_interval
+        self.enabled, self.scale, self.good, self.growth_interval = (
+            enabled, scale if enabled else 1.0, 0, growth_interval)
 
     def unscale(self, params: list[torch.nn.Parameter]) -> bool:
         grads = [p.grad for p in params if p.grad is not None]
@@ -148,7 +149,8 @@ class Trainer:
         self.loss = build_loss(cfg, self.nets)  # eager; owns pl_mean
         self.loss_main = build_main_loss(cfg, self.nets, self.loss)  # compiled view with --compile
         self.phases = build_phases(self.nets.G, self.nets.D, cfg)
-        self.ada = AdaController(self.nets.augment_pipe, cfg.target, cfg.ada_interval, cfg.ada_kimg, cfg.aug == "ada")
+        self.ada = AdaController(self.nets.augment_pipe, cfg.target, cfg.ada_interval, cfg.ada_kimg,
+                                 cfg.aug == "ada")
         self.scaler = LossScaler(cfg.precision == "fp16")
         self.sampler = BatchSampler(len(self.data.images), cfg.mirror, cfg.seed)
         # Latents and fake labels come from one generator shared by all ranks, so the
@@ -158,7 +160,8 @@ class Trainer:
         self.metric_history: list[dict[str, Any]] = []
         self.best: dict | None = None
         self.grid = GridSpec.build(cfg, self.data)
-        self.metrics = MetricRunner(cfg, self.data, self.device) if cfg.metrics and self.dist.is_main else None
+        self.metrics = (MetricRunner(cfg, self.data, self.device) if cfg.metrics and self.dist.is_main
+                        else None)
         torch.manual_seed(cfg.seed + 7919 * self.dist.rank)  # per-rank noise/augment/mixing draws
         self.resumed_from = snap.path if snap is not None else None
         if snap is not None:
@@ -168,8 +171,8 @@ class Trainer:
     def _resume_point(self, given: ResumePoint | None) -> ResumePoint | None:
         if not self.cfg.resume:
             if list_snapshots(self.out_dir):  # a fresh run here would interleave with that one's files
-                raise UserError(f"{self.out_dir} already holds a training run (network-snapshot-*.pt); continue "
-                                f"it with --resume {self.out_dir}, or pick a new --out")
+                raise UserError(f"{self.out_dir} already holds a training run (network-snapshot-*.pt); "
+                                f"continue it with --resume {self.out_dir}, or pick a new --out")
             return None
         if given is not None:
             return given  # found, read and checked by the caller (resolve_config)
@@ -189,7 +192,8 @@ class Trainer:
     def _restore(self, snap: dict[str, Any]) -> None:
         if snap.get("manifest_hash") not in (None, self.data.manifest_hash):
             raise UserError(f"--resume {self.resumed_from}: the training data changed since this snapshot "
-                            f"(manifest hash {snap['manifest_hash'][:12]} -> {self.data.manifest_hash[:12]}); "
+                            f"(manifest hash {snap['manifest_hash'][:12]} -> "
+                            f"{self.data.manifest_hash[:12]}); "
                             "resume needs the same prepared data, or start a new run with --resume-from")
         n = self.nets
         for module, key in ((n.G, "G"), (n.D, "D"), (n.G_ema, "G_ema")):
@@ -212,7 +216,8 @@ class Trainer:
             torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank + self.counters.cur_nimg)
             self.say(f"note: snapshot from {len(by_rank)} process(es), resuming on {self.dist.world}: "
                      "same state, new random streams")
-        self.say(f"resumed from {self.resumed_from} at kimg {self.counters.cur_nimg / 1000:.3f}, ADA p {self.ada.p:.4f}")
+        self.say(f"resumed from {self.resumed_from} at kimg {self.counters.cur_nimg / 1000:.3f}, "
+                 f"ADA p {self.ada.p:.4f}")
 
     # --- the loop ----------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -252,7 +257,8 @@ class Trainer:
                 self.log.step(self.cfg.batch)
             stop = self.dist.any_flag(self.stop_signal is not None)
             # The wall budget ends the run like --kimg does: a final tick and snapshot, status done.
-            done = c.cur_nimg >= total or stop or self.dist.any_flag(self._budget_spent(time.time() - tick_t0))
+            done = (c.cur_nimg >= total or stop
+                    or self.dist.any_flag(self._budget_spent(time.time() - tick_t0)))
             if not done and c.cur_tick != 0 and c.cur_nimg < c.tick_start_nimg + self.cfg.tick_kimg * 1000:
                 continue
             now = time.time()
@@ -333,12 +339,15 @@ class Trainer:
             self.best = self.metrics.better_best(self.best, self.metric_history[-1], target)
         if self.best is not None and self.best is old_best and self.best["snapshot"] == target.name:
             self.best = preserve_best(self.out_dir, self.best)  # about to overwrite the best's file
-        path = save_snapshot(self.out_dir, kimg, self._payload(rng_by_rank), self.nets.G_ema, self._info(kimg))
+        path = save_snapshot(self.out_dir, kimg, self._payload(rng_by_rank), self.nets.G_ema,
+                             self._info(kimg))
         if self.best is not None and self.best != old_best:
             atomic_write_json(self.out_dir / "best.json", self.best)  # only once the snapshot exists
             drop_preserved(self.out_dir, old_best, self.best)
-        prune_snapshots(self.out_dir, self.cfg.keep, {self.best["snapshot"], path.name} if self.best else {path.name})
-        save_fakes(self.nets.G_ema, self.grid, self.out_dir / f"fakes{kimg:06d}.png")  # after its snapshot exists
+        prune_snapshots(self.out_dir, self.cfg.keep,
+                        {self.best["snapshot"], path.name} if self.best else {path.name})
+        # after its snapshot exists
+        save_fakes(self.nets.G_ema, self.grid, self.out_dir / f"fakes{kimg:06d}.png")
 
     def _payload(self, rng_by_rank: list) -> dict[str, Any]:
         n = self.nets
@@ -349,22 +358,24 @@ class Trainer:
             "loss": self.loss.state_dict(), "ada": self.ada.state_dict(), "scaler": self.scaler.state_dict(),
             "sampler": self.sampler.state_dict(), "draws_rng": self.draws.get_state(),
             "counters": asdict(self.counters), "metric_history": self.metric_history, "best": self.best,
-            "rng": rng_by_rank[0], "rng_by_rank": rng_by_rank, "config": self.cfg.to_dict(), "world": self.dist.world,
-            "manifest_hash": self.data.manifest_hash, "transfer": self.transfer_from,
+            "rng": rng_by_rank[0], "rng_by_rank": rng_by_rank, "config": self.cfg.to_dict(),
+            "world": self.dist.world, "manifest_hash": self.data.manifest_hash,
+            "transfer": self.transfer_from,
         }
 
     def _info(self, kimg: int) -> dict[str, Any]:
         cfg, data = self.cfg, self.data
         return {"classes": data.generator_classes, "res": cfg.res, "channels": data.channels, "fit": data.fit,
                 "kimg": kimg, "data_dir": str(cfg.data_dir), "manifest_hash": data.manifest_hash,
-                "real_counts": data.real_counts, "seen_md5": data.seen_md5, "recipe": cfg.recipe, "stage": cfg.stage,
-                "target_classes": list(cfg.classes), "aug": cfg.aug, "augpipe": cfg.augpipe, "orient": data.orient,
-                "transfer_from": self.transfer_from}
+                "real_counts": data.real_counts, "seen_md5": data.seen_md5, "recipe": cfg.recipe,
+                "stage": cfg.stage, "target_classes": list(cfg.classes), "aug": cfg.aug,
+                "augpipe": cfg.augpipe, "orient": data.orient, "transfer_from": self.transfer_from}
 
     def _write_start_files(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.out_dir / "training_options.json",
-                          {**self.cfg.to_dict(), "data_summary": self.data.summary(), "world": self.dist.world})
+                          {**self.cfg.to_dict(), "data_summary": self.data.summary(),
+                           "world": self.dist.world})
         if self.transfer_from is not None:
             atomic_write_json(self.out_dir / "transfer.json", self.transfer_from)
         save_reals(self.data, self.grid, self.out_dir / "reals.png")
@@ -375,7 +386,8 @@ class Trainer:
         last = snaps[-1].name if snaps else None
         if stopped:
             self.say(f"stopped by {self.stop_signal or 'a signal on another rank'} at kimg "
-                     f"{self.counters.cur_nimg / 1000:.3f}; wrote {last}; continue with --resume {self.out_dir}")
+                     f"{self.counters.cur_nimg / 1000:.3f}; wrote {last}; "
+                     f"continue with --resume {self.out_dir}")
         return {"status": "stopped" if stopped else "done", "stop_signal": self.stop_signal,
                 "kimg": self.counters.cur_nimg / 1000,
                 "snapshot": last, "best": self.best, "ada_p": self.ada.p}

@@ -66,16 +66,20 @@ def workloads(pipe, x: torch.Tensor) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--res", type=int, default=64)
     parser.add_argument("--channels", type=int, default=3)
     parser.add_argument("--p", type=float, default=0.5)
-    parser.add_argument("--augpipe", default="bgc", help="this tree's pipeline (the other commit's is its default)")
+    parser.add_argument("--augpipe", default="bgc",
+                        help="this tree's pipeline (the other commit's is its default)")
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds with --against; best round kept")
-    parser.add_argument("--against", metavar="REV", help="also time the pipe of this git revision, interleaved")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved rounds with --against; best round kept")
+    parser.add_argument("--against", metavar="REV",
+                        help="also time the pipe of this git revision, interleaved")
     args = parser.parse_args()
     device = torch.device(args.device)
     x = torch.rand(args.batch, args.channels, args.res, args.res, device=device) * 2 - 1
@@ -97,7 +101,8 @@ def main() -> None:
                     torch.manual_seed(0)
                     ms = _timed(fn, device, args.repeats)
                     best[name, work] = min(best.get((name, work), ms), ms)
-    setting = f"batch {args.batch}, {args.channels}x{args.res}^2, p={args.p}, {device}, {torch.get_num_threads()} threads"
+    setting = (f"batch {args.batch}, {args.channels}x{args.res}^2, p={args.p}, {device}, "
+               f"{torch.get_num_threads()} threads")
     for work in jobs["ours"]:
         line = f"{work:11s} ours ({args.augpipe}) {best['ours', work]:8.2f} ms"
         if args.against:

@@ -60,7 +60,8 @@ def load_ms(page: Path, chromium: str, profile: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -75,7 +76,8 @@ def main() -> None:
     base = results[sizes[0]][0]
     for n in sizes:
         script, wall = results[n]
-        print(f"{n:6d} samples: page script (parse, build, sort) {script:7.0f} ms, whole Chromium run {wall:7.0f} ms, "
+        print(f"{n:6d} samples: page script (parse, build, sort) {script:7.0f} ms, "
+              f"whole Chromium run {wall:7.0f} ms, "
               f"script ratio to {sizes[0]} samples {script / max(base, 1):.1f}x  (best of {args.repeats})")
 
 

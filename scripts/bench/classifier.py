@@ -96,8 +96,8 @@ def bench_naive(folder: Path, res: int, batch: int, steps: int, warmup: int, mod
     tf = [T.Grayscale(1)] if in_chans == 1 else []
     tf += [T.Resize(res), T.CenterCrop(res), T.ToTensor(), T.Normalize([0.5] * in_chans, [0.5] * in_chans)]
     ds = ImageFolder(str(folder), transform=T.Compose(tf))
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
-                                         persistent_workers=workers > 0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
+                                         drop_last=True, persistent_workers=workers > 0)
     net = build_model(model, num_classes=len(ds.classes), in_chans=in_chans).to(device).train()
     cuda = device.startswith("cuda")
     if cuda:  # same bf16 autocast + channels_last as our trainer uses on CUDA
@@ -141,36 +141,45 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers of the naive pipeline")
     ap.add_argument("--synthetic-n", type=int, default=600)
     ap.add_argument("--cpu-bf16", action="store_true",
-                    help="also time ours with bf16 autocast on the CPU (classify train --cpu-bf16) against ours fp32")
+                    help="also time ours with bf16 autocast on the CPU (classify train --cpu-bf16) "
+                         "against ours fp32")
     ap.add_argument("--cpu-channels-last", action="store_true",
-                    help="also time ours in channels_last memory format on the CPU (fp32, and bf16 with --cpu-bf16)")
+                    help="also time ours in channels_last memory format on the CPU "
+                         "(fp32, and bf16 with --cpu-bf16)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         data_dir = args.data or synthetic_prepared(tmp_path, args.synthetic_n, 300)
         prepared = open_prepared(data_dir)
-        folder = export_image_folder(prepared.select(split="train"), prepared.classes, tmp_path / "imagefolder")
-        print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        folder = export_image_folder(prepared.select(split="train"), prepared.classes,
+                                     tmp_path / "imagefolder")
+        print(f"machine: {platform.processor() or platform.machine()}, "
+              f"{torch.get_num_threads()} torch threads, "
               f"torch {torch.__version__}, device {args.device}; data {data_dir}; model {args.model}, "
               f"batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up")
         for res in args.res:
             ours = bench_ours(data_dir, res, args.batch, args.steps, args.warmup, args.model, args.device)
             naive = bench_naive(folder, res, args.batch, args.steps, args.warmup, args.model, args.device,
                                 ours["in_chans"], args.workers)
-            print(f"res {res}: ours {ours['images_per_s']:.1f} img/s (cache build {ours['cache_build_s']:.1f} s, "
-                  f"once) | naive ImageFolder+PIL ({args.workers} workers) {naive['images_per_s']:.1f} img/s | "
+            print(f"res {res}: ours {ours['images_per_s']:.1f} img/s "
+                  f"(cache build {ours['cache_build_s']:.1f} s, once) | "
+                  f"naive ImageFolder+PIL ({args.workers} workers) {naive['images_per_s']:.1f} img/s | "
                   f"ratio {ours['images_per_s'] / naive['images_per_s']:.2f}x")
             if args.cpu_bf16 and args.device == "cpu":
                 bf16 = bench_ours(data_dir, res, args.batch, args.steps, args.warmup, args.model, "cpu", True)
                 print(f"res {res}: ours --cpu-bf16 {bf16['images_per_s']:.1f} img/s | ours fp32 "
-                      f"{ours['images_per_s']:.1f} img/s | ratio {bf16['images_per_s'] / ours['images_per_s']:.2f}x")
+                      f"{ours['images_per_s']:.1f} img/s | "
+                      f"ratio {bf16['images_per_s'] / ours['images_per_s']:.2f}x")
             if args.cpu_channels_last and args.device == "cpu":
                 for bf in ([False, True] if args.cpu_bf16 else [False]):
-                    on = bench_ours(data_dir, res, args.batch, args.steps, args.warmup, args.model, "cpu", bf, True)
-                    off = bench_ours(data_dir, res, args.batch, args.steps, args.warmup, args.model, "cpu", bf, False)
+                    on = bench_ours(data_dir, res, args.batch, args.steps, args.warmup, args.model,
+                                    "cpu", bf, True)
+                    off = bench_ours(data_dir, res, args.batch, args.steps, args.warmup, args.model,
+                                     "cpu", bf, False)
                     name = "bf16" if bf else "fp32"
                     print(f"res {res}: ours {name} channels_last {on['images_per_s']:.1f} img/s | contiguous "
-                          f"{off['images_per_s']:.1f} img/s | ratio {on['images_per_s'] / off['images_per_s']:.2f}x")
+                          f"{off['images_per_s']:.1f} img/s | "
+                          f"ratio {on['images_per_s'] / off['images_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

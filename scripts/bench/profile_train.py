@@ -63,8 +63,9 @@ def labelled(name: str, fn):
 
 
 def build_trainer(config: str, precision: str, p: float, extra: dict | None = None):
-    overrides = dict(preset="cpu-tiny", data_dir="-", classes=["c0"], out_dir=tempfile.mkdtemp(), device="cpu",
-                     precision=precision, seed=0, batch=16, augpipe="bgc", **CONFIGS[config], **(extra or {}))
+    overrides = dict(preset="cpu-tiny", data_dir="-", classes=["c0"], out_dir=tempfile.mkdtemp(),
+                     device="cpu", precision=precision, seed=0, batch=16, augpipe="bgc", **CONFIGS[config],
+                     **(extra or {}))
     cfg = resolve(overrides)
     trainer = trainer_module.Trainer(cfg, log=lambda m: None, data=fake_data(cfg.res))
     pipe = trainer.nets.augment_pipe
@@ -165,8 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"# profile_train: config {args.config} ({CONFIGS[args.config]}), {args.precision}, p {args.p}, "
           f"set {parse_assignments(args.assignments)}, "
           f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads, torch {torch.__version__}")
-    print(f"step {plain_ms:.1f} ms without the profiler ({plain_ms * 1000 / 16 / 1000:.1f} s/kimg at batch 16), "
-          f"{step_ms:.1f} ms under it\n")
+    print(f"step {plain_ms:.1f} ms without the profiler "
+          f"({plain_ms * 1000 / 16 / 1000:.1f} s/kimg at batch 16), {step_ms:.1f} ms under it\n")
     print("\n".join(table(prof, step_ms, steps)) + "\n")
     print("\n".join(top_ops(prof, steps, args.top)))
 

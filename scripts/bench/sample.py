@@ -5,7 +5,8 @@ does not depend on the weights): a generator of the chosen preset's width, a res
 at the sample resolution, and random "reals" for realism/memorisation/duplicates/fid_select.
 No files are written; PNG encoding is not included.
 
-    python scripts/bench/sample.py [--device cpu] [--n 64] [--batch 32] [--preset cpu-tiny|auto] [--repeat 3] [--clock wall|cpu]
+    python scripts/bench/sample.py [--device cpu] [--n 64] [--batch 32] [--preset cpu-tiny|auto]
+                                   [--repeat 3] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class _Judge:
         self.res, self.device, self.norm = res, device, {"mean": [0.5], "std": [0.25]}
 
     def run(self, x: torch.Tensor, batch: int, features: bool) -> torch.Tensor:
-        return predict_probs(self.model, match_input(x, self.res, 1), self.norm, self.device, batch=batch, features=features)
+        return predict_probs(self.model, match_input(x, self.res, 1), self.norm, self.device, batch=batch,
+                             features=features)
 
 
 def _sync(device: str) -> None:
@@ -99,11 +101,12 @@ def main() -> None:
     ap.add_argument("--res", type=int, nargs="+", default=[64, 128])
     ap.add_argument("--repeat", type=int, default=3, help="keep the best of this many runs per figure")
     ap.add_argument("--clock", choices=list(CLOCKS), default="wall",
-                    help="wall: images per second; cpu: images per process-CPU second (steadier on a shared CPU)")
+                    help="wall: images per second; cpu: images per process-CPU second "
+                         "(steadier on a shared CPU)")
     args = ap.parse_args()
-    print(f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()} preset={args.preset} "
-          f"{WIDTHS[args.preset]} batch={args.batch} n={args.n} n1={args.n1} reals={args.reals} repeat={args.repeat} "
-          f"clock={args.clock}")
+    print(f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()} "
+          f"preset={args.preset} {WIDTHS[args.preset]} batch={args.batch} n={args.n} n1={args.n1} "
+          f"reals={args.reals} repeat={args.repeat} clock={args.clock}")
     print(f"{'res':>4} {'gen b1':>9} {'gen bB':>9} {'xB/b1':>6} {'all b1':>9} {'all bB':>9} {'xB/b1':>6} "
           f"{'all/gen':>7}  (images per {args.clock} second; all = generation + judge + all filters)")
     for res in args.res:

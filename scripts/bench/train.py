@@ -77,7 +77,8 @@ def bench_one(res: int, mode: str, args, recipe: str = "minority") -> dict:
     sync(args.device)
     dt = time.perf_counter() - t0
     n_img = args.cycles * CYCLE * cfg.batch
-    return {"res": res, "mode": mode, "recipe": recipe, "batch": cfg.batch, "sec_per_kimg": dt / n_img * 1000, "img_per_s": n_img / dt,
+    return {"res": res, "mode": mode, "recipe": recipe, "batch": cfg.batch,
+            "sec_per_kimg": dt / n_img * 1000, "img_per_s": n_img / dt,
             "warmup_s": warm_s, "channel_max": cfg.channel_max}
 
 
@@ -93,7 +94,8 @@ def main() -> None:
     ap.add_argument("--warmup-cycles", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--recipes", default="minority", help=f"comma list of {','.join(RECIPES)}")
-    ap.add_argument("--p", type=float, default=None, help="fix ADA's p (default: the preset's, 0 at the start)")
+    ap.add_argument("--p", type=float, default=None,
+                    help="fix ADA's p (default: the preset's, 0 at the start)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -101,8 +103,10 @@ def main() -> None:
     args.preset = args.preset or ("auto" if gpu else "cpu-tiny")
     modes = args.modes.split(",") if args.modes else (["fp32", "compile", "bf16", "bf16+compile"] if gpu
                                                        else ["fp32", "compile"])
-    where = torch.cuda.get_device_name() if gpu else f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
-    print(f"# bench_train: {where}, torch {torch.__version__}, preset {args.preset}, channels {args.channels}")
+    where = (torch.cuda.get_device_name() if gpu
+             else f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads")
+    print(f"# bench_train: {where}, torch {torch.__version__}, preset {args.preset}, "
+          f"channels {args.channels}")
     rows = []
     for res in [int(r) for r in args.res.split(",")]:
         base = None
@@ -112,10 +116,12 @@ def main() -> None:
                 base = base or r["sec_per_kimg"]  # the first row: fp32 eager minority
                 r["speedup"] = base / r["sec_per_kimg"]
                 rows.append(r)
-                print(f"res {res:4d} {recipe:11s} {mode:13s} batch {r['batch']:3d}: {r['sec_per_kimg']:9.2f} sec/kimg "
+                print(f"res {res:4d} {recipe:11s} {mode:13s} batch {r['batch']:3d}: "
+                      f"{r['sec_per_kimg']:9.2f} sec/kimg "
                       f"{r['img_per_s']:8.1f} img/s  x{r['speedup']:.2f} vs fp32 eager minority  "
                       f"(warm-up {r['warmup_s']:.0f} s)", flush=True)
-    print("\n| res | recipe | mode | batch | sec/kimg | img/s | vs fp32 eager minority |\n|---|---|---|---|---|---|---|")
+    print("\n| res | recipe | mode | batch | sec/kimg | img/s | vs fp32 eager minority |\n"
+          "|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['res']} | {r['recipe']} | {r['mode']} | {r['batch']} | {r['sec_per_kimg']:.2f} | "
               f"{r['img_per_s']:.1f} | x{r['speedup']:.2f} |")

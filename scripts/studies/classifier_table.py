@@ -1,4 +1,5 @@
-"""The table of the classifier study (scripts/studies/classifier_elpv.toml): test metrics and wall time of every run.
+"""The table of the classifier study (scripts/studies/classifier_elpv.toml): test metrics and wall
+time of every run.
 
     python scripts/studies/classifier_table.py runs/cls-elpv [--out table.md]
 """
@@ -33,7 +34,7 @@ def wall_time(out: Path, run: str) -> str:
 
 def parser() -> argparse.ArgumentParser:
     """The flags (a function, so the study TOMLs' steps can be checked against it in tests)."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("study", help="the study's output folder")
     ap.add_argument("--out", help="also write the table to this Markdown file")
     return ap
@@ -50,8 +51,9 @@ def main(argv: list[str] | None = None) -> None:
             lines.append(f"| {label} | not run | | | | | |")
             continue
         m = json.loads(path.read_text())
-        lines.append(f"| {label} | {m['roc_auc']:.4f} | {m['average_precision']:.4f} | {m['minority_f1']:.4f} | "
-                     f"{m['accuracy']:.4f} | {m['threshold']:.3f} | {wall_time(study, run)} |")
+        lines.append(f"| {label} | {m['roc_auc']:.4f} | {m['average_precision']:.4f} | "
+                     f"{m['minority_f1']:.4f} | {m['accuracy']:.4f} | {m['threshold']:.3f} | "
+                     f"{wall_time(study, run)} |")
     print("\n".join(lines))
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")

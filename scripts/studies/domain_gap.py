@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     val, _ = load_reals(args.data, [args.cls], res, fake.shape[1], fit, split="val")[args.cls]
     lines = [f"{len(real)} real train, {len(val)} real val, {len(fake)} samples of {args.cls!r} at {res}px "
              f"({'accepted' if args.accepted else 'all'} samples of {args.samples})", "",
-             "| view | two-sample AUC, samples vs real train | real train vs real val (floor) |", "|---|---|---|"]
+             "| view | two-sample AUC, samples vs real train | real train vs real val (floor) |",
+             "|---|---|---|"]
     fake_views, real_views, val_views = views(fake), views(real), views(val)
     for name in fake_views:
         gap = two_sample_test(real_views[name], fake_views[name]).auc

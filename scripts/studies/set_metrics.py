@@ -36,7 +36,8 @@ def score(feats: torch.Tensor, val: torch.Tensor, n: int, repeats: int) -> dict:
     rows = []
     for idx in subsets(len(feats), n, repeats if len(feats) > n else 1, seed=0):
         f = feats[idx]
-        rows.append({"fd": frechet_distance(f, val), "kd": kernel_distance(f, val)["mean"], **prdc(f, val, k=5)})
+        rows.append({"fd": frechet_distance(f, val), "kd": kernel_distance(f, val)["mean"],
+                     **prdc(f, val, k=5)})
     out = {"n": n, "subsets": len(rows)}
     for key in ("fd", "kd", "precision", "recall", "density", "coverage"):
         values = np.array([r[key] for r in rows])
@@ -62,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     data = open_prepared(args.data)
 
     def real_feats(split: str) -> torch.Tensor:
-        imgs = data.select(split=split, classes=[args.class_name]).images(res=judge.res, channels=judge.in_chans,
-                                                                          fit=judge.fit)
+        imgs = (data.select(split=split, classes=[args.class_name])
+                .images(res=judge.res, channels=judge.in_chans, fit=judge.fit))
         return judge.features(imgs).double()
 
     val, train = real_feats("val"), real_feats("train")
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
             if key in entry:
                 entry[key]["fd_over_floor"] = entry[key]["fd"] / result["floor"]["fd"]
         result["sets"][Path(folder).name] = entry
-        print(f"{Path(folder).name}: FD all {entry['all']['fd']:.1f} (floor {result['floor']['fd']:.1f})", flush=True)
+        print(f"{Path(folder).name}: FD all {entry['all']['fd']:.1f} "
+              f"(floor {result['floor']['fd']:.1f})", flush=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
 

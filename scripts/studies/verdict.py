@@ -8,7 +8,8 @@ reference arm (default `oversample`) with its 95% t-interval and the plain verdi
 (`classify.ablate.stats`, `classify.ablate.analysis`).
 
     python scripts/studies/verdict.py --base ABL_BASE ABL_RECIPE1 ABL_RECIPE2 ... --out verdict.md
-    python scripts/studies/verdict.py --base B --reference oversample,oversample+classic --samples S1 S2 ... F1 F2 --out v.md
+    python scripts/studies/verdict.py --base B --reference oversample,oversample+classic
+                                      --samples S1 S2 ... F1 F2 --out v.md
 
 With several references, one table per reference, then the goal of the synthetic-data study: the
 best GAN arm (by mean AP) no worse than the last reference on any metric (CI not below 0) and
@@ -48,7 +49,8 @@ def arms_of(folders: list[str], base: str) -> dict[str, dict[str, dict[int, floa
 
 
 def table(values: dict[str, dict[str, dict[int, float]]], reference: str) -> list[str]:
-    head = "| arm | " + " | ".join(f"{m.label} mean [95% CI] | Δ vs {reference} [95% CI] | verdict" for m in SHOWN)
+    head = "| arm | " + " | ".join(f"{m.label} mean [95% CI] | Δ vs {reference} [95% CI] | verdict"
+                                   for m in SHOWN)
     lines = [head + " |", "|---" * (1 + 3 * len(SHOWN)) + "|"]
     arms = sorted(values[SHOWN[0].key], key=lambda a: (":" in a, a != "baseline", a))
     for arm in arms:
@@ -78,8 +80,10 @@ def gap_table(sample_dirs: list[str]) -> list[str]:
         for cls, entry in gap.get("per_class", {}).items():
             auc = [(entry.get(space) or {}).get(key, {}).get("auc") for space in ("pixels", "features")
                    for key in ("all", "accepted", "real_train_vs_val")]
-            bright = [entry["stats"].get(k, {}).get("brightness", {}).get("mean") for k in ("real_train", "all", "accepted")]
-            lines.append(f"| {Path(folder).name} | {cls} | " + " | ".join("n/a" if a is None else f"{a:.3f}" for a in auc)
+            bright = [entry["stats"].get(k, {}).get("brightness", {}).get("mean")
+                      for k in ("real_train", "all", "accepted")]
+            lines.append(f"| {Path(folder).name} | {cls} | "
+                         + " | ".join("n/a" if a is None else f"{a:.3f}" for a in auc)
                          + " | " + " / ".join("n/a" if b is None else f"{b:.3f}" for b in bright) + " |")
     return lines
 
@@ -98,8 +102,10 @@ def goal(values: dict[str, dict[str, dict[int, float]]], references: list[str]) 
     for m in SHOWN:
         c = paired(values[m.key], best, strong, m)
         no_worse &= c.verdict != "worse"  # "no worse": the CI does not lie wholly below 0
-        lines.append(f"- vs `{strong}` on {m.label}: {c.diff:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] ({c.verdict})")
-    c = paired(values["average_precision"], best, weak, next(m for m in SHOWN if m.key == "average_precision"))
+        lines.append(f"- vs `{strong}` on {m.label}: {c.diff:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] "
+                     f"({c.verdict})")
+    c = paired(values["average_precision"], best, weak,
+               next(m for m in SHOWN if m.key == "average_precision"))
     lines.append(f"- vs `{weak}` on AP: {c.diff:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] ({c.verdict})")
     reached = no_worse and c.ci_low > 0
     lines.append(f"Goal (no worse than `{strong}` on any metric, better than `{weak}` on AP): "
@@ -113,7 +119,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("folders", nargs="*", help="ablation folders of GAN arms, one per recipe")
     ap.add_argument("--base", required=True, help="ablation folder of the non-GAN arms")
     ap.add_argument("--reference", default="oversample", help="reference arm(s), comma list")
-    ap.add_argument("--samples", nargs="*", default=[], help="gen sample folders whose two-sample AUCs to list")
+    ap.add_argument("--samples", nargs="*", default=[],
+                    help="gen sample folders whose two-sample AUCs to list")
     ap.add_argument("--out", required=True)
     return ap
 
@@ -128,8 +135,8 @@ def main(argv: list[str] | None = None) -> None:
         lines += [f"Paired by seed against `{ref}`:", "", *table(values, ref), ""]
     lines += goal(values, references)
     if args.samples:
-        lines += ["", "Two-sample AUCs of the sample sets (0.5 = indistinguishable from the real train images):", "",
-                  *gap_table(args.samples)]
+        lines += ["", "Two-sample AUCs of the sample sets (0.5 = indistinguishable from the real train "
+                  "images):", "", *gap_table(args.samples)]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

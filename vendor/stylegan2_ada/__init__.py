@@ -13,6 +13,6 @@ from .errors import CheckpointError, EngineError
 from .generator import Generator
 
 __all__ = [
-    "AugmentPipe", "CheckpointError", "DiscriminatorConfig", "Discriminator", "EngineError", "GeneratorConfig",
-    "Generator", "check_resolution",
+    "AugmentPipe", "CheckpointError", "DiscriminatorConfig", "Discriminator", "EngineError",
+    "GeneratorConfig", "Generator", "check_resolution",
 ]

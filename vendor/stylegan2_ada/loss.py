@@ -152,7 +152,8 @@ class StyleGAN2Loss:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         if set(state) != {"pl_mean"}:
             raise ValueError(f"StyleGAN2Loss state must hold exactly 'pl_mean', got {sorted(state)}")
-        self.pl_mean = torch.as_tensor(state["pl_mean"], dtype=torch.float32).to(self.pl_mean.device).reshape([])
+        self.pl_mean = (torch.as_tensor(state["pl_mean"], dtype=torch.float32)
+                        .to(self.pl_mean.device).reshape([]))
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor):
         """(img, ws) with style mixing and random noise, as in training.

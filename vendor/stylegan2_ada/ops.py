@@ -170,7 +170,8 @@ def conv2d_up2(
     groups: int = 1,
     fast: bool = True,
 ) -> torch.Tensor:
-    """k x k conv with up=2, H -> 2H, as a *true* convolution (docs/ENGINE.md, "Notation and building blocks").
+    """k x k conv with up=2, H -> 2H, as a *true* convolution (docs/ENGINE.md, "Notation and building
+    blocks").
 
     Slow (definition): zero-stuff, pad, filter with f*4, valid true convolution.
     Fast: a stride-2 transposed conv is exactly "zero-stuff then full true convolution",
@@ -193,7 +194,8 @@ def conv2d_up2(
 
 
 def conv2d_down2(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, padding: int) -> torch.Tensor:
-    """k x k conv with down=2, H -> H/2 (docs/ENGINE.md, "Notation and building blocks"); plain correlation."""
+    """k x k conv with down=2, H -> H/2 (docs/ENGINE.md, "Notation and building blocks"); plain
+    correlation."""
     kw = w.shape[-1]
     fw = f.shape[-1]
     p0 = padding + (fw - 1) // 2

@@ -4,4 +4,5 @@ image-space groups (`filter`); and DiffAugment (`diffaug`), the alternative."""
 
 from .pipe import AUGPIPES, DEFAULT_AUGPIPE, AugmentPipe, ada_update, apply_colour, apply_draw, augpipe_groups
 
-__all__ = ["AUGPIPES", "DEFAULT_AUGPIPE", "AugmentPipe", "ada_update", "apply_colour", "apply_draw", "augpipe_groups"]
+__all__ = ["AUGPIPES", "DEFAULT_AUGPIPE", "AugmentPipe", "ada_update", "apply_colour", "apply_draw",
+           "augpipe_groups"]

@@ -52,7 +52,8 @@ def augpipe_groups(pipeline: str | Mapping[str, float]) -> dict[str, float]:
         return dict(AUGPIPES[pipeline])
     unknown = sorted(set(pipeline) - set(GROUPS))
     if unknown:
-        raise ValueError(f"unknown augmentation group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+        raise ValueError(f"unknown augmentation group(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(GROUPS)}")
     return {name: float(m) for name, m in pipeline.items() if m > 0}
 
 
@@ -88,7 +89,8 @@ class AugmentPipe(torch.nn.Module):
         """The parameters of a batch of `n` images: random with probability p, or with every
         group on at the parameter the `quantile` selects (docs/ENGINE.md, "quantile mode")."""
         # p is read once: on a GPU every read is a host sync.
-        return draw(Sampler(n, float(self.p), quantile), self.groups, self.strengths, self.num_channels, height, width)
+        return draw(Sampler(n, float(self.p), quantile), self.groups, self.strengths, self.num_channels,
+                    height, width)
 
     def forward(self, images: torch.Tensor, quantile: float | None = None) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != self.num_channels:
@@ -114,7 +116,8 @@ def apply_draw(images: torch.Tensor, d: AugmentDraw, noise: torch.Tensor | None 
     if d.filter_gains is not None:
         images = apply_band_filter(images, d.filter_gains)
     if d.noise_sigma is not None:
-        images = add_noise(images, d.noise_sigma.to(dev), torch.randn_like(images) if noise is None else noise)
+        images = add_noise(images, d.noise_sigma.to(dev),
+                           torch.randn_like(images) if noise is None else noise)
     if d.cutout is not None:
         images = images * cutout_mask(d.cutout, images.shape[2], images.shape[3]).to(images)
     return images

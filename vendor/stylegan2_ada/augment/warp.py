@@ -165,7 +165,8 @@ def plan_warp(g_inv: torch.Tensor, width: int, height: int) -> WarpPlan:
     out_h, out_w = 2 * (height + GUARD), 2 * (width + GUARD)
     in_h, in_w = 2 * (height + top + bottom), 2 * (width + left + right)
     theta = _scale(2 / in_w, 2 / in_h) @ g @ _scale(out_w / 2, out_h / 2)
-    return WarpPlan((left, top, right, bottom), g.float(), theta[:, :2, :].float(), (out_h, out_w), (in_h, in_w))
+    return WarpPlan((left, top, right, bottom), g.float(), theta[:, :2, :].float(), (out_h, out_w),
+                    (in_h, in_w))
 
 
 def bilinear_zeros(img: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:

@@ -18,9 +18,11 @@ from stylegan2_ada.errors import CheckpointError
 from stylegan2_ada.pkl.unpickle import PersistentRecord
 
 # Positional order of the reference constructors, for files that recorded args positionally.
-_G_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
+_G_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs",
+                 "synthesis_kwargs")
 _D_POSITIONAL = ("c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
-                 "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs")
+                 "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs",
+                 "epilogue_kwargs")
 
 
 def _short(value: Any) -> str:
@@ -35,7 +37,8 @@ def init_kwargs(rec: PersistentRecord, positional: tuple[str, ...], path: Path) 
     args = rec.state.get("_init_args") or ()
     kwargs = rec.state.get("_init_kwargs") or {}
     if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict) or len(args) > len(positional):
-        raise CheckpointError(f"{path}: {rec.class_name} has malformed constructor arguments; the file is not a reference snapshot")
+        raise CheckpointError(f"{path}: {rec.class_name} has malformed constructor arguments; "
+                              "the file is not a reference snapshot")
     merged = dict(zip(positional, args))
     merged.update(kwargs)
     return merged
@@ -44,7 +47,8 @@ def init_kwargs(rec: PersistentRecord, positional: tuple[str, ...], path: Path) 
 def _sub(kwargs: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     sub = kwargs.get(key) or {}
     if not isinstance(sub, dict):
-        raise CheckpointError(f"{path}: {key} is a {type(sub).__name__}, not a dict; the file is not a reference snapshot")
+        raise CheckpointError(f"{path}: {key} is a {type(sub).__name__}, not a dict; "
+                              "the file is not a reference snapshot")
     return sub
 
 
@@ -70,22 +74,23 @@ def mapping_layers(rec: PersistentRecord, mapping_kwargs: dict[str, Any], path: 
         return int(stated) if isinstance(stated, int) else 8
     counted = count_fc_layers(mapping)
     if stated is not None and stated != counted:
-        raise CheckpointError(f"{path}: {rec.class_name} says num_layers={_short(stated)} but its mapping has {counted} layers; "
-                        "the file is inconsistent")
+        raise CheckpointError(f"{path}: {rec.class_name} says num_layers={_short(stated)} but its mapping "
+                              f"has {counted} layers; the file is inconsistent")
     return counted
 
 
 def _require(value: Any, allowed: tuple, what: str, path: Path, hint: str) -> None:
     if value not in allowed:
-        raise CheckpointError(f"{path}: {what} is {_short(value)}; ganbalance supports only {allowed[0]!r} ({hint})")
+        raise CheckpointError(f"{path}: {what} is {_short(value)}; ganbalance supports only {allowed[0]!r} "
+                              f"({hint})")
 
 
 def _check_common(kw: dict[str, Any], path: Path, net: str) -> None:
     # Settings that change the computation in ways our networks do not parametrise.
     _require(kw.get("activation", "lrelu"), ("lrelu",), f"{net} activation", path, "the reference default")
     rf = kw.get("resample_filter", [1, 3, 3, 1])
-    _require(list(rf) if isinstance(rf, (list, tuple)) else rf, ([1, 3, 3, 1],), f"{net} resample_filter", path,
-             "the reference default")
+    _require(list(rf) if isinstance(rf, (list, tuple)) else rf, ([1, 3, 3, 1],), f"{net} resample_filter",
+             path, "the reference default")
 
 
 def generator_values(rec: PersistentRecord, path: Path) -> dict[str, Any]:
@@ -99,10 +104,12 @@ def generator_values(rec: PersistentRecord, path: Path) -> dict[str, Any]:
     values = {key: kw.get(key) for key in ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")}
     missing = [k for k, v in values.items() if not isinstance(v, int)]
     if missing:
-        raise CheckpointError(f"{path}: the generator record lacks {', '.join(missing)}; the file is not a reference snapshot")
+        raise CheckpointError(f"{path}: the generator record lacks {', '.join(missing)}; "
+                              "the file is not a reference snapshot")
     for key in ("embed_features", "layer_features"):
         if mk.get(key) not in (None, values["w_dim"]):
-            raise CheckpointError(f"{path}: mapping {key}={_short(mk[key])} differs from w_dim={values['w_dim']}; not supported")
+            raise CheckpointError(f"{path}: mapping {key}={_short(mk[key])} differs from "
+                                  f"w_dim={values['w_dim']}; not supported")
     values.update(
         mapping_layers=mapping_layers(rec, mk, path),
         mapping_lr_mul=float(mk.get("lr_multiplier", 0.01)),
@@ -126,7 +133,8 @@ def discriminator_values(rec: PersistentRecord, path: Path) -> dict[str, Any]:
     values = {key: kw.get(key) for key in ("c_dim", "img_resolution", "img_channels")}
     missing = [k for k, v in values.items() if not isinstance(v, int)]
     if missing:
-        raise CheckpointError(f"{path}: the discriminator record lacks {', '.join(missing)}; the file is not a reference snapshot")
+        raise CheckpointError(f"{path}: the discriminator record lacks {', '.join(missing)}; "
+                              "the file is not a reference snapshot")
     values.update(
         channel_base=int(kw.get("channel_base", 32768)),
         channel_max=int(kw.get("channel_max", 512)),
@@ -153,7 +161,8 @@ def discriminator_config(rec: PersistentRecord, path: Path) -> Any:
 
 
 def _values(read, rec: PersistentRecord, path: Path, what: str) -> dict[str, Any]:
-    """`read(rec, path)`, with a setting of the wrong type (a list where a number belongs) as a CheckpointError."""
+    """`read(rec, path)`, with a setting of the wrong type (a list where a number belongs) as a
+    CheckpointError."""
     try:
         return read(rec, path)
     except (TypeError, ValueError, OverflowError, AttributeError) as exc:  # e.g. a list where a dict belongs
@@ -167,4 +176,5 @@ def _to_config(cls: Any, values: dict[str, Any], path: Path, what: str) -> Any:
     try:
         return cls.from_dict(values)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: the {what} settings cannot be built here ({str(exc)[:160]})") from None
+        raise CheckpointError(f"{path}: the {what} settings cannot be built here "
+                              f"({str(exc)[:160]})") from None

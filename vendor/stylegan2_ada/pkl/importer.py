@@ -55,12 +55,14 @@ def load_reference_pkl(path: str | os.PathLike) -> ReferenceCheckpoint:
     try:
         return _checkpoint_from(data, path)
     except RecursionError:
-        raise CheckpointError(f"{path} nests its objects implausibly deep; it is not a reference snapshot") from None
+        raise CheckpointError(f"{path} nests its objects implausibly deep; "
+                              "it is not a reference snapshot") from None
 
 
 def _checkpoint_from(data: Any, path: Path) -> ReferenceCheckpoint:
     if not isinstance(data, dict):
-        raise CheckpointError(f"{path} holds a {type(data).__name__}, not a StyleGAN2-ADA snapshot dict; pass a network-snapshot-*.pkl")
+        raise CheckpointError(f"{path} holds a {type(data).__name__}, not a StyleGAN2-ADA snapshot dict; "
+                              "pass a network-snapshot-*.pkl")
     g_ema = _network_record(data, "G_ema", path, required=True)
     g_rec = _network_record(data, "G", path, required=False)
     d_rec = _network_record(data, "D", path, required=False)
@@ -93,7 +95,8 @@ def _network_record(data: dict, key: str, path: Path, required: bool) -> Persist
         names = sorted(k if isinstance(k, str) else type(k).__name__ for k in data)
         have = ", ".join(n[:40] for n in names[:12]) + (f", … ({len(names)} keys)" if len(names) > 12 else "")
         have = have or "nothing"
-        raise CheckpointError(f"{path} has no {key} network (it holds: {have}); pass a StyleGAN2-ADA network-snapshot-*.pkl")
+        raise CheckpointError(f"{path} has no {key} network (it holds: {have}); "
+                              "pass a StyleGAN2-ADA network-snapshot-*.pkl")
     return rec
 
 
@@ -110,8 +113,9 @@ def record_state_dict(rec: PersistentRecord, path: Path) -> dict[str, torch.Tens
         node, prefix = stack.pop()
         if id(node) in seen:
             where = seen[id(node)].rstrip(".") or node.class_name
-            raise CheckpointError(f"{path}: submodule {prefix.rstrip('.') or node.class_name} is the same record as "
-                                  f"{where}; a reference network never shares its layers, the file is not a snapshot")
+            raise CheckpointError(f"{path}: submodule {prefix.rstrip('.') or node.class_name} is the same "
+                                  f"record as {where}; a reference network never shares its layers, "
+                                  "the file is not a snapshot")
         seen[id(node)] = prefix
         out.update(_own_tensors(node, prefix, path))
         children = node.state.get("_modules") or {}
@@ -122,8 +126,8 @@ def record_state_dict(rec: PersistentRecord, path: Path) -> dict[str, torch.Tens
             if child is None:
                 continue
             if not isinstance(child, PersistentRecord):
-                raise CheckpointError(f"{path}: submodule {prefix}{name} is a {type(child).__name__}, not a reference "
-                                      "network layer")
+                raise CheckpointError(f"{path}: submodule {prefix}{name} is a {type(child).__name__}, "
+                                      "not a reference network layer")
             stack.append((child, f"{prefix}{name}."))
     return out
 
@@ -135,16 +139,19 @@ def _own_tensors(rec: PersistentRecord, prefix: str, path: Path) -> dict[str, to
     for group in ("_parameters", "_buffers"):
         tensors = rec.state.get(group, {})
         if not isinstance(tensors, dict):
-            raise CheckpointError(f"{path}: {prefix or rec.class_name} has a malformed {group} entry; the file is not a reference snapshot")
+            raise CheckpointError(f"{path}: {prefix or rec.class_name} has a malformed {group} entry; "
+                                  "the file is not a reference snapshot")
         for name, tensor in tensors.items():
-            if tensor is None or (group == "_buffers" and isinstance(skip, (set, frozenset)) and name in skip):
+            if tensor is None or (group == "_buffers" and isinstance(skip, (set, frozenset))
+                                  and name in skip):
                 continue
             if not isinstance(tensor, torch.Tensor):
-                raise CheckpointError(f"{path}: {prefix}{name} is a {type(tensor).__name__}, not a tensor; the file is damaged")
+                raise CheckpointError(f"{path}: {prefix}{name} is a {type(tensor).__name__}, not a tensor; "
+                                      "the file is damaged")
             value = tensor.detach().to(torch.float32).contiguous()
             if not bool(torch.isfinite(value).all()):
-                raise CheckpointError(f"{path}: {prefix}{name} holds NaN or infinite values; the snapshot is broken "
-                                      "(a diverged run?) — import an earlier snapshot")
+                raise CheckpointError(f"{path}: {prefix}{name} holds NaN or infinite values; the snapshot "
+                                      "is broken (a diverged run?) — import an earlier snapshot")
             out[prefix + str(name)] = value
     return out
 
@@ -175,8 +182,9 @@ def to_plain(obj: Any, budget: int = MAX_PLAIN_NODES) -> Any:
             return memo[id(value)]
         plain, size = _plain_node(value, convert)
         if size > budget:
-            raise CheckpointError(f"a settings value of the snapshot expands to more than {budget} entries once its "
-                                  "shared references are followed; the file is not a reference snapshot")
+            raise CheckpointError(f"a settings value of the snapshot expands to more than {budget} "
+                                  "entries once its shared references are followed; the file is not a "
+                                  "reference snapshot")
         memo[id(value)] = (plain, size)
         return plain, size
 
@@ -190,7 +198,8 @@ def _plain_node(obj: Any, convert) -> tuple[Any, int]:
     if isinstance(obj, str):
         return obj, 1 + len(obj) // 64
     if isinstance(obj, dict):
-        items = [(str(k) if isinstance(k, (str, int, float, bool)) or k is None else repr(k)[:200], convert(v))
+        items = [(str(k) if isinstance(k, (str, int, float, bool)) or k is None else repr(k)[:200],
+                  convert(v))
                  for k, v in obj.items()]
         return {k: v for k, (v, _) in items}, 1 + sum(n for _, (_, n) in items)
     if isinstance(obj, (list, tuple, set, frozenset)):
@@ -201,7 +210,8 @@ def _plain_node(obj: Any, convert) -> tuple[Any, int]:
         return values, 1 + sum(n for _, n in parts)
     if isinstance(obj, torch.Tensor):
         # Small tensors (counters, p) are values; big ones would only be noise in a dict of extras.
-        return (obj.tolist() if obj.numel() <= 16 else f"<tensor {list(obj.shape)}>"), 1 + min(obj.numel(), 16)
+        return ((obj.tolist() if obj.numel() <= 16 else f"<tensor {list(obj.shape)}>"),
+                1 + min(obj.numel(), 16))
     if isinstance(obj, PersistentRecord):
         return f"<{obj.class_name}>", 1
     text = repr(obj)[:200]
@@ -235,7 +245,8 @@ def _loaded(cls: Any, config: Any, state: dict[str, torch.Tensor], name: str, pa
                               "only the reference StyleGAN2-ADA networks can be imported")
     for key, tensor in state.items():
         if tensor.shape != ours[key].shape:
-            raise CheckpointError(f"{path}: {name}.{key} has shape {list(tensor.shape)} but the config implies "
-                                  f"{list(ours[key].shape)}; the file's settings and weights disagree")
+            raise CheckpointError(f"{path}: {name}.{key} has shape {list(tensor.shape)} but the config "
+                                  f"implies {list(ours[key].shape)}; the file's settings and weights "
+                                  "disagree")
     net.load_state_dict(state, strict=True)
     return net

@@ -78,7 +78,8 @@ class _BadFile(Exception):
     """Raised inside the unpickler; turned into a CheckpointError naming the file."""
 
 
-def _load_from_bytes(blob: Any, loaded: dict[int, tuple[int, Any]]) -> torch.UntypedStorage | torch.TypedStorage:
+def _load_from_bytes(blob: Any,
+                     loaded: dict[int, tuple[int, Any]]) -> torch.UntypedStorage | torch.TypedStorage:
     """Rebuild one storage blob; remember its address and size in `loaded` for `_validate`."""
     if not isinstance(blob, (bytes, bytearray)):
         raise _BadFile("tensor storage blob is not bytes")
@@ -112,7 +113,8 @@ def _check_fits(storage, offset: int, size: tuple, stride: tuple) -> None:
         return
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     if offset < 0 or last >= stored or numel > stored:
-        raise _BadFile(f"tensor view (offset {offset}, size {list(size)}) does not fit its storage of {stored}")
+        raise _BadFile(f"tensor view (offset {offset}, size {list(size)}) does not fit its storage "
+                       f"of {stored}")
 
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False, backward_hooks=None,
@@ -155,7 +157,8 @@ def _numpy_scalar(dtype: Any, data: Any = None) -> int | float | complex | bool:
 
 def _latin1_bytes(text: Any, encoding: Any = "utf-8") -> bytes:
     """`_codecs.encode` as protocols 0-2 use it: bytes spelled as a latin-1 string."""
-    if not isinstance(text, str) or not isinstance(encoding, str) or encoding.lower() not in ("latin1", "latin-1"):
+    if (not isinstance(text, str) or not isinstance(encoding, str)
+            or encoding.lower() not in ("latin1", "latin-1")):
         raise _BadFile("bytes encoded other than as a latin-1 string")
     return text.encode("latin-1")
 
@@ -291,7 +294,8 @@ def check_graph(root: Any, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPT
             continue
         if finished:
             on_path.discard(key)
-            total = 1 + sum(size[id(c)] if isinstance(c, _CONTAINERS) else _leaf_weight(c) for c in _children(obj))
+            total = 1 + sum(size[id(c)] if isinstance(c, _CONTAINERS) else _leaf_weight(c)
+                            for c in _children(obj))
             if total > max_nodes:
                 raise GraphTooLarge(f"its object graph exceeds {max_nodes} nodes once shared references are "
                                     "followed (a reference snapshot has a few 10^4)")
@@ -303,7 +307,8 @@ def check_graph(root: Any, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPT
                 raise GraphTooLarge(f"objects nest deeper than {max_depth} levels")
             on_path.add(key)
             stack.append((obj, True))
-            stack.extend((c, False) for c in _children(obj) if isinstance(c, _CONTAINERS) and id(c) not in size)
+            stack.extend((c, False) for c in _children(obj)
+                         if isinstance(c, _CONTAINERS) and id(c) not in size)
     return size.get(id(root), _leaf_weight(root))
 
 
@@ -318,7 +323,8 @@ def safe_load_pkl(path: str | os.PathLike) -> Any:
         _validate(data, unpickler.loaded_storages)
         return data
     except GraphTooLarge as exc:
-        raise CheckpointError(f"{path}: refusing to load, {exc}; it is not a StyleGAN2-ADA snapshot") from None
+        raise CheckpointError(f"{path}: refusing to load, {exc}; "
+                              "it is not a StyleGAN2-ADA snapshot") from None
     except CheckpointError:
         raise
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
@@ -326,5 +332,6 @@ def safe_load_pkl(path: str | os.PathLike) -> Any:
     except Exception as exc:  # noqa: BLE001 - any failure while parsing untrusted bytes means a bad file
         detail = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise CheckpointError(
-            f"{path} is not a readable StyleGAN2-ADA .pkl (truncated or corrupt: {detail}); re-download or re-export it"
+            f"{path} is not a readable StyleGAN2-ADA .pkl (truncated or corrupt: {detail}); "
+            "re-download or re-export it"
         ) from None
