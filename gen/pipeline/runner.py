@@ -11,7 +11,10 @@ links every report (see `gen.pipeline.site`).
 
 Every attempt's wall time is recorded (`OUT/.steps/<name>.attempts.json`, also for an
 attempt that was interrupted or failed), and a step's time is the sum over its attempts:
-an interrupted-then-resumed step cost the time of both runs.
+an interrupted-then-resumed step cost the time of both runs (`gen.pipeline.attempts`).
+
+Consecutive steps with the same `group = "..."` run side by side, each with its share of the
+cores; two 45-minute GAN trainings then take 45 minutes of wall time, not 90.
 """
 
 from __future__ import annotations
@@ -20,16 +23,13 @@ import glob
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from classify.core.errors import UserError
 from classify.core.fileio import atomic_write_text
+from gen.pipeline.attempts import INTERRUPTED, run_attempt, run_side_by_side
 
 try:
     import tomllib
@@ -57,6 +57,8 @@ class Step:
     argv: list[str]
     resume_if: str | None = None  # glob: when it matches, `resume_args` are appended
     resume_args: list[str] = field(default_factory=list)
+    # Consecutive steps with the same group run side by side (each with its share of the cores).
+    group: str | None = None
 
     @classmethod
     def from_dict(cls, d: Any, index: int) -> Step:
@@ -67,7 +69,7 @@ class Step:
         if not isinstance(name, str) or not _STEP_NAME.match(name):
             raise UserError(f"pipeline step {index}: name {name!r} must be letters, digits, '_', '-' or '.' "
                             "(it names a marker file under OUT/.steps)")
-        unknown = set(d) - {"name", "argv", "resume_if", "resume_args"}
+        unknown = set(d) - {"name", "argv", "resume_if", "resume_args", "group"}
         if unknown:
             raise UserError(f"pipeline step {name}: unknown keys {sorted(unknown)}")
         argv = _strings(d.get("argv"), f"pipeline step {name}: argv")
@@ -76,8 +78,11 @@ class Step:
         resume_if = d.get("resume_if")
         if resume_if is not None and not isinstance(resume_if, str):
             raise UserError(f"pipeline step {name}: resume_if must be a string (a glob), got {resume_if!r}")
+        group = d.get("group")
+        if group is not None and not (isinstance(group, str) and group):
+            raise UserError(f"pipeline step {name}: group must be a non-empty string, got {group!r}")
         return cls(name, argv, resume_if,
-                   _strings(d.get("resume_args", []), f"pipeline step {name}: resume_args"))
+                   _strings(d.get("resume_args", []), f"pipeline step {name}: resume_args"), group)
 
 
 @dataclass
@@ -150,51 +155,6 @@ def _fill(template: str, values: dict[str, str], step: str = "?") -> str:
     return _PLACEHOLDER.sub(one, template)
 
 
-def _resolve_exe(argv: list[str]) -> list[str]:
-    # Console scripts live next to the running interpreter (the venv); prefer those so the
-    # pipeline works without an activated environment.
-    local = Path(sys.executable).with_name(argv[0])
-    if local.exists():
-        return [str(local), *argv[1:]]
-    if shutil.which(argv[0]) is None:
-        raise UserError(f"command {argv[0]!r} not found; "
-                        "run scripts/demo.sh, which installs ganbalance into .venv")
-    return argv
-
-
-def read_attempts(marks: Path, name: str) -> list[dict[str, Any]]:
-    """Every recorded attempt of step `name`:
-    [{"seconds": s, "outcome": "done" | "interrupted" | "failed (exit N)"}]."""
-    path = marks / f"{name}.attempts.json"
-    try:
-        attempts = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return []
-    return [a for a in attempts if isinstance(a, dict) and isinstance(a.get("seconds"), (int, float))] \
-        if isinstance(attempts, list) else []
-
-
-def _record_attempt(marks: Path, name: str, seconds: float, outcome: str) -> list[dict[str, Any]]:
-    attempts = read_attempts(marks, name) + [{"seconds": round(seconds, 1), "outcome": outcome}]
-    atomic_write_text(marks / f"{name}.attempts.json", json.dumps(attempts) + "\n")
-    return attempts
-
-
-def _run_attempt(argv: list[str], marks: Path, name: str) -> tuple[int, list[dict[str, Any]]]:
-    """Run one attempt of a step; its wall time is recorded however it ends (also when Ctrl-C
-    reaches this process). Returns (exit code, every attempt recorded so far)."""
-    t0, outcome = time.time(), "interrupted"
-    try:
-        rc = subprocess.call(_resolve_exe(argv))
-        outcome = "interrupted" if rc in INTERRUPTED else "done" if rc == 0 else f"failed (exit {rc})"
-    finally:
-        attempts = _record_attempt(marks, name, time.time() - t0, outcome)
-    return rc, attempts
-
-
-INTERRUPTED = (130, 143, -2, -15)  # SIGINT/SIGTERM: the step saved what it had
-
-
 def _read_mark(mark: Path) -> tuple[float, list[str] | None]:
     """(wall seconds, the command that ran); markers of older versions hold only the seconds."""
     text = mark.read_text().strip()
@@ -207,39 +167,81 @@ def _read_mark(mark: Path) -> tuple[float, list[str] | None]:
     return float(d), None
 
 
+def batches(steps: list[Step]) -> list[list[Step]]:
+    """The steps in run order: each consecutive run of steps sharing a `group` is one batch that
+    runs side by side; every other step is a batch of its own."""
+    out: list[list[Step]] = []
+    for step in steps:
+        if out and step.group is not None and out[-1][-1].group == step.group:
+            out[-1].append(step)
+        else:
+            out.append([step])
+    return out
+
+
 def run_pipeline(config: PipelineConfig, out: Path) -> dict[str, float]:
     """Run every step not yet done; return each step's wall seconds, summed over all its attempts."""
     values = dict(config.vars, out=str(out))
     marks = out / ".steps"
     marks.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    for i, step in enumerate(config.steps, 1):
-        mark = marks / f"{step.name}.done"
-        head = f"[pipeline] step {i}/{len(config.steps)} {step.name}"
-        argv = [_fill(a, values, step.name) for a in step.argv]
-        if mark.exists():
-            seconds, done_argv = _read_mark(mark)
-            changed = "" if done_argv in (None, argv) else (
-                f" — its command changed since ({' '.join(done_argv)}); delete {mark} and the step's output "
-                "to redo it")
-            print(f"{head}: done earlier, skipped{changed}", flush=True)
-            timings[step.name] = seconds  # the wall time of the run that did it
-            continue
-        if step.resume_if and glob.glob(_fill(step.resume_if, values, step.name)):
-            argv += [_fill(a, values, step.name) for a in step.resume_args]
-        print(f"{head}: {' '.join(argv)}", flush=True)
-        rc, attempts = _run_attempt(argv, marks, step.name)
-        if rc in INTERRUPTED:
-            raise UserError(f"step {step.name} was interrupted; rerun the same command to continue — "
-                            "finished steps are kept")
-        if rc != 0:
-            raise UserError(f"step {step.name} failed with exit code {rc}; fix the cause and rerun — "
-                            "finished steps are kept")
-        total = timings[step.name] = sum(a["seconds"] for a in attempts)
-        atomic_write_text(mark, json.dumps({"seconds": round(total, 1), "argv": argv,
-                                            "attempts": len(attempts)}) + "\n")
-        print(f"{head}: finished in {total:.0f}s"
-              + (f" over {len(attempts)} attempts" if len(attempts) > 1 else ""), flush=True)
+    number = {step.name: i for i, step in enumerate(config.steps, 1)}
+    for batch in batches(config.steps):
+        todo: dict[str, list[str]] = {}
+        for step in batch:
+            head = f"[pipeline] step {number[step.name]}/{len(config.steps)} {step.name}"
+            argv = _command(step, values, marks, head, timings)
+            if argv is not None:
+                todo[step.name] = argv
+        if len(todo) == 1:
+            ((name, argv),) = todo.items()
+            results = {name: run_attempt(argv, marks, name)}
+        else:
+            results = run_side_by_side(todo, marks) if todo else {}
+        for name, (rc, attempts) in results.items():  # finished steps are marked before any error
+            if rc == 0:
+                timings[name] = _mark_done(marks, name, todo[name], attempts,
+                                           f"[pipeline] step {number[name]}/{len(config.steps)} {name}")
+        for name, (rc, _) in results.items():
+            _raise_if_failed(name, rc)
     print(f"[pipeline] step wall time in total: {sum(timings.values()):.0f}s (every attempt of every step, "
           "also those of earlier runs)", flush=True)
     return timings
+
+
+def _command(step: Step, values: dict[str, str], marks: Path, head: str,
+             timings: dict[str, float]) -> list[str] | None:
+    """The step's command line to run now, or None when it is marked done (its time then goes
+    into `timings`)."""
+    mark = marks / f"{step.name}.done"
+    argv = [_fill(a, values, step.name) for a in step.argv]
+    if mark.exists():
+        seconds, done_argv = _read_mark(mark)
+        changed = "" if done_argv in (None, argv) else (
+            f" — its command changed since ({' '.join(done_argv)}); delete {mark} and the step's output "
+            "to redo it")
+        print(f"{head}: done earlier, skipped{changed}", flush=True)
+        timings[step.name] = seconds  # the wall time of the run that did it
+        return None
+    if step.resume_if and glob.glob(_fill(step.resume_if, values, step.name)):
+        argv += [_fill(a, values, step.name) for a in step.resume_args]
+    print(f"{head}: {' '.join(argv)}", flush=True)
+    return argv
+
+
+def _mark_done(marks: Path, name: str, argv: list[str], attempts: list[dict[str, Any]], head: str) -> float:
+    total = sum(a["seconds"] for a in attempts)
+    atomic_write_text(marks / f"{name}.done", json.dumps({"seconds": round(total, 1), "argv": argv,
+                                                          "attempts": len(attempts)}) + "\n")
+    print(f"{head}: finished in {total:.0f}s"
+          + (f" over {len(attempts)} attempts" if len(attempts) > 1 else ""), flush=True)
+    return total
+
+
+def _raise_if_failed(name: str, rc: int) -> None:
+    if rc in INTERRUPTED:
+        raise UserError(f"step {name} was interrupted; rerun the same command to continue — "
+                        "finished steps are kept")
+    if rc != 0:
+        raise UserError(f"step {name} failed with exit code {rc}; fix the cause and rerun — "
+                        "finished steps are kept")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from classify.core.fileio import atomic_write_text
 from gen.pipeline import sections as s
-from gen.pipeline.runner import read_attempts
+from gen.pipeline.attempts import read_attempts
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{margin-bottom:.2em} section{border-top:1px solid #ddd;margin-top:1.5em}

@@ -19,11 +19,14 @@ word = "hello"
 
 [[step]]
 name = "first"
-argv = ["python", "-c", "import pathlib,sys; p=pathlib.Path(sys.argv[1]); p.write_text(p.read_text()+'x' if p.exists() else 'x')", "{out}/count.txt"]
+argv = ["python", "-c", \
+"import pathlib,sys; p=pathlib.Path(sys.argv[1]); p.write_text(p.read_text()+'x' if p.exists() else 'x')", \
+"{out}/count.txt"]
 
 [[step]]
 name = "second"
-argv = ["python", "-c", "import pathlib,sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])", "{out}/word.txt", "{word}"]
+argv = ["python", "-c", "import pathlib,sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2])", \
+"{out}/word.txt", "{word}"]
 resume_if = "{out}/word.txt"
 resume_args = ["--resumed"]
 """
@@ -83,7 +86,8 @@ def test_index_lists_only_existing_outputs(tmp_path):
     (out / "gan").mkdir(parents=True)
     save_grid(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), out / "gan" / "reals.png", nrow=2)
     (out / "gan" / "metrics.jsonl").write_text(
-        json.dumps({"kimg": 1, "fd_judge": 5.0, "ada_p": 0.1}) + "\n" + json.dumps({"kimg": 2, "fd_judge": 3.0, "ada_p": 0.2}) + "\n{torn"
+        json.dumps({"kimg": 1, "fd_judge": 5.0, "ada_p": 0.1}) + "\n"
+        + json.dumps({"kimg": 2, "fd_judge": 3.0, "ada_p": 0.2}) + "\n{torn"
     )
     index = write_site_index(out, {"prepare": 3.0})
     page = index.read_text()
@@ -122,7 +126,8 @@ def test_saved_grids_enlarge_small_tiles_by_a_whole_factor(tmp_path):
     arr = torch.from_numpy(np.array(Image.open(tmp_path / "g.png")))
     assert arr.shape[:2] == (64 + 4, 2 * (64 + 2) + 2)  # 16 px tiles drawn at 64 px
     tile = arr[2:66, 2:66, 0]
-    assert torch.equal(tile[::4, ::4], imgs[0, 0]) and torch.equal(tile[1::4, 3::4], imgs[0, 0])  # nearest, exact
+    # nearest, exact
+    assert torch.equal(tile[::4, ::4], imgs[0, 0]) and torch.equal(tile[1::4, 3::4], imgs[0, 0])
     big = torch.zeros(1, 1, 80, 80, dtype=torch.uint8)
     save_grid(big, tmp_path / "b.png", nrow=1)
     assert Image.open(tmp_path / "b.png").size == (84, 84)  # large tiles untouched
@@ -131,7 +136,8 @@ def test_saved_grids_enlarge_small_tiles_by_a_whole_factor(tmp_path):
 INTERRUPTED_ONCE = """
 [[step]]
 name = "gan"
-argv = ["python", "-c", "import pathlib,sys,time; f=pathlib.Path(sys.argv[1]); time.sleep(0.4); first=not f.exists(); f.write_text('x'); raise SystemExit(130 if first else 0)", "{out}/started"]
+argv = ["python", "-c", "import pathlib,sys,time; f=pathlib.Path(sys.argv[1]); time.sleep(0.4); \
+first=not f.exists(); f.write_text('x'); raise SystemExit(130 if first else 0)", "{out}/started"]
 """
 
 
@@ -145,7 +151,8 @@ def test_interrupted_then_resumed_step_counts_both_attempts(tmp_path, capsys):
     assert [a["outcome"] for a in attempts] == ["interrupted", "done"]
     assert all(a["seconds"] >= 0.4 for a in attempts)
     assert timings["gan"] == pytest.approx(sum(a["seconds"] for a in attempts)) and timings["gan"] >= 0.8
-    assert json.loads((out / ".steps" / "gan.done").read_text())["seconds"] == pytest.approx(timings["gan"], abs=0.1)
+    assert json.loads((out / ".steps" / "gan.done").read_text())["seconds"] == pytest.approx(
+        timings["gan"], abs=0.1)
     assert re.search(r"step 1/1 gan: finished in \d+s over 2 attempts", capsys.readouterr().out)
     # A later run that skips the step reports the same total, and the page shows the attempts.
     assert run_pipeline(cfg, out)["gan"] == pytest.approx(timings["gan"], abs=0.1)
@@ -156,7 +163,8 @@ def test_interrupted_then_resumed_step_counts_both_attempts(tmp_path, capsys):
 # ---- malformed pipeline TOMLs are one-line errors naming the step -------------
 
 @pytest.mark.parametrize("text, needle", [
-    ('[[step]]\nname = "a"\nargv = ["echo"]\n[[step]]\nname = "a"\nargv = ["echo"]\n', "two steps are named 'a'"),
+    ('[[step]]\nname = "a"\nargv = ["echo"]\n'
+     '[[step]]\nname = "a"\nargv = ["echo"]\n', "two steps are named 'a'"),
     ('[[step]]\nname = "../../x"\nargv = ["echo"]\n', "name '../../x' must be letters"),
     ('[[step]]\nargv = ["echo"]\n', "step 1: name None"),
     ('[[step]]\nname = "e"\nargv = []\n', "step e: argv is empty"),
@@ -213,5 +221,58 @@ def test_the_command_line_set_reaches_the_steps(tmp_path):
                                        "--set", "word=cli"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o" / "word.txt").read_text() == "cli"
-    bad = CliRunner().invoke(main, ["pipeline", "--config", str(path), "--out", str(tmp_path / "o2"), "--set", "x=1"])
+    bad = CliRunner().invoke(main, ["pipeline", "--config", str(path), "--out", str(tmp_path / "o2"),
+                                    "--set", "x=1"])
     assert bad.exit_code != 0 and "not a [vars] name" in bad.output and not (tmp_path / "o2").exists()
+
+
+# ---- a group of steps runs side by side ------------------------------------------------------
+# Each step announces itself, then waits (up to 30 s) for the other's announcement: run one after
+# the other, the first would time out and fail. Each also records the threads it was given.
+SIDE_BY_SIDE = """
+[[step]]
+name = "first"
+group = "gans"
+argv = ["python", "-c", "{wait}", "{out}", "a", "b"]
+
+[[step]]
+name = "second"
+group = "gans"
+argv = ["python", "-c", "{wait}", "{out}", "b", "a"]
+
+[[step]]
+name = "after"
+argv = ["python", "-c", "import pathlib,sys; pathlib.Path(sys.argv[1], 'after').write_text('x')", "{out}"]
+"""
+WAIT = ("import os,pathlib,sys,time; d=pathlib.Path(sys.argv[1]); d.mkdir(parents=True, exist_ok=True); "
+        "(d/sys.argv[2]).write_text(os.environ.get('GANBALANCE_THREADS', '')); t=time.time(); "
+        "[time.sleep(0.05) for _ in range(600) if not (d/sys.argv[3]).exists()]; "
+        "print('saw', sys.argv[3]); sys.exit(0 if (d/sys.argv[3]).exists() else 3)")
+
+
+def test_steps_of_one_group_run_side_by_side_with_their_share_of_the_cores(tmp_path, monkeypatch):
+    from gen.pipeline import attempts
+
+    monkeypatch.delenv("GANBALANCE_THREADS", raising=False)
+    monkeypatch.setattr(attempts, "usable_cores", lambda: 4)
+    cfg = _config(tmp_path, SIDE_BY_SIDE.replace("{wait}", WAIT.replace('"', '\\\\"')))
+    out = tmp_path / "out"
+    timings = run_pipeline(cfg, out)
+    assert set(timings) == {"first", "second", "after"}
+    assert (out / "a").read_text() == "2" and (out / "b").read_text() == "2"  # 4 cores / 2 steps
+    assert "saw b" in (out / ".steps" / "first.log").read_text()  # its output went to its log
+    assert (out / "after").exists() and all((out / ".steps" / f"{n}.done").exists() for n in timings)
+
+
+def test_a_failing_step_of_a_group_keeps_the_finished_one(tmp_path):
+    text = SIDE_BY_SIDE.replace("{wait}", "import sys; sys.exit(int(sys.argv[2] == 'b'))")
+    with pytest.raises(UserError, match="step second failed with exit code 1"):
+        run_pipeline(_config(tmp_path, text), tmp_path / "out")
+    marks = tmp_path / "out" / ".steps"
+    assert (marks / "first.done").exists() and not (marks / "second.done").exists()
+    assert not (tmp_path / "out" / "after").exists()  # nothing after a failed group runs
+
+
+def test_a_group_name_must_be_a_string(tmp_path):
+    with pytest.raises(UserError, match="group must be a non-empty string"):
+        _config(tmp_path, '[[step]]\nname = "a"\ngroup = 3\nargv = ["true"]\n')

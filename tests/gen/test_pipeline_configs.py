@@ -31,7 +31,8 @@ def test_every_step_parses_with_its_command(path, tmp_path):
     cfg = PipelineConfig.load(path)
     values = dict(cfg.vars, out=str(tmp_path / "out"))
     names = [s.name for s in cfg.steps]
-    assert names == ["prepare", "judge", "judge_eval", "gan", "sample", "explain", "outliers", "ablate", "report"]
+    assert names == ["prepare", "judge", "judge_eval", "gan", "sample", "explain", "outliers", "ablate",
+                     "report"]
     for step in cfg.steps:
         argv = [a.format(**values) for a in step.argv + step.resume_args]
         try:
@@ -52,9 +53,10 @@ def test_cpu_demo_runs_the_issue_grid():
     (ablate,) = [s for s in cfg.steps if s.name == "ablate"]
     assert ablate.argv[ablate.argv.index("--strategies") + 1] == "{strategies}"
     # Plain oversample and plain gan_filtered too: filtering must not be confounded with classic augmentation.
-    assert cfg.vars["strategies"].split(",") == ["baseline", "oversample", "oversample+classic", "gan", "gan_filtered",
-                                                 "gan_filtered+classic"]
-    assert cfg.vars["seeds"] == "0,1,2" and cfg.vars["minority"] == "defective" and cfg.vars["fraction"] == "0.25"
+    assert cfg.vars["strategies"].split(",") == ["baseline", "oversample", "oversample+classic", "gan",
+                                                 "gan_filtered", "gan_filtered+classic"]
+    assert cfg.vars["seeds"] == "0,1,2" and cfg.vars["minority"] == "defective" and (
+        cfg.vars["fraction"] == "0.25")
 
 
 def test_a_bad_flag_is_caught(tmp_path):
@@ -90,7 +92,8 @@ def _study_parser(script: str):
 
 
 def test_the_studies_are_pipelines():
-    assert {p.stem for p in STUDIES} == {"synthetic", "gan_recipes", "classifier_elpv", "elpv_cpu", "elpv_gpu"}
+    assert {p.stem for p in STUDIES} == {"synthetic", "gan_recipes", "classifier_elpv", "elpv_cpu",
+                                         "elpv_gpu"}
     assert not list((ROOT / "scripts").glob("study_*")) and not list((ROOT / "scripts").glob("ablation_*"))
 
 
@@ -110,7 +113,8 @@ def test_every_study_step_parses_with_its_command(path, tmp_path):
             continue
         assert not ctx.args, f"{path.name} step {step.name}: stray arguments {ctx.args}"
         if argv[:2] == ["gen", "train"]:
-            assert step.resume_if and ctx.params["resume"] == "latest", f"{path.name} {step.name} cannot resume"
+            assert step.resume_if and ctx.params["resume"] == "latest", (
+                f"{path.name} {step.name} cannot resume")
 
 
 def test_the_synthetic_study_runs_the_issue_arms():
@@ -126,8 +130,13 @@ def test_the_synthetic_study_runs_the_issue_arms():
     assert {a.split("/")[-1] for a in verdict.argv if a.startswith("{out}/samples_")} == \
         {n for n in names if n.startswith("samples_")}
     assert cfg.vars["seeds"] == "0,1,2,3,4" and cfg.vars["budget"] == "45m"
+    # the two 45-minute generators run side by side, and nothing else with them
+    assert [s.name for s in cfg.steps if s.group == "gans"] == ["gan_conditional", "gan_transfer"]
+    assert [s.name for s in cfg.steps if s.group == "samples"] == \
+        [n for n in names if n.startswith("samples_")]
 
 
 def test_a_bad_flag_in_a_study_script_step_is_caught():
     with pytest.raises(SystemExit):
-        _study_parser("scripts/studies/verdict.py").parse_args(["--base", "b", "--out", "o", "--refrence", "x"])
+        _study_parser("scripts/studies/verdict.py").parse_args(["--base", "b", "--out", "o",
+                                                                "--refrence", "x"])
