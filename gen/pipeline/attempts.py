@@ -67,7 +67,8 @@ def run_attempt(argv: list[str], marks: Path, name: str) -> tuple[int, list[dict
     return rc, attempts
 
 
-def run_side_by_side(commands: dict[str, list[str]], marks: Path) -> dict[str, tuple[int, list[dict[str, Any]]]]:
+def run_side_by_side(commands: dict[str, list[str]],
+                     marks: Path) -> dict[str, tuple[int, list[dict[str, Any]]]]:
     """Run every (step name -> command line) at once and wait for all; each attempt is recorded
     like `run_attempt`'s, also when Ctrl-C stops them (the children get the signal too, save, exit)."""
     env = dict(os.environ)
@@ -77,7 +78,8 @@ def run_side_by_side(commands: dict[str, list[str]], marks: Path) -> dict[str, t
     t0, running = time.time(), {}
     for name, argv in commands.items():
         with open(marks / f"{name}.log", "ab") as log:
-            running[name] = subprocess.Popen(_resolve_exe(argv), stdout=log, stderr=subprocess.STDOUT, env=env)
+            running[name] = subprocess.Popen(_resolve_exe(argv), stdout=log, stderr=subprocess.STDOUT,
+                                             env=env)
     codes: dict[str, int] = {}
     try:
         for name, proc in running.items():
