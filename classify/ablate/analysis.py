@@ -89,7 +89,8 @@ def comparisons(records: list[dict], m: Metric) -> list[dict[str, Any]]:
             if arm_is_gan(arm) and best and best != "baseline":
                 refs.append((best, "best non-GAN"))
             for ref, kind in refs:
-                out.append({"model": model, "fraction": fraction, "kind": kind, "cmp": paired(arms, arm, ref, m)})
+                out.append({"model": model, "fraction": fraction, "kind": kind,
+                            "cmp": paired(arms, arm, ref, m)})
     adjusted = holm_adjust([row["cmp"].wilcoxon_p for row in out])
     for row, p in zip(out, adjusted):
         row["holm_p"] = p

@@ -52,7 +52,8 @@ def train_and_evaluate(task: CellTask) -> dict[str, Any]:
     if str(task.train["device"]).startswith("cuda"):
         # The report states the machine; a GPU's name matters more than the host's.
         index = torch.device(task.train["device"]).index
-        result = {**result, "device_name": torch.cuda.get_device_name(torch.cuda.current_device() if index is None else index)}
+        result = {**result, "device_name": torch.cuda.get_device_name(
+            torch.cuda.current_device() if index is None else index)}
     if not task.keep_checkpoint:
         shutil.rmtree(task.work_dir, ignore_errors=True)
     return {"train": _plain(result), "metrics": metrics}

@@ -26,8 +26,9 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10 uses the tomli bac
     import tomli as tomllib  # type: ignore[no-redef]
 
 # The grid's axes. Lists also take one value or "a,b,c" (as the flags do).
-LIST_FIELDS = {"strategies": str, "models": str, "seeds": int, "synthetic_ratios": float, "minority_fractions": float,
-               "synthetic_classes": str, "synthetic_weights": float, "synthetic_schedules": str}
+LIST_FIELDS = {"strategies": str, "models": str, "seeds": int, "synthetic_ratios": float,
+               "minority_fractions": float, "synthetic_classes": str, "synthetic_weights": float,
+               "synthetic_schedules": str}
 # The study's own scalars; every study-wide classifier setting comes from ClassifierTrainConfig.
 OWN_SCALARS = {"data_dir": str, "out_dir": str, "minority_class": str, "device": str, "max_cells": int,
                "allow_generator_leak": bool, "keep_checkpoints": bool}
@@ -117,7 +118,8 @@ class AblationConfig(Config):
         check_known_keys(ClassifierTrainConfig, self.train, "training setting(s)")
         per_cell = sorted(set(self.train) & set(ClassifierTrainConfig.PER_CELL))
         if per_cell:
-            raise UserError(f"{', '.join(per_cell)} is set per cell by the grid, not study-wide; use the grid's options")
+            raise UserError(f"{', '.join(per_cell)} is set per cell by the grid, not study-wide; "
+                            "use the grid's options")
         self.train = {k: self.train.get(k, ClassifierTrainConfig.default(k)) for k in train_keys()}
         self.validate()
         self.device = parse_device(self.device)  # 'auto' -> cuda/cpu; 'gpu' etc. fail here, not per cell
@@ -127,7 +129,8 @@ class AblationConfig(Config):
             if not getattr(self, name):
                 raise UserError(f"{option_name(name)} is empty; list at least one value")
         if any(not 0 < f <= 1 for f in self.minority_fractions):
-            raise UserError(f"{option_name('minority_fractions')} {self.minority_fractions}: each must lie in (0, 1]")
+            raise UserError(f"{option_name('minority_fractions')} {self.minority_fractions}: "
+                            "each must lie in (0, 1]")
         if any(r <= 0 for r in self.synthetic_ratios):
             raise UserError(f"{option_name('synthetic_ratios')} {self.synthetic_ratios}: each must be > 0")
         for classes in self.synthetic_classes:
@@ -167,13 +170,15 @@ class AblationConfig(Config):
         known = {f.name for f in dataclasses.fields(cls)} - {"train"}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise UserError(f"{source}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))} "
+            raise UserError(f"{source}: unknown key(s) {', '.join(unknown)}; "
+                            f"valid: {', '.join(sorted(known))} "
                             f"and the training settings {', '.join(train_keys())}")
         if isinstance(d.get("samples"), str):
             d["samples"] = {"all": d["samples"]}
         for key in ("data_dir", "out_dir"):
             if not d.get(key):
-                raise UserError(f"{source}: {option_name(key)} is required (give it as a flag or in the file)")
+                raise UserError(f"{source}: {option_name(key)} is required "
+                                "(give it as a flag or in the file)")
         try:
             d = _coerce(d | train)
         except ValueError as exc:
@@ -208,7 +213,8 @@ def _file_md5(path: str) -> str:
     try:
         return hashlib.md5(Path(path).read_bytes()).hexdigest()
     except OSError:
-        raise UserError(f"--synthetic-exclude {path} cannot be read; pass the exclude.txt the sample browser saved") from None
+        raise UserError(f"--synthetic-exclude {path} cannot be read; "
+                        "pass the exclude.txt the sample browser saved") from None
 
 
 def _coerce(d: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +223,8 @@ def _coerce(d: dict[str, Any]) -> dict[str, Any]:
     for key, kind in LIST_FIELDS.items():
         if key in out:
             value = out[key]
-            items = value.split(",") if isinstance(value, str) else value if isinstance(value, list) else [value]
+            items = (value.split(",") if isinstance(value, str)
+                     else value if isinstance(value, list) else [value])
             out[key] = [_cast(key, x, kind) for x in items if not (isinstance(x, str) and not x.strip())]
     for key, kind in scalar_kinds().items():
         if out.get(key) is not None:
@@ -265,7 +272,8 @@ def parse_samples(values: tuple[str, ...] | list[str]) -> dict[str, str]:
         try:
             out[f"{float(key):g}"] = path
         except ValueError:
-            raise UserError(f"--samples {value!r}: use DIR or FRACTION=DIR (e.g. 0.25=runs/samples_q)") from None
+            raise UserError(f"--samples {value!r}: "
+                            "use DIR or FRACTION=DIR (e.g. 0.25=runs/samples_q)") from None
     return out
 
 

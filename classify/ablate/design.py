@@ -123,11 +123,13 @@ def build_grid(
                         cells.append(Cell(strategy, model, int(seed), float(fraction), None))
                         continue
                     for ratio, classes, weight, schedule in axes.variants():
-                        cells.append(Cell(strategy, model, int(seed), float(fraction), ratio, classes, weight, schedule))
+                        cells.append(Cell(strategy, model, int(seed), float(fraction), ratio, classes, weight,
+                                          schedule))
     ids = [c.id for c in cells]
     bad = [i for i in ids if not _SAFE_ID.match(i)]
     if bad:
-        raise UserError(f"cell id {bad[0]!r} has characters unsafe in a file name; rename the strategy or model")
+        raise UserError(f"cell id {bad[0]!r} has characters unsafe in a file name; "
+                        "rename the strategy or model")
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise UserError(f"the grid lists cell {dup!r} twice; remove the repeated value from the config")
@@ -141,7 +143,8 @@ class Shard:
 
     def __post_init__(self) -> None:
         if self.count < 1 or not 0 <= self.index < self.count:
-            raise UserError(f"shard {self.index}/{self.count} is out of range; use --shard i/n with 0 <= i < n")
+            raise UserError(f"shard {self.index}/{self.count} is out of range; "
+                            "use --shard i/n with 0 <= i < n")
 
     @classmethod
     def parse(cls, text: str) -> Shard:
@@ -164,8 +167,8 @@ class Shard:
             count = int(environ["SLURM_ARRAY_TASK_COUNT"])
             first = int(environ.get("SLURM_ARRAY_TASK_MIN", "0"))
         except (KeyError, ValueError) as exc:
-            raise UserError("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is missing or not a number; "
-                            "pass --shard i/n explicitly") from exc
+            raise UserError("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is missing "
+                            "or not a number; pass --shard i/n explicitly") from exc
         return cls(task - first, count)
 
     def select(self, cells: Sequence[Cell]) -> list[Cell]:

@@ -58,7 +58,8 @@ def feature_groups(record: dict, samples_dir: str) -> dict[str, Any]:
                 groups[f"real {split} ({name})"] = _cap(sel.images(res=res))
     channels = next(iter(groups.values())).shape[1] if groups else 1
     synth = load_synthetic(samples_dir, accepted_only=False)
-    for label, keep in (("synthetic accepted", ("1", "true", "True")), ("synthetic rejected", ("0", "false", "False"))):
+    for label, keep in (("synthetic accepted", ("1", "true", "True")),
+                        ("synthetic rejected", ("0", "false", "False"))):
         files = [f for f, row in zip(synth.files, synth.rows)
                  if row["class"] == minority and row["accepted"].strip() in keep]
         if files:
@@ -78,12 +79,14 @@ def feature_map_blocks(records: list[dict], out_dir: Path, name: str = "feature_
     clf = load_classifier(record["train"]["checkpoint"], device="cpu")
     groups = feature_groups(record, samples[0])
     feats = {name: clf.features(x).numpy() for name, x in groups.items()}
-    png, perplexity = plots.feature_maps(feats, f"{record['id']} penultimate features; samples from {samples[0]}",
+    png, perplexity = plots.feature_maps(feats,
+                                         f"{record['id']} penultimate features; samples from {samples[0]}",
                                          seed=TSNE_SEED)
     atomic_write_bytes(out_dir / "plots" / name, png)
     tsne = (f"t-SNE (right; perplexity {perplexity:g}, seed {TSNE_SEED}: the same features give the same map)"
             if perplexity is not None else "no t-SNE (too few points)")
-    caption = (f"PCA (left) and {tsne} of {record['id']} penultimate features: real train/test images per class "
+    caption = (f"PCA (left) and {tsne} of {record['id']} penultimate features: "
+               f"real train/test images per class "
                f"and the accepted/rejected samples of {samples[0]} (at most {MAX_PER_GROUP} per group)")
     return [doc.Image(f"plots/{name}", caption)]
 
@@ -104,7 +107,8 @@ def explanation_blocks(records: list[dict], out_dir: Path, suffix: str = "") -> 
                                   split="test", images=samples[0] if samples else None, per_group=6),
                     log=lambda _line: None)
     blocks: list[doc.Block] = [doc.Heading(f"What {record['id']} looks at (Grad-CAM)", 3)]
-    blocks += [doc.Image(f"{folder}/{src['png']}", f"{src['title']}: Grad-CAM and Grad-CAM++ of {record['id']}, "
+    blocks += [doc.Image(f"{folder}/{src['png']}",
+                         f"{src['title']}: Grad-CAM and Grad-CAM++ of {record['id']}, "
                          f"read at layer {s['layer']} ({s['map_size']} map), {s['layer_rule']}")
                for src in s["sources"].values()]
     folder = f"plots/outliers{suffix}"
@@ -115,8 +119,11 @@ def explanation_blocks(records: list[dict], out_dir: Path, suffix: str = "") -> 
             for c, top in o["top"].items() for r in top[:OUTLIERS_LISTED]]
     blocks += [doc.Heading(f"Suspected outliers of the train split ({record['id']} features)", 3),
                doc.Para("IsolationForest and OneClassSVM fitted per class on the train images' penultimate "
-                        "features; higher scores are odder, rank 1 is the oddest of its class; p(class) is the "
-                        f"model's probability of the labelled class. Every image: `{folder}/outliers.csv`."),
-               doc.Table(["class", "rank", "file", "IsolationForest", "OneClassSVM", "p(class)", "predicted"], rows),
-               doc.Image(f"{folder}/outliers.png", f"the {OUTLIERS_LISTED + 1} oddest train images of each class")]
+                        "features; higher scores are odder, rank 1 is the oddest of its class; "
+                        "p(class) is the model's probability of the labelled class. "
+                        f"Every image: `{folder}/outliers.csv`."),
+               doc.Table(["class", "rank", "file", "IsolationForest", "OneClassSVM", "p(class)", "predicted"],
+                         rows),
+               doc.Image(f"{folder}/outliers.png",
+                         f"the {OUTLIERS_LISTED + 1} oddest train images of each class")]
     return blocks

@@ -69,14 +69,18 @@ def pr_figures(records: list[dict], out_dir: Path) -> list[doc.Image]:
             continue
         panel = best.setdefault((r["cell"]["model"], float(r["cell"]["minority_fraction"])), {})
         ap = float(r["metrics"].get("average_precision", float("-inf")))
-        if r["arm"] not in panel or ap > float(panel[r["arm"]]["metrics"].get("average_precision", float("-inf"))):
+        if (r["arm"] not in panel
+                or ap > float(panel[r["arm"]]["metrics"].get("average_precision", float("-inf")))):
             panel[r["arm"]] = r
     images = []
     for (model, fraction), arms in sorted(best.items()):
-        curves = [(f"{arm} (seed {r['cell']['seed']}, AP {r['metrics'].get('average_precision', float('nan')):.3f})",
-                   r["metrics"]["pr"]["recall"], r["metrics"]["pr"]["precision"]) for arm, r in sorted(arms.items())]
+        curves = [(f"{arm} (seed {r['cell']['seed']}, "
+                   f"AP {r['metrics'].get('average_precision', float('nan')):.3f})",
+                   r["metrics"]["pr"]["recall"], r["metrics"]["pr"]["precision"])
+                  for arm, r in sorted(arms.items())]
         name = f"pr_{model}_frac{fraction:g}.png"
-        title = f"{model}, minority fraction {fraction:g}: best seed per strategy (optimistic by construction)"
+        title = (f"{model}, minority fraction {fraction:g}: "
+                 "best seed per strategy (optimistic by construction)")
         images.append(_save(out_dir, name, plots.pr_curves(curves, title), title))
     return images
 
@@ -111,17 +115,18 @@ def domain_gap_table(records: list[dict]) -> doc.Table | None:
             continue
         for cls, entry in gap.get("per_class", {}).items():
             st = entry.get("stats", {})
-            bright = [st.get(k, {}).get("brightness", {}).get("mean") for k in ("real_train", "all", "accepted")]
+            bright = [st.get(k, {}).get("brightness", {}).get("mean")
+                      for k in ("real_train", "all", "accepted")]
             for space in ("pixels", "features"):
                 t = entry.get(space)
                 if t:
-                    rows.append([str(samples), cls, space, _auc_text(t.get("all")), _auc_text(t.get("accepted")),
-                                 _auc_text(t.get("real_train_vs_val")),
+                    rows.append([str(samples), cls, space, _auc_text(t.get("all")),
+                                 _auc_text(t.get("accepted")), _auc_text(t.get("real_train_vs_val")),
                                  " / ".join("n/a" if b is None else f"{b:.3f}" for b in bright)])
     if not rows:
         return None
-    return doc.Table(["sample set", "class", "on", "two-sample AUC: all", "accepted", "real train vs val (floor)",
-                      "mean brightness: reals / all / accepted"], rows)
+    return doc.Table(["sample set", "class", "on", "two-sample AUC: all", "accepted",
+                      "real train vs val (floor)", "mean brightness: reals / all / accepted"], rows)
 
 
 def figure_blocks(records: list[dict], out_dir: Path, metrics: list[tuple[str, str]]) -> list[doc.Block]:
@@ -129,7 +134,8 @@ def figure_blocks(records: list[dict], out_dir: Path, metrics: list[tuple[str, s
     for key, label in metrics:
         rows = arm_stats(records, key)
         blocks.append(_save(out_dir, f"bar_{key}.png", plots.bar_chart(rows, label, arm_is_gan),
-                            f"{label}: mean and 95% CI over seeds per strategy (orange: GAN, grey: baseline)"))
+                            f"{label}: mean and 95% CI over seeds per strategy "
+                            "(orange: GAN, grey: baseline)"))
         ratio = ratio_figure(rows, records, key, label)
         if ratio is not None:
             blocks.append(_save(out_dir, f"ratio_{key}.png", ratio, f"{label} vs synthetic ratio"))
@@ -142,9 +148,9 @@ def figure_blocks(records: list[dict], out_dir: Path, metrics: list[tuple[str, s
     if grids or gap:
         blocks.append(doc.Heading("Sample sets used"))
     if gap is not None:
-        blocks += [doc.Para("Domain gap: can a logistic regression tell the samples from the real train images of "
-                            "their class (held-out folds)? 0.5 = indistinguishable, 1 = always; the floor is the "
-                            "same test between two real sets."), gap]
+        blocks += [doc.Para("Domain gap: can a logistic regression tell the samples from the real train "
+                            "images of their class (held-out folds)? 0.5 = indistinguishable, 1 = always; "
+                            "the floor is the same test between two real sets."), gap]
     blocks += grids
     browsers = sorted({str(Path(d) / "browse.html") for d in
                        {(r.get("sample_check") or {}).get("samples_dir") for r in records} - {None}

@@ -51,8 +51,9 @@ def comparison_table(rows: list[dict[str, Any]]) -> doc.Table:
         ["model", "fraction", "A", "B", "pairs", "mean A−B", "95% CI (paired t)", "bootstrap CI",
          "Wilcoxon p", "Holm p", "verdict"],
         [[r["model"], f"{r['fraction']:g}", c.a, f"{c.b} ({r['kind']})" if r["kind"] != "baseline" else c.b,
-          str(c.n), f"{c.diff:+.3f}" if math.isfinite(c.diff) else "n/a", f"[{_f(c.ci_low)}, {_f(c.ci_high)}]",
-          f"[{_f(c.boot_low)}, {_f(c.boot_high)}]", _f(c.wilcoxon_p, 3), _f(r["holm_p"], 3), c.verdict]
+          str(c.n), f"{c.diff:+.3f}" if math.isfinite(c.diff) else "n/a",
+          f"[{_f(c.ci_low)}, {_f(c.ci_high)}]", f"[{_f(c.boot_low)}, {_f(c.boot_high)}]",
+          _f(c.wilcoxon_p, 3), _f(r["holm_p"], 3), c.verdict]
          for r in rows for c in [r["cmp"]]])
 
 
@@ -77,8 +78,9 @@ def learning_warnings(records: list[dict]) -> list[str]:
             continue
         s = summarize(list(arms[ref].values()), bounds=(0.0, 1.0))
         if math.isfinite(s.mean) and (s.mean < LEARNS_ROC_AUC or s.ci_low <= 0.5):
-            out.append(f"WARNING [{model}, minority fraction {fraction:g}]: the classifier barely learns this task at "
-                       f"these settings ({ref}: test ROC-AUC {s.mean:.3f}, 95% CI [{_f(s.ci_low)}, {_f(s.ci_high)}]; "
+            out.append(f"WARNING [{model}, minority fraction {fraction:g}]: the classifier barely learns "
+                       f"this task at these settings ({ref}: test ROC-AUC {s.mean:.3f}, "
+                       f"95% CI [{_f(s.ci_low)}, {_f(s.ci_high)}]; "
                        f"below {LEARNS_ROC_AUC} or reaching 0.5); the comparison below says little — raise "
                        "--res/--epochs until the reference arm learns.")
     return out
@@ -98,7 +100,8 @@ def answer_blocks(records: list[dict]) -> list[doc.Block]:
                 items.append(f"{where} {_best_arm_only(arms, m, 'GAN' if not gan else 'non-GAN')}")
                 continue
             top = max(gan, key=lambda a: _signed_mean(arms[a], m.higher_is_better))
-            items.append(f"{where} best GAN arm vs best non-GAN arm: {sentence(paired(arms, top, best, m), m.label)}")
+            items.append(f"{where} best GAN arm vs best non-GAN arm: "
+                         f"{sentence(paired(arms, top, best, m), m.label)}")
     blocks.append(doc.Bullets(items))
     return blocks
 
@@ -106,7 +109,8 @@ def answer_blocks(records: list[dict]) -> list[doc.Block]:
 def _best_arm_only(arms: dict[str, dict[int, float]], m, missing: str) -> str:
     """A grid without GAN (or without non-GAN) arms: still name the best arm and test it against baseline."""
     top = max(arms, key=lambda a: _signed_mean(arms[a], m.higher_is_better))
-    head = f"no {missing} strategy in this grid, so no GAN-vs-alternative answer on {m.label}; best mean: {top}."
+    head = (f"no {missing} strategy in this grid, so no GAN-vs-alternative answer on {m.label}; "
+            f"best mean: {top}.")
     if top != "baseline" and "baseline" in arms:
         return f"{head} {sentence(paired(arms, top, 'baseline', m), m.label)}"
     return head
@@ -114,9 +118,11 @@ def _best_arm_only(arms: dict[str, dict[int, float]], m, missing: str) -> str:
 
 TERMS = [
     "arm: a strategy at one synthetic ratio, written strategy@ratio for GAN strategies (gan_filtered@1 = as "
-    "many accepted synthetic images as real minority train images); strategies joined by + are applied together.",
+    "many accepted synthetic images as real minority train images); strategies joined by + are applied "
+    "together.",
     "minority F1: F1 of the minority class at the threshold chosen on the validation split.",
-    "AP: average precision, the area under the precision-recall curve of the minority class (threshold-free).",
+    "AP: average precision, the area under the precision-recall curve of the minority class "
+    "(threshold-free).",
     "ROC-AUC: probability that a random minority image scores above a random majority one.",
     "balanced accuracy: the mean of per-class recalls at the chosen threshold.",
     "ECE: expected calibration error (lower is better): the gap between predicted confidence and accuracy.",
@@ -126,17 +132,17 @@ TERMS = [
 
 def caveat_blocks(records: list[dict], notes: list[str] = ()) -> list[doc.Block]:
     items = [
-        "Seeds repeat training (init, minority subsample, synthetic draw); the test split is the same for every "
-        "cell, so the intervals describe training variability, not test-set sampling error.",
-        "Verdicts use the 95% paired t-interval over seeds; a CI that includes 0 is reported as 'no detectable "
-        "difference'. The percentile bootstrap is shown but not used: with few seeds it is about [min, max] of the "
-        "differences. With <= 5 seeds a two-sided Wilcoxon p cannot fall below 0.0625. The per-arm "
-        "intervals in the tables are clipped to [0, 1], the range of every metric.",
-        "Many comparisons are made; 'Holm p' adjusts the Wilcoxon p-values within each metric. Verdicts are not "
-        "adjusted, so expect some false 'beats' in a large grid.",
-        "The Answer compares the best GAN arm with the best non-GAN arm, each picked on the same test data it is "
-        "then compared on; picking the best of several noisy arms inflates each side's mean (winner's curse). "
-        "The comparisons with baseline below do not involve such a choice.",
+        "Seeds repeat training (init, minority subsample, synthetic draw); the test split is the same for "
+        "every cell, so the intervals describe training variability, not test-set sampling error.",
+        "Verdicts use the 95% paired t-interval over seeds; a CI that includes 0 is reported as "
+        "'no detectable difference'. The percentile bootstrap is shown but not used: with few seeds it is "
+        "about [min, max] of the differences. With <= 5 seeds a two-sided Wilcoxon p cannot fall below "
+        "0.0625. The per-arm intervals in the tables are clipped to [0, 1], the range of every metric.",
+        "Many comparisons are made; 'Holm p' adjusts the Wilcoxon p-values within each metric. Verdicts are "
+        "not adjusted, so expect some false 'beats' in a large grid.",
+        "The Answer compares the best GAN arm with the best non-GAN arm, each picked on the same test data "
+        "it is then compared on; picking the best of several noisy arms inflates each side's mean "
+        "(winner's curse). The comparisons with baseline below do not involve such a choice.",
     ]
     by_hand = max((int((r.get("train") or {}).get("n_synthetic_excluded") or 0) for r in records), default=0)
     if by_hand:
@@ -146,15 +152,18 @@ def caveat_blocks(records: list[dict], notes: list[str] = ()) -> list[doc.Block]
                         f"(--synthetic-exclude {', '.join(lists)}).")
     leaks = sorted({r["id"] for r in records if r.get("generator_leak")})
     if leaks:
-        items.insert(0, f"WARNING: {len(leaks)} cell(s) used a generator that saw more real minority images than the "
-                        f"cell allows (--allow-generator-leak): {', '.join(leaks[:8])}{' …' if len(leaks) > 8 else ''}. "
+        items.insert(0, f"WARNING: {len(leaks)} cell(s) used a generator that saw more real minority images "
+                        f"than the cell allows (--allow-generator-leak): {', '.join(leaks[:8])}"
+                        f"{' …' if len(leaks) > 8 else ''}. "
                         "Their results overstate what the GAN can do with scarce data.")
-    items += [f"Sample set note: {w}" for w in sorted({w for r in records
-                                                        for w in ((r.get("sample_check") or {}).get("warnings") or [])})]
+    items += [f"Sample set note: {w}"
+              for w in sorted({w for r in records
+                               for w in ((r.get("sample_check") or {}).get("warnings") or [])})]
     sources = sorted({r["source_dir"] for r in records if r.get("source_dir")})
     if len(sources) > 1:
-        items.append(f"This report combines {len(sources)} ablation folders ({', '.join(sources)}); arms are paired by "
-                     "seed only within one minority fraction, whose cells all come from one folder.")
+        items.append(f"This report combines {len(sources)} ablation folders ({', '.join(sources)}); "
+                     "arms are paired by seed only within one minority fraction, whose cells all come "
+                     "from one folder.")
     items += minority_majority_notes(records)
     items += list(notes)
     return [doc.Heading("Caveats"), doc.Bullets(items)]
@@ -165,14 +174,15 @@ def minority_majority_notes(records: list[dict]) -> list[str]:
     split: 'minority' metrics then describe the common class, and imbalance tools aim the wrong way."""
     out = []
     for data_dir, minority in sorted({((r.get("train_config") or {}).get("data_dir"),
-                                       (r.get("train_config") or {}).get("minority_class")) for r in records}):
+                                       (r.get("train_config") or {}).get("minority_class"))
+                                      for r in records}):
         counts = (prepared_info(data_dir) or {}).get("counts") or {}
         for split in ("val", "test"):
             mine = int((counts.get(minority) or {}).get(split, 0))
             others = sum(int(c.get(split, 0)) for name, c in counts.items() if name != minority)
             if minority in counts and mine > others:
-                out.append(f"WARNING: the minority class {minority!r} is the majority of the {split} split of {data_dir} "
-                           f"({mine} vs {others} other images): check --minority-class")
+                out.append(f"WARNING: the minority class {minority!r} is the majority of the {split} split "
+                           f"of {data_dir} ({mine} vs {others} other images): check --minority-class")
     return out
 
 
@@ -198,7 +208,8 @@ def _data_note(data_dir: str | None, minority: str | None) -> str:
 def _other_settings(tc: dict) -> str:
     """The cells' other training settings that differ from the defaults, e.g. '; also fit=pad'."""
     shown = {"epochs", "res", "batch", "lr"}
-    changed = [f"{k}={tc[k]}" for k in train_keys() if k not in shown and k in tc and tc[k] != default_setting(k)]
+    changed = [f"{k}={tc[k]}" for k in train_keys()
+               if k not in shown and k in tc and tc[k] != default_setting(k)]
     return "; also " + ", ".join(changed) if changed else ""
 
 
@@ -210,15 +221,16 @@ def settings_blocks(records: list[dict]) -> list[doc.Block]:
     total = sum(float(r.get("wall_time_s", 0.0)) for r in records)
     v = first.get("versions", {})
     data_dirs = sorted({str((r.get("train_config") or {}).get("data_dir")) for r in records})
-    items = [f"data: {d} — minority class {tc.get('minority_class')!r}" + _data_note(d, tc.get("minority_class"))
+    items = [f"data: {d} — minority class {tc.get('minority_class')!r}"
+             + _data_note(d, tc.get("minority_class"))
              for d in data_dirs]
     items += [
         f"cells: {len(records)} finished; arms: {', '.join(arms)}; seeds: {', '.join(map(str, seeds))}",
-        f"training: epochs={tc.get('epochs')}, res={tc.get('res')}, batch={tc.get('batch')}, lr={tc.get('lr')}, "
-        f"device={tc.get('device')}" + _other_settings(tc),
+        f"training: epochs={tc.get('epochs')}, res={tc.get('res')}, batch={tc.get('batch')}, "
+        f"lr={tc.get('lr')}, device={tc.get('device')}" + _other_settings(tc),
         f"summed cell wall time: {total / 60:.1f} min (cells may have run in parallel)",
-        f"machine: {v.get('platform', 'unknown')}{_gpu(first)}; python {v.get('python')}, torch {v.get('torch')}, "
-        f"ganbalance {v.get('ganbalance')}",
+        f"machine: {v.get('platform', 'unknown')}{_gpu(first)}; python {v.get('python')}, "
+        f"torch {v.get('torch')}, ganbalance {v.get('ganbalance')}",
     ]
     return [doc.Heading("Settings"), doc.Bullets(items), doc.Heading("Terms"), doc.Bullets(TERMS)]
 
@@ -228,12 +240,13 @@ def result_rows(records: list[dict]) -> list[dict[str, Any]]:
     rows = []
     for r in records:
         c = r["cell"]
-        row = {"id": r["id"], "arm": r["arm"], "strategy": c["strategy"], "model": c["model"], "seed": c["seed"],
-               "minority_fraction": c["minority_fraction"],
+        row = {"id": r["id"], "arm": r["arm"], "strategy": c["strategy"], "model": c["model"],
+               "seed": c["seed"], "minority_fraction": c["minority_fraction"],
                "ablation_minority_fraction": c.get("ablation_minority_fraction", c["minority_fraction"]),
                "source": r.get("source_dir"), "synthetic_ratio": c.get("synthetic_ratio"),
                "generator_leak": bool(r.get("generator_leak")), "wall_time_s": r.get("wall_time_s")}
-        row |= {k: v for k, v in sorted(r["metrics"].items()) if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        row |= {k: v for k, v in sorted(r["metrics"].items())
+                if isinstance(v, (int, float)) and not isinstance(v, bool)}
         rows.append(row)
     return rows
 
@@ -260,7 +273,8 @@ def build_blocks(records: list[dict], out_dir: Path, notes: list[str] = ()) -> l
         if rows:
             blocks.append(doc.Heading(f"Paired differences on {m.label}", 3))
             if m in HEADLINE:
-                blocks.append(doc.Bullets([f"[{r['model']}, fraction {r['fraction']:g}] " + sentence(r["cmp"], m.label)
+                blocks.append(doc.Bullets([f"[{r['model']}, fraction {r['fraction']:g}] "
+                                           + sentence(r["cmp"], m.label)
                                            for r in rows]))
             blocks.append(comparison_table(rows))
     blocks += figure_blocks(records, out_dir, [(m.key, m.label) for m in HEADLINE])
@@ -295,7 +309,8 @@ def write_report(ablate_dirs: str | Path | list[str | Path], out: str | Path | N
     atomic_write_json(out / "results.json", rows)
     blocks = build_blocks(records, out, notes)
     atomic_write_text(out / "report.md", doc.render_markdown(blocks))
-    atomic_write_text(out / "report.html", doc.render_html(blocks, out, title=f"ganbalance ablation — {out.name}"))
+    atomic_write_text(out / "report.html",
+                      doc.render_html(blocks, out, title=f"ganbalance ablation — {out.name}"))
     atomic_write_json(out / "warnings.json", learning_warnings(records))
     return out / "report.md"
 

@@ -74,7 +74,8 @@ def _valid_cells(records: list[dict]) -> tuple[list[dict], list[str]]:
 
 
 def _in_unit_range(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= 1
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and 0 <= value <= 1)
 
 
 def load_records(ablate_dirs: list[str | Path]) -> tuple[list[dict], list[str]]:
@@ -100,15 +101,15 @@ def load_records(ablate_dirs: list[str | Path]) -> tuple[list[dict], list[str]]:
             if data_dir not in kept_of:
                 kept_of[data_dir] = prepared_minority_fraction(data_dir)
                 if kept_of[data_dir] is None:
-                    notes.append(f"could not read {data_dir}/classes.json: minority fractions of cells on it are "
-                                 "relative to that folder's train split, not to the full data")
+                    notes.append(f"could not read {data_dir}/classes.json: minority fractions of cells on it "
+                                 "are relative to that folder's train split, not to the full data")
             r = _rescaled(record, kept_of[data_dir], folder)
             c = r["cell"]
             key = (c["model"], c["minority_fraction"], r["arm"], int(c["seed"]))
             if owner.setdefault(key, folder) != folder:
-                raise UserError(f"{owner[key]} and {folder} both hold {r['arm']} seed {c['seed']} at minority "
-                                f"fraction {c['minority_fraction']:g}; combine only folders of different fractions "
-                                "(or models/strategies)")
+                raise UserError(f"{owner[key]} and {folder} both hold {r['arm']} seed {c['seed']} "
+                                f"at minority fraction {c['minority_fraction']:g}; combine only folders of "
+                                "different fractions (or models/strategies)")
             records.append(r)
     return records, notes
 
@@ -125,8 +126,9 @@ def _same_training(record: dict, folder: str, seen: dict[tuple, str]) -> None:
     if seen and settings not in seen:
         other, first = next(iter(seen.items()))
         shown = ", ".join(f"{k}={v!r} vs {dict(other)[k]!r}" for k, v in settings if dict(other)[k] != v)
-        raise UserError(f"{folder} and {first} were trained with different settings ({shown}); their results are "
-                        "not comparable: combine only folders made with the same training settings")
+        raise UserError(f"{folder} and {first} were trained with different settings ({shown}); "
+                        "their results are not comparable: combine only folders made with the same "
+                        "training settings")
     seen.setdefault(settings, folder)
 
 
@@ -139,9 +141,12 @@ def unfinished_notes(folder: str, n_finished: int) -> list[str]:
                      f"{folder}/failed/)")
     try:
         cfg = json.loads((Path(folder) / "study.json").read_text())["config"]
-        axes = SyntheticAxes(tuple(cfg["synthetic_ratios"]), tuple(cfg.get("synthetic_classes", ["minority"])),
-                             tuple(cfg.get("synthetic_weights", [1.0])), tuple(cfg.get("synthetic_schedules", ["mixed"])))
-        planned = len(build_grid(cfg["strategies"], cfg["models"], cfg["seeds"], axes, cfg["minority_fractions"]))
+        axes = SyntheticAxes(tuple(cfg["synthetic_ratios"]),
+                             tuple(cfg.get("synthetic_classes", ["minority"])),
+                             tuple(cfg.get("synthetic_weights", [1.0])),
+                             tuple(cfg.get("synthetic_schedules", ["mixed"])))
+        planned = len(build_grid(cfg["strategies"], cfg["models"], cfg["seeds"], axes,
+                                 cfg["minority_fractions"]))
     except (OSError, ValueError, KeyError, TypeError):
         return notes
     missing = planned - n_finished - len(failed)

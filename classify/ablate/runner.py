@@ -43,7 +43,8 @@ from classify.model.models import model_spec
 from classify.train.data import kept_minority_count, synthetic_count
 from classify.train.strategies import build_strategy
 
-__all__ = ["AblationConfig", "Plan", "RunSummary", "plan_ablation", "run_ablation", "format_plan", "load_cells"]
+__all__ = ["AblationConfig", "Plan", "RunSummary", "plan_ablation", "run_ablation", "format_plan",
+           "load_cells"]
 
 CellFn = Callable[[CellTask], dict[str, Any]]
 Progress = Callable[[str], None]
@@ -112,24 +113,29 @@ def plan_ablation(
     return Plan(cfg, grid, shard, mine, done, todo, minority, facts, checks)
 
 
-def _check_samples(cfg: AblationConfig, grid: list[Cell], facts: DataFacts, minority: str) -> dict[str, SampleCheck]:
+def _check_samples(cfg: AblationConfig, grid: list[Cell], facts: DataFacts,
+                   minority: str) -> dict[str, SampleCheck]:
     checks: dict[str, SampleCheck] = {}
     n_minority = facts.train_counts.get(minority, 0)
     for fraction in sorted({c.minority_fraction for c in grid if uses_synthetic(c.strategy)}):
         samples = cfg.samples_for(fraction)
         if samples is None:
             gan = sorted({c.strategy for c in grid if uses_synthetic(c.strategy)})
-            raise UserError(f"strategies {', '.join(gan)} need a sample set for minority fraction {fmt_number(fraction)}; "
+            raise UserError(f"strategies {', '.join(gan)} need a sample set for minority fraction "
+                            f"{fmt_number(fraction)}; "
                             "pass --samples SAMPLES_DIR (or --samples FRACTION=DIR)")
         allowed = kept_minority_count(n_minority, fraction)
         checks[fmt_number(fraction)] = check_sample_set(
-            samples, minority=minority, res=cfg.train["res"], allowed=allowed, facts=facts, allow_leak=cfg.allow_generator_leak)
-        need = {part: max([synthetic_count(c.synthetic_ratio, allowed) for c in grid if c.minority_fraction == fraction
-                           and part in c.strategy.split("+") and c.synthetic_ratio is not None], default=0)
+            samples, minority=minority, res=cfg.train["res"], allowed=allowed, facts=facts,
+            allow_leak=cfg.allow_generator_leak)
+        need = {part: max([synthetic_count(c.synthetic_ratio, allowed) for c in grid
+                           if c.minority_fraction == fraction and part in c.strategy.split("+")
+                           and c.synthetic_ratio is not None], default=0)
                 for part in ("gan", "gan_filtered")}
         exclude = cfg.train.get("synthetic_exclude")
         check_enough_samples(samples, minority, need["gan"], need["gan_filtered"], exclude)
-        _check_other_classes(samples, [c for c in grid if c.minority_fraction == fraction], facts, minority, exclude)
+        _check_other_classes(samples, [c for c in grid if c.minority_fraction == fraction], facts, minority,
+                             exclude)
     return checks
 
 
@@ -182,17 +188,19 @@ def check_study(cfg: AblationConfig, manifest_hash: str, write: bool) -> None:
         try:
             old = json.loads(path.read_text())
         except json.JSONDecodeError:
-            raise UserError(f"{path} is not valid JSON; delete it only if the cells beside it match this config") from None
+            raise UserError(f"{path} is not valid JSON; "
+                            "delete it only if the cells beside it match this config") from None
         changed = changed_settings(old, cfg.result_settings())
         if changed:
             raise UserError(f"{cfg.out_dir} holds cells made with {'; '.join(changed)}; "
                             "use a new --out or the same settings")
         if old.get("manifest_hash") not in (None, manifest_hash):
             raise UserError(f"{cfg.out_dir} holds cells made on other prepared data (manifest hash "
-                            f"{old['manifest_hash'][:12]}, now {manifest_hash[:12]}: {cfg.data_dir} was re-prepared "
-                            "or edited); use a new --out")
+                            f"{old['manifest_hash'][:12]}, now {manifest_hash[:12]}: {cfg.data_dir} "
+                            "was re-prepared or edited); use a new --out")
     if write:
-        atomic_write_json(path, cfg.result_settings() | {"manifest_hash": manifest_hash, "config": cfg.to_dict()})
+        atomic_write_json(path, cfg.result_settings() | {"manifest_hash": manifest_hash,
+                                                         "config": cfg.to_dict()})
 
 
 def changed_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -220,7 +228,8 @@ def execute_cell(task: CellTask, cell_fn: CellFn, out_dir: str) -> tuple[str, st
     """Claim one cell, run it and write its JSON; returns (id, error or '', seconds). Runs in
     workers too. A cell another process holds (a second `classify ablate`, another shard on the same
     folder) or finished since the plan is skipped: no cell is ever trained twice."""
-    with claim(Path(out_dir) / "claims" / f"{task.cell.id}.lock", f"classify ablate cell {task.cell.id}") as mine:
+    with claim(Path(out_dir) / "claims" / f"{task.cell.id}.lock",
+               f"classify ablate cell {task.cell.id}") as mine:
         if not mine or is_finished(Path(out_dir), task.cell.id):
             return task.cell.id, CLAIMED_ELSEWHERE, 0.0
         return _execute_claimed(task, cell_fn, out_dir)
@@ -235,7 +244,8 @@ def _execute_claimed(task: CellTask, cell_fn: CellFn, out_dir: str) -> tuple[str
         seconds = time.perf_counter() - t0
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         atomic_write_json(failed / f"{task.cell.id}.json", {
-            "id": task.cell.id, "error": message, "traceback": traceback.format_exc(), "task": task.to_dict()})
+            "id": task.cell.id, "error": message, "traceback": traceback.format_exc(),
+            "task": task.to_dict()})
         return task.cell.id, message, seconds
     seconds = time.perf_counter() - t0
     record = {
@@ -322,7 +332,8 @@ def format_plan(plan: Plan, jobs: int = 1) -> str:
     for key, check in sorted(plan.checks.items()):
         flag = "  LEAK (allowed by --allow-generator-leak)" if check.leak else ""
         lines.append(f"  samples for fraction {key}: {check.samples_dir} (generator saw "
-                     f"{check.generator_real_minority} real minority, cell allows {check.allowed_real_minority}){flag}")
+                     f"{check.generator_real_minority} real minority, "
+                     f"cell allows {check.allowed_real_minority}){flag}")
         lines += [f"    warning: {w}" for w in check.warnings]
     lines.append(_estimate(plan, jobs))
     return "\n".join(lines)
@@ -353,23 +364,27 @@ def _estimate(plan: Plan, jobs: int) -> str:
     n_train = sum(plan.facts.train_counts.values())
     epochs = plan.config.train["epochs"]
     passes = len(plan.todo) * epochs * n_train
-    text = f"{passes} real image passes ({len(plan.todo)} cells x {epochs} epochs x {n_train} real train images"
+    text = (f"{passes} real image passes ({len(plan.todo)} cells x {epochs} epochs x {n_train} "
+            "real train images")
     here, device = platform.node(), plan.config.device
     rates = [r["wall_time_s"] / _image_passes(r) for r in _safe_load(plan.config.out_dir)
-             if r.get("host") == here and (r.get("train_config") or {}).get("device") == device and _image_passes(r)]
+             if r.get("host") == here and (r.get("train_config") or {}).get("device") == device
+             and _image_passes(r)]
     if not rates:
-        return (f"estimated cost: {text}; GAN arms add their synthetic ones); no time estimate until a cell has "
-                "finished on this machine")
+        return (f"estimated cost: {text}; GAN arms add their synthetic ones); "
+                "no time estimate until a cell has finished on this machine")
     per_pass = sorted(rates)[len(rates) // 2]
     minutes = per_pass * passes / max(1, jobs) / 60
-    return (f"estimated cost: ~{minutes:.1f} min at {per_pass * 1e3:.2f} ms per image pass (median of {len(rates)} "
-            f"cell(s) timed on this machine), {max(1, jobs)} job(s); {text}, plus GAN arms' synthetic ones)")
+    return (f"estimated cost: ~{minutes:.1f} min at {per_pass * 1e3:.2f} ms per image pass "
+            f"(median of {len(rates)} cell(s) timed on this machine), {max(1, jobs)} job(s); "
+            f"{text}, plus GAN arms' synthetic ones)")
 
 
 def _image_passes(record: dict[str, Any]) -> int:
     train = record.get("train") or {}
     try:
-        return int(train["epochs_run"]) * (int(train["n_train_real"]) + int(train.get("n_train_synthetic", 0)))
+        return int(train["epochs_run"]) * (int(train["n_train_real"])
+                                           + int(train.get("n_train_synthetic", 0)))
     except (KeyError, TypeError, ValueError):
         return 0
 

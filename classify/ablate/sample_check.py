@@ -76,7 +76,8 @@ def read_sample_info(samples_dir: str) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"{path} is missing; rerun `gen sample` so the leak guard can read real_counts") from None
+        raise UserError(f"{path} is missing; "
+                        "rerun `gen sample` so the leak guard can read real_counts") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path} is not valid JSON ({exc.msg}); rerun `gen sample`") from None
 
@@ -85,7 +86,8 @@ def count_samples(samples_dir: str, minority: str, exclude: str | None = None) -
     """(all, accepted) rows of the minority class in samples.csv, less those an exclude list names."""
     listed = read_exclude_list(exclude) if exclude else None
     with open(Path(samples_dir) / "samples.csv", newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.DictReader(fh) if r.get("class") == minority and not (listed and listed.matches(r))]
+        rows = [r for r in csv.DictReader(fh)
+                if r.get("class") == minority and not (listed and listed.matches(r))]
     accepted = sum(1 for r in rows if str(r.get("accepted", "")).strip() in ("1", "true", "True"))
     return len(rows), accepted
 
@@ -96,8 +98,9 @@ def check_enough_samples(samples_dir: str, minority: str, need_all: int, need_ac
     (counting without the samples --synthetic-exclude rules out)."""
     n_all, n_accepted = count_samples(samples_dir, minority, exclude)
     if need_all > n_all or need_accepted > n_accepted:
-        raise UserError(f"{samples_dir} has {n_all} {minority!r} samples ({n_accepted} accepted) but the largest "
-                        f"synthetic ratio needs {need_all} (gan) / {need_accepted} (gan_filtered); "
+        raise UserError(f"{samples_dir} has {n_all} {minority!r} samples ({n_accepted} accepted) "
+                        f"but the largest synthetic ratio needs {need_all} (gan) / "
+                        f"{need_accepted} (gan_filtered); "
                         "sample more with `gen sample` or lower --synthetic-ratio")
 
 
@@ -124,13 +127,16 @@ def check_sample_set(
     if leak and not allow_leak:
         why = (f"{outside} of them are not train images of this data" if outside else
                f"this cell may see only {allowed}")
-        raise UserError(f"{samples_dir}: its generator saw {seen} real {minority!r} images but {why}; train a GAN on "
-                        "the reduced set, or pass --allow-generator-leak (flagged in the report)")
+        raise UserError(f"{samples_dir}: its generator saw {seen} real {minority!r} images but {why}; "
+                        "train a GAN on the reduced set, or pass --allow-generator-leak "
+                        "(flagged in the report)")
     warnings: list[str] = []
     if leak:
-        warnings.append(f"generator saw {seen} real minority images ({outside} outside this data's train split), "
+        warnings.append(f"generator saw {seen} real minority images "
+                        f"({outside} outside this data's train split), "
                         f"cell allows {allowed} (--allow-generator-leak)")
-    if info.get("seen_md5") is None and str(info.get("manifest_hash", facts.manifest_hash)) != facts.manifest_hash:
+    if (info.get("seen_md5") is None
+            and str(info.get("manifest_hash", facts.manifest_hash)) != facts.manifest_hash):
         # Not refused: the user may have prepared a reduced copy of the data for the GAN. But we
         # cannot prove that copy's train split excludes this folder's val/test images.
         warnings.append("sample set was generated from a different data manifest; cannot verify that its "
@@ -147,7 +153,8 @@ def _check_seen_images(seen_md5: dict | None, facts: DataFacts, samples_dir: str
     for name, hashes in seen_md5.items():
         held = sorted(set(hashes) & facts.heldout_md5)
         if held:
-            raise UserError(f"{samples_dir}: its generator saw {len(held)} {name!r} image(s) that are val/test images "
-                            f"of this data (md5 {held[0][:12]}...); the comparison would be measured on images the "
-                            "GAN learned from — train the GAN on this data's train split only")
+            raise UserError(f"{samples_dir}: its generator saw {len(held)} {name!r} image(s) "
+                            f"that are val/test images of this data (md5 {held[0][:12]}...); "
+                            "the comparison would be measured on images the GAN learned from — "
+                            "train the GAN on this data's train split only")
     return len(set(seen_md5.get(minority, [])) - facts.train_md5.get(minority, frozenset()))

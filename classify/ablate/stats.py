@@ -80,7 +80,8 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
     return (mean - half, mean + half)
 
 
-def bootstrap_ci(values, confidence: float = 0.95, n_resamples: int = 10000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(values, confidence: float = 0.95, n_resamples: int = 10000,
+                 seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean, reproducible through `seed`."""
     arr = _as_array(values)
     n = arr.size

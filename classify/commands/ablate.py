@@ -32,7 +32,8 @@ def config_overrides(options: dict) -> dict:
 
 
 @click.command("ablate")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML study file; flags override its keys.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="TOML study file; flags override its keys.")
 @config_options(AblationConfig, ("data_dir", "out_dir"), none_default=True)
 @config_option(AblationConfig, "samples", none_default=True, multiple=True)
 @config_options(AblationConfig, GRID_AXES, none_default=True)
@@ -43,7 +44,8 @@ def config_overrides(options: dict) -> dict:
                 none_default=True)
 @config_options(AblationConfig, ("keep_checkpoints", "max_cells"), none_default=True)
 @config_option(AblationConfig, "allow_generator_leak", none_default=True, is_flag=True)
-@click.option("--shard", default=None, help="i/n: run only slice i of n (default: SLURM array vars, else 0/1).")
+@click.option("--shard", default=None,
+              help="i/n: run only slice i of n (default: SLURM array vars, else 0/1).")
 @click.option("--jobs", default=1, show_default=True, type=int, help="Cells run in parallel processes.")
 @click.option("--dry-run", is_flag=True, help="Print the grid and estimated cost, run nothing.")
 @click.option("--no-report", is_flag=True, help="Skip writing the report after the run.")
@@ -57,7 +59,8 @@ def ablate(config_path, shard, jobs, dry_run, no_report, **options) -> None:
     from classify.core.errors import UserError
 
     base = AblationConfig.read_toml(config_path) if config_path else {}
-    cfg = AblationConfig.from_dict(merge_overrides(base, config_overrides(options)), source=config_path or "command line")
+    cfg = AblationConfig.from_dict(merge_overrides(base, config_overrides(options)),
+                                   source=config_path or "command line")
     warn_if_slow_cpu_bf16(cfg.device, cfg.train["cpu_bf16"])
     if jobs < 1:
         raise UserError(f"--jobs {jobs} must be >= 1")
@@ -79,11 +82,11 @@ def _run(plan, jobs: int, report: bool) -> None:
             summary = run_ablation(plan, jobs=jobs, progress=click.echo)
     except KeyboardInterrupt:
         saved = len(list((Path(out) / "cells").glob("*.json")))
-        click.echo(f"interrupted: {saved} finished cell(s) are kept in {out}/cells (the running one is lost); "
-                   "rerun the same command to continue", err=True)
+        click.echo(f"interrupted: {saved} finished cell(s) are kept in {out}/cells "
+                   "(the running one is lost); rerun the same command to continue", err=True)
         raise SystemExit(130) from None
-    click.echo(f"ran {len(summary.ran)} cell(s), skipped {len(summary.skipped)}, failed {len(summary.failed)} "
-               f"in {summary.wall_time_s:.1f}s")
+    click.echo(f"ran {len(summary.ran)} cell(s), skipped {len(summary.skipped)}, "
+               f"failed {len(summary.failed)} in {summary.wall_time_s:.1f}s")
     if report and (summary.ran or summary.skipped):
         path = write_report(out)
         click.echo(f"report: {path}")

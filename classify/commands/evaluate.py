@@ -12,7 +12,8 @@ from classify.model.tta import TTA_MODES
 
 @click.command("eval")
 @click.argument("model", type=click.Path())
-@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="Prepared data folder.")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
+              help="Prepared data folder.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Where eval.json and the plots go (default: the model's folder).")
@@ -35,8 +36,10 @@ def evaluate(model, data_dir, split, out_dir, threshold, tta, device) -> None:
     model_path = Path(model)
     out = Path(out_dir) if out_dir else (model_path if model_path.is_dir() else model_path.parent)
     refuse_output_in_prepared(out)  # also the default: a model.pt kept inside a data folder
-    refuse_output_over_inputs(out / "eval.json", [model_path / "model.pt" if model_path.is_dir() else model_path])
-    m = evaluate_checkpoint(model, data_dir, split=split, device=parse_device(device), threshold=threshold, tta=tta)
+    refuse_output_over_inputs(out / "eval.json",
+                              [model_path / "model.pt" if model_path.is_dir() else model_path])
+    m = evaluate_checkpoint(model, data_dir, split=split, device=parse_device(device), threshold=threshold,
+                            tta=tta)
     # A threshold experiment must not overwrite the evaluation at the validation-chosen threshold.
     suffix = "" if threshold is None else f"_thr{threshold!r}"  # repr: 0.3 and 0.3000001 stay apart
     suffix += "" if tta == "none" else f"_tta{tta}"

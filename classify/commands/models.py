@@ -16,7 +16,8 @@ def models() -> None:
     --pretrained imagenet downloads them once into timm's (or torchvision's) cache. Offline,
     save them on a machine that is online and pass the file:
 
-        python -c "import timm, torch; torch.save(timm.create_model('resnet18', pretrained=True).state_dict(), 'r18.pt')"
+        python -c "import timm, torch; torch.save(timm.create_model('resnet18',
+            pretrained=True).state_dict(), 'r18.pt')"
         classify train ... --pretrained r18.pt
     """
     from classify.model.models import list_models, model_spec

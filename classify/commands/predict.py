@@ -15,11 +15,13 @@ from classify.model.tta import TTA_MODES
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="predictions.csv to write.")
 @click.option("--threshold", default=None, type=float,
-              help="Minority probability that flags an image (two-class models; default: the validation-chosen one).")
+              help="Minority probability that flags an image "
+                   "(two-class models; default: the validation-chosen one).")
 @click.option("--batch", default=64, show_default=True, type=int, help="Images per forward pass.")
 @click.option("--tta", default="none", show_default=True, type=click.Choice(TTA_MODES),
               help="Test-time augmentation: average the probabilities of the image and its flips.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (cuda when available).")
+@click.option("--device", default="auto", show_default=True,
+              help="cpu, cuda, cuda:N or auto (cuda when available).")
 @user_errors
 def predict(model, images, out, threshold, batch, tta, device) -> None:
     """Score image files or folders (searched recursively) with MODEL (a model.pt or its run folder).
@@ -51,5 +53,5 @@ def predict(model, images, out, threshold, batch, tta, device) -> None:
     scored = [p for p in preds if p.probs is not None]
     flagged = sum(1 for p in scored if thr is not None and p.probs[clf.positive_index] >= thr)
     rule = f"{flagged} flagged {clf.positive_class} at threshold {thr:.4f}" if thr is not None else "argmax"
-    click.echo(f"scored {len(scored)} of {len(files)} images ({rule}); {len(files) - len(scored)} unreadable; "
-               f"wrote {out}")
+    click.echo(f"scored {len(scored)} of {len(files)} images ({rule}); "
+               f"{len(files) - len(scored)} unreadable; wrote {out}")

@@ -25,5 +25,6 @@ def pseudo_label(threshold, out_dir, device, **fields) -> None:
     c = run(PseudoLabelConfig(threshold=threshold, out_dir=out_dir, device=parse_device(device), **fields))
     added = ", ".join(f"{n} {k}" for k, n in c["added"].items())
     click.echo(f"scored {c['scored']}: added {added} to train; {c['below_threshold']} below {threshold}, "
-               f"{c['refused_val_test_md5']} refused (val/test md5), {c['already_in_data']} already in the data, "
+               f"{c['refused_val_test_md5']} refused (val/test md5), "
+               f"{c['already_in_data']} already in the data, "
                f"{c['unreadable']} unreadable; wrote {out_dir}")

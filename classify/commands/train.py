@@ -17,12 +17,14 @@ from classify.train.config import ClassifierTrainConfig, resolution_settings
 
 def check_out_dir(out: Path, force: bool) -> None:
     """A finished run is not replaced by accident, and a data folder never receives a run.
-    (With --force the old run stays whole until the new one writes its first checkpoint: classify.train.replace.)"""
+    (With --force the old run stays whole until the new one writes its first checkpoint:
+    classify.train.replace.)"""
     if (out / "manifest.csv").is_file():
-        raise UserError(f"--out {out} is a prepared data folder (it has manifest.csv); write the run elsewhere")
+        raise UserError(f"--out {out} is a prepared data folder (it has manifest.csv); "
+                        "write the run elsewhere")
     if (out / "metrics.json").is_file() and not force:
-        raise UserError(f"--out {out} holds a finished run (metrics.json, model.pt); pick another --out or pass "
-                        "--force to replace it")
+        raise UserError(f"--out {out} holds a finished run (metrics.json, model.pt); "
+                        "pick another --out or pass --force to replace it")
 
 
 def interrupted_message(out: Path, started: float) -> str:
@@ -31,8 +33,10 @@ def interrupted_message(out: Path, started: float) -> str:
         return (f"interrupted before this run's first checkpoint: the previous run in {out} is kept whole "
                 "(rerun with --force to replace it)")
     kept = (f"{model} holds the best validation epoch so far (see metrics.jsonl)"
-            if model.is_file() and model.stat().st_mtime >= started else "no epoch of this run finished, so it saved no model")
-    return f"interrupted: {kept}; the run is unfinished (no metrics.json), so the same command starts it again"
+            if model.is_file() and model.stat().st_mtime >= started
+            else "no epoch of this run finished, so it saved no model")
+    return (f"interrupted: {kept}; the run is unfinished (no metrics.json), "
+            "so the same command starts it again")
 
 
 # Every TrainConfig field is an option (help and default from the dataclass); these come apart:
@@ -58,7 +62,8 @@ def train(device: str, quiet: bool, force: bool, res: str, **fields) -> None:
     from classify.train.trainer import train_classifier
 
     # Every other option's name is a ClassifierTrainConfig field, so the flags map onto it one to one.
-    # A bar only on a terminal: redirected to a log it is carriage-return noise (metrics.jsonl has the epochs).
+    # A bar only on a terminal: redirected to a log it is carriage-return noise (metrics.jsonl has
+    # the epochs).
     cfg = ClassifierTrainConfig(**fields, **resolution_settings(res), device=parse_device(device),
                                 progress=not quiet and sys.stderr.isatty())
     check_out_dir(Path(cfg.out_dir), force)
@@ -70,8 +75,10 @@ def train(device: str, quiet: bool, force: bool, res: str, **fields) -> None:
         click.echo(interrupted_message(Path(cfg.out_dir), started), err=True)
         raise SystemExit(130) from None
     v = r["val"]
-    # Binary runs choose the best epoch by val AP; multi-class runs by macro F1 (classify.train.loop.score_of).
-    head = (f"val AP {v['average_precision']:.4f}, ROC-AUC {v['roc_auc']:.4f}, minority F1 {v['minority_f1']:.4f}"
+    # Binary runs choose the best epoch by val AP; multi-class runs by macro F1
+    # (classify.train.loop.score_of).
+    head = (f"val AP {v['average_precision']:.4f}, ROC-AUC {v['roc_auc']:.4f}, "
+            f"minority F1 {v['minority_f1']:.4f}"
             if r["threshold"] is not None else f"val macro F1 {v['macro_f1']:.4f}, minority F1 "
             f"{v['minority_f1']:.4f}")
     click.echo(f"best epoch {r['best_epoch']}/{r['epochs_run']}: {head} at threshold "

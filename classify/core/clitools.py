@@ -69,9 +69,11 @@ def claim_cores() -> int:
     wanted = os.environ.get("GANBALANCE_THREADS") or os.environ.get("OMP_NUM_THREADS")
     try:
         # torchrun starts LOCAL_WORLD_SIZE processes on this machine: they share its cores.
-        n = max(1, int(wanted)) if wanted else max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        n = (max(1, int(wanted)) if wanted
+             else max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
     except ValueError:
-        raise UserError(f"GANBALANCE_THREADS/OMP_NUM_THREADS {wanted!r} is not a whole number of threads") from None
+        raise UserError(f"GANBALANCE_THREADS/OMP_NUM_THREADS {wanted!r} "
+                        "is not a whole number of threads") from None
     torch.set_num_threads(n)
     return n
 

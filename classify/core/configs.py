@@ -175,7 +175,8 @@ def config_option(cls: type, name: str, *, none_default: bool = False, default_n
     return click.option(*decls, **kw)
 
 
-def config_options(cls: type, names: Iterable[str], **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def config_options(cls: type, names: Iterable[str],
+                   **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`config_option` for each of `names`, in that order in --help."""
     names = list(names)
 

@@ -39,7 +39,8 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, before_replace: Callable[[], None] | None = None) -> Iterator[BinaryIO]:
+def atomic_open(path: str | os.PathLike,
+                before_replace: Callable[[], None] | None = None) -> Iterator[BinaryIO]:
     """Yield a binary file handle; on clean exit it atomically replaces `path`.
 
     `before_replace` runs once the new content is safely on disk, just before it takes the
@@ -75,7 +76,8 @@ _WAY_OUT = {errno.ENOSPC: "free space", errno.EDQUOT: "free space or raise the q
             errno.EFBIG: "raise the limit (ulimit -f unlimited) or write to another file system"}
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, before_replace: Callable[[], None] | None = None) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes,
+                       before_replace: Callable[[], None] | None = None) -> None:
     with atomic_open(path, before_replace) as fh:
         fh.write(data)
 
@@ -101,7 +103,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike, before_replace: Callable[[], None] | None = None) -> None:
+def atomic_torch_save(obj: Any, path: str | os.PathLike,
+                      before_replace: Callable[[], None] | None = None) -> None:
     """`torch.save` through a temporary file. Save only tensors and plain values."""
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -124,7 +127,8 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
 
-def refuse_output_over_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathLike], flag: str = "--out") -> None:
+def refuse_output_over_inputs(out: str | os.PathLike, inputs: Iterable[str | os.PathLike],
+                              flag: str = "--out") -> None:
     """An output path must not be one of the command's inputs, nor lie inside an input folder
     (`classify predict ... --out model.pt` would replace the model with CSV text)."""
     target = Path(out).expanduser().resolve()

@@ -111,7 +111,8 @@ def render_html_body(blocks: list[Block], base_dir: Path, heading_offset: int = 
             body.append("<ul>" + "".join(f"<li>{inline_html(i)}</li>" for i in b.items) + "</ul>")
         elif isinstance(b, Table):
             head = "".join(f"<th>{inline_html(h)}</th>" for h in b.headers)
-            rows = "".join("<tr>" + "".join(f"<td>{inline_html(c)}</td>" for c in r) + "</tr>" for r in b.rows)
+            rows = "".join("<tr>" + "".join(f"<td>{inline_html(c)}</td>" for c in r) + "</tr>"
+                           for r in b.rows)
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(b, Image):
             body.append(_html_image(b, base_dir))
@@ -121,7 +122,8 @@ def render_html_body(blocks: list[Block], base_dir: Path, heading_offset: int = 
 def render_html(blocks: list[Block], base_dir: Path, title: str) -> str:
     """One HTML file with every image inlined; `base_dir` resolves the images' paths."""
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>\n" + render_html_body(blocks, base_dir) + "\n</body></html>\n")
+            f"<style>{_STYLE}</style></head><body>\n" + render_html_body(blocks, base_dir)
+            + "\n</body></html>\n")
 
 
 # The parser reads back exactly what render_markdown writes (plus the hand-built prepare

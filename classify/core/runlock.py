@@ -74,7 +74,8 @@ def folder_lock(folder: str | Path, what: str, log: Callable[[str], None] | None
     path = Path(folder) / LOCK_NAME
     fh = _try_lock(path)
     if fh is None:
-        raise UserError(f"{folder} is in use by {_describe(path)}; wait for it to finish, or write to another --out")
+        raise UserError(f"{folder} is in use by {_describe(path)}; "
+                        "wait for it to finish, or write to another --out")
     fh.seek(0)
     left = fh.read().strip()
     if left and log is not None:

@@ -40,7 +40,8 @@ class LayerChoice:
         return f"{self.shape[-2]}x{self.shape[-1]}"
 
 
-def trace_outputs(backbone: nn.Module, res: int, in_chans: int) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+def trace_outputs(backbone: nn.Module, res: int,
+                  in_chans: int) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
     """(name, module, output shape) for every backbone module, in the order they finish."""
     events: list[tuple[str, nn.Module, tuple[int, ...]]] = []
     hooks = []
@@ -69,14 +70,16 @@ def trace_outputs(backbone: nn.Module, res: int, in_chans: int) -> list[tuple[st
     return events
 
 
-def pick_layer(backbone: nn.Module, res: int, in_chans: int, model_name: str, layer: str | None = None) -> LayerChoice:
+def pick_layer(backbone: nn.Module, res: int, in_chans: int, model_name: str,
+               layer: str | None = None) -> LayerChoice:
     """The layer Grad-CAM reads: `layer` by name, or the rule in the module docstring."""
     events = trace_outputs(backbone, res, in_chans)
     maps = [e for e in events if len(e[2]) == 4]
     if layer is not None:
         return _named_layer(backbone, events, maps, layer, model_name, res)
     if not maps or not any(isinstance(m, nn.Conv2d) for m in backbone.modules()):
-        raise UserError(f"{model_name} has no convolutional stage (no layer gives a [N, C, H, W] feature map); "
+        raise UserError(f"{model_name} has no convolutional stage "
+                        "(no layer gives a [N, C, H, W] feature map); "
                         "Grad-CAM needs one — explain a convolutional model (classify models lists them)")
     last_map = max(i for i, e in enumerate(events) if len(e[2]) == 4)
     tokens = [i for i, e in enumerate(events) if len(e[2]) == 3]
@@ -129,7 +132,8 @@ class _DecoupledHeadNet(nn.Module):
         super().__init__()
         self.backbone = net.backbone
         coef = head["coef"].float() / head["scale"].float()
-        bias = head["intercept"].float() - (head["mean"].float() / head["scale"].float()) @ head["coef"].float().T
+        bias = (head["intercept"].float()
+                - (head["mean"].float() / head["scale"].float()) @ head["coef"].float().T)
         if coef.shape[0] == 1:  # binary: margin m for class 1; softmax([0, m]) = [1 - sigmoid(m), sigmoid(m)]
             coef, bias = torch.cat([torch.zeros_like(coef), coef]), torch.cat([torch.zeros_like(bias), bias])
         self.head = nn.Linear(coef.shape[1], coef.shape[0])

@@ -17,8 +17,8 @@ def check_threshold(clf: Classifier, threshold: float | None) -> None:
     if threshold is None:
         return
     if len(clf.classes) != 2:
-        raise UserError(f"--threshold applies to two-class models; this one has {len(clf.classes)} classes and "
-                        "predicts by argmax")
+        raise UserError("--threshold applies to two-class models; "
+                        f"this one has {len(clf.classes)} classes and predicts by argmax")
     if not 0.0 <= threshold <= 1.0:
         raise UserError(f"--threshold is a probability of {clf.positive_class!r}; give a value in [0, 1], "
                         f"got {threshold}")
@@ -38,19 +38,21 @@ def other_data_note(clf: Classifier, manifest_hash: str, data_dir) -> str | None
             "its train images may be in this split and the metrics are optimistic")
 
 
-def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, split: str = "test", device: str = "cpu",
-                        threshold: float | None = None, tta: str = "none") -> dict:
+def evaluate_checkpoint(model_path: str | Path, data_dir: str | Path, split: str = "test",
+                        device: str = "cpu", threshold: float | None = None, tta: str = "none") -> dict:
     """Metrics of a checkpoint on a split (at its validation-chosen threshold unless given),
     with test-time augmentation `tta` (none | flip | flips)."""
     clf = load_classifier(model_path, device=device)
     check_threshold(clf, threshold)
     data = open_prepared(data_dir)
-    check_classes(clf, data.classes, model_path, data_dir, "evaluate on the data it was trained for, or retrain")
+    check_classes(clf, data.classes, model_path, data_dir,
+                  "evaluate on the data it was trained for, or retrain")
     if split not in ("train", "val", "test", "unused"):
         raise UserError(f"unknown split {split!r}; use train, val or test")
     part = data.select(split=split)
     if len(part) == 0:
-        raise UserError(f"the {split} split of {data_dir} is empty; pick another --split or re-prepare the data")
+        raise UserError(f"the {split} split of {data_dir} is empty; "
+                        "pick another --split or re-prepare the data")
     x = part.images(res=clf.res, channels=clf.in_chans, fit=clf.fit)
     probs = clf.predict_proba(x, tta=tta).numpy()
     y_true = part.labels.numpy()
@@ -79,9 +81,10 @@ def summary_text(m: dict) -> str:
         f"{m['split']} split: n={m['n']}, positive class {m['positive_class']!r}, threshold "
         + ("argmax" if m["threshold"] is None else f"{m['threshold']:.4f}")
         + (" (from --threshold)" if m.get("threshold_source") == "--threshold" else ""),
-        f"  ROC-AUC {m['roc_auc']:.4f}   AP {m['average_precision']:.4f}   balanced acc {m['balanced_accuracy']:.4f}",
-        f"  minority P/R/F1 {m['minority_precision']:.4f} / {m['minority_recall']:.4f} / {m['minority_f1']:.4f}"
-        f"   macro-F1 {m['macro_f1']:.4f}   ECE {m['ece']:.4f}",
+        f"  ROC-AUC {m['roc_auc']:.4f}   AP {m['average_precision']:.4f}   "
+        f"balanced acc {m['balanced_accuracy']:.4f}",
+        f"  minority P/R/F1 {m['minority_precision']:.4f} / {m['minority_recall']:.4f} / "
+        f"{m['minority_f1']:.4f}   macro-F1 {m['macro_f1']:.4f}   ECE {m['ece']:.4f}",
         "  confusion (rows true, cols predicted; order " + ", ".join(m["classes"]) + "):",
     ]
     lines += ["    " + " ".join(f"{v:6d}" for v in row) for row in m["confusion"]]

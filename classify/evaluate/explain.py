@@ -114,12 +114,14 @@ def _data_source(cfg: ExplainConfig, clf) -> Source:
 def _folder_source(cfg: ExplainConfig, clf) -> Source:
     folder = Path(cfg.images)
     if not folder.is_dir():
-        raise UserError(f"--images {folder} is not a folder; give a `gen sample` folder or a folder of images")
+        raise UserError(f"--images {folder} is not a folder; "
+                        "give a `gen sample` folder or a folder of images")
     size = display_res(clf.res)
     if (folder / "samples.csv").is_file():
         synth = load_synthetic(folder, accepted_only=False)
         if len(synth) == 0:
-            raise UserError(f"{folder}/samples.csv lists no samples; nothing to explain — run `gen sample` first")
+            raise UserError(f"{folder}/samples.csv lists no samples; "
+                            "nothing to explain — run `gen sample` first")
         files = synth.files
         targets = [clf.classes.index(c) if c in clf.classes else clf.positive_index for c in synth.classes]
         notes = [r.get("rejected_by", "") or ("" if _accepted(r) else "rejected") for r in synth.rows]
@@ -133,7 +135,8 @@ def _folder_source(cfg: ExplainConfig, clf) -> Source:
         return source
     paths = _readable_images(folder)
     x = decode_for_display(paths, clf.res, clf.in_chans, clf.fit)
-    return Source("images", f"images in {folder}", paths, x, [""] * len(paths), [clf.positive_index] * len(paths),
+    return Source("images", f"images in {folder}", paths, x, [""] * len(paths),
+                  [clf.positive_index] * len(paths),
                   lambda rows: decode_for_display([paths[i] for i in rows], size, clf.in_chans, clf.fit))
 
 
@@ -181,8 +184,8 @@ def pick_groups(source: Source, clf, probs: torch.Tensor, k: int) -> None:
     p = probs[:, clf.positive_index].numpy()
     order = [int(i) for i in np.argsort(-p, kind="stable")]
     if source.key == "images":
-        source.groups = [Group("highest scores", "highest first", order), Group("lowest scores", "lowest first",
-                                                                               order[::-1])]
+        source.groups = [Group("highest scores", "highest first", order),
+                         Group("lowest scores", "lowest first", order[::-1])]
     else:
         pos = np.array([c == clf.positive_class for c in source.classes])
         pred = predicted_positive(clf, probs)
@@ -207,7 +210,8 @@ def _overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
                              image_weight=0.55)
 
 
-def source_heat(source: Source, clf, net, choice: LayerChoice, methods: list[str]) -> dict[str, dict[int, np.ndarray]]:
+def source_heat(source: Source, clf, net, choice: LayerChoice,
+                methods: list[str]) -> dict[str, dict[int, np.ndarray]]:
     """method -> {row: heatmap [res, res]} for every shown row."""
     rows = sorted({i for g in source.groups for i in g.shown})
     if not rows:
@@ -241,8 +245,8 @@ def csv_rows(source: Source, clf, probs: torch.Tensor, heat: dict[str, dict[int,
         for rank, i in enumerate(g.shown, 1):
             peak = np.unravel_index(int(np.argmax(first[i])), first[i].shape) if i in first else None
             target = source.targets[i]
-            out.append([source.key, g.name, rank, str(source.paths[i]), source.classes[i], clf.classes[target],
-                        f"{float(probs[i, target]):.6f}",
+            out.append([source.key, g.name, rank, str(source.paths[i]), source.classes[i],
+                        clf.classes[target], f"{float(probs[i, target]):.6f}",
                         clf.positive_class if pred[i] else "not " + clf.positive_class,
                         source.notes[i] if source.notes else "",
                         "" if peak is None else f"{(peak[0] + 0.5) / first[i].shape[0]:.3f}",
@@ -290,8 +294,10 @@ def run_explain(cfg: ExplainConfig, log: Callable[[str], None] = print) -> dict:
         name = f"explain_{source.key}.png"
         atomic_write_bytes(out / name, source_figure(source, heat, score, cfg.per_group, title))
         table += csv_rows(source, clf, probs, heat)
-        summary["sources"][source.key] = {"title": source.title, "n": len(source.paths), "png": name, "groups": {
-            g.name: {"n": len(g.members), "shown": len(g.shown), "picked": g.how} for g in source.groups}}
+        summary["sources"][source.key] = {"title": source.title, "n": len(source.paths), "png": name,
+                                          "groups": {g.name: {"n": len(g.members), "shown": len(g.shown),
+                                                              "picked": g.how}
+                                                     for g in source.groups}}
         counts = ", ".join(f"{g.name} {len(g.shown)}/{len(g.members)}" for g in source.groups)
         log(f"{source.title}: {counts}; wrote {out / name}")
     atomic_write_csv(out / "explain.csv", CSV_COLUMNS, table)

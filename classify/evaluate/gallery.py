@@ -40,7 +40,8 @@ def decode_for_display(paths: Sequence[Path], res: int, channels: int, fit: str)
         try:
             pixels = decode_image(path).pixels
         except (ImageRejected, OSError) as exc:
-            raise UserError(f"cannot read {path} ({exc}); restore the file (or re-prepare the data)") from None
+            raise UserError(f"cannot read {path} ({exc}); "
+                            "restore the file (or re-prepare the data)") from None
         square = fit_square(to_channels(pixels, channels), res, fit)
         out[i] = torch.from_numpy(np.array(square.transpose(2, 0, 1)))
     return out
@@ -79,7 +80,8 @@ def tile_figure(rows: Sequence[TileRow], ncols: int, title: str) -> bytes:
                     ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=8, color="#777")
             if c == 0:
                 box = ax.get_position()
-                fig.text(0.01, (box.y0 + box.y1) / 2, row.label, ha="left", va="center", fontsize=7, wrap=True)
+                fig.text(0.01, (box.y0 + box.y1) / 2, row.label, ha="left", va="center", fontsize=7,
+                         wrap=True)
     fig.suptitle(title, fontsize=8)
     FigureCanvasAgg(fig)
     buf = io.BytesIO()

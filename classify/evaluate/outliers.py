@@ -60,10 +60,12 @@ def fit_outlier_scorer(feats: np.ndarray, what: str, hint: str, seed: int = 0) -
 
     x = np.asarray(feats, dtype=np.float64)
     if len(x) < MIN_IMAGES:
-        raise UserError(f"{what} has {len(x)} image(s); the outlier scorer needs at least {MIN_IMAGES} per class "
+        raise UserError(f"{what} has {len(x)} image(s); "
+                        f"the outlier scorer needs at least {MIN_IMAGES} per class "
                         f"to fit IsolationForest and OneClassSVM; {hint}")
     if not np.isfinite(x).all():
-        raise UserError(f"the features of {what} hold NaN or infinite values; the model is damaged — retrain it")
+        raise UserError(f"the features of {what} hold NaN or infinite values; "
+                        "the model is damaged — retrain it")
     scaler = StandardScaler().fit(x)
     z = scaler.transform(x)
     iforest = IsolationForest(n_estimators=N_TREES, random_state=seed).fit(z)
@@ -113,8 +115,9 @@ def score_class(cfg: OutlierConfig, clf, data, name: str) -> list[dict]:
     """One row per image of class `name` in the scored split, ranked against the class's train images."""
     train = data.select(split="train", classes=[name])
     x_train = train.images(res=clf.res, channels=clf.in_chans, fit=clf.fit)
-    scorer = fit_outlier_scorer(clf.features(x_train).double().numpy(), f"class {name!r} of the train split of "
-                                f"{cfg.data_dir}", "prepare more images of it, or leave it out", cfg.seed)
+    scorer = fit_outlier_scorer(clf.features(x_train).double().numpy(),
+                                f"class {name!r} of the train split of {cfg.data_dir}",
+                                "prepare more images of it, or leave it out", cfg.seed)
     part = train if cfg.split == "train" else data.select(split=cfg.split, classes=[name])
     if len(part) == 0:
         return []
@@ -136,8 +139,9 @@ def outlier_figure(rows: list[dict], classes: list[str], clf, k: int, title: str
     for name in classes:
         mine = sorted((r for r in rows if r["class"] == name), key=lambda r: r["rank"])
         top = mine[:k]
-        images = to_rgb(decode_for_display([r["_path"] for r in top], display_res(clf.res), clf.in_chans, clf.fit)) \
-            if top else []
+        images = (to_rgb(decode_for_display([r["_path"] for r in top], display_res(clf.res), clf.in_chans,
+                                            clf.fit))
+                  if top else [])
         tiles.append(TileRow(f"{name}\n{len(top)} oddest\nof {len(mine)}", list(images),
                              [f"#{r['rank']} p={r['p_class']:.2f}\n{Path(r['file']).name}" for r in top]))
     return tile_figure(tiles, k, title)
@@ -159,8 +163,9 @@ def run_outliers(cfg: OutlierConfig, log: Callable[[str], None] = print) -> dict
     if not rows:
         raise UserError(f"the {cfg.split} split of {cfg.data_dir} is empty; pick another --split")
     out = Path(cfg.out_dir)
-    title = (f"most anomalous {cfg.split} images per class (IsolationForest + OneClassSVM on {clf.model_name} "
-             f"features of each class's train images); #rank, p = model's probability of the labelled class")
+    title = (f"most anomalous {cfg.split} images per class (IsolationForest + OneClassSVM on "
+             f"{clf.model_name} features of each class's train images); "
+             "#rank, p = model's probability of the labelled class")
     atomic_write_csv(out / "outliers.csv", CSV_COLUMNS, _csv_rows(rows))
     atomic_write_bytes(out / "outliers.png", outlier_figure(rows, clf.classes, clf, cfg.per_class, title))
     summary = {"model": str(cfg.model_path), "model_name": clf.model_name, "data": str(cfg.data_dir),
@@ -175,5 +180,6 @@ def run_outliers(cfg: OutlierConfig, log: Callable[[str], None] = print) -> dict
     atomic_write_json(out / "outliers.json", summary)
     for name in clf.classes:
         top = [Path(r["file"]).name for r in rows if r["class"] == name][:3]
-        log(f"{name}: {summary['counts'][name]} {cfg.split} images scored; oddest: {', '.join(top) or 'none'}")
+        log(f"{name}: {summary['counts'][name]} {cfg.split} images scored; "
+            f"oddest: {', '.join(top) or 'none'}")
     return summary

@@ -33,7 +33,8 @@ def plot_confusion(m: dict, path: Path) -> None:
     k, top = len(cm), max(max(row) for row in cm) or 1
     for i in range(k):
         for j in range(k):  # white digits on the dark half of the colour map, or they vanish
-            ax.text(j, i, str(cm[i][j]), ha="center", va="center", color="white" if cm[i][j] > top / 2 else "black")
+            ax.text(j, i, str(cm[i][j]), ha="center", va="center",
+                    color="white" if cm[i][j] > top / 2 else "black")
     ax.set_xticks(range(k), m["classes"], rotation=30)
     ax.set_yticks(range(k), m["classes"])
     ax.set_xlabel("predicted")

@@ -42,7 +42,8 @@ def list_images(inputs: list[str]) -> list[Path]:
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p, path))
+            found = sorted(p for p in path.rglob("*")
+                           if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p, path))
             if not found:
                 raise UserError(f"{path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
             files += found
@@ -65,7 +66,8 @@ def _decoded(files: list[Path], clf: Classifier) -> Iterator[tuple[np.ndarray | 
         yield np.ascontiguousarray(square.transpose(2, 0, 1)), img.note, ""
 
 
-def predict_files(clf: Classifier, files: list[Path], batch: int = 64, progress=None, tta: str = "none") -> list[Prediction]:
+def predict_files(clf: Classifier, files: list[Path], batch: int = 64, progress=None,
+                  tta: str = "none") -> list[Prediction]:
     """Class probabilities for every file (in input order), `batch` images per forward pass,
     test-time augmented by `tta`; `progress(n)` after each pass."""
     out: list[Prediction] = [Prediction(str(p), None) for p in files]

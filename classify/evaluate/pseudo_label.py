@@ -112,8 +112,9 @@ def _write_folder(out: Path, data, text: str, rows: list[dict], counts: dict, cf
     split_counts = {c: {s: 0 for s in ("train", "val", "test", "unused")} for c in data.classes}
     for r in rows:
         split_counts[r["label"]][r["split"]] += 1
-    classes.update(manifest_hash=digest, counts=split_counts, pseudo_label={**dataclasses.asdict(cfg), "counts": counts,
-                                                       "from_data": str(data.root), "from_hash": data.manifest_hash})
+    classes.update(manifest_hash=digest, counts=split_counts,
+                   pseudo_label={**dataclasses.asdict(cfg), "counts": counts,
+                                 "from_data": str(data.root), "from_hash": data.manifest_hash})
     lines = [f"# Pseudo-labelled copy of {data.root}", "",
              f"Model `{cfg.model_path}` scored {counts['scored']} images of `{cfg.images}`; those with a "
              f"class probability >= {cfg.threshold} joined the **train** split (val and test unchanged).", "",

@@ -67,7 +67,8 @@ def two_sample_test(real: np.ndarray, synthetic: np.ndarray, folds: int = 5, see
 
     n_real, n_syn = len(real), len(synthetic)
     if min(n_real, n_syn) < 2:
-        raise UserError(f"a two-sample test needs at least 2 images per side (got {n_real} real, {n_syn} synthetic)")
+        raise UserError("a two-sample test needs at least 2 images per side "
+                        f"(got {n_real} real, {n_syn} synthetic)")
     rng = np.random.default_rng(seed)
     keep_r, keep_s = _subsample(n_real, max_per_side, rng), _subsample(n_syn, max_per_side, rng)
     x = np.concatenate([real[keep_r], synthetic[keep_s]]).astype(np.float64)

@@ -1,4 +1,5 @@
-"""`model.pt` for classifiers: writing it, checking its fields, and the `Classifier` it loads as (the judge API).
+"""`model.pt` for classifiers: writing it, checking its fields, and the `Classifier` it loads as
+(the judge API).
 
 Reading a file of either kind (a classifier or a `classify ensemble`): `classify.model.loading`.
 
@@ -33,9 +34,10 @@ KIND = "ganbalance.classifier"
 REQUIRED = ("model", "state_dict", "classes", "res", "in_chans", "threshold", "norm", "positive_class")
 
 
-def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str, config: dict, classes: list[str],
-                    positive: int, in_chans: int, res: int, fit: str, threshold: float | None, norm: dict,
-                    epoch: int, val: dict, data_manifest_hash: str = "", head: dict | None = None) -> None:
+def save_checkpoint(path: str | Path, *, model: torch.nn.Module, model_name: str, config: dict,
+                    classes: list[str], positive: int, in_chans: int, res: int, fit: str,
+                    threshold: float | None, norm: dict, epoch: int, val: dict,
+                    data_manifest_hash: str = "", head: dict | None = None) -> None:
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     atomic_torch_save({
         "format_version": FORMAT_VERSION,
@@ -113,7 +115,8 @@ class Classifier:
             net.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
             raise UserError(f"checkpoint {path} does not match model {self.model_name} "
-                            f"({str(exc).splitlines()[0]}); it is from another version — retrain it") from None
+                            f"({str(exc).splitlines()[0]}); "
+                            "it is from another version — retrain it") from None
         self.model = net.to(self.device).eval()
         self.head: dict | None = ckpt.get("head")
 
@@ -127,7 +130,8 @@ class Classifier:
         views = tta_views(x, tta)
         if self.head is not None:
             return sum(self.probs_from_features(self._features(v, batch)) for v in views) / len(views)
-        return sum(predict_probs(self.model, v, self.norm, self.device, batch=batch) for v in views) / len(views)
+        return sum(predict_probs(self.model, v, self.norm, self.device, batch=batch)
+                   for v in views) / len(views)
 
     def features(self, x_uint8: torch.Tensor, batch: int = 256) -> torch.Tensor:
         """[N, D] penultimate embeddings (CPU float) for uint8 [N, C, H, W] images."""

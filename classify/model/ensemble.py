@@ -1,4 +1,5 @@
-"""Ensembles: several trained classifiers answering as one (an average of 3-5 models steadies a classifier trained on few images).
+"""Ensembles: several trained classifiers answering as one (an average of 3-5 models steadies a
+classifier trained on few images).
 
 An ensemble file (`classify ensemble RUN... --out DIR` writes DIR/model.pt) holds its members'
 whole checkpoints, so it moves and loads like any model.pt (weights_only, plain values), plus
@@ -8,7 +9,8 @@ how to combine them and the threshold chosen on validation for the combination:
   scores (stored in the file), and the percentiles are averaged: members with different
   calibration count alike. Percentiles per class are normalised to sum to one.
 `load_classifier` (`classify.model.loading`) returns an `EnsembleClassifier` for such a file; it has
-the judge API of a single `Classifier` (classes, res, threshold, predict_proba, features, probs_from_features).
+the judge API of a single `Classifier` (classes, res, threshold, predict_proba, features,
+probs_from_features).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ COMBINES = ("mean", "rank")
 class EnsembleClassifier:
     def __init__(self, ckpt: dict, device: str = "cpu", path: str | Path | None = None):
         self.path = path
-        self.members = [Classifier(m, device=device, path=f"{path}#member{i}") for i, m in enumerate(ckpt["members"])]
+        self.members = [Classifier(m, device=device, path=f"{path}#member{i}")
+                        for i, m in enumerate(ckpt["members"])]
         first = self.members[0]
         self.classes, self.positive_class = first.classes, first.positive_class
         self.res = max(m.res for m in self.members)  # each member resizes to its own res
@@ -39,7 +42,8 @@ class EnsembleClassifier:
         self.combine: str = ckpt["combine"]
         self.val_scores = [torch.as_tensor(s, dtype=torch.float64) for s in ckpt.get("val_scores") or []]
         self.data_manifest_hash: str | None = ckpt.get("data_manifest_hash") or None
-        self.config: dict = {"ensemble": [m.get("config", {}) for m in ckpt["members"]], "combine": self.combine}
+        self.config: dict = {"ensemble": [m.get("config", {}) for m in ckpt["members"]],
+                             "combine": self.combine}
         self.model_name = "ensemble(" + ",".join(m.model_name for m in self.members) + ")"
 
     @property
@@ -79,7 +83,8 @@ def check_ensemble_file(ckpt: dict, path: Path) -> dict:
     members = ckpt.get("members")
     if not isinstance(members, list) or not members or not all(
             isinstance(m, dict) and m.get("kind") == CLASSIFIER_KIND for m in members):
-        raise UserError(f"{path} is an ensemble file without usable members; rebuild it with `classify ensemble`")
+        raise UserError(f"{path} is an ensemble file without usable members; "
+                        "rebuild it with `classify ensemble`")
     for m in members:
         missing = [k for k in REQUIRED if k not in m]
         if missing:
@@ -92,7 +97,8 @@ def percentiles(probs: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     class (`reference` [M, K]): the share of validation scores at or below it."""
     ref = np.sort(reference.numpy(), axis=0)
     p = probs.double().numpy()
-    out = np.stack([np.searchsorted(ref[:, k], p[:, k], side="right") / len(ref) for k in range(p.shape[1])], 1)
+    out = np.stack([np.searchsorted(ref[:, k], p[:, k], side="right") / len(ref)
+                    for k in range(p.shape[1])], 1)
     return torch.from_numpy(out).float()
 
 
@@ -101,8 +107,9 @@ def check_members(members: list[dict], paths: list[str]) -> None:
     first = members[0]
     for m, p in zip(members[1:], paths[1:]):
         if list(m["classes"]) != list(first["classes"]) or m["positive_class"] != first["positive_class"]:
-            raise UserError(f"{p} predicts classes {m['classes']} (positive {m['positive_class']!r}) but {paths[0]} "
-                            f"predicts {first['classes']} ({first['positive_class']!r}); ensemble models of one task")
+            raise UserError(f"{p} predicts classes {m['classes']} (positive {m['positive_class']!r}) "
+                            f"but {paths[0]} predicts {first['classes']} ({first['positive_class']!r}); "
+                            "ensemble models of one task")
         if m.get("fit", "crop") != first.get("fit", "crop"):
-            raise UserError(f"{p} fits images with {m.get('fit')!r} but {paths[0]} with {first.get('fit')!r}; "
-                            "members must see the same images")
+            raise UserError(f"{p} fits images with {m.get('fit')!r} "
+                            f"but {paths[0]} with {first.get('fit')!r}; members must see the same images")

@@ -1,9 +1,9 @@
 """Decoupled heads: a scikit-learn linear classifier refit on the trained network's features.
 
-A linear model on a CNN's features often beats the CNN's own head on few images; `--head logreg|svm` fits one after
-training: the penultimate features of every train image the run used are standardised and a
-class-balanced LogisticRegression or LinearSVC is fitted. The head is stored in model.pt as plain
-arrays (mean, scale, coef, intercept), never a pickled estimator, and applied by
+A linear model on a CNN's features often beats the CNN's own head on few images; `--head logreg|svm`
+fits one after training: the penultimate features of every train image the run used are standardised
+and a class-balanced LogisticRegression or LinearSVC is fitted. The head is stored in model.pt as
+plain arrays (mean, scale, coef, intercept), never a pickled estimator, and applied by
 `head_probabilities`. Logistic regression gives probabilities; the SVM's margins go through the
 logistic function (binary) or a softmax (several classes), uncalibrated: AP, ROC-AUC and the
 validation-chosen threshold depend only on their order.
@@ -31,9 +31,11 @@ def fit_head(kind: str, feats: torch.Tensor, labels: torch.Tensor, seed: int = 0
     scaler = StandardScaler().fit(x)
     model = (LogisticRegression(class_weight="balanced", max_iter=5000, random_state=seed) if kind == "logreg"
              else LinearSVC(class_weight="balanced", max_iter=20000, random_state=seed))
-    model.fit(scaler.transform(x), y, sample_weight=None if sample_weight is None else sample_weight.double().numpy())
+    model.fit(scaler.transform(x), y,
+              sample_weight=None if sample_weight is None else sample_weight.double().numpy())
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
-    return {"kind": kind, "mean": torch.from_numpy(scaler.mean_).float(), "scale": torch.from_numpy(scale).float(),
+    return {"kind": kind, "mean": torch.from_numpy(scaler.mean_).float(),
+            "scale": torch.from_numpy(scale).float(),
             "coef": torch.from_numpy(np.atleast_2d(model.coef_)).float(),
             "intercept": torch.from_numpy(np.atleast_1d(model.intercept_)).float()}
 

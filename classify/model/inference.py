@@ -57,7 +57,8 @@ def match_input(x_uint8: torch.Tensor, res: int, in_chans: int) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_probs(model: torch.nn.Module, x_uint8: torch.Tensor, norm: dict, device: torch.device | str,
-                  batch: int = 256, amp_dtype: torch.dtype | None = None, features: bool = False) -> torch.Tensor:
+                  batch: int = 256, amp_dtype: torch.dtype | None = None,
+                  features: bool = False) -> torch.Tensor:
     """Softmax probabilities (or penultimate features) for a uint8 tensor, in eval mode, on CPU."""
     was_training = model.training
     model.eval()

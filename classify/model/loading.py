@@ -24,16 +24,19 @@ def read_checkpoint(path: str | Path, accept_ensemble: bool = False) -> dict:
     if path.is_dir():
         path = path / "model.pt"
     if not path.is_file():
-        raise UserError(f"classifier checkpoint {path} not found; pass the model.pt written by `classify train`")
+        raise UserError(f"classifier checkpoint {path} not found; "
+                        "pass the model.pt written by `classify train`")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(f"cannot read classifier checkpoint {path} ({type(exc).__name__}); "
-                        "it is truncated or not a `classify train` model.pt — retrain or pick another file") from None
+                        "it is truncated or not a `classify train` model.pt — "
+                        "retrain or pick another file") from None
     if isinstance(ckpt, dict) and ckpt.get("kind") == ENSEMBLE_KIND and accept_ensemble:
         return check_ensemble_file(ckpt, path)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != KIND:
-        raise UserError(f"{path} is not a ganbalance classifier checkpoint; pass a model.pt from `classify train`"
+        raise UserError(f"{path} is not a ganbalance classifier checkpoint; "
+                        "pass a model.pt from `classify train`"
                         + (" (an ensemble file cannot be used here)" if isinstance(ckpt, dict) and
                            ckpt.get("kind") == ENSEMBLE_KIND else ""))
     if ckpt.get("format_version") != FORMAT_VERSION:

@@ -9,7 +9,8 @@ or torchvision (VGG), built with random weights unless pretrained weights are as
   convolution is adapted to 1-channel input as timm does (summing the RGB filters). Offline,
   one line says how to pass a local file instead. Nothing else in the suite downloads.
 - `pretrained=FILE`: a local state dict (made once on a machine that is online, e.g.
-    python -c "import timm, torch; torch.save(timm.create_model('resnet18', pretrained=True).state_dict(), 'r18.pt')"
+    python -c "import timm, torch; torch.save(timm.create_model('resnet18',
+        pretrained=True).state_dict(), 'r18.pt')"
   ), with the same first-conv adaptation.
 """
 
@@ -118,8 +119,8 @@ def model_spec(name: str, res: int | None = None) -> ModelSpec:
     if name.startswith(TIMM_PREFIX):
         spec = _timm_spec(name)
     elif name not in _MODELS:
-        raise UserError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}, or any timm architecture as "
-                        "timm:NAME (e.g. timm:convnext_nano)")
+        raise UserError(f"unknown model {name!r}; valid models: {', '.join(_MODELS)}, "
+                        "or any timm architecture as timm:NAME (e.g. timm:convnext_nano)")
     else:
         spec = _MODELS[name]
     if res is not None and res > MAX_RES:
@@ -179,8 +180,9 @@ def _download_backbone(spec: ModelSpec, name: str, in_chans: int) -> tuple[nn.Mo
 
 def _offline(name: str, exc: BaseException) -> UserError:
     reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-    return UserError(f"--pretrained imagenet: cannot fetch the ImageNet weights of {name} ({reason}); on a machine "
-                     "that is online save them once (see `classify models --help`) and pass the file: --pretrained FILE")
+    return UserError(f"--pretrained imagenet: cannot fetch the ImageNet weights of {name} ({reason}); "
+                     "on a machine that is online save them once (see `classify models --help`) "
+                     "and pass the file: --pretrained FILE")
 
 
 _BACKBONE_BUILDERS: dict[str, Callable[[str, int, bool], tuple[nn.Module, int]]] = {
@@ -189,14 +191,16 @@ _BACKBONE_BUILDERS: dict[str, Callable[[str, int, bool], tuple[nn.Module, int]]]
 }
 
 
-def build_model(name: str, num_classes: int, in_chans: int = 3, pretrained: str | Path | None = None) -> ClassifierNet:
+def build_model(name: str, num_classes: int, in_chans: int = 3,
+                pretrained: str | Path | None = None) -> ClassifierNet:
     """A registry model: random weights, ImageNet weights (`pretrained="imagenet"`, downloaded
     once into the library's cache) or backbone weights from a local state-dict file."""
     spec = model_spec(name)
     if in_chans not in (1, 3):
         raise UserError(f"in_chans must be 1 or 3, got {in_chans}; prepare the data as grayscale or RGB")
     if num_classes < 2:
-        raise UserError(f"a classifier needs at least 2 classes, got {num_classes}; check the prepared data's classes")
+        raise UserError(f"a classifier needs at least 2 classes, got {num_classes}; "
+                        "check the prepared data's classes")
     if pretrained == IMAGENET:
         backbone, dim = _download_backbone(spec, name, in_chans)
     else:
@@ -214,7 +218,8 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file or a pickled model object
-        raise UserError(f"cannot read pretrained weights {path} ({type(exc).__name__}); save a plain state_dict with torch.save") from None
+        raise UserError(f"cannot read pretrained weights {path} ({type(exc).__name__}); "
+                        "save a plain state_dict with torch.save") from None
     # timm training checkpoints wrap the weights; DataParallel/DDP prefix them with "module.".
     for key in ("state_dict_ema", "state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):

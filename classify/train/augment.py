@@ -77,14 +77,16 @@ def apply_classic(aug: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return aug(x).clamp_(0.0, 1.0)
 
 
-def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float,
+          gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Blend each image and its soft label with a random partner (Zhang et al. 2018)."""
     lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
     perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
     return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
 
 
-def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def cutmix(x: torch.Tensor, y: torch.Tensor, alpha: float,
+           gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Paste a random box from a partner image; labels mix by the pasted area (Yun et al. 2019)."""
     lam = float(torch.distributions.Beta(alpha, alpha).sample()) if alpha > 0 else 1.0
     perm = torch.randperm(x.shape[0], generator=gen).to(x.device)

@@ -50,49 +50,62 @@ class ClassifierTrainConfig(Config):
     device: str = setting("cpu", "cpu, cuda, cuda:N or auto.", cli_default="auto")
     synthetic_dir: str | None = setting(None, "`gen sample` folder for the gan / gan_filtered strategies.",
                                         flag="--synthetic", path="dir")
-    synthetic_ratio: float = setting(1.0, "Synthetic images added = round(ratio x real minority train images) "
-                                     "(with --synthetic-classes all: per class, ratio x that class's train images).")
-    synthetic_classes: str = setting("minority", "Classes that get synthetic images: the minority only, or all (each "
-                                     "at the same share of its own train images).", choices=SYNTHETIC_CLASSES)
-    synthetic_exclude: str | None = setting(None, "Samples ruled out by hand: a file with one seed or sample file per "
-                                            "line (the sample browser's exclude.txt).", path="file")
-    synthetic_weight: float = setting(1.0, "Loss weight of a synthetic image (0 < W <= 1; real images weigh 1).")
-    synthetic_schedule: str = setting("mixed", "mixed: synthetic images in every epoch; warmup: real + synthetic "
-                                      "first, real only for the last third of the epochs.", choices=SYNTHETIC_SCHEDULES)
+    synthetic_ratio: float = setting(1.0, "Synthetic images added = round(ratio x real minority train "
+                                     "images) (with --synthetic-classes all: per class, ratio x that "
+                                     "class's train images).")
+    synthetic_classes: str = setting("minority", "Classes that get synthetic images: the minority only, "
+                                     "or all (each at the same share of its own train images).",
+                                     choices=SYNTHETIC_CLASSES)
+    synthetic_exclude: str | None = setting(None, "Samples ruled out by hand: a file with one seed or "
+                                            "sample file per line (the sample browser's exclude.txt).",
+                                            path="file")
+    synthetic_weight: float = setting(1.0, "Loss weight of a synthetic image "
+                                      "(0 < W <= 1; real images weigh 1).")
+    synthetic_schedule: str = setting("mixed", "mixed: synthetic images in every epoch; warmup: real + "
+                                      "synthetic first, real only for the last third of the epochs.",
+                                      choices=SYNTHETIC_SCHEDULES)
     minority_class: str | None = setting(None, "Class to treat as minority (default: rarest in train).")
     minority_fraction: float = setting(1.0, "Keep this fraction of the real minority train images (seeded).")
     deterministic: bool = setting(False, "Deterministic kernels (slower; for exact reruns).")
-    pretrained: str | None = setting(None, "Backbone weights: 'imagenet' (downloaded once into timm's or torchvision's "
-                                     "cache) or a local state-dict file.", path="file")
-    warmup_head_epochs: int = setting(0, "Train only the head for the first N epochs (backbone frozen), then all.")
+    pretrained: str | None = setting(None, "Backbone weights: 'imagenet' (downloaded once into timm's or "
+                                     "torchvision's cache) or a local state-dict file.", path="file")
+    warmup_head_epochs: int = setting(0, "Train only the head for the first N epochs (backbone frozen), "
+                                      "then all.")
     backbone_lr_mult: float = setting(1.0, "Backbone learning rate = --lr x this (fine-tuning: e.g. 0.1).")
-    res_schedule: list[int] = setting(help="Progressive resizing: resolutions trained in turn over equal shares of the "
-                                      "epochs, the last being --res (`--res 64,128` sets both).",
+    res_schedule: list[int] = setting(help="Progressive resizing: resolutions trained in turn over equal "
+                                      "shares of the epochs, the last being --res "
+                                      "(`--res 64,128` sets both).",
                                       default_factory=list)
-    lr_schedule: str = setting("cosine", "cosine decay after warm-up, or plateau (halve the LR when val does not "
-                               "improve for 2 epochs).", choices=LR_SCHEDULES)
-    classic: str = setting("mild", "Strength of the classic strategy's augmentation (augment.CLASSIC_LEVELS).",
-                           choices=CLASSIC_LEVEL_NAMES)
-    head: str = setting("linear", "Classifier head: the network's own (linear), or a class-balanced scikit-learn "
-                        "logistic regression or linear SVM refit on the trained network's features.", choices=HEADS)
+    lr_schedule: str = setting("cosine", "cosine decay after warm-up, or plateau (halve the LR when val "
+                               "does not improve for 2 epochs).", choices=LR_SCHEDULES)
+    classic: str = setting("mild", "Strength of the classic strategy's augmentation "
+                           "(augment.CLASSIC_LEVELS).", choices=CLASSIC_LEVEL_NAMES)
+    head: str = setting("linear", "Classifier head: the network's own (linear), or a class-balanced "
+                        "scikit-learn logistic regression or linear SVM refit on the trained network's "
+                        "features.", choices=HEADS)
     channels: int | None = setting(None, "Input channels (default: the data's own; 1 if all grayscale).")
-    fit: str = setting("auto", "How non-square images become square: crop, pad, stretch, or auto (pad when the "
-                       "folder's aspect ratios vary, else crop: classify.data.aspect).", choices=FITS)
+    fit: str = setting("auto", "How non-square images become square: crop, pad, stretch, or auto "
+                       "(pad when the folder's aspect ratios vary, else crop: classify.data.aspect).",
+                       choices=FITS)
     optimizer: str = setting("adamw", "adamw, or sgd (momentum 0.9, nesterov).", choices=OPTIMIZERS)
     weight_decay: float = setting(0.05, "Decoupled weight decay.")
     warmup_epochs: float = setting(1.0, "Linear LR warm-up length.")
     label_smoothing: float = setting(0.0, "Label smoothing of the targets.")
-    target_recall: float | None = setting(None, "Choose the threshold reaching this val recall (default: max F1).")
+    target_recall: float | None = setting(None, "Choose the threshold reaching this val recall "
+                                          "(default: max F1).")
     patience: int = setting(0, "Early-stop patience in epochs; 0 = off.")
     aug_p: float = setting(0.5, "Probability of each classic augmentation op.")
     mixup_alpha: float = setting(0.4, "Beta(alpha, alpha) of mixup.")
     cutmix_alpha: float = setting(1.0, "Beta(alpha, alpha) of cutmix.")
-    bn_recalibrate: int = setting(512, "Clean train images to re-estimate BatchNorm statistics per epoch; 0 = off.")
+    bn_recalibrate: int = setting(512, "Clean train images to re-estimate BatchNorm statistics per epoch; "
+                                  "0 = off.")
     amp: bool = setting(True, "bf16 autocast (CUDA only).")
     # Opt-in: fast where the CPU has native bf16 (AVX512-BF16, AMX), much slower where it is
     # emulated, and it changes results slightly (see docs/BENCHMARKS.md).
-    cpu_bf16: bool = setting(False, "bf16 autocast on the CPU too: faster only with native bf16 (AVX512-BF16, AMX).")
-    channels_last: bool = setting(True, "channels_last memory format (on CUDA, and on the CPU with --cpu-bf16).")
+    cpu_bf16: bool = setting(False, "bf16 autocast on the CPU too: faster only with native bf16 "
+                             "(AVX512-BF16, AMX).")
+    channels_last: bool = setting(True, "channels_last memory format "
+                                  "(on CUDA, and on the CPU with --cpu-bf16).")
     compile: bool = setting(False, "torch.compile the model (CUDA only).")
     progress: bool = setting(True, "Progress bar.")
 
@@ -114,7 +127,8 @@ class ClassifierTrainConfig(Config):
         return getattr(cls(), name)
 
     def validate(self) -> None:
-        for flag, value, low in (("--res", self.res, 8), ("--batch", self.batch, 2), ("--epochs", self.epochs, 1)):
+        for flag, value, low in (("--res", self.res, 8), ("--batch", self.batch, 2),
+                                 ("--epochs", self.epochs, 1)):
             if value < low:
                 raise UserError(f"{flag} {value} must be >= {low}")
         # An unknown name, or a res this network cannot take (too big, too small).
@@ -123,23 +137,27 @@ class ClassifierTrainConfig(Config):
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise UserError(f"--lr {self.lr} must be a finite number > 0")
         if not (self.weight_decay >= 0 and 0.0 <= self.aug_p <= 1.0 and self.warmup_epochs >= 0):
-            raise UserError(f"--weight-decay ({self.weight_decay}) and --warmup-epochs ({self.warmup_epochs}) must be "
-                            f">= 0, --aug-p ({self.aug_p}) in [0, 1]")
+            raise UserError(f"--weight-decay ({self.weight_decay}) and "
+                            f"--warmup-epochs ({self.warmup_epochs}) must be >= 0, "
+                            f"--aug-p ({self.aug_p}) in [0, 1]")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
         check_fit(self.fit)
         for name, value, allowed in (("--lr-schedule", self.lr_schedule, LR_SCHEDULES),
-                                     ("--classic", self.classic, CLASSIC_LEVEL_NAMES), ("--head", self.head, HEADS)):
+                                     ("--classic", self.classic, CLASSIC_LEVEL_NAMES),
+                                     ("--head", self.head, HEADS)):
             if value not in allowed:
                 raise UserError(f"{name} {value!r} is not one of {', '.join(allowed)}")
         if self.res_schedule:
             if self.res_schedule[-1] != self.res or len(self.res_schedule) > self.epochs:
-                raise UserError(f"--res {','.join(map(str, self.res_schedule))}: the last resolution is the model's "
-                                f"(--res {self.res}) and each needs at least one of the {self.epochs} epochs")
+                raise UserError(f"--res {','.join(map(str, self.res_schedule))}: the last resolution is "
+                                f"the model's (--res {self.res}) and each needs at least one of the "
+                                f"{self.epochs} epochs")
             for r in self.res_schedule:
                 model_spec(self.model_name, r)
         if not 0 <= self.warmup_head_epochs < self.epochs:
-            raise UserError(f"--warmup-head-epochs {self.warmup_head_epochs} must be >= 0 and below --epochs {self.epochs}")
+            raise UserError(f"--warmup-head-epochs {self.warmup_head_epochs} must be >= 0 "
+                            f"and below --epochs {self.epochs}")
         if not self.backbone_lr_mult > 0:
             raise UserError(f"--backbone-lr-mult {self.backbone_lr_mult} must be > 0")
         if self.target_recall is not None and not 0.0 < self.target_recall <= 1.0:
@@ -176,7 +194,8 @@ def resolution_settings(value: Any) -> dict[str, Any]:
     try:
         stages = [int(str(v).strip()) for v in items if str(v).strip()]
     except ValueError:
-        raise UserError(f"--res {value!r}: give a resolution (128) or a progressive schedule (64,128)") from None
+        raise UserError(f"--res {value!r}: "
+                        "give a resolution (128) or a progressive schedule (64,128)") from None
     if not stages:
         raise UserError("--res is empty; give a resolution such as 128")
     return {"res": stages[-1], "res_schedule": stages if len(stages) > 1 else []}

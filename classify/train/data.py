@@ -46,8 +46,8 @@ def choose_minority(counts: list[int], classes: list[str], minority_class: str |
     both ask this one function, so they always agree on which class is rare."""
     if minority_class is not None:
         if minority_class not in classes:
-            raise UserError(f"minority class {minority_class!r} is not in {data_dir} (classes: {', '.join(classes)}); "
-                            "fix --minority-class")
+            raise UserError(f"minority class {minority_class!r} is not in {data_dir} "
+                            f"(classes: {', '.join(classes)}); fix --minority-class")
         return classes.index(minority_class)
     present = [i for i, n in enumerate(counts) if n > 0] or list(range(len(classes)))
     return min(present, key=lambda i: (counts[i], i))
@@ -67,7 +67,8 @@ def synthetic_count(ratio: float, n_real_minority: int) -> int:
     return int(round(ratio * n_real_minority))
 
 
-def subsample_minority(paths: list[Path], labels: torch.Tensor, positive: int, fraction: float, seed: int) -> np.ndarray:
+def subsample_minority(paths: list[Path], labels: torch.Tensor, positive: int, fraction: float,
+                       seed: int) -> np.ndarray:
     """Indices of the train rows to keep: all majority rows plus a seeded fraction of minority.
 
     The choice depends only on (minority file paths, fraction, seed), never on the strategy,
@@ -132,7 +133,8 @@ def _append_synthetic(out: ClassifierTrainData, cfg, mode: str, held_out_md5: di
     unknown = sorted(set(synth.classes) - set(out.classes))
     if unknown:
         raise UserError(f"{cfg.synthetic_dir}/samples.csv has class(es) {', '.join(unknown)} that the data "
-                        f"{cfg.data_dir} lacks (classes: {', '.join(out.classes)}); sample from a matching generator")
+                        f"{cfg.data_dir} lacks (classes: {', '.join(out.classes)}); "
+                        "sample from a matching generator")
     wanted = range(len(out.classes)) if cfg.synthetic_classes == "all" else [out.positive]
     files, labels = [], []
     for c in wanted:
@@ -140,7 +142,8 @@ def _append_synthetic(out: ClassifierTrainData, cfg, mode: str, held_out_md5: di
         # being synthetic says nothing about the label.
         count = synthetic_count(cfg.synthetic_ratio, int((out.y_train == c).sum()))
         # The minority keeps the draw it always had for a seed; other classes draw from their own stream.
-        chosen = choose_synthetic(synth, out.classes[c], count, cfg.seed if c == out.positive else cfg.seed + 7919 * (c + 1))
+        chosen = choose_synthetic(synth, out.classes[c], count,
+                                  cfg.seed if c == out.positive else cfg.seed + 7919 * (c + 1))
         files += chosen
         labels += [c] * len(chosen)
         if chosen:

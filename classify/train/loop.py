@@ -96,7 +96,8 @@ class _Step:
     steps: int = 0
 
 
-def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device) -> tuple[_Step, torch.nn.Module]:
+def build_step(cfg, strategy: Strategy, data: ClassifierTrainData,
+               device: torch.device) -> tuple[_Step, torch.nn.Module]:
     """Model, optimizer, schedule and strategy hooks; returns (step state, the uncompiled net)."""
     k = len(data.classes)
     net = build_model(cfg.model_name, num_classes=k, in_chans=data.in_chans, pretrained=cfg.pretrained)
@@ -112,7 +113,8 @@ def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch
     opt = make_optimizer(cfg, net)
     steps_per_epoch = max(1, math.ceil(data.y_train.numel() / cfg.batch))
     # A warm-up schedule's real-only epochs are shorter: the cosine ends on the last step taken.
-    total = sum(max(1, math.ceil(train_rows(cfg, data, e).numel() / cfg.batch)) for e in range(1, cfg.epochs + 1))
+    total = sum(max(1, math.ceil(train_rows(cfg, data, e).numel() / cfg.batch))
+                for e in range(1, cfg.epochs + 1))
     sched, plateau = make_schedule(cfg, opt, steps_per_epoch, total)
     weights = inverse_frequency_weights(data.y_train, k).to(device) if strategy.class_weights else None
     aug = classic_augment(cfg.classic, cfg.aug_p).to(device) if strategy.classic else None
@@ -123,7 +125,8 @@ def build_step(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch
     return step, net
 
 
-def make_batch(cfg, strategy: Strategy, st: _Step, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(cfg, strategy: Strategy, st: _Step, x: torch.Tensor,
+               y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 images + int labels -> augmented, normalised float batch + soft targets, on device."""
     xb = to_unit_float(x, st.device)
     if st.aug is not None:
@@ -155,7 +158,8 @@ def train_epoch(cfg, strategy: Strategy, st: _Step, data: ClassifierTrainData, e
                disable=not cfg.progress, leave=False)
     total, count = 0.0, 0
     for idx in bar:
-        loss = train_step(cfg, strategy, st, data.x_train[idx], data.y_train[idx], sample_weights(cfg, data, idx))
+        loss = train_step(cfg, strategy, st, data.x_train[idx], data.y_train[idx],
+                          sample_weights(cfg, data, idx))
         if not math.isfinite(loss):
             raise UserError(f"loss became {loss} at epoch {epoch}; training stopped, {cfg.out_dir}/model.pt "
                             "keeps the last good epoch (if any) — lower --lr")
@@ -238,7 +242,8 @@ def validate(cfg, st: _Step, data: ClassifierTrainData) -> tuple[dict, float | N
     binary = len(data.classes) == 2
     threshold = None
     if binary:
-        threshold = choose_threshold(data.y_val == data.positive, probs[:, data.positive].numpy(), cfg.target_recall)
+        threshold = choose_threshold(data.y_val == data.positive, probs[:, data.positive].numpy(),
+                                     cfg.target_recall)
     m = classification_metrics(data.y_val.numpy(), probs.numpy(), threshold, data.positive, data.classes,
                                context=f"the val split of {cfg.data_dir}")
     m.pop("pr"), m.pop("roc")
@@ -302,14 +307,16 @@ def fit(cfg, strategy: Strategy, data: ClassifierTrainData, device: torch.device
                               functools.partial(_save, cfg, out_dir, net, st, data, epoch, threshold, val))
         row = {
             "epoch": epoch, "res": res, "train_loss": loss, "lr": st.opt.param_groups[-1]["lr"],
-            "val_ap": val["average_precision"], "val_roc_auc": val["roc_auc"], "val_macro_f1": val["macro_f1"],
-            "val_minority_f1": val["minority_f1"], "val_loss": val["log_loss"], "threshold": threshold,
+            "val_ap": val["average_precision"], "val_roc_auc": val["roc_auc"],
+            "val_macro_f1": val["macro_f1"], "val_minority_f1": val["minority_f1"],
+            "val_loss": val["log_loss"], "threshold": threshold,
             "improved": improved, "epoch_time_s": round(time.perf_counter() - t0, 3)}
         if started:
             append_jsonl(out_dir / "metrics.jsonl", log, row)
         else:  # an early progressive-resizing epoch: kept until the run writes its first file
             log.append(row)
-        if cfg.patience and res == cfg.res and epoch - max(best["epoch"], resolutions.index(cfg.res)) >= cfg.patience:
+        if (cfg.patience and res == cfg.res
+                and epoch - max(best["epoch"], resolutions.index(cfg.res)) >= cfg.patience):
             break
     if not started:  # never improved: the run still replaces the old one (its config, metrics.jsonl)
         _first_checkpoint(start, replacement, False, lambda: atomic_write_text(

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 def inverse_frequency_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """w_k = N / (K * n_k): a balanced set gets all ones; a class absent from train gets 0."""
     counts = torch.bincount(labels, minlength=num_classes).double()
-    weights = torch.where(counts > 0, labels.numel() / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
+    weights = torch.where(counts > 0, labels.numel() / (num_classes * counts.clamp(min=1)),
+                          torch.zeros_like(counts))
     return weights.float()
 
 

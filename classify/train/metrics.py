@@ -39,13 +39,14 @@ def _check_classes(y_true: np.ndarray, num_classes: int, context: str) -> None:
     present = np.unique(y_true)
     if len(present) < 2:
         raise UserError(
-            f"{context} holds a single class (label {int(present[0]) if len(present) else 'none'}); ROC-AUC and AP "
-            "are undefined — use a split with examples of at least two classes"
+            f"{context} holds a single class (label {int(present[0]) if len(present) else 'none'}); "
+            "ROC-AUC and AP are undefined — use a split with examples of at least two classes"
         )
 
 
 def classification_metrics(y_true, probs, threshold: float | None, positive: int,
-                           class_names: list[str] | None = None, context: str = "the evaluated split") -> dict:
+                           class_names: list[str] | None = None,
+                           context: str = "the evaluated split") -> dict:
     """Every number of the evaluation report; raises UserError if y_true has one class only."""
     y_true = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)

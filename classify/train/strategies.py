@@ -87,12 +87,14 @@ def build_strategy(name: str) -> Strategy:
     """Parse 'a+b+c' into one Strategy; unknown or repeated parts are user errors."""
     parts = [p.strip() for p in name.split("+")]
     if not name or any(not p for p in parts):
-        raise UserError(f"empty strategy name in {name!r}; valid strategies: {', '.join(_PARTS)} (combine with '+')")
+        raise UserError(f"empty strategy name in {name!r}; "
+                        f"valid strategies: {', '.join(_PARTS)} (combine with '+')")
     if len(set(parts)) != len(parts):
         raise UserError(f"strategy {name!r} repeats a part; list each once")
     strategy = Strategy(name=name)
     for part in parts:
         if part not in _PARTS:
-            raise UserError(f"unknown strategy {part!r}; valid strategies: {', '.join(_PARTS)} (combine with '+')")
+            raise UserError(f"unknown strategy {part!r}; "
+                            f"valid strategies: {', '.join(_PARTS)} (combine with '+')")
         _PARTS[part](strategy)
     return strategy

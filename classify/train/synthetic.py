@@ -53,9 +53,11 @@ def read_exclude_list(path: str | Path) -> ExcludeList:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise UserError(f"exclude list {path} does not exist; pass the exclude.txt the sample browser saved") from None
+        raise UserError(f"exclude list {path} does not exist; "
+                        "pass the exclude.txt the sample browser saved") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read exclude list {path} ({type(exc).__name__}); save it as UTF-8 text") from None
+        raise UserError(f"cannot read exclude list {path} ({type(exc).__name__}); "
+                        "save it as UTF-8 text") from None
     out = ExcludeList(source=str(path))
     for line in (raw.strip() for raw in lines):
         if not line or line.startswith("#"):
@@ -67,7 +69,8 @@ def read_exclude_list(path: str | Path) -> ExcludeList:
     return out
 
 
-def load_synthetic(samples_dir: str | Path, accepted_only: bool, exclude: ExcludeList | None = None) -> SyntheticSet:
+def load_synthetic(samples_dir: str | Path, accepted_only: bool,
+                   exclude: ExcludeList | None = None) -> SyntheticSet:
     """List the samples of a folder; with accepted_only, those that passed every filter; never the
     rows an exclude list names (`excluded` counts them)."""
     root = Path(samples_dir)
@@ -97,8 +100,8 @@ def _inside(root: Path, relative: str, table: Path) -> Path:
     data's val/test ones, say) would train on them as if they were synthetic."""
     path = (root / relative).resolve()
     if root.resolve() not in path.parents:
-        raise UserError(f"{table} names {relative!r}, which lies outside the sample folder {root}; synthetic images "
-                        "must be files `gen sample` wrote there")
+        raise UserError(f"{table} names {relative!r}, which lies outside the sample folder {root}; "
+                        "synthetic images must be files `gen sample` wrote there")
     return path
 
 
@@ -111,8 +114,8 @@ def refuse_held_out(files: list[Path], held_out_md5: dict[str, str], samples_dir
     for path in files:
         split = held_out_md5.get(file_md5(path))
         if split is not None:
-            raise UserError(f"{path} in {samples_dir} is byte-identical to a {split} image of the data; a sample set "
-                            "must not carry held-out images — regenerate it with `gen sample`")
+            raise UserError(f"{path} in {samples_dir} is byte-identical to a {split} image of the data; "
+                            "a sample set must not carry held-out images — regenerate it with `gen sample`")
 
 
 def choose_synthetic(synth: SyntheticSet, class_name: str, count: int, seed: int) -> list[Path]:
@@ -120,8 +123,8 @@ def choose_synthetic(synth: SyntheticSet, class_name: str, count: int, seed: int
     pool = [f for f, c in zip(synth.files, synth.classes) if c == class_name]
     if count > len(pool):
         raise UserError(
-            f"{synth.root}/samples.csv has {len(pool)} usable samples of class {class_name!r} but {count} are needed; "
-            "lower --synthetic-ratio or sample more images with `gen sample`"
+            f"{synth.root}/samples.csv has {len(pool)} usable samples of class {class_name!r} "
+            f"but {count} are needed; lower --synthetic-ratio or sample more images with `gen sample`"
         )
     order = np.random.default_rng(seed).permutation(len(pool))[:count]
     return [pool[i] for i in sorted(order)]
@@ -140,7 +143,8 @@ def read_images(files: list[Path], res: int, channels: int) -> torch.Tensor:
                             "regenerate the sample folder or remove the row from samples.csv") from None
         t = torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], channels).permute(2, 0, 1)
         if t.shape[-1] != res or t.shape[-2] != res:
-            t = F.interpolate(t[None].float(), size=(res, res), mode="bilinear", antialias=True, align_corners=False)
+            t = F.interpolate(t[None].float(), size=(res, res), mode="bilinear", antialias=True,
+                              align_corners=False)
             t = t[0].round().clamp(0, 255).to(torch.uint8)
         out[i] = t
     return out

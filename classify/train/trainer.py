@@ -66,7 +66,8 @@ def _train_classifier(cfg: ClassifierTrainConfig) -> dict:
         # A finished run here (replaced with --force) stays whole until this one's first checkpoint.
         replacement = RunReplacement(out_dir, {"train": cfg.to_dict(), "strategy": strategy.to_dict()})
         best = fit(cfg, strategy, data, device, out_dir,
-                   data_at=lambda res: load_classifier_train_data(dataclasses.replace(cfg, res=res), strategy.synthetic),
+                   data_at=lambda res: load_classifier_train_data(dataclasses.replace(cfg, res=res),
+                                                                  strategy.synthetic),
                    replacement=replacement)
         if cfg.head != "linear" and best["epoch"]:
             best = refit_head(cfg, data, out_dir, best)
@@ -106,7 +107,8 @@ def refit_head(cfg: ClassifierTrainConfig, data, out_dir: Path, best: dict) -> d
     probs = clf.probs_from_features(clf.features(data.x_val))
     threshold = None
     if len(data.classes) == 2:
-        threshold = choose_threshold(data.y_val == data.positive, probs[:, data.positive].numpy(), cfg.target_recall)
+        threshold = choose_threshold(data.y_val == data.positive, probs[:, data.positive].numpy(),
+                                     cfg.target_recall)
     val = classification_metrics(data.y_val.numpy(), probs.numpy(), threshold, data.positive, data.classes,
                                  context=f"the val split of {cfg.data_dir}")
     val.pop("pr"), val.pop("roc")
