@@ -62,8 +62,10 @@ def chromium_or_skip() -> str:
     if path:
         return path
     if os.environ.get("GANBALANCE_TEST_SH"):
-        pytest.fail("chromium is missing although scripts/test.sh should have installed it (apt-get install chromium)")
-    pytest.skip("Debian chromium is not installed (/usr/bin/chromium); scripts/test.sh installs it with apt-get")
+        pytest.fail("chromium is missing although scripts/test.sh should have installed it "
+                    "(apt-get install chromium)")
+    pytest.skip("Debian chromium is not installed (/usr/bin/chromium); "
+                "scripts/test.sh installs it with apt-get")
 
 
 class _Refs(HTMLParser):
@@ -83,7 +85,8 @@ def page_refs(page: Path) -> list[str]:
     return parser.refs
 
 
-def broken_links(page: Path, root: Path, follow_html: bool = True, seen: set[Path] | None = None) -> list[str]:
+def broken_links(page: Path, root: Path, follow_html: bool = True,
+                 seen: set[Path] | None = None) -> list[str]:
     """Every href/src of `page` (and of the local .html pages it links) that does not resolve
     to a file inside `root`. data: URIs and in-page #anchors are fine; anything with a scheme
     or an absolute path is reported, because the report must work when the folder moves."""
@@ -124,7 +127,8 @@ def probe_images(page: Path, tmp: Path) -> dict[str, object]:
         done = _run(["--dump-dom", probe.resolve().as_uri()], tmp)
     finally:
         probe.unlink()
-    m = re.search(r'<div id="probe" data-images="(\d+)" data-broken="(\d+)" data-broken-src="([^"]*)"', done.stdout)
+    m = re.search(r'<div id="probe" data-images="(\d+)" data-broken="(\d+)" data-broken-src="([^"]*)"',
+                  done.stdout)
     assert m, f"chromium printed no probe result (exit {done.returncode}): {done.stderr[-2000:]}"
     return {"images": int(m[1]), "broken": int(m[2]), "broken_src": [s for s in m[3].split("|") if s]}
 

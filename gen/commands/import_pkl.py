@@ -39,8 +39,8 @@ def class_names(option: str | None, c_dim: int, path: Path) -> list[str]:
     names = [n.strip() for n in option.split(",") if n.strip()]
     expected = max(c_dim, 1)
     if len(names) != expected or len(set(names)) != len(names):
-        raise UserError(f"{path}: --classes needs {expected} distinct name(s) (the generator has c_dim={c_dim}), "
-                        f"got {len(names)}")
+        raise UserError(f"{path}: --classes needs {expected} distinct name(s) "
+                        f"(the generator has c_dim={c_dim}), got {len(names)}")
     return names
 
 
@@ -65,5 +65,6 @@ def import_pkl(pkl: str, out: str, classes: str | None) -> None:
     G_ema = networks_from_checkpoint(ckpt, include=("G_ema",))["G_ema"]
     export_generator(G_ema, imported_info(ckpt, names), out)
     cfg = ckpt.G_config
-    click.echo(f"wrote {out}: generator {cfg.img_resolution}x{cfg.img_resolution}, {cfg.img_channels} channel(s), "
-               f"c_dim {cfg.c_dim}" + (f", ADA p {ckpt.augment_p:.3f}" if ckpt.augment_p is not None else ""))
+    click.echo(f"wrote {out}: generator {cfg.img_resolution}x{cfg.img_resolution}, "
+               f"{cfg.img_channels} channel(s), c_dim {cfg.c_dim}"
+               + (f", ADA p {ckpt.augment_p:.3f}" if ckpt.augment_p is not None else ""))

@@ -9,7 +9,8 @@ from gen.core.errors import user_errors
 
 @click.command("merge-samples")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="New folder for the merged sample set.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="New folder for the merged sample set.")
 @user_errors
 def merge_samples(folders: tuple[str, ...], out: str) -> None:
     """Merge sample folders of one generator per class into one set (for --synthetic-classes all)."""

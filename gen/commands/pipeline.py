@@ -30,5 +30,5 @@ def pipeline(config_path: str, out: str, assignments: tuple[str, ...]) -> None:
         click.echo("interrupted; rerun the same command to continue — finished steps are kept", err=True)
         raise SystemExit(130) from None
     index = write_site_index(Path(out), timings)
-    click.echo(f"[pipeline] all steps done: {sum(timings.values()):.0f}s of step wall time over every attempt "
-               f"(this invocation {time.time() - t0:.0f}s); report: {index.resolve()}")
+    click.echo(f"[pipeline] all steps done: {sum(timings.values()):.0f}s of step wall time over every "
+               f"attempt (this invocation {time.time() - t0:.0f}s); report: {index.resolve()}")

@@ -1,4 +1,5 @@
-"""`gen sample RUN_DIR|G.safetensors --out SAMPLES_DIR --n N ...`: thin CLI over gen.sample.runner.run_sample."""
+"""`gen sample RUN_DIR|G.safetensors --out SAMPLES_DIR --n N ...`: thin CLI over
+gen.sample.runner.run_sample."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def sample(device: str, filters: str, **options) -> None:
     # Option names are config field names (the options are built from the fields): the filter
     # settings go to FilterConfig, the rest to SampleConfig, so a new flag is one dataclass field.
     filter_fields = {f.name for f in fields(FilterConfig)}
-    fcfg = FilterConfig(filters=parse_filters(filters), **{k: v for k, v in options.items() if k in filter_fields})
+    fcfg = FilterConfig(filters=parse_filters(filters),
+                        **{k: v for k, v in options.items() if k in filter_fields})
     rest = {k: v for k, v in options.items() if k not in filter_fields}
     cfg = SampleConfig(**rest, device=parse_device(device), filters=fcfg)
     try:

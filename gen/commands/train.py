@@ -44,7 +44,8 @@ def _default_note(name: str) -> str | None:
 def _options(fn):
     """Every GanTrainConfig field as an option, defaulting to None: only typed flags override
     the preset (or, on --resume, the snapshot's config)."""
-    special = {"classes": {"multiple": True}, "metrics": {"type": str}, "stage": {"hidden": True}}  # stage: set by --recipe
+    # stage: set by --recipe
+    special = {"classes": {"multiple": True}, "metrics": {"type": str}, "stage": {"hidden": True}}
     for f in reversed(dataclasses.fields(GanTrainConfig)):
         fn = config_option(GanTrainConfig, f.name, none_default=True, default_note=_default_note(f.name),
                            **special.get(f.name, {}))(fn)
@@ -85,9 +86,10 @@ def train_command(dry_run: bool, metrics: str | None, device: str | None, classe
         _same_run_folder(overrides)
         # Found, read and compared once here; the trainer continues from this very state.
         point = load_resume_point(overrides["resume"], overrides.get("out_dir") or overrides["resume"])
-        overrides["out_dir"] = overrides.get("out_dir") or (overrides["resume"] if os.path.isdir(overrides["resume"])
-                                                            else str(point.path.parent))
-        cfg = resolve_config(overrides, base=dict(point.config, resume=None, resume_from=None), snapshot=point.path)
+        overrides["out_dir"] = overrides.get("out_dir") or (
+            overrides["resume"] if os.path.isdir(overrides["resume"]) else str(point.path.parent))
+        cfg = resolve_config(overrides, base=dict(point.config, resume=None, resume_from=None),
+                             snapshot=point.path)
     else:
         _require(overrides, ("data_dir", "--data"), ("classes", "--class"), ("out_dir", "--out"))
         cfg = resolve_config(overrides)
@@ -100,7 +102,8 @@ def train_command(dry_run: bool, metrics: str | None, device: str | None, classe
 
     result = run_recipe(cfg, log=click.echo, resume=point)
     if os.environ.get("RANK", "0") == "0":
-        click.echo(f"{result['status']}: kimg {result['kimg']:.3f}, latest snapshot {result['snapshot']} in {cfg.out_dir}")
+        click.echo(f"{result['status']}: kimg {result['kimg']:.3f}, latest snapshot {result['snapshot']} "
+                   f"in {cfg.out_dir}")
     if result["status"] == "stopped":
         # Saved, but not finished: exit like the signal would (130 SIGINT, 143 SIGTERM) so that
         # `gen train ... && gen sample ...` and the pipeline do not carry on with a half-trained GAN.
@@ -116,15 +119,16 @@ def _same_run_folder(overrides: dict) -> None:
         return
     run_dir = resume if os.path.isdir(resume) else os.path.dirname(resume) or "."
     if os.path.abspath(run_dir) != os.path.abspath(out):
-        raise UserError(f"--resume {resume} continues the run in {run_dir}; drop --out {out}, or start a new run "
-                        f"in {out} from its weights with --resume-from {run_dir}/network-snapshot-KIMG.G_ema.safetensors")
+        raise UserError(f"--resume {resume} continues the run in {run_dir}; drop --out {out}, or start a new "
+                        f"run in {out} from its weights with --resume-from "
+                        f"{run_dir}/network-snapshot-KIMG.G_ema.safetensors")
 
 
 def _warn_if_heavy_on_cpu(cfg) -> None:
     """The GPU presets build 512-channel networks: minutes per kimg on a CPU, ETAs in days."""
     if cfg.device == "cpu" and cfg.channel_max >= 256 and os.environ.get("RANK", "0") == "0":
-        click.echo(f"note: preset {cfg.preset} on the CPU builds {cfg.channel_max}-channel networks (minutes per "
-                   "kimg here); --preset cpu-tiny is sized for CPUs", err=True)
+        click.echo(f"note: preset {cfg.preset} on the CPU builds {cfg.channel_max}-channel networks "
+                   "(minutes per kimg here); --preset cpu-tiny is sized for CPUs", err=True)
 
 
 def _require(overrides: dict, *pairs: tuple[str, str]) -> None:

@@ -61,8 +61,9 @@ def browse_data(header: list[str], table: list[list[Any]], stats: dict[str, np.n
         scores = {k: _number(row.get(k)) for k in numeric}
         scores.update({k: round(float(v[i]), 5) for k, v in stats.items()})
         rows.append({"file": str(row["file"]), "class": str(row["class"]), "seed": row.get("seed"),
-                     "accepted": int(_number(row.get("accepted")) or 0), "rejected_by": str(row.get("rejected_by") or ""),
-                     "nearest": nearest[i], "nearest_file": str(row.get("nearest_real") or ""), "scores": scores})
+                     "accepted": int(_number(row.get("accepted")) or 0),
+                     "rejected_by": str(row.get("rejected_by") or ""), "nearest": nearest[i],
+                     "nearest_file": str(row.get("nearest_real") or ""), "scores": scores})
     columns = [k for k in (*numeric, *stats) if k not in ("accepted",)]
     return {"columns": columns, "rows": rows, "reals": reals}
 
@@ -127,7 +128,8 @@ _STYLE = """body{font-family:system-ui,sans-serif;margin:1em;color:#222}
 .card.rej{border-color:#d99}.card.marked{outline:3px solid #f80}
 .card img,.reals img{width:104px;height:104px;image-rendering:pixelated;background:#eee;display:block}
 .card .mark{position:absolute;top:2px;right:2px}
-#big{display:none;position:fixed;inset:5%;background:#fff;border:2px solid #444;z-index:3;padding:1em;overflow:auto}
+#big{display:none;position:fixed;inset:5%;background:#fff;border:2px solid #444;z-index:3;\
+padding:1em;overflow:auto}
 #big img{width:320px;height:320px;image-rendering:pixelated;margin-right:1em}
 #big table{font-size:12px;border-collapse:collapse}#big td{border:1px solid #ccc;padding:1px 6px}
 h2{font-size:15px}"""
@@ -138,16 +140,19 @@ _TEMPLATE = """<!doctype html><html><head><meta charset="utf-8"><title>Sample br
 <p>Every sample with its scores (<a href="samples.csv">samples.csv</a>, <a href="index.html">filter page</a>).
 Click a sample to see it large beside its nearest real train image; tick samples to exclude them and
 download <code>exclude.txt</code> (for <code>gen sample --exclude</code> and
-<code>classify train/ablate --synthetic-exclude</code>). The view lives in the page address, so it can be bookmarked.</p>
+<code>classify train/ablate --synthetic-exclude</code>). The view lives in the page address, \
+so it can be bookmarked.</p>
 <div id="bar">
 <span id="count"></span>
 <label>class <select id="class"></select></label>
 <label>show <select id="status"><option value="all">all</option><option value="accepted">accepted</option>
 <option value="rejected">rejected</option></select></label>
 <label>sort by <select id="sort"></select></label>
-<label><select id="dir"><option value="asc">ascending</option><option value="desc">descending</option></select></label>
+<label><select id="dir"><option value="asc">ascending</option>\
+<option value="desc">descending</option></select></label>
 <label>range on <select id="score"></select></label>
-<label>min <input id="min" type="range" step="any"></label><label>max <input id="max" type="range" step="any"></label>
+<label>min <input id="min" type="range" step="any"></label>\
+<label>max <input id="max" type="range" step="any"></label>
 <span id="range"></span>
 <button id="markall">mark everything in this view</button><button id="clear">clear marks</button>
 <button id="export">download exclude.txt</button> <span id="marked"></span>
@@ -161,7 +166,7 @@ download <code>exclude.txt</code> (for <code>gen sample --exclude</code> and
 </body></html>
 """
 
-_SCRIPT = r"""
+_SCRIPT = """
 const D = JSON.parse(document.getElementById('data').textContent);
 const $ = id => document.getElementById(id);
 const cards = [], marked = new Set();
@@ -172,20 +177,24 @@ function el(tag, attrs, kids) {
   (kids || []).forEach(c => e.appendChild(typeof c === 'string' ? text(c) : c));
   return e;
 }
-function fmt(v) { return v === null || v === undefined ? '' : (Math.abs(v) >= 100 || Number.isInteger(v) ? String(v) : v.toFixed(3)); }
+function fmt(v) { return v === null || v === undefined ? '' : \
+(Math.abs(v) >= 100 || Number.isInteger(v) ? String(v) : v.toFixed(3)); }
 function state() {
-  const s = {sort: 'seed', dir: 'asc', class: 'all', status: 'all', score: D.columns[0] || '', min: '', max: '', markall: ''};
+  const s = {sort: 'seed', dir: 'asc', class: 'all', status: 'all', score: D.columns[0] || '', \
+min: '', max: '', markall: ''};
   new URLSearchParams(location.hash.slice(1)).forEach((v, k) => { s[k] = v; });
   return s;
 }
 function setHash(s) { history.replaceState(null, '', '#' + new URLSearchParams(s).toString()); }
 function options(select, values, chosen) {
   select.textContent = '';
-  values.forEach(v => { const o = el('option', {value: v}, [v]); if (v === chosen) o.selected = true; select.appendChild(o); });
+  values.forEach(v => { const o = el('option', {value: v}, [v]); \
+if (v === chosen) o.selected = true; select.appendChild(o); });
 }
 function bounds(col) {
   let lo = Infinity, hi = -Infinity;
-  D.rows.forEach(r => { const v = r.scores[col]; if (v !== null && v !== undefined) { lo = Math.min(lo, v); hi = Math.max(hi, v); } });
+  D.rows.forEach(r => { const v = r.scores[col]; if (v !== null && v !== undefined) \
+{ lo = Math.min(lo, v); hi = Math.max(hi, v); } });
   return lo <= hi ? [lo, hi] : [0, 1];
 }
 function build() {
@@ -209,7 +218,7 @@ function toggle(i, on, later) {
 function markMany(rows, on) { rows.forEach(i => toggle(i, on, true)); exportList(); }
 function exportList() {  // once per user action, not per marked sample
   const lines = [...marked].sort((a, b) => a - b).map(k => D.rows[k].file);
-  $('exclude').textContent = lines.join('\n') + (lines.length ? '\n' : '');
+  $('exclude').textContent = lines.join('\\n') + (lines.length ? '\\n' : '');
   $('marked').textContent = marked.size + ' marked';
 }
 function url(path) { return path.split('/').map(encodeURIComponent).join('/'); }
@@ -220,7 +229,8 @@ function visible(s) {
     if (s['class'] !== 'all' && r['class'] !== s['class']) return false;
     if (s.status === 'accepted' && !r.accepted) return false;
     if (s.status === 'rejected' && r.accepted) return false;
-    if ((lo > -Infinity || hi < Infinity) && (v === null || v === undefined || v < lo || v > hi)) return false;
+    if ((lo > -Infinity || hi < Infinity) && \
+(v === null || v === undefined || v < lo || v > hi)) return false;
     return true;
   });
 }
@@ -245,19 +255,23 @@ function render() {
   Object.keys(D.reals).filter(c => s['class'] === 'all' || c === s['class']).forEach(c =>
     D.reals[c].forEach(f => reals.appendChild(el('img', {src: url(f), loading: 'lazy', alt: c, title: c}))));
   const [lo, hi] = bounds(s.score);
-  ['min', 'max'].forEach(k => { const inp = $(k); inp.min = lo; inp.max = hi; inp.step = (hi - lo) / 200 || 0.001;
+  ['min', 'max'].forEach(k => { const inp = $(k); inp.min = lo; inp.max = hi; \
+inp.step = (hi - lo) / 200 || 0.001;
     inp.value = s[k] === '' ? (k === 'min' ? lo : hi) : s[k]; });
-  $('range').textContent = '[' + fmt(parseFloat($('min').value)) + ', ' + fmt(parseFloat($('max').value)) + ']';
+  $('range').textContent = '[' + fmt(parseFloat($('min').value)) + ', ' + \
+fmt(parseFloat($('max').value)) + ']';
 }
 function show(i) {
   const r = D.rows[i], big = $('big');
   big.textContent = '';
-  const rows = Object.keys(r.scores).map(k => el('tr', {}, [el('td', {}, [k]), el('td', {}, [fmt(r.scores[k])])]));
+  const rows = Object.keys(r.scores).map(k => el('tr', {}, \
+[el('td', {}, [k]), el('td', {}, [fmt(r.scores[k])])]));
   big.appendChild(el('p', {}, [el('button', {id: 'close'}, ['close']), ' ', r.file, ' (' + r['class'] + ', ' +
     (r.accepted ? 'accepted' : 'rejected by ' + r.rejected_by) + ')']));
   big.appendChild(el('img', {src: url(r.file), alt: 'sample'}));
   if (r.nearest) big.appendChild(el('img', {src: url(r.nearest), alt: 'nearest real ' + r.nearest_file}));
-  big.appendChild(el('p', {}, [r.nearest ? 'left: the sample; right: its nearest real train image ' + r.nearest_file :
+  big.appendChild(el('p', {}, [r.nearest ? \
+'left: the sample; right: its nearest real train image ' + r.nearest_file :
     'no nearest real (the memorisation filter did not run)']));
   big.appendChild(el('table', {}, rows));
   big.style.display = 'block';
@@ -269,15 +283,18 @@ function wire() {
   options($('sort'), ['seed', ...D.columns], s.sort);
   options($('score'), D.columns, s.score);
   $('status').value = s.status; $('dir').value = s.dir;
-  const change = extra => { const t = Object.assign(state(), {'class': $('class').value, status: $('status').value,
-    sort: $('sort').value, dir: $('dir').value, score: $('score').value, markall: ''}, extra || {}); setHash(t); render(); };
+  const change = extra => { const t = \
+Object.assign(state(), {'class': $('class').value, status: $('status').value,
+    sort: $('sort').value, dir: $('dir').value, score: $('score').value, markall: ''}, extra || {}); \
+setHash(t); render(); };
   ['class', 'status', 'sort', 'dir'].forEach(id => $(id).addEventListener('change', () => change()));
   $('score').addEventListener('change', () => change({min: '', max: ''}));
   ['min', 'max'].forEach(id => $(id).addEventListener('input', () => change({[id]: $(id).value})));
   $('markall').addEventListener('click', () => markMany(visible(state()), true));
   $('clear').addEventListener('click', () => markMany([...marked], false));
   $('export').addEventListener('click', () => {
-    const a = el('a', {download: 'exclude.txt', href: URL.createObjectURL(new Blob([$('exclude').textContent], {type: 'text/plain'}))});
+    const a = el('a', {download: 'exclude.txt', \
+href: URL.createObjectURL(new Blob([$('exclude').textContent], {type: 'text/plain'}))});
     document.body.appendChild(a); a.click(); a.remove();
   });
   window.addEventListener('hashchange', render);

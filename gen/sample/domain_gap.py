@@ -20,9 +20,9 @@ import torch
 from classify.core.errors import UserError
 from classify.evaluate.twosample import image_stats, pixel_features, stats_summary, two_sample_test
 
-NOTE = ("two-sample AUC: out-of-fold ROC-AUC of a class-balanced logistic regression telling the samples from the "
-        "class's real train images (0.5 = indistinguishable, 1 = always told apart); real_train_vs_val is the same "
-        "test between two real sets, the floor at this size.")
+NOTE = ("two-sample AUC: out-of-fold ROC-AUC of a class-balanced logistic regression telling the samples "
+        "from the class's real train images (0.5 = indistinguishable, 1 = always told apart); "
+        "real_train_vs_val is the same test between two real sets, the floor at this size.")
 
 
 def _auc(real: np.ndarray, fake: np.ndarray) -> dict[str, Any]:
@@ -32,7 +32,8 @@ def _auc(real: np.ndarray, fake: np.ndarray) -> dict[str, Any]:
         return {"auc": None, "skipped": str(exc)}
 
 
-def _tests(real: np.ndarray, fake: np.ndarray, accepted: np.ndarray, val: np.ndarray | None) -> dict[str, Any]:
+def _tests(real: np.ndarray, fake: np.ndarray, accepted: np.ndarray,
+           val: np.ndarray | None) -> dict[str, Any]:
     out = {"all": _auc(real, fake), "accepted": _auc(real, fake[accepted])}
     if val is not None:
         out["real_train_vs_val"] = _auc(real, val)
@@ -50,11 +51,13 @@ def domain_gap(images: torch.Tensor, feats: torch.Tensor | None, class_idx: np.n
             continue
         rows = class_idx == c
         acc = accepted[rows]
-        entry: dict[str, Any] = {"pixels": _tests(pixel_features(real.images), pixel_features(images[rows]), acc,
-                                                  pixel_features(val.images) if val is not None else None)}
+        entry: dict[str, Any] = {
+            "pixels": _tests(pixel_features(real.images), pixel_features(images[rows]), acc,
+                             pixel_features(val.images) if val is not None else None)}
         if feats is not None and real.feats is not None:
             entry["features"] = _tests(real.feats.numpy(), feats[rows].numpy(), acc,
-                                       val.feats.numpy() if val is not None and val.feats is not None else None)
+                                       val.feats.numpy() if val is not None and val.feats is not None
+                                       else None)
         mine = {k: v[rows] for k, v in stats.items()}
         entry["stats"] = {"real_train": stats_summary(image_stats(real.images)), "all": stats_summary(mine),
                           "accepted": stats_summary({k: v[acc] for k, v in mine.items()})}
@@ -71,13 +74,14 @@ def gap_lines(gap: dict[str, Any]) -> list[str]:
                 continue
             t = entry[space]
             parts = [f"{name} {_fmt(t[key])}" for key, name in
-                     (("all", "all samples"), ("accepted", "accepted"), ("real_train_vs_val", "real train vs val"))
+                     (("all", "all samples"), ("accepted", "accepted"),
+                      ("real_train_vs_val", "real train vs val"))
                      if key in t]
             lines.append(f"[{cls}] two-sample AUC on {space}: {', '.join(parts)} (0.5 = indistinguishable)")
         st = entry["stats"]
         if "brightness" in st.get("real_train", {}):
-            lines.append(f"[{cls}] mean brightness: reals {st['real_train']['brightness']['mean']:.3f}, samples "
-                         f"{st['all'].get('brightness', {}).get('mean', float('nan')):.3f}, accepted "
+            lines.append(f"[{cls}] mean brightness: reals {st['real_train']['brightness']['mean']:.3f}, "
+                         f"samples {st['all'].get('brightness', {}).get('mean', float('nan')):.3f}, accepted "
                          f"{st['accepted'].get('brightness', {}).get('mean', float('nan')):.3f}")
     return lines
 

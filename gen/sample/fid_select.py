@@ -57,7 +57,8 @@ def _fd_and_grad(mu: np.ndarray, cov: np.ndarray, r: _RealStats) -> tuple[float,
     return fd, grad
 
 
-def _predicted_change(x: np.ndarray, mu: np.ndarray, cov: np.ndarray, grad: np.ndarray, r: _RealStats) -> np.ndarray:
+def _predicted_change(x: np.ndarray, mu: np.ndarray, cov: np.ndarray, grad: np.ndarray,
+                      r: _RealStats) -> np.ndarray:
     """First-order FD change for removing each row of x from a set of n (mean mu, cov cov)."""
     n = len(x)
     d = x - mu

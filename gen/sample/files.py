@@ -41,21 +41,24 @@ def plan(seeds: list[int], classes: list[str], class_name: str | None, resized: 
     train counts (`class_counts`), so the set mirrors the real class balance and every class can
     get synthetic images at the same share of its own; None round-robin over the classes."""
     if class_name is not None and class_name != ALL_CLASSES and class_name not in classes:
-        raise UserError(f"unknown --class {class_name!r}; this generator makes: {', '.join(classes)} (or all)")
+        raise UserError(f"unknown --class {class_name!r}; this generator makes: {', '.join(classes)} "
+                        "(or all)")
     for name in classes:  # a class becomes a folder name below --out: refuse one that would leave it
         check_class_name(name, "in the generator's class list")
     if class_name == ALL_CLASSES and ALL_CLASSES in classes:
-        raise UserError("this generator has a class named 'all', so --class all is ambiguous; rename the class "
-                        "(classify prepare) or sample without --class (round-robin over the classes)")
+        raise UserError("this generator has a class named 'all', so --class all is ambiguous; rename the "
+                        "class (classify prepare) or sample without --class (round-robin over the classes)")
     names = _assign_classes(len(seeds), classes, class_name, class_counts)
     rows = []
     for s, name in zip(seeds, names):
         native = f"images/{name}/seed{s:07d}.png"
-        rows.append(PlanRow(s, classes.index(name), name, native.replace("images/", "resized/", 1) if resized else native, native))
+        rows.append(PlanRow(s, classes.index(name), name,
+                            native.replace("images/", "resized/", 1) if resized else native, native))
     return rows
 
 
-def _assign_classes(n: int, classes: list[str], class_name: str | None, counts: dict[str, int] | None) -> list[str]:
+def _assign_classes(n: int, classes: list[str], class_name: str | None,
+                    counts: dict[str, int] | None) -> list[str]:
     if class_name is not None and class_name != ALL_CLASSES:
         return [class_name] * n
     if class_name is None or not counts or sum(counts.get(c, 0) for c in classes) == 0:
@@ -83,8 +86,8 @@ def check_disk(out: Path, n_new: int, channels: int, res: int, resize: tuple[int
     free = shutil.disk_usage(out).free
     if need > free:
         raise UserError(
-            f"{n_new} new samples need up to {need / 2**20:.1f} MiB but {out} has {free / 2**20:.1f} MiB free; "
-            "lower --n or pick another --out"
+            f"{n_new} new samples need up to {need / 2**20:.1f} MiB but {out} has {free / 2**20:.1f} MiB "
+            "free; lower --n or pick another --out"
         )
 
 
@@ -133,20 +136,23 @@ def load_reals(data_dir: str, class_names: list[str], res: int, channels: int, f
     the held-out check of the report (classes without val images are left out there)."""
     if not data_dir or not Path(data_dir).is_dir():
         raise UserError(
-            f"the generator's data folder {data_dir!r} is not here; pass --data DATA_DIR (the folder `gen train` used)"
+            f"the generator's data folder {data_dir!r} is not here; pass --data DATA_DIR "
+            "(the folder `gen train` used)"
         )
     data = open_prepared(data_dir)
     out = {}
     for name in class_names:
         if name not in data.classes:
-            raise UserError(f"class {name!r} is not in {data_dir}/manifest.csv (has {', '.join(data.classes)}); pass the right --data")
+            raise UserError(f"class {name!r} is not in {data_dir}/manifest.csv "
+                            f"(has {', '.join(data.classes)}); pass the right --data")
         # Duplicate files would sit at distance ~0 from each other (up to float noise in their
         # features) and pull the near-copy threshold and the k-NN radii down: count each once.
         sel = data.select(split=split, classes=[name]).unique_files()
         if len(sel) == 0:
             if split != "train":
                 continue
-            raise UserError(f"{data_dir} has no train images of class {name!r}; realism and memorisation need them")
+            raise UserError(f"{data_dir} has no train images of class {name!r}; "
+                            "realism and memorisation need them")
         files = [str(p.relative_to(data.root)) if p.is_relative_to(data.root) else str(p) for p in sel.paths]
         out[name] = (sel.images(res=res, channels=channels, fit=fit), files)
     return out

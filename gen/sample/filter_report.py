@@ -37,8 +37,8 @@ def set_metrics(fake: torch.Tensor, real: torch.Tensor, label: str) -> dict[str,
     out: dict[str, Any] = {"n": len(fake)}
     try:
         if min(len(fake), len(real)) < MIN_SET_FOR_FD_KD:
-            raise UserError(f"FD/KD need at least {MIN_SET_FOR_FD_KD} images per set (got {len(fake)} samples, "
-                            f"{len(real)} reals)")
+            raise UserError(f"FD/KD need at least {MIN_SET_FOR_FD_KD} images per set "
+                            f"(got {len(fake)} samples, {len(real)} reals)")
         out.update(metrics_from_features(fake, real, label))
     except UserError as exc:
         out["fd_kd_skipped"] = str(exc)
@@ -112,7 +112,8 @@ def filter_decisions(outcome: FilterOutcome) -> dict[str, Any]:
     rejected by it first), or removed none, or only ranked them (its score feeds --keep)."""
     removed = {name: outcome.rejected_by.count(name) for name in (*ORDER, "keep_rank", "manual")
                if outcome.rejected_by.count(name)}
-    ranked = [name for name, info in outcome.info.items() if isinstance(info, dict) and not info.get("decides", True)]
+    ranked = [name for name, info in outcome.info.items()
+              if isinstance(info, dict) and not info.get("decides", True)]
     ran = [name for name, info in outcome.info.items() if isinstance(info, dict) and "pass_alone" in info]
     return {"removed": removed, "removed_none": [n for n in ran if n not in removed and n not in ranked],
             "ranked_only": ranked}
@@ -131,7 +132,8 @@ def decision_line(decisions: dict[str, Any]) -> str:
 def summary_lines(report: dict[str, Any]) -> list[str]:
     """What `gen sample` prints: what each filter did, counts per filter, then before/after set
     metrics per class."""
-    lines = [f"accepted {report['n_accepted']}/{report['n_samples']} ({100 * report['accepted_fraction']:.1f}%)"]
+    lines = [f"accepted {report['n_accepted']}/{report['n_samples']} "
+             f"({100 * report['accepted_fraction']:.1f}%)"]
     if "decisions" in report:
         lines.append("  " + decision_line(report["decisions"]))
     for name, info in report["filters"].items():

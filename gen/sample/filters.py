@@ -108,7 +108,8 @@ def _judge(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterRes
     accept = p >= cfg.min_confidence
     if cfg.max_confidence is not None:
         accept &= p <= cfg.max_confidence  # "too easy" samples teach the classifier nothing new
-    return FilterResult({"judge_confidence": p}, accept, {"min": cfg.min_confidence, "max": cfg.max_confidence})
+    return FilterResult({"judge_confidence": p}, accept,
+                        {"min": cfg.min_confidence, "max": cfg.max_confidence})
 
 
 def realism_scores(fake: torch.Tensor, real: torch.Tensor, k: int = 3) -> torch.Tensor:
@@ -141,7 +142,8 @@ def near_copy_threshold(real: torch.Tensor, percentile: float) -> float:
 def _per_class(inp: FilterInputs, fn) -> None:
     for c in np.unique(inp.class_idx):
         if int(c) not in inp.reals:
-            raise UserError(f"no real train images for class index {c}; the generator's data folder lacks them")
+            raise UserError(f"no real train images for class index {c}; "
+                            "the generator's data folder lacks them")
         fn(int(c), np.flatnonzero(inp.class_idx == c), inp.reals[int(c)])
 
 
@@ -152,7 +154,8 @@ def _realism(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterR
         score[rows] = realism_scores(inp.feats[rows], real.feats, cfg.realism_k).numpy()
 
     _per_class(inp, realism_of_class)
-    return FilterResult({"realism_score": score}, score >= cfg.min_realism, {"k": cfg.realism_k, "min": cfg.min_realism})
+    return FilterResult({"realism_score": score}, score >= cfg.min_realism,
+                        {"k": cfg.realism_k, "min": cfg.min_realism})
 
 
 def _outlier(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> FilterResult:
@@ -225,8 +228,8 @@ def _twosample(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Filte
         threshold = float(np.percentile(res.real_scores, cfg.twosample_percentile))
         score[rows] = res.synthetic_scores
         accept[rows] = res.synthetic_scores <= threshold
-        info[str(c)] = {"auc": round(res.auc, 4), "threshold": threshold, "percentile": cfg.twosample_percentile,
-                        "folds": res.folds}
+        info[str(c)] = {"auc": round(res.auc, 4), "threshold": threshold,
+                        "percentile": cfg.twosample_percentile, "folds": res.folds}
 
     _per_class(inp, gap_of_class)
     return FilterResult({"twosample_score": score}, accept, info)
@@ -247,11 +250,13 @@ def _memorisation(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Fi
         info[str(c)] = {"threshold": thr, "percentile": cfg.memorisation_percentile}
         flat = lambda x: x.reshape(len(x), -1).double() / 255.0  # noqa: E731
         # RMS pixel difference in [0, 1]: reported for people, not used to decide.
-        pix_d[rows] = (pairwise_distances(flat(inp.images[rows]), flat(real.images), exact=False).min(1).values
+        pix_d[rows] = (pairwise_distances(flat(inp.images[rows]), flat(real.images),
+                                          exact=False).min(1).values
                        / np.sqrt(real.images[0].numel())).numpy()
 
     _per_class(inp, nearest_reals_of_class)
-    cols = {"nearest_real_distance": feat_d, "nearest_real_pixel_distance": pix_d, "nearest_real_index": nearest}
+    cols = {"nearest_real_distance": feat_d, "nearest_real_pixel_distance": pix_d,
+            "nearest_real_index": nearest}
     return FilterResult(cols, accept, info)
 
 
@@ -297,14 +302,16 @@ def _fid_select(inp: FilterInputs, alive: np.ndarray, cfg: FilterConfig) -> Filt
                                   max_drop=int(cfg.fid_select_max_drop * len(rows)))
         accept[rows] = res.keep
         kept[rows] = res.keep
-        info[str(c)] = {"fd_start": res.history[0], "fd_end": res.history[-1], "dropped": len(res.removed_order)}
+        info[str(c)] = {"fd_start": res.history[0], "fd_end": res.history[-1],
+                        "dropped": len(res.removed_order)}
 
     _per_class(inp, fd_subset_of_class)
     return FilterResult({"fid_select_kept": kept}, accept, info)
 
 
-FILTERS = {"stats": _stats, "judge": _judge, "realism": _realism, "outlier": _outlier, "twosample": _twosample,
-           "memorisation": _memorisation, "duplicates": _duplicates, "fid_select": _fid_select}
+FILTERS = {"stats": _stats, "judge": _judge, "realism": _realism, "outlier": _outlier,
+           "twosample": _twosample, "memorisation": _memorisation, "duplicates": _duplicates,
+           "fid_select": _fid_select}
 
 
 def list_filters() -> list[str]:
@@ -339,13 +346,14 @@ def _combined_rank(columns: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarr
     ranks = []
     for name, better in QUALITY_SCORES.items():
         if name in columns:
-            order = np.argsort(-better * np.nan_to_num(columns[name][rows], nan=-better * np.inf), kind="stable")
+            order = np.argsort(-better * np.nan_to_num(columns[name][rows], nan=-better * np.inf),
+                               kind="stable")
             r = np.empty(len(rows))
             r[order] = np.arange(len(rows))
             ranks.append(r)
     if not ranks:
-        raise UserError("--keep ranks by judge confidence, realism and the two-sample score; enable the judge, realism "
-                        "or twosample filter")
+        raise UserError("--keep ranks by judge confidence, realism and the two-sample score; "
+                        "enable the judge, realism or twosample filter")
     return np.mean(ranks, axis=0)
 
 
@@ -364,8 +372,8 @@ def run_filters(inp: FilterInputs, cfg: FilterConfig, manual: np.ndarray | None 
     if manual is not None and manual.any():
         alive &= ~manual
         rejected_by = ["manual" if m else "" for m in manual]
-        info["manual"] = {"excluded": int(manual.sum()), "pass_alone": float(1 - manual.mean()), "decides": True,
-                          "alive_after": int(alive.sum())}
+        info["manual"] = {"excluded": int(manual.sum()), "pass_alone": float(1 - manual.mean()),
+                          "decides": True, "alive_after": int(alive.sum())}
     for name in (f for f in ORDER if f in cfg.filters):
         res = FILTERS[name](inp, alive, cfg)
         columns.update(res.columns)
@@ -394,9 +402,11 @@ def explain_empty(outcome: FilterOutcome) -> str:
     names = [n for n in ORDER if n in outcome.info and outcome.info[n].get("alive_after") == 0]
     culprit = names[0] if names else "keep_rank"
     col = {"judge": "judge_confidence", "realism": "realism_score", "outlier": "outlier_iforest",
-           "memorisation": "nearest_real_distance", "stats": "brightness", "twosample": "twosample_score"}.get(culprit)
+           "memorisation": "nearest_real_distance", "stats": "brightness",
+           "twosample": "twosample_score"}.get(culprit)
     dist = ""
     if col and col in outcome.columns and len(outcome.columns[col]):
         v = outcome.columns[col]
         dist = f"; {col} min {v.min():.3g} / median {np.median(v):.3g} / max {v.max():.3g}"
-    return f"no sample was accepted: filter '{culprit}' removed the last ones{dist}; relax its threshold or train the generator longer"
+    return (f"no sample was accepted: filter '{culprit}' removed the last ones{dist}; "
+            "relax its threshold or train the generator longer")

@@ -27,7 +27,8 @@ SAME = ("res", "channels", "manifest_hash", "fit", "trunc", "resize_to")
 def _read(folder: Path) -> tuple[list[str], list[dict[str, str]], dict[str, Any], dict[str, Any]]:
     table, info_path = folder / "samples.csv", folder / "sample_info.json"
     if not table.is_file() or not info_path.is_file():
-        raise UserError(f"{folder} is not a finished `gen sample` folder (no samples.csv or sample_info.json)")
+        raise UserError(f"{folder} is not a finished `gen sample` folder "
+                        "(no samples.csv or sample_info.json)")
     with open(table, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         rows = list(reader)
@@ -41,14 +42,14 @@ def _check(folders: list[Path], infos: list[dict], rows: list[list[dict]]) -> No
     for key in SAME:
         values = {json.dumps(i.get(key)) for i in infos}
         if len(values) > 1:
-            raise UserError(f"the sample folders differ in {key} ({', '.join(sorted(values))}); merge only folders "
-                            "sampled from generators of the same data and resolution")
+            raise UserError(f"the sample folders differ in {key} ({', '.join(sorted(values))}); "
+                            "merge only folders sampled from generators of the same data and resolution")
     owner: dict[str, Path] = {}
     for folder, table in zip(folders, rows):
         for cls in sorted({r["class"] for r in table}):
             if cls in owner:
-                raise UserError(f"class {cls!r} is sampled in both {owner[cls]} and {folder}; give each class one "
-                                "folder (one generator per class)")
+                raise UserError(f"class {cls!r} is sampled in both {owner[cls]} and {folder}; "
+                                "give each class one folder (one generator per class)")
             owner[cls] = folder
 
 
@@ -58,7 +59,8 @@ def _union_info(folders: list[Path], infos: list[dict], tables: list[list[dict]]
     most any generator saw of it (counts: the largest; md5s: the union)."""
     merged: dict[str, Any] = {key: infos[0].get(key) for key in (*SAME, "data_dir")}
     merged.update({"classes": [], "real_counts": {}, "seen_md5": {}, "sources": [str(f) for f in folders],
-                   "recipe": "merged: " + ", ".join(str(i.get("recipe")) for i in infos), "n": n, "status": "done"})
+                   "recipe": "merged: " + ", ".join(str(i.get("recipe")) for i in infos), "n": n,
+                   "status": "done"})
     sampled = {r["class"]: info for info, table in zip(infos, tables) for r in table}
     for info in infos:
         merged["classes"] += [c for c in info.get("classes", []) if c not in merged["classes"]]
@@ -78,7 +80,8 @@ def _inside(base: Path, relative: str) -> Path:
     """base / relative, refused when a samples.csv path would leave the folder."""
     path = (base / relative).resolve()
     if base.resolve() not in path.parents:
-        raise UserError(f"samples.csv names {relative!r}, which lies outside {base}; refusing to read or write it")
+        raise UserError(f"samples.csv names {relative!r}, which lies outside {base}; "
+                        "refusing to read or write it")
     return path
 
 
@@ -88,8 +91,10 @@ def merge_sample_folders(folders: list[str | Path], out: str | Path) -> dict[str
     out = Path(out)
     if len(folders) < 2:
         raise UserError("name at least two sample folders to merge")
-    if out.resolve() in {f.resolve() for f in folders} or any(f.resolve() in out.resolve().parents for f in folders):
-        raise UserError(f"--out {out} is one of the inputs or lies inside one; write the merged set to a new folder")
+    if (out.resolve() in {f.resolve() for f in folders}
+            or any(f.resolve() in out.resolve().parents for f in folders)):
+        raise UserError(f"--out {out} is one of the inputs or lies inside one; "
+                        "write the merged set to a new folder")
     with folder_lock(out, "gen merge-samples"):
         return _merge(folders, out)
 
@@ -100,8 +105,8 @@ def _merge(folders: list[Path], out: Path) -> dict[str, Any]:
     read = [_read(f) for f in folders]
     unfinished = [str(f) for f, r in zip(folders, read) if r[2].get("status") not in (None, "done")]
     if unfinished:
-        raise UserError(f"{', '.join(unfinished)} is still being written (sample_info.json status is not 'done'); "
-                        "merge once `gen sample` has finished")
+        raise UserError(f"{', '.join(unfinished)} is still being written "
+                        "(sample_info.json status is not 'done'); merge once `gen sample` has finished")
     _check(folders, [r[2] for r in read], [r[1] for r in read])
     header: list[str] = []
     table: list[dict[str, str]] = []
@@ -121,7 +126,8 @@ def _merge(folders: list[Path], out: Path) -> dict[str, Any]:
     atomic_write_json(out / "filter_report.json", {
         "merged_from": info["sources"], "n_samples": len(table),
         "per_class": {k: v for rep in reports for k, v in (rep.get("per_class") or {}).items()},
-        "domain_gap": {"note": next((rep["domain_gap"].get("note") for rep in reports if rep.get("domain_gap")), ""),
-                       "per_class": {k: v for rep in reports
-                                     for k, v in ((rep.get("domain_gap") or {}).get("per_class") or {}).items()}}})
+        "domain_gap": {"note": next((rep["domain_gap"].get("note") for rep in reports
+                                     if rep.get("domain_gap")), ""),
+                       "per_class": {k: v for rep in reports for k, v in
+                                     ((rep.get("domain_gap") or {}).get("per_class") or {}).items()}}})
     return info

@@ -61,8 +61,8 @@ def write_grids(out: Path, images: torch.Tensor, accepted: np.ndarray, rejected_
     return written
 
 
-def _nearest_grid(out: Path, images: torch.Tensor, distance: np.ndarray, real_images: list[torch.Tensor | None],
-                  seeds: list[int]) -> list[str]:
+def _nearest_grid(out: Path, images: torch.Tensor, distance: np.ndarray,
+                  real_images: list[torch.Tensor | None], seeds: list[int]) -> list[str]:
     order = [i for i in np.argsort(distance, kind="stable") if real_images[i] is not None][:MAX_PAIRS]
     if not order:
         return []
@@ -83,8 +83,8 @@ const v=x=>{const s=x.cells[c].innerText,n=parseFloat(s);return isNaN(n)?s:n};
 r.sort((x,y)=>{const p=v(x),q=v(y);return (p>q?1:p<q?-1:0)*(a?-1:1)});r.forEach(x=>b.appendChild(x));}"""
 
 
-def write_sample_index(out: Path, grids: list[str], header: list[str], rows: list[list[str]], summary: list[str],
-                       gap: list[str] = ()) -> Path:
+def write_sample_index(out: Path, grids: list[str], header: list[str], rows: list[list[str]],
+                       summary: list[str], gap: list[str] = ()) -> Path:
     """A self-contained page (inline CSS/JS, relative links) showing the domain gap, grids and every score."""
     figs = "\n".join(f'<h2>{html.escape(g[:-4].replace("_", " "))}</h2><img src="{html.escape(quote(g))}" '
                      f'alt="{html.escape(g)}">' for g in grids)
@@ -99,10 +99,12 @@ def write_sample_index(out: Path, grids: list[str], header: list[str], rows: lis
             for i, v in enumerate(r)
         )
         body.append(f'<tr{"" if r[acc_col] == "1" else " class=rej"}>{cells}</tr>')
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>gen sample</title><style>{_STYLE}</style>"
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>gen sample</title>"
+            f"<style>{_STYLE}</style>"
             f"<script>{_SORT_JS}</script></head><body><h1>Sample set</h1>"
-            f"<p><b><a href='browse.html'>sample browser</a></b> (every sample, sortable and filterable, beside "
-            f"its nearest real) · <a href='filter_report.json'>filter_report.json</a> · <a href='samples.csv'>samples.csv</a> · "
+            f"<p><b><a href='browse.html'>sample browser</a></b> (every sample, sortable and filterable, "
+            f"beside its nearest real) · <a href='filter_report.json'>filter_report.json</a> · "
+            f"<a href='samples.csv'>samples.csv</a> · "
             f"<a href='sample_info.json'>sample_info.json</a></p>"
             + (f"<h2>Domain gap: can a classifier tell these samples from real images?</h2>"
                f"<pre>{html.escape(chr(10).join(gap))}</pre>" if gap else "")

@@ -100,7 +100,8 @@ def _load_judge(cfg: SampleConfig, used: list[str], res: int, channels: int, log
                         f"{channels}-channel ones; train the judge on the same data as the generator")
     note = None
     if judge.res != res:
-        note = f"samples are {res}px, the judge was trained at {judge.res}px: samples are resized to {judge.res}px for it"
+        note = (f"samples are {res}px, the judge was trained at {judge.res}px: samples are resized to "
+                f"{judge.res}px for it")
         log(note)
     return judge, note
 
@@ -114,7 +115,8 @@ def _extractor(cfg: SampleConfig, judge):
     if kind == "judge" and judge is None:
         raise UserError("--features judge needs --judge MODEL")
     weights = cfg.inception_weights if kind == "inception" else None
-    return build_extractor(kind, weights_path=weights, judge=judge, device=cfg.device, batch=max(cfg.batch, 16))
+    return build_extractor(kind, weights_path=weights, judge=judge, device=cfg.device,
+                           batch=max(cfg.batch, 16))
 
 
 def _real_sets(cfg: SampleConfig, info: dict, used: list[str], classes: list[str], extractor, channels: int,
@@ -134,10 +136,12 @@ def _note_other_data(cfg: SampleConfig, info: dict, log: Callable) -> None:
         now = str(open_prepared(cfg.data_dir).manifest_hash)
         if now != info["manifest_hash"]:
             log(f"note: --data {cfg.data_dir} is not the data the generator was trained on (manifest hash "
-                f"{info['manifest_hash'][:12]} -> {now[:12]}); the filters compare samples with its train images")
+                f"{info['manifest_hash'][:12]} -> {now[:12]}); the filters compare samples with its "
+                "train images")
 
 
-def _csv_table(rows: list[PlanRow], cfg: SampleConfig, snapshot: str, outcome, reals: dict) -> tuple[list, list]:
+def _csv_table(rows: list[PlanRow], cfg: SampleConfig, snapshot: str, outcome,
+               reals: dict) -> tuple[list, list]:
     cols = outcome.columns
     header = ["file", "seed", "class", "trunc", "snapshot"] + (["native_file"] if cfg.resize_to else [])
     header += [c for c in SCORE_COLUMNS if c in cols]
@@ -145,8 +149,9 @@ def _csv_table(rows: list[PlanRow], cfg: SampleConfig, snapshot: str, outcome, r
     header += (["duplicate_of"] if "duplicate_of_row" in cols else []) + ["accepted", "rejected_by"]
     table = []
     for i, r in enumerate(rows):
-        vals = {"file": r.file, "seed": r.seed, "class": r.class_name, "trunc": cfg.trunc, "snapshot": snapshot,
-                "native_file": r.native_file, "accepted": int(outcome.accepted[i]), "rejected_by": outcome.rejected_by[i]}
+        vals = {"file": r.file, "seed": r.seed, "class": r.class_name, "trunc": cfg.trunc,
+                "snapshot": snapshot, "native_file": r.native_file, "accepted": int(outcome.accepted[i]),
+                "rejected_by": outcome.rejected_by[i]}
         vals.update({c: cols[c][i] for c in SCORE_COLUMNS if c in cols})
         if "nearest_real_index" in cols:
             j = int(cols["nearest_real_index"][i])
@@ -194,7 +199,8 @@ def _scorers(cfg, classes, used, info, log) -> Scorers:
     needs_reals = extractor is not None or any(f in REAL_FILTERS for f in cfg.filters.filters)
     data_dir = cfg.data_dir or info.get("data_dir", "")
     if not needs_reals and not (data_dir and Path(data_dir).is_dir()):
-        log("note: the generator's data folder is not here, so the report has no domain-gap check (pass --data)")
+        log("note: the generator's data folder is not here, so the report has no domain-gap check "
+            "(pass --data)")
         return Scorers(judge, note, extractor, {}, {})
     _note_other_data(cfg, info, log)
     if not needs_reals:
@@ -232,7 +238,8 @@ def _score(cfg, images, rows, scorers: Scorers, manual: np.ndarray | None = None
         # into probabilities: one backbone pass over the samples instead of two.
         shared = feats is not None and getattr(extractor.module, "judge", None) is judge
         probs = judge.probs_from_features(feats.float()) if shared else judge.predict_proba(images)
-        conf = probs[torch.arange(len(rows)), [judge.classes.index(r.class_name) for r in rows]].double().numpy()
+        conf = probs[torch.arange(len(rows)),
+                     [judge.classes.index(r.class_name) for r in rows]].double().numpy()
     return run_filters(FilterInputs(feats, images, class_idx, reals, conf), cfg.filters, manual), feats
 
 
@@ -259,7 +266,8 @@ def _validate(cfg: SampleConfig) -> None:
     if "outlier" in cfg.filters.filters and not 0.0 < cfg.filters.outlier_percentile <= 100.0:
         raise UserError(f"--outlier-percentile {cfg.filters.outlier_percentile} must be in (0, 100]")
     if "judge" in cfg.filters.filters and not cfg.judge:
-        raise UserError("the judge filter needs --judge MODEL (a `classify train` model.pt); or leave judge out of --filters")
+        raise UserError("the judge filter needs --judge MODEL (a `classify train` model.pt); "
+                        "or leave judge out of --filters")
     if wanted and not (cfg.judge or cfg.inception_weights):
         raise UserError(f"filters {wanted} compare features with the train reals: pass --judge MODEL "
                         "(or --inception-weights PATH), or choose --filters without them")
@@ -279,18 +287,21 @@ def _run_sample(cfg: SampleConfig, log: Callable[[str], None]) -> dict[str, Any]
     info = {**info, "res": G.img_resolution, "channels": G.img_channels}
     classes = list(info.get("classes") or ["sample"])
     if len(classes) != max(G.c_dim, 1):
-        raise UserError(f"{info['generator_path']} lists {len(classes)} classes but its network has c_dim={G.c_dim}; re-export it")
+        raise UserError(f"{info['generator_path']} lists {len(classes)} classes but its network has "
+                        f"c_dim={G.c_dim}; re-export it")
     out, snapshot = Path(cfg.out_dir), Path(info["generator_path"]).name
     _check_resume(out, cfg, snapshot)
     # Refuse an impossible --n before building per-seed lists (resumed PNGs need no new space).
     on_disk = sum(1 for _ in (out / "images").rglob("seed*.png")) if (out / "images").is_dir() else 0
-    check_disk(out, count_seeds(cfg.seeds, cfg.n) - on_disk, G.img_channels, G.img_resolution, parse_resize(cfg.resize_to))
+    check_disk(out, count_seeds(cfg.seeds, cfg.n) - on_disk, G.img_channels, G.img_resolution,
+               parse_resize(cfg.resize_to))
     seeds = parse_seeds(cfg.seeds, cfg.n)
     rows = plan(seeds, classes, cfg.class_name, cfg.resize_to is not None, info.get("real_counts"))
     used = sorted({r.class_name for r in rows}, key=classes.index)
     scorers = _scorers(cfg, classes, used, info, log)
     # Written before the first PNG so that a killed run's folder still says what made it.
-    atomic_write_json(out / "sample_info.json", _sample_info(cfg, info, snapshot, seeds, {"status": "generating"}))
+    atomic_write_json(out / "sample_info.json",
+                      _sample_info(cfg, info, snapshot, seeds, {"status": "generating"}))
     images, n_new = _produce(G, rows, cfg, out, log, info.get("orient"))
     outcome, feats = _score(cfg, images, rows, scorers, _excluded_by_hand(rows, cfg.exclude, log))
     reals, extractor, note = scorers.reals, scorers.extractor, scorers.note
@@ -299,7 +310,8 @@ def _run_sample(cfg: SampleConfig, log: Callable[[str], None]) -> dict[str, Any]
     report = build_filter_report(outcome, class_idx, classes, feats,
                                  {c: rs.feats for c, rs in reals.items() if rs.feats is not None}, label,
                                  {c: rs.feats for c, rs in scorers.heldout.items() if rs.feats is not None})
-    report["domain_gap"] = domain_gap(images, feats, class_idx, outcome.accepted, classes, reals, scorers.heldout)
+    report["domain_gap"] = domain_gap(images, feats, class_idx, outcome.accepted, classes, reals,
+                                      scorers.heldout)
     report["judge_note"] = note
     header, table = _csv_table(rows, cfg, snapshot, outcome, reals)
     write_csv(out / "samples.csv", header, table)
@@ -317,7 +329,8 @@ def _run_sample(cfg: SampleConfig, log: Callable[[str], None]) -> dict[str, Any]
     gap = gap_lines(report["domain_gap"])
     write_sample_index(out, grids, header, [[fmt_cell(v) for v in r] for r in table], lines, gap)
     write_browser(out, header, [[fmt_cell(v) for v in r] for r in table], images,
-                  {classes[c]: rs.images for c, rs in reals.items()}, outcome.columns.get("nearest_real_index"))
+                  {classes[c]: rs.images for c, rs in reals.items()},
+                  outcome.columns.get("nearest_real_index"))
     for line in lines + gap:
         log(line)
     if not outcome.accepted.any() and cfg.filters.filters:

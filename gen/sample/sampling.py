@@ -52,7 +52,8 @@ def _ranges(text: str) -> list[tuple[int, int]]:
             raise UserError(f"cannot read --seeds {text!r}; use A-B, A,B,C or 0-9,20 (non-negative integers)")
         a, b = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
         if max(a, b) > MAX_SEED:
-            raise UserError(f"--seeds {text!r}: seed {max(a, b)} is larger than {MAX_SEED} (2^32 - 1); use smaller seeds")
+            raise UserError(f"--seeds {text!r}: seed {max(a, b)} is larger than {MAX_SEED} (2^32 - 1); "
+                            "use smaller seeds")
         if b < a:
             raise UserError(f"--seeds range {a}-{b} runs backwards; write it as {b}-{a}")
         out.append((a, b))
@@ -105,8 +106,9 @@ def generate(
     if not bool(finite.all()):
         bad = [s for s, ok in zip(seeds, finite.tolist()) if not ok]
         hint = " or --precision fp32" if precision != "fp32" else ""
-        raise UserError(f"the generator produced NaN/inf pixels for {len(bad)} of {len(seeds)} seeds (first: {bad[0]}); "
-                        f"its weights are broken (a diverged run?) — use an earlier snapshot{hint}")
+        raise UserError(f"the generator produced NaN/inf pixels for {len(bad)} of {len(seeds)} seeds "
+                        f"(first: {bad[0]}); its weights are broken (a diverged run?) — use an earlier "
+                        f"snapshot{hint}")
     return to_uint8(img).cpu()
 
 

@@ -16,8 +16,9 @@ from gen.sample.sampling import batches, generate, parse_seeds
 MAX_GRID_IMAGES = 1024
 
 
-def write_seed_grid(generator: str, out: str, seeds_text: str, trunc: float = 1.0, class_name: str | None = None,
-                    snapshot: str = "best", nrow: int = 8, device: str = "cpu", batch: int = 32) -> Path:
+def write_seed_grid(generator: str, out: str, seeds_text: str, trunc: float = 1.0,
+                    class_name: str | None = None, snapshot: str = "best", nrow: int = 8,
+                    device: str = "cpu", batch: int = 32) -> Path:
     """Seeds along each row; for a conditional generator without `class_name`, one row block per class."""
     seeds = parse_seeds(seeds_text, None)
     if nrow < 1:
@@ -26,8 +27,8 @@ def write_seed_grid(generator: str, out: str, seeds_text: str, trunc: float = 1.
     classes = list(info.get("classes") or ["sample"])
     n_images = len(seeds) * (1 if class_name is not None else len(classes))
     if n_images > MAX_GRID_IMAGES:
-        raise UserError(f"--seeds {seeds_text} makes a grid of {n_images} images (at most {MAX_GRID_IMAGES}); "
-                        "use `gen sample` to write many images")
+        raise UserError(f"--seeds {seeds_text} makes a grid of {n_images} images "
+                        f"(at most {MAX_GRID_IMAGES}); use `gen sample` to write many images")
     if class_name is not None and class_name not in classes:
         raise UserError(f"unknown --class {class_name!r}; this generator makes: {', '.join(classes)}")
     wanted = [class_name] if class_name is not None else classes

@@ -18,7 +18,8 @@ from classify.core.runlock import claim, folder_lock
 from classify.data.prepare import PrepareConfig, prepare_dataset
 
 
-def write_square_images(folder: Path, n: int, defect: bool, seed: int, size: int = 32, noise: int = 20) -> None:
+def write_square_images(folder: Path, n: int, defect: bool, seed: int, size: int = 32,
+                        noise: int = 20) -> None:
     """Grey noisy images; defects carry one bright 8x8 square somewhere (the obvious signal)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -91,8 +92,9 @@ def fake_cell(task: CellTask) -> dict:
     y_true = [0] * 20 + [1] * 5
     y_score = list(np.linspace(0, 1, 25))
     return {"train": {"best_epoch": 1},
-            "metrics": {"minority_f1": f1, "average_precision": f1 + 0.1, "roc_auc": 0.8, "balanced_accuracy": 0.7,
-                        "ece": 0.1 - gain / 2, "n": 25, "y_true": y_true, "y_score": y_score,
+            "metrics": {"minority_f1": f1, "average_precision": f1 + 0.1, "roc_auc": 0.8,
+                        "balanced_accuracy": 0.7, "ece": 0.1 - gain / 2, "n": 25, "y_true": y_true,
+                        "y_score": y_score,
                         "pr": {"precision": [1.0, 0.8, 0.5], "recall": [0.0, 0.5, 1.0]},
                         "synthetic_dir": task.train["synthetic_dir"]}}
 
@@ -118,7 +120,8 @@ def make_samples(tmp_path: Path, real_seen: int, classes=("defective",), res: in
     d.mkdir()
     rows = [f"img/{i}.png,{i},defective,1.0,net.pt,{int(i % 4 != 0)},{'judge' if i % 4 == 0 else ''}"
             for i in range(n)]
-    (d / "samples.csv").write_text("file,seed,class,trunc,snapshot,accepted,rejected_by\n" + "\n".join(rows) + "\n")
+    (d / "samples.csv").write_text("file,seed,class,trunc,snapshot,accepted,rejected_by\n"
+                                   + "\n".join(rows) + "\n")
     (d / "sample_info.json").write_text(json.dumps(
         {"classes": list(classes), "res": res, "channels": 1, "real_counts": {"defective": real_seen},
          "manifest_hash": "h1"}))
@@ -127,8 +130,9 @@ def make_samples(tmp_path: Path, real_seen: int, classes=("defective",), res: in
 
 
 def config(tmp_path: Path, **kw) -> AblationConfig:
-    base = dict(data_dir=str(tmp_path / "data"), out_dir=str(tmp_path / "abl"), strategies=["baseline", "oversample"],
-                models=["resnet18"], seeds=[0, 1], epochs=1, res=16, batch=8)
+    base = dict(data_dir=str(tmp_path / "data"), out_dir=str(tmp_path / "abl"),
+                strategies=["baseline", "oversample"], models=["resnet18"], seeds=[0, 1], epochs=1, res=16,
+                batch=8)
     return AblationConfig.from_dict(base | kw)
 
 

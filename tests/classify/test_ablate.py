@@ -28,7 +28,8 @@ from classify.core.errors import UserError
 
 
 def test_grid_multiplies_only_gan_strategies_by_ratio():
-    grid = build_grid(["baseline", "gan", "gan_filtered+classic"], ["resnet18"], [0, 1], [0.5, 1, 2], [1, 0.25])
+    grid = build_grid(["baseline", "gan", "gan_filtered+classic"], ["resnet18"], [0, 1], [0.5, 1, 2],
+                      [1, 0.25])
     assert len(grid) == 2 * 2 * (1 + 3 + 3)
     ids = [c.id for c in grid]
     assert len(set(ids)) == len(ids)
@@ -46,7 +47,8 @@ def test_shards_cover_grid_without_overlap(tmp_path):
         assert sorted(ids) == sorted(c.id for c in grid) and len(set(ids)) == len(grid)
         assert max(map(len, parts)) - min(map(len, parts)) <= 1
     assert Shard.parse("1/2") == Shard(1, 2)
-    assert Shard.from_env({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}) == Shard(2, 4)
+    assert Shard.from_env({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "4",
+                           "SLURM_ARRAY_TASK_MIN": "1"}) == Shard(2, 4)
     assert Shard.from_env({}) is None
     for bad in ("2/2", "x", "1/0"):
         with pytest.raises(UserError):
@@ -105,7 +107,8 @@ def test_report_states_constructed_effect_and_writes_all_outputs(tmp_path):
     assert "gan_filtered@1 beats baseline by +0.1" in md  # the built-in +0.10 effect
     assert "No detectable difference between oversample and baseline on minority F1" in md
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3 and "plots/" not in html.split("<body>")[1].split("src=")[0]
+    assert html.count("data:image/png;base64,") >= 3 and "plots/" not in (
+        html.split("<body>")[1].split("src=")[0])
     for name in ("bar_minority_f1.png", "bar_average_precision.png", "pr_resnet18_frac1.png"):
         assert (out / "plots" / name).stat().st_size > 1000
     lines = (out / "results.csv").read_text().splitlines()
@@ -115,7 +118,8 @@ def test_report_states_constructed_effect_and_writes_all_outputs(tmp_path):
 
 def test_gan_cells_get_only_train_side_samples_and_leak_guard(tmp_path):
     leaky = make_samples(tmp_path, real_seen=40)
-    cfg = config(tmp_path, strategies=["baseline", "gan"], minority_fractions=[1.0, 0.25], samples={"all": leaky})
+    cfg = config(tmp_path, strategies=["baseline", "gan"], minority_fractions=[1.0, 0.25],
+                 samples={"all": leaky})
     with pytest.raises(UserError, match="saw 40 real 'defective' images but this cell may see only 10"):
         plan_ablation(cfg, inspect=fake_facts)
     ok = make_samples(tmp_path, real_seen=10)
@@ -134,7 +138,8 @@ def test_allowed_leak_is_flagged_in_cells_and_report(tmp_path):
     cfg = config(tmp_path, strategies=["baseline", "gan"], seeds=[0, 1, 2], minority_fractions=[0.25],
                  samples={"all": leaky}, allow_generator_leak=True)
     run(cfg)
-    cell = json.loads((Path(cfg.out_dir) / "cells" / "gan__resnet18__frac0.25__ratio1__seed0.json").read_text())
+    cell = json.loads(
+        (Path(cfg.out_dir) / "cells" / "gan__resnet18__frac0.25__ratio1__seed0.json").read_text())
     assert cell["generator_leak"] is True
     write_report(cfg.out_dir)
     assert "WARNING: 3 cell(s) used a generator that saw more real minority images" in (
@@ -159,7 +164,8 @@ def test_too_small_sample_set_fails_before_any_training(tmp_path):
     small = make_samples(tmp_path, real_seen=40, n=48)  # 48 rows, 36 accepted; the cell keeps 40 real
     plan_ablation(config(tmp_path, strategies=["gan"], samples={"all": small}), inspect=fake_facts)
     with pytest.raises(UserError, match="36 accepted.*needs 40 .gan. / 40 .gan_filtered."):
-        plan_ablation(config(tmp_path, strategies=["gan", "gan_filtered"], samples={"all": small}), inspect=fake_facts)
+        plan_ablation(config(tmp_path, strategies=["gan", "gan_filtered"], samples={"all": small}),
+                      inspect=fake_facts)
     with pytest.raises(UserError, match="needs 80 .gan."):
         plan_ablation(config(tmp_path, strategies=["gan"], synthetic_ratios=[2], samples={"all": small}),
                       inspect=fake_facts)
@@ -197,7 +203,8 @@ def test_gan_arms_can_join_a_finished_grid_but_samples_cannot_change(tmp_path):
 
 
 def test_only_the_feature_map_cell_keeps_its_model_without_keep_checkpoints(tmp_path):
-    plan = plan_ablation(config(tmp_path, keep_checkpoints=False, minority_fractions=[0.5, 1]), inspect=fake_facts)
+    plan = plan_ablation(config(tmp_path, keep_checkpoints=False, minority_fractions=[0.5, 1]),
+                         inspect=fake_facts)
     kept = [t.cell for t in plan.todo if t.keep_checkpoint]
     assert [(c.strategy, c.seed, c.minority_fraction) for c in kept] == [("baseline", 0, 1.0)]
     assert all(t.keep_checkpoint for t in plan_ablation(config(tmp_path), inspect=fake_facts).todo)
@@ -229,7 +236,8 @@ def test_toml_config_round_trip_and_unknown_keys(tmp_path):
 
 @pytest.mark.parametrize("toml, expected", [
     ('strategies = "baseline"', {"strategies": ["baseline"]}),  # one value, as on the command line
-    ('strategies = "baseline, oversample"\nseeds = "0,1"', {"strategies": ["baseline", "oversample"], "seeds": [0, 1]}),
+    ('strategies = "baseline, oversample"\nseeds = "0,1"',
+     {"strategies": ["baseline", "oversample"], "seeds": [0, 1]}),
     ("seeds = 3\nsynthetic_ratios = 1", {"seeds": [3], "synthetic_ratios": [1.0]}),
     ('epochs = "4"\nlr = 1\ndevice = "cpu"', {"epochs": 4, "lr": 1.0, "device": "cpu"}),
 ])
@@ -282,7 +290,8 @@ def test_markdown_and_html_say_the_same_and_escape():
 def test_markdown_parses_back_into_the_same_blocks_and_inline_marks_render():
     from classify.core import reportdoc as doc
     blocks = [doc.Heading("Report", 1), doc.Para("kept `a.png` and **all**"), doc.Heading("Counts", 3),
-              doc.Bullets(["one", "two | three"]), doc.Table(["class", "n|m"], [["good", "a|b"], ["bad", ""]]),
+              doc.Bullets(["one", "two | three"]),
+              doc.Table(["class", "n|m"], [["good", "a|b"], ["bad", ""]]),
               doc.Image("plots/bar.png", "a bar chart"), doc.Para("after the image")]
     assert doc.parse_markdown(doc.render_markdown(blocks)) == blocks
     html = doc.render_html_body(blocks, Path("."), heading_offset=1)
@@ -344,7 +353,8 @@ def test_report_says_which_cells_it_leaves_out(tmp_path):
 def test_report_on_a_folder_where_every_cell_failed_points_at_failed(tmp_path):
     cfg = config(tmp_path, seeds=[1])
     run(cfg, cell_fn=broken_cell)
-    with pytest.raises(UserError, match="no cell of .* finished; 2 failed .first .*exploded on purpose.*failed/"):
+    with pytest.raises(UserError,
+                       match="no cell of .* finished; 2 failed .first .*exploded on purpose.*failed/"):
         write_report(cfg.out_dir)
 
 
@@ -375,7 +385,8 @@ def test_cell_progress_bars_only_on_a_terminal_with_one_job(tmp_path, monkeypatc
     assert not any(t.train["progress"] for t in plan_ablation(config(tmp_path), inspect=fake_facts).todo)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert all(t.train["progress"] for t in plan_ablation(config(tmp_path), inspect=fake_facts).todo)
-    assert not any(t.train["progress"] for t in plan_ablation(config(tmp_path), jobs=2, inspect=fake_facts).todo)
+    assert not any(t.train["progress"]
+                   for t in plan_ablation(config(tmp_path), jobs=2, inspect=fake_facts).todo)
 
 
 def test_feature_map_draws_every_group_on_principal_axes():

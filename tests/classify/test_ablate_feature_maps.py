@@ -30,7 +30,8 @@ def test_feature_maps_draw_pca_and_tsne_with_the_perplexity_used():
     png, perplexity = plots.feature_maps({"real train (bad)": x[:30], "synthetic accepted (bad)": x[30:],
                                           "empty": np.zeros((0, 12))}, "title", seed=0)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and perplexity == 16.0 and perplexity < 50
-    again, _ = plots.feature_maps({"real train (bad)": x[:30], "synthetic accepted (bad)": x[30:]}, "title", seed=0)
+    again, _ = plots.feature_maps({"real train (bad)": x[:30], "synthetic accepted (bad)": x[30:]}, "title",
+                                  seed=0)
     assert again == png  # same points, same seed: the same picture
     assert plots.tsne_perplexity(1000) == 30.0 and plots.tsne_perplexity(7) == 2.0
     few, none = plots.feature_maps({"one": x[:3]}, "few points", seed=0)
@@ -65,5 +66,6 @@ def test_report_blocks_show_both_maps_heatmaps_and_the_outlier_table(tiny_prepar
     for b in images:
         assert Image.open(out / b.path).format == "PNG"
     (table,) = [b for b in blocks if isinstance(b, doc.Table)]
-    assert [r[0] for r in table.rows] == ["bad"] * 5 + ["good"] * 5 and [r[1] for r in table.rows[:5]] == list("12345")
+    assert [r[0] for r in table.rows] == ["bad"] * 5 + ["good"] * 5 and (
+        [r[1] for r in table.rows[:5]] == list("12345"))
     assert (out / "plots" / "outliers" / "outliers.csv").is_file()

@@ -38,11 +38,14 @@ def test_report_names_broken_cell_records_instead_of_crashing_or_averaging_them(
     run(cfg, cell_fn=oversample_helps)
     cells = Path(cfg.out_dir) / "cells"
     for name, edit in (("baseline__resnet18__frac1__seed0.json", lambda r: r["cell"].update(seed="x")),
-                       ("baseline__resnet18__frac1__seed1.json", lambda r: r["metrics"].update(roc_auc=float("nan"))),
-                       ("oversample__resnet18__frac1__seed1.json", lambda r: r["metrics"].update(minority_f1="0.9"))):
+                       ("baseline__resnet18__frac1__seed1.json",
+                        lambda r: r["metrics"].update(roc_auc=float("nan"))),
+                       ("oversample__resnet18__frac1__seed1.json",
+                        lambda r: r["metrics"].update(minority_f1="0.9"))):
         record = json.loads((cells / name).read_text())
         edit(record)
         (cells / name).write_text(json.dumps(record))
     md = Path(write_report(cfg.out_dir)).read_text()
-    assert "3 cell record(s) of" in md and "its cell does not parse" in md and "roc_auc not a finite number" in md
+    assert "3 cell record(s) of" in md and "its cell does not parse" in md and (
+        "roc_auc not a finite number" in md)
     assert "minority_f1 not a finite number" in md

@@ -58,7 +58,8 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
                    "classic")
     one_line_error(_run(["eval", str(tmp_path / "none.pt"), "--data", str(empty)]), "not found")
     if not torch.cuda.is_available():
-        one_line_error(_run(["train", "--data", str(empty), "--out", str(tmp_path / "r"), "--device", "cuda"]),
+        one_line_error(_run(["train", "--data", str(empty), "--out", str(tmp_path / "r"),
+                             "--device", "cuda"]),
                        "no CUDA GPU")
 
 
@@ -72,12 +73,13 @@ def test_single_class_split_says_auc_undefined(tmp_path: Path) -> None:
     one_line_error(r, "split", "undefined")
 
 
-@pytest.mark.parametrize("flag, needle", [(["--epochs", "0"], "--epochs 0 must be >= 1"), (["--batch", "1"], "--batch 1 must be >= 2"),
-                                          (["--synthetic-ratio", "-1"], ">= 0"),
-                                          (["--res", "100000"], "--res 100000 is larger than 4096"),
-                                          (["--model", "vgg11_bn", "--res", "16"], "or pick one that takes 16px"),
-                                          (["--lr", "nan"], "--lr nan must be a finite number > 0"),
-                                          (["--backbone-lr-mult", "nan"], "--backbone-lr-mult nan must be > 0")])
+@pytest.mark.parametrize("flag, needle", [
+    (["--epochs", "0"], "--epochs 0 must be >= 1"), (["--batch", "1"], "--batch 1 must be >= 2"),
+    (["--synthetic-ratio", "-1"], ">= 0"),
+    (["--res", "100000"], "--res 100000 is larger than 4096"),
+    (["--model", "vgg11_bn", "--res", "16"], "or pick one that takes 16px"),
+    (["--lr", "nan"], "--lr nan must be a finite number > 0"),
+    (["--backbone-lr-mult", "nan"], "--backbone-lr-mult nan must be > 0")])
 def test_bad_numbers(flag, needle, tmp_path: Path) -> None:
     r = _run(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--device", "cpu"] + flag)
     one_line_error(r, needle)
@@ -157,7 +159,8 @@ def test_train_interrupt_says_what_is_kept_and_exits_130(tmp_path: Path, monkeyp
     assert all((run / name).read_text() == "old" for name in old) and not (run / "config.json").exists()
 
 
-def test_a_forced_rerun_that_fails_before_its_first_checkpoint_keeps_the_old_run(tmp_path: Path, monkeypatch) -> None:
+def test_a_forced_rerun_that_fails_before_its_first_checkpoint_keeps_the_old_run(
+        tmp_path: Path, monkeypatch) -> None:
     """A full disk at the new run's first checkpoint leaves the finished run as it was."""
     import errno
 
@@ -166,7 +169,8 @@ def test_a_forced_rerun_that_fails_before_its_first_checkpoint_keeps_the_old_run
     data = make_square_dataset(tmp_path, n_good=20, n_bad=10, size=32)
     run = tmp_path / "run"
     assert _run(_train_args(data, run)).exit_code == 0
-    before = {name: (run / name).read_bytes() for name in ("config.json", "model.pt", "metrics.json", "metrics.jsonl")}
+    before = {name: (run / name).read_bytes()
+              for name in ("config.json", "model.pt", "metrics.json", "metrics.jsonl")}
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -175,7 +179,8 @@ def test_a_forced_rerun_that_fails_before_its_first_checkpoint_keeps_the_old_run
     with pytest.raises(OSError, match="No space left"):
         CliRunner().invoke(main, _train_args(data, run) + ["--force", "--lr", "0.01"], catch_exceptions=False)
     assert {name: (run / name).read_bytes() for name in before} == before
-    assert json.loads((run / "config.json").read_text())["train"]["lr"] != 0.01 and not (run / ".replaced").exists()
+    assert json.loads((run / "config.json").read_text())["train"]["lr"] != 0.01 and (
+        not (run / ".replaced").exists())
     # a replacement killed between the two (a stash left behind) is undone when the folder is next used
     from classify.train.replace import RunReplacement
 
@@ -230,9 +235,11 @@ def test_predict_scores_match_eval_and_bad_files_keep_their_row(tmp_path: Path) 
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
     out = tmp_path / "pred.csv"
-    r = _run(["predict", str(run), *ev["paths"], str(broken), "--out", str(out), "--batch", "3", "--device", "cpu"])
+    r = _run(["predict", str(run), *ev["paths"], str(broken), "--out", str(out), "--batch", "3",
+              "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    assert f"scored {len(ev['paths'])} of {len(ev['paths']) + 1} images" in r.output and "1 unreadable" in r.output
+    assert f"scored {len(ev['paths'])} of {len(ev['paths']) + 1} images" in r.output and (
+        "1 unreadable" in r.output)
     rows = list(csv.DictReader(open(out)))
     assert [row["path"] for row in rows] == ev["paths"] + [str(broken)]  # input order, nothing dropped
     scores = [float(row["score"]) for row in rows[:-1]]
@@ -240,7 +247,8 @@ def test_predict_scores_match_eval_and_bad_files_keep_their_row(tmp_path: Path) 
     thr = ev["threshold"]
     assert all((row["predicted"] == "bad") == (float(row["score"]) >= thr) for row in rows[:-1])
     assert rows[-1]["predicted"] == "" and rows[-1]["error"]
-    one_line_error(_run(["predict", str(run), str(tmp_path / "nowhere"), "--out", str(out)]), "does not exist")
+    one_line_error(_run(["predict", str(run), str(tmp_path / "nowhere"), "--out", str(out)]),
+                   "does not exist")
     one_line_error(_run(["predict", str(run), str(broken), "--out", str(out), "--threshold", "2"]), "[0, 1]")
 
 
@@ -289,7 +297,8 @@ def test_the_shared_one_line_check_refuses_what_a_user_should_not_see() -> None:
         lambda: one_line_error(logged, "no class"),  # output before the error, not allowed by default
         lambda: one_line_error(Result(exit_code=1, output="Traceback (most recent call last):\nError: x\n",
                                       exception=stop), after_output=True),
-        lambda: one_line_error(Result(exit_code=1, output="Error: x\nError: y\n", exception=stop), after_output=True),
+        lambda: one_line_error(Result(exit_code=1, output="Error: x\nError: y\n", exception=stop),
+                               after_output=True),
         lambda: one_line_error(Result(exit_code=1, output="Error: x\n", exception=ValueError("x"))),
         lambda: one_line_error(Result(exit_code=1, output="x went wrong\n", exception=stop)),
         lambda: one_line_error(good, "--res 5"),

@@ -55,7 +55,8 @@ def test_file_size_limit_is_a_one_line_error_that_keeps_the_old_snapshot(tmp_pat
 
     run = tmp_path / "run"
     run.mkdir()
-    proc = subprocess.run([sys.executable, "-c", CHILD_FSIZE, str(run)], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", CHILD_FSIZE, str(run)], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = proc.stdout.strip().splitlines()[-1]
     assert line.startswith("UserError:"), proc.stdout

@@ -57,7 +57,8 @@ def test_classify_train_and_gen_sample_refuse_a_folder_in_use(tmp_path):
     proc, release = _other_process_holds(tmp_path / "run")
     try:
         with pytest.raises(UserError, match="in use by"):
-            train_classifier(ClassifierTrainConfig(data_dir=str(tmp_path / "nodata"), out_dir=str(tmp_path / "run"),
+            train_classifier(ClassifierTrainConfig(data_dir=str(tmp_path / "nodata"),
+                                                   out_dir=str(tmp_path / "run"),
                                                    res=16, batch=8, epochs=1, progress=False))
         with pytest.raises(UserError, match="in use by"):
             run_sample(SampleConfig(generator=str(tmp_path / "nogen"), out_dir=str(tmp_path / "run"), n=2,
@@ -76,7 +77,8 @@ def test_an_ablation_cell_held_elsewhere_is_skipped_not_trained_twice(tmp_path):
     task = CellTask(cell, {"device": "cpu"}, str(tmp_path / "w"), False, 0, None)
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    proc = ctx.Process(target=claim_and_hold, args=(str(tmp_path / "claims" / f"{cell.id}.lock"), ready, release))
+    proc = ctx.Process(target=claim_and_hold,
+                       args=(str(tmp_path / "claims" / f"{cell.id}.lock"), ready, release))
     proc.start()
     assert ready.wait(20)
     calls = []
@@ -87,10 +89,12 @@ def test_an_ablation_cell_held_elsewhere_is_skipped_not_trained_twice(tmp_path):
         proc.join(20)
     assert result[1] == CLAIMED_ELSEWHERE and not calls
     start = time.perf_counter()
-    cell_id, error, _ = execute_cell(task, lambda t: calls.append(t) or {"metrics": {"roc_auc": 0.5}}, str(tmp_path))
+    cell_id, error, _ = execute_cell(task, lambda t: calls.append(t) or {"metrics": {"roc_auc": 0.5}},
+                                     str(tmp_path))
     assert error == "" and len(calls) == 1 and time.perf_counter() - start < 20
     # Finished now: a later attempt (a second process that planned before) does not train it again.
-    assert execute_cell(task, lambda t: calls.append(t) or {"metrics": {}}, str(tmp_path))[1] == CLAIMED_ELSEWHERE
+    assert execute_cell(task, lambda t: calls.append(t) or {"metrics": {}},
+                        str(tmp_path))[1] == CLAIMED_ELSEWHERE
     assert len(calls) == 1
 
 

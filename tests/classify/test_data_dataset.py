@@ -31,7 +31,8 @@ def test_select_labels_paths(tiny_prepared):
     assert len(data.select(split="train")) + len(both) == 32
     assert data.labels.dtype == torch.int64
     assert len(data.manifest_hash) == 64
-    counts = {(c, s): len(data.select(split=s, classes=[c])) for c in data.classes for s in ("train", "val", "test")}
+    counts = {(c, s): len(data.select(split=s, classes=[c]))
+              for c in data.classes for s in ("train", "val", "test")}
     assert counts == {("good", "train"): 15, ("good", "val"): 4, ("good", "test"): 5,
                       ("bad", "train"): 5, ("bad", "val"): 1, ("bad", "test"): 2}  # as conftest documents
 
@@ -125,7 +126,8 @@ def test_open_prepared_errors(tiny_prepared, tmp_path):
     raw = tmp_path / "raw"
     (raw / "bad").mkdir(parents=True)
     Image.new("L", (8, 8)).save(raw / "bad" / "a.png")
-    with pytest.raises(UserError, match=f"holds class folders of images.*prepare folder:{raw} --out DATA_DIR"):
+    with pytest.raises(UserError,
+                       match=f"holds class folders of images.*prepare folder:{raw} --out DATA_DIR"):
         open_prepared(raw)  # the image tree itself: prepare must not write into it
     rows = list(csv.DictReader(open(tiny_prepared / "manifest.csv")))
     victim = rows[3]["path"]

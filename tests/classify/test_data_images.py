@@ -78,7 +78,8 @@ def test_modes_and_notes(tmp_path):
     assert sixteen.pixels.max() == 255 and sixteen.pixels[0, 0] == 100
     cmyk = decode_image(_save(tmp_path, "c.jpg", Image.new("CMYK", (8, 8), (0, 255, 255, 0))))
     assert cmyk.channels == 3 and "CMYK" in cmyk.note
-    assert cmyk.pixels[..., 0].mean() > 200 and cmyk.pixels[..., 1].mean() < 60  # cyan-free magenta+yellow = red
+    # cyan-free magenta+yellow = red
+    assert cmyk.pixels[..., 0].mean() > 200 and cmyk.pixels[..., 1].mean() < 60
     gray_palette = Image.new("L", (5, 5), 77).convert("P")
     p = decode_image(_save(tmp_path, "p.png", gray_palette))
     assert p.channels == 1 and p.pixels[0, 0] == 77 and "palette" in p.note

@@ -49,8 +49,10 @@ def test_bad_inputs_are_reported_not_fatal(make_image_folder, tmp_path):
     assert "truncated.jpg`: corrupt or truncated" in report
     assert "zero.png`: empty file (0 bytes)" in report
     assert "notes.png`: not an image" in report
-    assert rows["good/cmyk.jpg"]["note"] == "CMYK converted to RGB" and rows["good/cmyk.jpg"]["channels"] == "3"
-    assert "16-bit scaled to 8-bit" in rows["good/deep.png"]["note"] and rows["good/deep.png"]["channels"] == "1"
+    assert rows["good/cmyk.jpg"]["note"] == "CMYK converted to RGB" and (
+        rows["good/cmyk.jpg"]["channels"] == "3")
+    assert "16-bit scaled to 8-bit" in rows["good/deep.png"]["note"] and (
+        rows["good/deep.png"]["channels"] == "1")
     assert "alpha dropped" in rows["bad/alpha.png"]["note"]
     assert "CMYK converted to RGB: 1" in report and "3 images were converted" in report
     data = open_prepared(out)
@@ -69,7 +71,8 @@ def test_pipeline_index_shows_the_prepare_report_as_html(make_image_folder, tmp_
     assert _run(f"folder:{root}", "--out", tmp_path / "data").exit_code == 0
     page = write_site_index(tmp_path, {}).read_text()
     section = page.split("Dataset (classify prepare)")[1]
-    assert "<h3>Rejected files</h3>" in section and "<code>" in section and "notes.png</code>: not an image" in section
+    assert "<h3>Rejected files</h3>" in section and "<code>" in section and (
+        "notes.png</code>: not an image" in section)
     assert "<th>class</th>" in section and "## " not in section and "<pre>" not in section
 
 
@@ -83,7 +86,8 @@ def test_symlinks_output_inside_source_and_missing_splits(make_image_folder, tmp
     assert result.exit_code == 0, result.output
     n_rows = len(_manifest(out))
     rows = {"/".join(r["path"].split("/")[-2:]): r for r in _manifest(out)}
-    assert "good/link.png" in rows and rows["good/link.png"]["dup_group"] == rows[f"good/{first.name}"]["dup_group"] != ""
+    assert "good/link.png" in rows and (
+        rows["good/link.png"]["dup_group"] == rows[f"good/{first.name}"]["dup_group"] != "")
     report = (out / "report.md").read_text()
     assert "dangling.png`: broken symbolic link" in report
     # 2 bad images cannot fill train, val and test: the user hears it now, not at training time
@@ -92,7 +96,8 @@ def test_symlinks_output_inside_source_and_missing_splits(make_image_folder, tmp
     rerun = _run(f"folder:{root}", "--out", out)
     assert rerun.exit_code == 0, rerun.output
     assert len(_manifest(out)) == n_rows
-    (root / "good" / "loop.png").symlink_to(root / "good" / "loop.png")  # a symlink loop: rejected, not a crash
+    # a symlink loop: rejected, not a crash
+    (root / "good" / "loop.png").symlink_to(root / "good" / "loop.png")
     deep = root / "runs" / "data"  # --out two levels down: "runs" must not become a class on the rerun
     for _ in range(2):
         again = _run(f"folder:{root}", "--out", deep)
@@ -111,7 +116,8 @@ def test_twelve_bit_data_in_sixteen_bit_files_is_flagged(make_image_folder, tmp_
     assert result.exit_code == 0, result.output
     assert "warning: 1 16-bit image(s) use only values below 4096" in result.output
     rows = {r["path"].split("/")[-1]: r for r in _manifest(tmp_path / "data")}
-    assert "nearly black" in rows["camera12.png"]["note"] and "nearly black" not in rows["camera16.png"]["note"]
+    assert "nearly black" in rows["camera12.png"]["note"] and (
+        "nearly black" not in rows["camera16.png"]["note"])
     assert "real bit depth" in (tmp_path / "data" / "report.md").read_text()
 
 
@@ -142,7 +148,8 @@ def test_refuses_different_manifest_unless_force(tiny_image_folder, tmp_path):
 
 def test_minority_fraction_cli(tiny_image_folder, tmp_path):
     out = tmp_path / "d"
-    res = _run(f"folder:{tiny_image_folder}", "--out", out, "--minority-class", "bad", "--minority-fraction", "0.4")
+    res = _run(f"folder:{tiny_image_folder}", "--out", out, "--minority-class", "bad",
+               "--minority-fraction", "0.4")
     assert res.exit_code == 0, res.output
     rows = _manifest(out)
     bad = [r for r in rows if r["label"] == "bad"]

@@ -32,7 +32,8 @@ def _run(*args):
 
 # ---- write order: classes.json and the manifest are tied by the hash ----------------------------
 
-def test_failure_before_the_manifest_leaves_a_folder_that_is_refused(tiny_image_folder, tmp_path, monkeypatch):
+def test_failure_before_the_manifest_leaves_a_folder_that_is_refused(tiny_image_folder, tmp_path,
+                                                                     monkeypatch):
     out = tmp_path / "data"
     prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out_dir=str(out), seed=0))
     before = open_prepared(out).manifest_hash
@@ -46,7 +47,8 @@ def test_failure_before_the_manifest_leaves_a_folder_that_is_refused(tiny_image_
                                       force=True))
     monkeypatch.undo()
     assert json.loads((out / "classes.json").read_text())["config"]["seed"] == 1  # the half-written state
-    with pytest.raises(UserError, match=r"classes.json describes another manifest .*stopped between its files"):
+    with pytest.raises(UserError,
+                       match=r"classes.json describes another manifest .*stopped between its files"):
         open_prepared(out)
     # Rerunning the command that wrote the folder repairs it.
     prepare_dataset(PrepareConfig(source=f"folder:{tiny_image_folder}", out_dir=str(out), seed=0))
@@ -166,7 +168,8 @@ def test_images_fit_auto_resolves_with_the_folders_own_ratios(tmp_path):
     out = tmp_path / "data"
     prepare_dataset(PrepareConfig(source=f"folder:{root}", out_dir=str(out)))
     data = open_prepared(out)
-    assert data.resolve_fit("auto") == "pad" and aspect_summary(prepared_aspect_ratios(out))["auto_fit"] == "pad"
+    assert data.resolve_fit("auto") == "pad" and (
+        aspect_summary(prepared_aspect_ratios(out))["auto_fit"] == "pad")
     # A selection of square images only still gets the folder's fit (one fit per folder).
     good = data.select(classes="good")
     assert good.resolve_fit("auto") == "pad"
@@ -185,8 +188,8 @@ def test_minority_class_that_is_the_majority_of_val_and_test_is_warned(tiny_imag
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.stderr.splitlines() if "--minority-class good" in ln]
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("warning: --minority-class good is the majority of val (4 of 5 images) and test "
-                               "(5 of 7 images): it is not the rare class here")
+    assert lines[0].startswith("warning: --minority-class good is the majority of val (4 of 5 images) "
+                               "and test (5 of 7 images): it is not the rare class here")
     top = (tmp_path / "out" / "report.md").read_text().split("## Settings")[0]
     assert "--minority-class good is the majority of val (4 of 5 images) and test" in top
 
@@ -201,7 +204,8 @@ def test_a_real_minority_class_gets_no_such_warning(tiny_image_folder, tmp_path)
 
 @pytest.mark.parametrize("label, why", [("../../../x", "a path separator"), ("a\\b", "a path separator"),
                                         ("..", "'.' or '..'"), ("bad\ncls", "a control character")])
-def test_a_csv_label_that_would_leave_a_folder_is_one_line_naming_the_row(make_image_folder, tmp_path, label, why):
+def test_a_csv_label_that_would_leave_a_folder_is_one_line_naming_the_row(make_image_folder, tmp_path,
+                                                                          label, why):
     root = make_image_folder(counts={"good": 3, "bad": 3})
     files = sorted(root.rglob("*.png"))
     import csv
@@ -303,10 +307,12 @@ def test_one_file_under_two_labels_is_refused_and_a_repeated_row_is_kept_once(ma
     assert "listed again: kept once" in (out / "report.md").read_text(encoding="utf-8")
     other = "good" if files[0].parent.name == "bad" else "bad"
     src.write_text("path,label\n" + "\n".join(rows + [f"{files[0]},{other}"]) + "\n")
-    one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out2"), "twice with different labels", "line 2", "line 8")
+    one_line_error(_run(f"csv:{src}", "--out", tmp_path / "out2"), "twice with different labels",
+                   "line 2", "line 8")
 
 
-def test_a_class_whose_files_all_fail_is_named_and_an_empty_source_names_a_reason(make_image_folder, tmp_path):
+def test_a_class_whose_files_all_fail_is_named_and_an_empty_source_names_a_reason(
+        make_image_folder, tmp_path):
     root = make_image_folder(counts={"good": 3, "bad": 3})
     (root / "broken").mkdir()
     for i in range(2):
@@ -333,6 +339,7 @@ def test_class_names_reach_report_md_as_text_not_html(make_image_folder, tmp_pat
 def test_sample_page_links_are_percent_encoded(tmp_path):
     from gen.sample.pages import write_sample_index
 
-    page = write_sample_index(tmp_path, ["a b.png"], ["file", "accepted"], [["images/c d/seed1#.png", "1"]], [])
+    page = write_sample_index(tmp_path, ["a b.png"], ["file", "accepted"],
+                              [["images/c d/seed1#.png", "1"]], [])
     text = page.read_text()
     assert 'href="images/c%20d/seed1%23.png"' in text and 'src="a%20b.png"' in text

@@ -73,7 +73,8 @@ def test_elpv_export_threshold_and_reuse(tmp_path, monkeypatch):
     out = tmp_path / "elpv"
     listing = list_source("elpv", out_dir=out, elpv_threshold=0.5)
     assert [i.label for i in listing.items[:4]] == ["functional", "functional", "defective", "defective"]
-    assert listing.items[5].extras == {"source_index": "5", "elpv_probability": "0.333333", "elpv_type": "poly"}
+    assert listing.items[5].extras == {"source_index": "5", "elpv_probability": "0.333333",
+                                       "elpv_type": "poly"}
     first = listing.items[0].path
     assert first.parent == out / "elpv_images" and first.exists()
     stamp = first.stat().st_mtime_ns

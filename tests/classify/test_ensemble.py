@@ -24,8 +24,8 @@ def trained(tmp_path_factory):
     runs = []
     for seed in (0, 1):
         out = root / f"run{seed}"
-        train_classifier(ClassifierTrainConfig(data_dir=str(data), out_dir=str(out), epochs=2, res=16, batch=8,
-                                               seed=seed, device="cpu", progress=False))
+        train_classifier(ClassifierTrainConfig(data_dir=str(data), out_dir=str(out), epochs=2, res=16,
+                                               batch=8, seed=seed, device="cpu", progress=False))
         runs.append(out)
     return data, runs, root
 
@@ -73,7 +73,8 @@ def test_pseudo_labels_join_train_only_and_refuse_val_test_copies(trained, tmp_p
     prepared = open_prepared(data)
     val_file = prepared.select(split="val").paths[0]
     shutil.copy(val_file, pool / "copy_of_a_val_image.png")  # same md5 as a val image
-    counts = pseudo_label(PseudoLabelConfig(str(runs[0]), str(pool), str(data), str(tmp_path / "new"), threshold=0.5))
+    counts = pseudo_label(PseudoLabelConfig(str(runs[0]), str(pool), str(data), str(tmp_path / "new"),
+                                            threshold=0.5))
     assert counts["refused_val_test_md5"] == 1 and counts["scored"] == 13
     new = open_prepared(tmp_path / "new")  # a valid prepared folder: classes.json tied to the manifest
     for split in ("val", "test"):
@@ -94,6 +95,6 @@ def test_cli_ensemble_and_pseudo_label(trained, tmp_path):
     r = CliRunner().invoke(main, ["ensemble", str(runs[0]), str(runs[1]), "--out", str(tmp_path / "e"),
                                   "--device", "cpu"])
     assert r.exit_code == 0 and "2 members, mean" in r.output, r.output
-    r = CliRunner().invoke(main, ["predict", str(tmp_path / "e"), str(Path(data).parent / "square_images"), "--out", str(tmp_path / "p.csv"),
-                                  "--device", "cpu", "--tta", "flip"])
+    r = CliRunner().invoke(main, ["predict", str(tmp_path / "e"), str(Path(data).parent / "square_images"),
+                                  "--out", str(tmp_path / "p.csv"), "--device", "cpu", "--tta", "flip"])
     assert r.exit_code == 0, r.output

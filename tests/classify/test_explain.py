@@ -120,7 +120,8 @@ def test_a_decoupled_head_is_what_the_heatmaps_explain(kind, tmp_path):
     with torch.no_grad():
         probs = torch.softmax(explained_net(clf)(normalise(x.float() / 255, norm)), dim=1)
     assert torch.allclose(probs, clf.predict_proba(x), atol=1e-5)
-    assert not torch.allclose(probs, torch.softmax(clf.model(normalise(x.float() / 255, norm)), dim=1), atol=1e-3)
+    assert not torch.allclose(probs, torch.softmax(clf.model(normalise(x.float() / 255, norm)), dim=1),
+                              atol=1e-3)
 
 
 def test_models_without_a_convolutional_stage_and_bad_layers_are_refused():
@@ -140,9 +141,11 @@ def test_models_without_a_convolutional_stage_and_bad_layers_are_refused():
     with pytest.raises(UserError, match="token sequences"):
         pick_layer(Tokens(), RES, 1, "vit-like")
     backbone = build_model("resnet18", 2, 1).backbone
-    with pytest.raises(UserError, match="'layer9' is not a layer of resnet18; feature-map layers include .*layer2"):
+    with pytest.raises(UserError,
+                       match="'layer9' is not a layer of resnet18; feature-map layers include .*layer2"):
         pick_layer(backbone, RES, 1, "resnet18", layer="layer9")
-    with pytest.raises(UserError, match="'global_pool' of resnet18 gives \\[1, 512\\] at 32px, not a feature map"):
+    with pytest.raises(UserError,
+                       match="'global_pool' of resnet18 gives \\[1, 512\\] at 32px, not a feature map"):
         pick_layer(backbone, RES, 1, "resnet18", layer="global_pool")
 
 
@@ -168,7 +171,8 @@ def test_explain_writes_grids_table_and_summary_for_data_and_samples(tiny_prepar
         assert png.format == "PNG" and png.size[0] > 300
     test = s["sources"]["test"]["groups"]
     # 2 bad and 5 good test images: every bad one is a TP or an FN, the FPs are good ones
-    assert test["true positives"]["n"] + test["false negatives"]["n"] == 2 and test["false positives"]["n"] <= 5
+    assert test["true positives"]["n"] + test["false negatives"]["n"] == 2 and (
+        test["false positives"]["n"] <= 5)
     assert s["sources"]["samples"]["groups"] == {
         "accepted": {"n": 5, "shown": 4, "picked": "spread over the judge scores, highest first"},
         "rejected": {"n": 3, "shown": 3, "picked": "spread over the judge scores, highest first"}}
@@ -188,19 +192,21 @@ def test_rgb_data_and_models_explain_too(tiny_prepared_rgb, tmp_path):
     s = run_explain(ExplainConfig(model_path=str(judge), out_dir=str(tmp_path / "e"),
                                   data_dir=str(tiny_prepared_rgb), split="val", per_group=2),
                     log=lambda _m: None)
-    assert s["sources"]["val"]["n"] == 5 and Image.open(tmp_path / "e" / "explain_val.png").mode in ("RGB", "RGBA")
+    assert s["sources"]["val"]["n"] == 5 and (
+        Image.open(tmp_path / "e" / "explain_val.png").mode in ("RGB", "RGBA"))
 
 
 def test_an_ensemble_is_explained_through_its_first_member(tiny_prepared, judge, tmp_path):
     member = read_checkpoint(judge)
     path = tmp_path / "ens.pt"
-    torch.save({"kind": KIND, "format_version": FORMAT_VERSION, "combine": "mean", "members": [member, member],
-                "threshold": 0.5}, path)
+    torch.save({"kind": KIND, "format_version": FORMAT_VERSION, "combine": "mean",
+                "members": [member, member], "threshold": 0.5}, path)
     lines = []
     s = run_explain(ExplainConfig(model_path=str(path), out_dir=str(tmp_path / "e"),
                                   data_dir=str(tiny_prepared), methods=["gradcam"], per_group=2),
                     log=lines.append)
-    assert "first member's (resnet18)" in s["ensemble_note"] and any("ensemble of 2 models" in m for m in lines)
+    assert "first member's (resnet18)" in s["ensemble_note"] and (
+        any("ensemble of 2 models" in m for m in lines))
 
 
 def test_a_plain_image_folder_shows_highest_and_lowest_scores(judge, tmp_path):
@@ -229,7 +235,8 @@ def test_bad_input_is_one_line_naming_the_problem(args, message, tiny_prepared, 
     empty.mkdir()
     (empty / "samples.csv").write_text("file,seed,class,trunc,snapshot,accepted,rejected_by\n")
     (tmp_path / "no_images").mkdir()
-    values = {"empty_samples": str(empty), "no_images": str(tmp_path / "no_images"), "data": str(tiny_prepared)}
+    values = {"empty_samples": str(empty), "no_images": str(tmp_path / "no_images"),
+              "data": str(tiny_prepared)}
     argv = ["explain", str(judge), "--out", str(tmp_path / "out"), "--device", "cpu"]
     result = CliRunner().invoke(main, argv + [a.format(**values) for a in args])
     one_line_error(result, message)

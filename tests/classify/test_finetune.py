@@ -50,7 +50,8 @@ def test_pretrained_imagenet_offline_is_one_line_saying_how_to_pass_a_file(monke
         raise OSError("We couldn't connect to 'https://huggingface.co' to load this file")
 
     monkeypatch.setattr(timm, "create_model", offline)
-    with pytest.raises(UserError, match=r"cannot fetch the ImageNet weights of resnet18 .*--pretrained FILE") as exc:
+    with pytest.raises(UserError,
+                       match=r"cannot fetch the ImageNet weights of resnet18 .*--pretrained FILE") as exc:
         build_model("resnet18", num_classes=2, in_chans=1, pretrained="imagenet")
     assert "\n" not in str(exc.value)
 
@@ -98,7 +99,8 @@ def test_head_warmup_freezes_the_backbone_and_its_statistics(data_dir):
 def test_backbone_lr_multiplier_and_plateau_schedule(data_dir):
     from classify.train.loop import make_optimizer, make_schedule
 
-    cfg = _cfg(data_dir, Path("unused"), lr=0.01, backbone_lr_mult=0.1, lr_schedule="plateau", warmup_epochs=0)
+    cfg = _cfg(data_dir, Path("unused"), lr=0.01, backbone_lr_mult=0.1, lr_schedule="plateau",
+               warmup_epochs=0)
     net = build_model("resnet18", num_classes=2, in_chans=1)
     opt = make_optimizer(cfg, net)
     head_ids = {id(p) for p in net.head.parameters()}
@@ -114,7 +116,8 @@ def test_backbone_lr_multiplier_and_plateau_schedule(data_dir):
 def test_progressive_resizing_trains_small_first_and_keeps_only_the_final_resolution(data_dir, tmp_path):
     from classify.train.loop import epoch_resolutions
 
-    assert epoch_resolutions(_cfg(data_dir, tmp_path, epochs=5, res=32, res_schedule=[16, 32])) == [16, 16, 32, 32, 32]
+    assert epoch_resolutions(_cfg(data_dir, tmp_path, epochs=5, res=32, res_schedule=[16, 32])) == (
+        [16, 16, 32, 32, 32])
     out = tmp_path / "prog"
     r = train_classifier(_cfg(data_dir, out, epochs=3, res=32, res_schedule=[16, 32]))
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -43,7 +43,8 @@ def test_threshold_changes_the_decision_not_the_ranking() -> None:
 
 def test_single_class_is_a_clear_error() -> None:
     with pytest.raises(UserError, match="single class.*ROC-AUC.*undefined"):
-        classification_metrics([1, 1, 1], _probs([0.2, 0.3, 0.9]), 0.5, positive=0, context="the test split of d")
+        classification_metrics([1, 1, 1], _probs([0.2, 0.3, 0.9]), 0.5, positive=0,
+                               context="the test split of d")
     with pytest.raises(UserError, match="single class"):
         choose_threshold([False, False], [0.1, 0.2])
 

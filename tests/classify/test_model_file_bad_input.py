@@ -22,8 +22,8 @@ from classify.train.trainer import train_classifier
 def model(tmp_path_factory):
     root = tmp_path_factory.mktemp("hard")
     data = make_square_dataset(root, n_good=16, n_bad=8)
-    train_classifier(ClassifierTrainConfig(data_dir=str(data), out_dir=str(root / "run"), epochs=1, res=16, batch=8,
-                                           device="cpu", progress=False))
+    train_classifier(ClassifierTrainConfig(data_dir=str(data), out_dir=str(root / "run"), epochs=1, res=16,
+                                           batch=8, device="cpu", progress=False))
     return root / "run" / "model.pt", data
 
 

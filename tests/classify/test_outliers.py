@@ -42,7 +42,8 @@ def test_both_detectors_rank_planted_points_above_the_cluster():
 
 
 def test_too_few_images_for_the_scorer_is_a_clear_error():
-    with pytest.raises(UserError, match=f"class 'x' has 3 image\\(s\\); the outlier scorer needs at least {MIN_IMAGES}"):
+    with pytest.raises(UserError,
+                       match=f"class 'x' has 3 image\\(s\\); the outlier scorer needs at least {MIN_IMAGES}"):
         fit_outlier_scorer(np.zeros((3, 4)), "class 'x'", "add some")
 
 
@@ -84,16 +85,17 @@ def test_outliers_rank_planted_blank_and_inverted_images_first(planted, tmp_path
 def test_cli_outliers_and_its_errors(tiny_prepared, tmp_path):
     judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"], res=32)
     runner = CliRunner()
-    ok = runner.invoke(main, ["outliers", str(judge), "--data", str(tiny_prepared), "--out", str(tmp_path / "o"),
-                              "--device", "cpu"])
+    ok = runner.invoke(main, ["outliers", str(judge), "--data", str(tiny_prepared),
+                              "--out", str(tmp_path / "o"), "--device", "cpu"])
     assert ok.exit_code == 0, ok.output
     assert "bad: 5 train images scored" in ok.output and (tmp_path / "o" / "outliers.csv").is_file()
     # val has 1 bad image: scored against the 5 train images it is fitted on, that is fine
-    val = runner.invoke(main, ["outliers", str(judge), "--data", str(tiny_prepared), "--out", str(tmp_path / "v"),
-                               "--split", "val", "--device", "cpu"])
+    val = runner.invoke(main, ["outliers", str(judge), "--data", str(tiny_prepared),
+                               "--out", str(tmp_path / "v"), "--split", "val", "--device", "cpu"])
     assert val.exit_code == 0 and "bad: 1 val images scored" in val.output, val.output
     other = tiny_judge(tmp_path / "other.pt", ["cat", "dog"], res=32)
-    bad = runner.invoke(main, ["outliers", str(other), "--data", str(tiny_prepared), "--out", str(tmp_path / "x")])
+    bad = runner.invoke(main, ["outliers", str(other), "--data", str(tiny_prepared),
+                               "--out", str(tmp_path / "x")])
     one_line_error(bad, "was trained on classes ['cat', 'dog']")
 
 
@@ -102,8 +104,10 @@ def test_a_class_too_small_for_the_scorer_is_named(make_image_folder, tmp_path):
     prepare_dataset(PrepareConfig(source=f"folder:{make_image_folder(counts={'good': 20, 'bad': 4})}",
                                   out_dir=str(data), val=0.0, test=0.0))
     judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"], res=32)
-    result = CliRunner().invoke(main, ["outliers", str(judge), "--data", str(data), "--out", str(tmp_path / "o")])
-    one_line_error(result, f"class 'bad' of the train split of {data} has 4 image(s); the outlier scorer needs at least 5")
+    result = CliRunner().invoke(main, ["outliers", str(judge), "--data", str(data),
+                                       "--out", str(tmp_path / "o")])
+    one_line_error(result, f"class 'bad' of the train split of {data} has 4 image(s); "
+                           "the outlier scorer needs at least 5")
 
 
 def _reals(n=40, seed=0):
@@ -129,7 +133,8 @@ def test_outlier_filter_rejects_samples_far_from_the_reals_and_keeps_near_ones()
     strict = run_filters(inp, FilterConfig(filters=["outlier"], outlier_percentile=1.0))
     assert strict.rejected_by.count("outlier") > 2
     with pytest.raises(UserError, match="needs at least 5"):
-        run_filters(FilterInputs(feats, inp.images, inp.class_idx, {0: _reals(3)}), FilterConfig(filters=["outlier"]))
+        run_filters(FilterInputs(feats, inp.images, inp.class_idx, {0: _reals(3)}),
+                    FilterConfig(filters=["outlier"]))
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +170,7 @@ def test_gen_sample_refuses_the_outlier_filter_with_too_few_reals_before_generat
     judge = tiny_judge(tmp_path / "judge.pt", ["bad", "good"])
     cfg = SampleConfig(generator=str(run), out_dir=str(tmp_path / "s"), n=4, judge=str(judge),
                        filters=FilterConfig(filters=["outlier"]))
-    with pytest.raises(UserError, match="the outlier filter needs at least 5 real train images per sampled class "
-                                        "\\('bad' has [0-4]\\)"):
+    with pytest.raises(UserError, match="the outlier filter needs at least 5 real train images per "
+                                        "sampled class \\('bad' has [0-4]\\)"):
         run_sample(cfg, log=lambda _m: None)
     assert not (tmp_path / "s" / "images").exists()

@@ -45,8 +45,8 @@ def _cfg(data: Path, out: Path, **kw) -> ClassifierTrainConfig:
 # oversample+classic is trained by the CLI test; one three-part combination covers composition here.
 @pytest.mark.parametrize("strategy", list_strategies() + ["gan_filtered+classic+cutmix"])
 def test_every_strategy_trains_one_epoch(strategy, square_data, samples_dir, tmp_path) -> None:
-    r = train_classifier(_cfg(square_data, tmp_path / "run", strategy=strategy, synthetic_dir=str(samples_dir),
-                              synthetic_ratio=0.5))
+    r = train_classifier(_cfg(square_data, tmp_path / "run", strategy=strategy,
+                              synthetic_dir=str(samples_dir), synthetic_ratio=0.5))
     assert Path(r["checkpoint"]).is_file()
     assert r["epochs_run"] == 1 and 0.0 <= r["val"]["average_precision"] <= 1.0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -71,7 +71,8 @@ def test_same_seed_same_metrics(square_data, tmp_path) -> None:
         train_classifier(_cfg(square_data, tmp_path / name, strategy="oversample+classic+mixup", epochs=1,
                               deterministic=True))
         runs.append((tmp_path / name / "metrics.jsonl").read_text().splitlines())
-    strip = [[{k: v for k, v in json.loads(line).items() if k != "epoch_time_s"} for line in run] for run in runs]
+    strip = [[{k: v for k, v in json.loads(line).items() if k != "epoch_time_s"} for line in run]
+             for run in runs]
     assert strip[0] == strip[1]
     w_a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
     w_b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
@@ -96,8 +97,9 @@ def test_minority_fraction_same_rows_for_every_strategy(square_data) -> None:
 def test_synthetic_only_in_train_and_filtered_means_accepted(square_data, samples_dir) -> None:
     real = load_classifier_train_data(_cfg(square_data, "unused"), None)
     n_min = int((real.y_train == real.positive).sum())
-    filt = load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir), synthetic_ratio=0.5),
-                           "accepted")
+    filt = load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir),
+                                           synthetic_ratio=0.5),
+                                      "accepted")
     n_syn = round(0.5 * n_min)
     assert filt.n_train_synthetic == n_syn and filt.x_train.shape[0] == real.x_train.shape[0] + n_syn
     added = filt.x_train[real.x_train.shape[0]:]
@@ -107,10 +109,12 @@ def test_synthetic_only_in_train_and_filtered_means_accepted(square_data, sample
     assert torch.equal(filt.x_val, real.x_val) and torch.equal(filt.y_val, real.y_val)
     listed = {str(p) for p in open_prepared(square_data).paths}
     assert not listed & set(filt.synthetic_files)
-    unfilt = load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir), synthetic_ratio=1.0), "all")
+    unfilt = load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir),
+                                             synthetic_ratio=1.0), "all")
     assert unfilt.n_train_synthetic == n_min
     with pytest.raises(UserError, match="usable samples"):
-        load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir), synthetic_ratio=5.0), "accepted")
+        load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(samples_dir),
+                                        synthetic_ratio=5.0), "accepted")
     with pytest.raises(UserError, match="--synthetic"):
         load_classifier_train_data(_cfg(square_data, "unused"), "accepted")
 
@@ -150,8 +154,8 @@ def test_cpu_bf16_is_opt_in_and_still_learns(square_data_learnable, tmp_path) ->
 
     data = load_classifier_train_data(_cfg(square_data_learnable, tmp_path / "x"), None)
     for flag, dtype in ((False, None), (True, torch.bfloat16)):
-        st, net = build_step(_cfg(square_data_learnable, tmp_path / "x", cpu_bf16=flag), build_strategy("baseline"),
-                             data, torch.device("cpu"))
+        st, net = build_step(_cfg(square_data_learnable, tmp_path / "x", cpu_bf16=flag),
+                             build_strategy("baseline"), data, torch.device("cpu"))
         assert st.amp_dtype == dtype
         # channels_last on the CPU only with bf16 (where it measured faster); fp32 stays contiguous
         conv = [m.weight for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1][-1]
@@ -176,9 +180,11 @@ def test_samples_csv_may_not_point_outside_its_folder_or_at_held_out_images(squa
     table = (outside / "samples.csv").read_text().replace("images/seed0000.png", str(test_image))
     (outside / "samples.csv").write_text(table)
     with pytest.raises(UserError, match="outside the sample folder"):
-        load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(outside), synthetic_ratio=1.0), "all")
+        load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(outside),
+                                        synthetic_ratio=1.0), "all")
     copied = make_samples_folder(tmp_path / "copied", n_accepted=12, n_rejected=0)
     for png in (copied / "images").glob("*.png"):
         shutil.copyfile(test_image, png)  # a held-out image smuggled in under a sample's name
     with pytest.raises(UserError, match="byte-identical to a test image"):
-        load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(copied), synthetic_ratio=1.0), "all")
+        load_classifier_train_data(_cfg(square_data, "unused", synthetic_dir=str(copied),
+                                        synthetic_ratio=1.0), "all")

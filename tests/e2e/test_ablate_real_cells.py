@@ -28,7 +28,8 @@ def make_sample_set(root: Path, name: str, real_seen: int, n: int = 12, res: int
     rng = np.random.default_rng(len(name))
     lines = ["file,seed,class,trunc,snapshot,judge_confidence,accepted,rejected_by"]
     for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (res, res), dtype=np.uint8), mode="L").save(d / "img" / f"{i:04d}.png")
+        Image.fromarray(rng.integers(0, 255, (res, res), dtype=np.uint8), mode="L").save(
+            d / "img" / f"{i:04d}.png")
         accepted = int(i % 3 != 0)
         lines.append(f"img/{i:04d}.png,{i},bad,1.0,net.pt,0.9,{accepted},{'' if accepted else 'judge'}")
     (d / "samples.csv").write_text("\n".join(lines) + "\n")
@@ -58,15 +59,18 @@ def test_cells_give_the_trainer_identical_subsets_and_train_only_synthetics(tiny
     half = kept_minority_count(n_bad, 0.5)
     samples = {"1": make_sample_set(tmp_path, "full", n_bad), "0.5": make_sample_set(tmp_path, "half", half)}
     cfg = AblationConfig(data_dir=str(tiny_prepared), out_dir=str(tmp_path / "abl"),
-                         train={"res": 16, "epochs": 1, "batch": 8}, strategies=["baseline", "oversample", "gan", "gan_filtered"], seeds=[0, 1],
+                         train={"res": 16, "epochs": 1, "batch": 8},
+                         strategies=["baseline", "oversample", "gan", "gan_filtered"], seeds=[0, 1],
                          minority_fractions=[1.0, 0.5], synthetic_ratios=[0.5], samples=samples)
     plan = plan_ablation(cfg)
     held_out = {str(p) for p in data.select(split=["val", "test"]).paths}
     n_val = len(data.select(split="val"))
     subsets: dict[tuple, set] = {}
     for task in plan.todo:
-        td = load_classifier_train_data(ClassifierTrainConfig(**task.train), build_strategy(task.cell.strategy).synthetic)
-        bad_real = {p for p, y in zip(td.train_paths, td.y_train[: td.n_train_real].tolist()) if y == td.positive}
+        td = load_classifier_train_data(ClassifierTrainConfig(**task.train),
+                                        build_strategy(task.cell.strategy).synthetic)
+        bad_real = {p for p, y in zip(td.train_paths, td.y_train[: td.n_train_real].tolist())
+                    if y == td.positive}
         assert len(bad_real) == kept_minority_count(n_bad, task.cell.minority_fraction)  # guard == trainer
         subsets.setdefault((task.cell.seed, task.cell.minority_fraction), set()).add(frozenset(bad_real))
         assert td.y_val.numel() == n_val  # validation stays real
@@ -89,7 +93,8 @@ def test_tiny_real_ablation_writes_cells_report_and_reruns_nothing(tiny_prepared
     runner = CliRunner()
     refused = runner.invoke(main, argv)
     assert refused.exit_code != 0 and "--allow-generator-leak" in refused.output
-    samples_ok = make_sample_set(tmp_path, "ok", len(open_prepared(tiny_prepared).select(split="train", classes=["bad"])))
+    samples_ok = make_sample_set(tmp_path, "ok",
+                                 len(open_prepared(tiny_prepared).select(split="train", classes=["bad"])))
     argv[argv.index(samples)] = samples_ok
     dry = runner.invoke(main, argv + ["--dry-run"])
     assert dry.exit_code == 0, dry.output
@@ -97,13 +102,14 @@ def test_tiny_real_ablation_writes_cells_report_and_reruns_nothing(tiny_prepared
     first = runner.invoke(main, argv)
     assert first.exit_code == 0, first.output
     assert "ran 4 cell(s), skipped 0" in first.output
-    for name in ("report.md", "report.html", "results.csv", "plots/bar_minority_f1.png", "plots/feature_map.png",
-                 "plots/samples0_accepted.png", "plots/samples0_rejected.png"):
+    for name in ("report.md", "report.html", "results.csv", "plots/bar_minority_f1.png",
+                 "plots/feature_map.png", "plots/samples0_accepted.png", "plots/samples0_rejected.png"):
         assert (out / name).is_file(), name
     cell = json.loads((out / "cells" / "gan_filtered__resnet18__frac1__ratio1__seed1.json").read_text())
     assert cell["train"]["n_train_synthetic"] > 0 and 0.0 <= cell["metrics"]["minority_f1"] <= 1.0
     assert cell["metrics"]["n"] == len(open_prepared(tiny_prepared).select(split="test"))
-    # a rerun trains nothing; deleting one cell reruns exactly it is covered with a fake cell in test_ablate.py
+    # a rerun trains nothing; deleting one cell reruns exactly it is covered with a fake cell in
+    # test_ablate.py
     assert "ran 0 cell(s), skipped 4" in runner.invoke(main, argv + ["--no-report"]).output
     report = runner.invoke(main, ["report", str(out)])
     assert report.exit_code == 0 and "## Answer" in (out / "report.md").read_text()
@@ -123,14 +129,16 @@ def test_tiny_real_ablation_writes_cells_report_and_reruns_nothing(tiny_prepared
     (["--shard", "3/2"], "shard 3/2"),
 ])
 def test_cli_bad_input_is_one_line(tiny_prepared, tmp_path, extra, message):
-    argv = ["ablate", "--data", str(tiny_prepared), "--out", str(tmp_path / "o"), "--res", "16", "--dry-run"] + extra
+    argv = ["ablate", "--data", str(tiny_prepared), "--out", str(tmp_path / "o"), "--res", "16",
+            "--dry-run"] + extra
     one_line_error(CliRunner().invoke(main, argv), message)
 
 
 def test_cli_toml_config_flag_override_and_slurm_shard(tiny_prepared, tmp_path):
     study = tmp_path / "ablation.toml"
     study.write_text(f'data_dir = "{tiny_prepared}"\nout_dir = "{tmp_path / "abl"}"\n'
-                     'strategies = ["baseline", "oversample", "class_weight"]\nseeds = [0, 1]\nres = 16\nepochs = 1\n')
+                     'strategies = ["baseline", "oversample", "class_weight"]\n'
+                     'seeds = [0, 1]\nres = 16\nepochs = 1\n')
     env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "2", "SLURM_ARRAY_TASK_MIN": "1"}
     result = CliRunner(env=env).invoke(main, ["ablate", "--config", str(study), "--seeds", "0", "--dry-run"])
     assert result.exit_code == 0, result.output
@@ -151,7 +159,8 @@ def test_cli_interrupt_says_what_is_kept_and_exits_130(tiny_prepared, tmp_path, 
 
     monkeypatch.setattr(classify.ablate.runner, "run_ablation", interrupted)
     out = tmp_path / "o"
-    result = CliRunner().invoke(main, ["ablate", "--data", str(tiny_prepared), "--out", str(out), "--res", "16"])
+    result = CliRunner().invoke(main, ["ablate", "--data", str(tiny_prepared), "--out", str(out),
+                                       "--res", "16"])
     assert result.exit_code == 130
     assert f"interrupted: 1 finished cell(s) are kept in {out}/cells" in result.output
     assert "rerun the same command to continue" in result.output

@@ -23,7 +23,7 @@ from helpers import broken_links, probe_images
 
 from classify.cli import main as classify_main
 from gen.cli import main as gen_main
-from gen.pipeline import runner as pipeline
+from gen.pipeline import attempts
 from gen.pipeline.runner import PipelineConfig, run_pipeline
 from gen.pipeline.site import write_site_index
 
@@ -46,7 +46,7 @@ def _micro_config(images: Path) -> PipelineConfig:
 
 
 class InProcess:
-    """Stands in for the `subprocess` module inside gen.pipeline.runner: `call(argv)` runs the
+    """Stands in for the `subprocess` module inside gen.pipeline.attempts: `call(argv)` runs the
     console script named by argv[0] through its click group and returns its exit code."""
 
     GROUPS = {"classify": classify_main, "gen": gen_main}
@@ -83,7 +83,7 @@ def one_thread():
 def in_process():
     runner = InProcess()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(pipeline, "subprocess", runner)
+        mp.setattr(attempts, "subprocess", runner)
         yield runner
 
 
@@ -111,8 +111,10 @@ def test_every_stage_writes_its_key_outputs(micro_run):
     _, out, timings, _ = micro_run
     assert list(timings) == STEPS and all((out / ".steps" / f"{s}.done").is_file() for s in STEPS)
     manifest = _rows(out / "data" / "manifest.csv")
-    assert {r["split"] for r in manifest} == {"train", "val", "test", "unused"}  # fraction 0.75 leaves some unused
-    assert (out / "judge" / "model.pt").is_file() and json.loads((out / "judge" / "eval_val.json").read_text())["n"] > 0
+    # fraction 0.75 leaves some unused
+    assert {r["split"] for r in manifest} == {"train", "val", "test", "unused"}
+    assert (out / "judge" / "model.pt").is_file() and (
+        json.loads((out / "judge" / "eval_val.json").read_text())["n"] > 0)
     gan = out / "gan"
     assert list(gan.glob("network-snapshot-*.pt")) and list(gan.glob("*.G_ema.safetensors"))
     assert (gan / "reals.png").is_file() and list(gan.glob("fakes[0-9]*.png"))
@@ -126,7 +128,8 @@ def test_every_stage_writes_its_key_outputs(micro_run):
     for name in ("report.md", "report.html", "results.csv"):
         assert (out / "ablate" / name).is_file()
     explain = json.loads((out / "explain" / "explain.json").read_text())
-    assert set(explain["sources"]) == {"val", "samples"} and explain["layer"] == "layer1"  # resnet18 at 16 px: 4x4
+    # resnet18 at 16 px: 4x4
+    assert set(explain["sources"]) == {"val", "samples"} and explain["layer"] == "layer1"
     outliers = _rows(out / "outliers" / "outliers.csv")
     assert {r["class"] for r in outliers} == {"bad", "good"} and all(r["split"] == "train" for r in outliers)
     report = (out / "ablate" / "report.md").read_text()
@@ -139,8 +142,8 @@ def test_index_links_every_report_and_renders_clean(micro_run, tmp_path):
     assert "not run yet" not in page
     for ref in ("data/report.md", "judge/confusion_val.png", "gan/training_curves.png", "gan/reals.png",
                 "samples/index.html", "samples/accepted.png", "samples/rejected.png", "ablate/report.html",
-                "explain/explain_val.png", "explain/explain_samples.png", "explain/explain.csv", "outliers/outliers.png",
-                "outliers/outliers.csv", "ablate/plots/feature_map.png"):
+                "explain/explain_val.png", "explain/explain_samples.png", "explain/explain.csv",
+                "outliers/outliers.png", "outliers/outliers.csv", "ablate/plots/feature_map.png"):
         assert f'"{ref}"' in page, ref
     # Follows into samples/index.html and ablate/report.html, which the commands wrote.
     assert broken_links(index, out) == []

@@ -40,13 +40,16 @@ class EasyDict(dict):
 @contextlib.contextmanager
 def reference_names() -> Iterator[None]:
     """Make the stand-ins importable as torch_utils.persistence / dnnlib.util while dumping."""
-    mods = {name: types.ModuleType(name) for name in ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util")}
+    mods = {name: types.ModuleType(name)
+            for name in ("torch_utils", "torch_utils.persistence", "dnnlib", "dnnlib.util")}
     mods["torch_utils.persistence"]._reconstruct_persistent_obj = reconstruct_stand_in
     mods["dnnlib.util"].EasyDict = EasyDict
     saved = (reconstruct_stand_in.__module__, reconstruct_stand_in.__qualname__, EasyDict.__module__)
-    reconstruct_stand_in.__module__, reconstruct_stand_in.__qualname__ = "torch_utils.persistence", "_reconstruct_persistent_obj"
+    reconstruct_stand_in.__module__, reconstruct_stand_in.__qualname__ = (
+        "torch_utils.persistence", "_reconstruct_persistent_obj")
     EasyDict.__module__ = "dnnlib.util"
-    assert not set(mods) & set(sys.modules), "a real torch_utils/dnnlib is importable; the test would be ambiguous"
+    assert not set(mods) & set(sys.modules), (
+        "a real torch_utils/dnnlib is importable; the test would be ambiguous")
     sys.modules.update(mods)
     try:
         yield
@@ -67,7 +70,8 @@ class FakePersistent:
         return reconstruct_stand_in, (self.meta,)
 
 
-def module_state(params: dict, buffers: dict, children: dict, init_kwargs: dict | None = None, **attrs) -> dict:
+def module_state(params: dict, buffers: dict, children: dict, init_kwargs: dict | None = None,
+                 **attrs) -> dict:
     """A `__dict__` like an nn.Module's, as the reference records it."""
     hooks = {k: OrderedDict() for k in ("_backward_hooks", "_forward_hooks", "_forward_pre_hooks",
                                         "_state_dict_hooks", "_load_state_dict_pre_hooks")}
@@ -151,7 +155,8 @@ def write_reference_pkl(golden_path: Path, out: Path, marker: Path, *, g_scale: 
     aug_state = module_state({}, {"p": torch.tensor(0.25)}, {}, aug_kwargs)
     data = dict(
         G=record_tree({k: v * g_scale for k, v in g_state.items()}, "Generator", marker, g_kwargs),
-        D=record_tree(split(state, "D."), "Discriminator", marker, d_kwargs, empty_children={"b4": ["mbstd"]}),
+        D=record_tree(split(state, "D."), "Discriminator", marker, d_kwargs,
+                      empty_children={"b4": ["mbstd"]}),
         G_ema=record_tree({k: v * g_ema_scale for k, v in g_state.items()}, "Generator", marker, g_kwargs),
         augment_pipe=FakePersistent("AugmentPipe", aug_state, marker),
         training_set_kwargs=EasyDict(path="/datasets/defects.zip", resolution=cfg["img_resolution"],

@@ -280,7 +280,8 @@ def test_bilinear_zeros_matches_grid_sample_with_zero_padding():
     coords = torch.rand(2, 6, 4, 2, generator=g) * 14 - 4  # pixel units, beyond the edges
     ours = bilinear_zeros(img, coords)
     norm = (2 * coords + 1) / torch.tensor([7.0, 5.0]) - 1
-    ref = torch.nn.functional.grid_sample(img, norm, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ref = torch.nn.functional.grid_sample(img, norm, mode="bilinear", padding_mode="zeros",
+                                          align_corners=False)
     assert torch.allclose(ours, ref, atol=1e-5)
 
 

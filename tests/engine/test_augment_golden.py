@@ -43,7 +43,8 @@ def pipe_for(case: str, channels: int) -> tuple[AugmentPipe, str]:
     if case.startswith("imgfilter_band"):
         bands = [0.0] * 4
         bands[int(case[-1])] = 1.0
-        return AugmentPipe(channels, {"imgfilter": 1}, AugmentStrengths(imgfilter_bands=tuple(bands))), "imgfilter"
+        return AugmentPipe(channels, {"imgfilter": 1},
+                           AugmentStrengths(imgfilter_bands=tuple(bands))), "imgfilter"
     return AugmentPipe(channels, {case: 1}), case
 
 

@@ -261,8 +261,8 @@ def test_cli_exports_g_ema_that_loads_back(tmp_path):
 
     state = write_reference_pkl(COND, tmp_path / "network-snapshot-000120.pkl", tmp_path / "marker")
     out = tmp_path / "g.safetensors"
-    result = CliRunner().invoke(gen_main, ["import-pkl", str(tmp_path / "network-snapshot-000120.pkl"), str(out),
-                                           "--classes", "crack,scratch,dent"])
+    result = CliRunner().invoke(gen_main, ["import-pkl", str(tmp_path / "network-snapshot-000120.pkl"),
+                                           str(out), "--classes", "crack,scratch,dent"])
     assert result.exit_code == 0, result.output
     G, info = load_generator(out)
     assert info["classes"] == ["crack", "scratch", "dent"] and info["kimg"] == 120
@@ -297,7 +297,8 @@ class TensorView:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             typed = torch.TypedStorage(wrap_storage=storage, dtype=torch.float32, _internal=True)
-        return torch._utils._rebuild_tensor_v2, (typed, offset, size, stride, False, collections.OrderedDict())
+        return torch._utils._rebuild_tensor_v2, (typed, offset, size, stride, False,
+                                                 collections.OrderedDict())
 
 
 @pytest.mark.parametrize("view", [(4, 3, (2,), (1,)),          # reads past the end of the storage

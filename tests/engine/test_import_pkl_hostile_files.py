@@ -48,8 +48,8 @@ def _limit_memory() -> None:
 
 def _load_in_child(pkl: Path) -> dict:
     try:
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(pkl)], capture_output=True, text=True, timeout=60,
-                              preexec_fn=_limit_memory, cwd=TESTS)
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(pkl)], capture_output=True, text=True,
+                              timeout=60, preexec_fn=_limit_memory, cwd=TESTS)
     except subprocess.TimeoutExpired:
         pytest.fail(f"loading {pkl.name} ran for more than 60 s")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -106,7 +106,8 @@ def test_a_submodule_record_shared_by_two_parents_is_refused(tmp_path):
     from stylegan2_ada.pkl.unpickle import safe_load_pkl
 
     rec = safe_load_pkl(pkl)["G_ema"]
-    with pytest.raises(CheckpointError, match=r"submodule a(\.a)*\.b is the same record as a(\.a)*; .*never shares its layers"):
+    with pytest.raises(CheckpointError, match=r"submodule a(\.a)*\.b is the same record as a(\.a)*; "
+                                              r".*never shares its layers"):
         record_state_dict(rec, pkl)
 
 

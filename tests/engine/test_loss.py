@@ -197,7 +197,9 @@ def _golden(name: str):
         conv_clamp=cfg["conv_clamp"], num_fp16_res=cfg["num_fp16_res"],
     )
     G = Generator.from_config(
-        GeneratorConfig(z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], mapping_layers=cfg["mapping_layers"], **common)
+        GeneratorConfig(
+            z_dim=cfg["z_dim"], w_dim=cfg["w_dim"], mapping_layers=cfg["mapping_layers"], **common
+        )
     )
     D = Discriminator.from_config(
         DiscriminatorConfig(

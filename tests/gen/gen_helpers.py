@@ -142,8 +142,9 @@ def tiny_generator(run_dir: Path, data_dir: Path, classes: list[str], channels: 
                    kimg: int = 0) -> Path:
     """An untrained res-16 generator exported as a run folder snapshot; returns the run folder."""
     torch.manual_seed(0)
-    cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=len(classes) if len(classes) > 1 else 0, img_resolution=res,
-                          img_channels=channels, channel_base=256, channel_max=16, mapping_layers=2)
+    cfg = GeneratorConfig(z_dim=16, w_dim=16, c_dim=len(classes) if len(classes) > 1 else 0,
+                          img_resolution=res, img_channels=channels, channel_base=256, channel_max=16,
+                          mapping_layers=2)
     G = Generator.from_config(cfg)
     from classify.data.dataset import open_prepared
 

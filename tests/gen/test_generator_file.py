@@ -17,7 +17,8 @@ from gen.core.generator_file import (
 
 def _tiny_g() -> Generator:
     torch.manual_seed(0)
-    cfg = GeneratorConfig(z_dim=8, w_dim=8, c_dim=0, img_resolution=8, img_channels=1, channel_base=64, channel_max=8, mapping_layers=2)
+    cfg = GeneratorConfig(z_dim=8, w_dim=8, c_dim=0, img_resolution=8, img_channels=1, channel_base=64,
+                          channel_max=8, mapping_layers=2)
     return Generator.from_config(cfg)
 
 
@@ -53,17 +54,20 @@ def test_run_folder_resolution(tmp_path):
     assert resolve_generator_path(tmp_path, "best").name.startswith("network-snapshot-000004")
     with pytest.raises(UserError, match="available: 000004, 000008"):
         resolve_generator_path(tmp_path, 12)
-    assert resolve_generator_path(tmp_path, "8.192").name.startswith("network-snapshot-000008")  # as train prints kimg
+    # as train prints kimg
+    assert resolve_generator_path(tmp_path, "8.192").name.startswith("network-snapshot-000008")
     # the training snapshot a user may pass instead: its export beside it is used
     (tmp_path / "network-snapshot-000008.pt").write_bytes(b"resume state")
-    assert resolve_generator_path(tmp_path / "network-snapshot-000008.pt").name == "network-snapshot-000008.G_ema.safetensors"
+    assert resolve_generator_path(tmp_path / "network-snapshot-000008.pt").name == (
+        "network-snapshot-000008.G_ema.safetensors")
     (tmp_path / "network-snapshot-000012.pt").write_bytes(b"resume state")
     with pytest.raises(UserError, match="is a training snapshot and its generator export .* is missing"):
         resolve_generator_path(tmp_path / "network-snapshot-000012.pt")
     only_pt = tmp_path / "only_pt"
     only_pt.mkdir()
     (only_pt / "network-snapshot-000000.pt").write_bytes(b"resume state")
-    with pytest.raises(UserError, match=r"it holds training snapshots .\.pt. but none of their generator exports"):
+    with pytest.raises(UserError,
+                       match=r"it holds training snapshots .\.pt. but none of their generator exports"):
         resolve_generator_path(only_pt)
 
 

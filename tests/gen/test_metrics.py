@@ -1,4 +1,5 @@
-"""gen.core.metrics with a real judge checkpoint: names by extractor, torch-fidelity agreement, no downloads."""
+"""gen.core.metrics with a real judge checkpoint: names by extractor, torch-fidelity agreement, no
+downloads."""
 
 import pytest
 import torch
@@ -32,17 +33,19 @@ def _images(seed, n, bright=0):
 
 def test_compute_metrics_with_judge_matches_torch_fidelity(judge_path):
     fake, real = _images(0, 24, bright=80), _images(1, 30)
-    ours = compute_metrics(fake, real, names=("fd", "kd"), extractor=ExtractorConfig("judge", str(judge_path)))
+    ours = compute_metrics(fake, real, names=("fd", "kd"),
+                           extractor=ExtractorConfig("judge", str(judge_path)))
     assert set(ours) == {"fd_judge", "kd_judge", "kd_judge_std", "kd_judge_subset"}
     assert ours["kd_judge_subset"] == 24
     theirs = torch_fidelity.calculate_metrics(
-        input1=_Images(fake), input2=_Images(real), fid=True, kid=True, cuda=False, verbose=False, cache=False,
-        feature_extractor="ganbalance-judge", feature_extractor_weights_path=str(judge_path),
+        input1=_Images(fake), input2=_Images(real), fid=True, kid=True, cuda=False, verbose=False,
+        cache=False, feature_extractor="ganbalance-judge", feature_extractor_weights_path=str(judge_path),
         kid_subset_size=24, kid_subsets=100, rng_seed=0, save_cpu_ram=True,
     )
     assert ours["fd_judge"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-4)
     assert ours["kd_judge"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-3, abs=1e-6)
-    same = compute_metrics(real[:15], real[15:], extractor=build_extractor("judge", weights_path=str(judge_path)))
+    same = compute_metrics(real[:15], real[15:],
+                           extractor=build_extractor("judge", weights_path=str(judge_path)))
     assert same["fd_judge"] < ours["fd_judge"]
 
 
@@ -89,21 +92,26 @@ def test_filter_report_compares_at_equal_size_and_against_held_out_reals():
     g = torch.Generator().manual_seed(0)
     feats = torch.randn(60, 8, generator=g, dtype=torch.float64)
     train_reals = torch.randn(40, 8, generator=g, dtype=torch.float64)
-    val_reals = torch.randn(30, 8, generator=g, dtype=torch.float64) + 5.0  # far away: held-out FD must show it
+    # far away: held-out FD must show it
+    val_reals = torch.randn(30, 8, generator=g, dtype=torch.float64) + 5.0
     accepted = np.zeros(60, dtype=bool)
     accepted[:20] = True
     outcome = FilterOutcome({}, accepted, ["" if a else "realism" for a in accepted], {})
-    report = build_filter_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge", {0: val_reals})
+    report = build_filter_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge",
+                                 {0: val_reals})
     entry = report["per_class"]["bad"]
     assert entry["all_same_n_vs_real"]["n"] == entry["accepted_vs_real"]["n"] == 20
     assert entry["all_vs_real"]["n"] == 60 and entry["heldout"]["n_real"] == 30
     assert entry["heldout"]["all_same_n_vs_real"]["n"] == 20
     assert entry["heldout"]["all_vs_real"]["fd_judge"] > 10 * entry["all_vs_real"]["fd_judge"]
-    again = build_filter_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge", {0: val_reals})
-    assert again["per_class"]["bad"]["all_same_n_vs_real"] == entry["all_same_n_vs_real"]  # seeded subset
+    again = build_filter_report(outcome, np.zeros(60, dtype=int), ["bad"], feats, {0: train_reals}, "judge",
+                                {0: val_reals})
+    # seeded subset
+    assert again["per_class"]["bad"]["all_same_n_vs_real"] == entry["all_same_n_vs_real"]
     assert "in-sample" in report["set_metrics_note"]
     lines = "\n".join(summary_lines(report))
-    assert "vs train reals, in-sample" in lines and "vs 30 val reals, held out" in lines and "all, same n" in lines
+    assert "vs train reals, in-sample" in lines and "vs 30 val reals, held out" in lines and (
+        "all, same n" in lines)
 
 
 def test_filter_summary_says_which_filters_removed_and_which_only_ranked():
@@ -114,13 +122,15 @@ def test_filter_summary_says_which_filters_removed_and_which_only_ranked():
 
     accepted = np.array([True, False, False, True, False])
     info = {"judge": {"pass_alone": 0.8, "decides": False}, "realism": {"pass_alone": 0.6, "decides": False},
-            "memorisation": {"pass_alone": 1.0, "decides": True}, "duplicates": {"pass_alone": 0.8, "decides": True}}
+            "memorisation": {"pass_alone": 1.0, "decides": True},
+            "duplicates": {"pass_alone": 0.8, "decides": True}}
     outcome = FilterOutcome({}, accepted, ["", "keep_rank", "duplicates", "", "keep_rank"], info)
     decisions = filter_decisions(outcome)
     assert decisions == {"removed": {"duplicates": 1, "keep_rank": 2}, "removed_none": ["memorisation"],
                          "ranked_only": ["judge", "realism"]}
     line = decision_line(decisions)
-    assert "removed samples: duplicates 1, keep_rank 2" in line and "ran but removed none: memorisation" in line
+    assert "removed samples: duplicates 1, keep_rank 2" in line and (
+        "ran but removed none: memorisation" in line)
     assert "only ranked (scores for --keep): judge, realism" in line
 
 

@@ -56,7 +56,8 @@ def test_sample_writes_n_images_consistent_csv_report_and_pages(setup, tmp_path)
     run, judge = setup
     out = tmp_path / "s"
     cfg = SampleConfig(generator=str(run), out_dir=str(out), n=12, judge=str(judge), batch=5,
-                       filters=FilterConfig(filters=["judge", "realism", "memorisation", "duplicates", "fid_select"],
+                       filters=FilterConfig(filters=["judge", "realism", "memorisation", "duplicates",
+                                                     "fid_select"],
                                             min_confidence=0.0, min_realism=0.0))
     report = run_sample(cfg, log=_quiet)
     rows = _rows(out)
@@ -186,15 +187,17 @@ def test_parse_seeds():
 
 def test_cli_sample_and_grid(setup, tmp_path):
     run, judge = setup
-    r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "s"), "--seeds", "0-5", "--judge",
-                                  str(judge), "--filters", "judge,realism", "--keep", "3"])
+    r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "s"), "--seeds", "0-5",
+                                  "--judge", str(judge), "--filters", "judge,realism", "--keep", "3"])
     assert r.exit_code == 0, r.output
     assert "accepted 3/6" in r.output
     rows = _rows(tmp_path / "s")
     assert sum(x["accepted"] == "1" for x in rows) == 3 and "combined_rank" in rows[0]
-    r = CliRunner().invoke(main, ["grid", str(run), "--seeds", "0-7", "--trunc", "0.7", "--out", str(tmp_path / "g.png")])
+    r = CliRunner().invoke(main, ["grid", str(run), "--seeds", "0-7", "--trunc", "0.7",
+                                  "--out", str(tmp_path / "g.png")])
     assert r.exit_code == 0, r.output and (tmp_path / "g.png").is_file()
-    r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "x"), "--n", "2", "--filters", "blur"])
+    r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "x"), "--n", "2",
+                                  "--filters", "blur"])
     assert r.exit_code != 0 and "unknown --filters blur" in r.output and "Traceback" not in r.output
     assert np.asarray(Image.open(tmp_path / "g.png")).shape[2] == 3
     r = CliRunner().invoke(main, ["grid", str(run), "--seeds", "0-3", "--out", str(tmp_path / "g.jpg")])
@@ -202,17 +205,20 @@ def test_cli_sample_and_grid(setup, tmp_path):
 
 
 def test_grid_of_conditional_generator_has_one_row_per_class(files, tmp_path):
-    r = CliRunner().invoke(main, ["grid", str(files["cond"]), "--seeds", "0-3", "--out", str(tmp_path / "c.png")])
+    r = CliRunner().invoke(main, ["grid", str(files["cond"]), "--seeds", "0-3",
+                                  "--out", str(tmp_path / "c.png")])
     assert r.exit_code == 0, r.output
     one = CliRunner().invoke(main, ["grid", str(files["cond"]), "--seeds", "0-3", "--class", "good",
                                     "--out", str(tmp_path / "g.png")])
     assert one.exit_code == 0, one.output
     both, single = Image.open(tmp_path / "c.png"), Image.open(tmp_path / "g.png")
     assert both.size[1] > single.size[1] and both.size[0] > single.size[0]  # 2 rows + a label strip
-    bad = CliRunner().invoke(main, ["grid", str(files["cond"]), "--class", "cat", "--out", str(tmp_path / "x.png")])
+    bad = CliRunner().invoke(main, ["grid", str(files["cond"]), "--class", "cat",
+                                    "--out", str(tmp_path / "x.png")])
     assert bad.exit_code != 0 and "unknown --class 'cat'" in bad.output
     # 2 classes x 600 seeds = 1200 tiles: refused before any image is generated
-    big = CliRunner().invoke(main, ["grid", str(files["cond"]), "--seeds", "0-599", "--out", str(tmp_path / "b.png")])
+    big = CliRunner().invoke(main, ["grid", str(files["cond"]), "--seeds", "0-599",
+                                    "--out", str(tmp_path / "b.png")])
     assert big.exit_code != 0 and "1200 images" in big.output and "gen sample" in big.output
     assert not (tmp_path / "b.png").exists()
 
@@ -233,8 +239,10 @@ def test_cli_interrupt_says_the_images_are_kept(setup, tmp_path, monkeypatch):
 
     monkeypatch.setattr(gen.sample.runner, "run_sample", interrupted)
     run, _ = setup
-    r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "s"), "--n", "4", "--filters", "none"])
-    assert r.exit_code == 130 and "interrupted: the 1 images in" in r.output and "rerun the same command" in r.output
+    r = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "s"), "--n", "4",
+                                  "--filters", "none"])
+    assert r.exit_code == 130 and "interrupted: the 1 images in" in r.output and (
+        "rerun the same command" in r.output)
 
 
 def test_other_data_than_the_generators_is_noted(files, tmp_path):

@@ -37,7 +37,8 @@ def files(tmp_path_factory):
     with open(export, "rb") as fh:
         header_len = struct.unpack("<Q", fh.read(8))[0]
         metadata = json.loads(fh.read(header_len))["__metadata__"]
-    state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in load_file(export).items()}
+    state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+             for k, v in load_file(export).items()}
     save_file(state, nan_run / export.name, metadata=metadata)
     return {"data": data, "run": run, "nan": nan_run / export.name, "export": export}
 
@@ -45,8 +46,8 @@ def files(tmp_path_factory):
 @pytest.mark.parametrize("trunc", ["nan", "inf", "-inf"])
 def test_non_finite_trunc_is_refused_before_any_image(files, tmp_path, trunc):
     out = tmp_path / "s"
-    r = CliRunner().invoke(main, ["sample", str(files["run"]), "--out", str(out), "--n", "2", "--filters", "none",
-                                  "--trunc", trunc])
+    r = CliRunner().invoke(main, ["sample", str(files["run"]), "--out", str(out), "--n", "2",
+                                  "--filters", "none", "--trunc", trunc])
     one_line_error(r, f"--trunc {trunc}", "finite", after_output=True)
     assert not (out / "sample_info.json").exists() and not list(out.rglob("*.png"))
 

@@ -41,7 +41,8 @@ def _set(tmp_path: Path, n: int = 6) -> tuple[Path, list[list], torch.Tensor]:
 def test_the_embedded_json_has_every_row_and_its_statistics(tmp_path):
     out, table, images = _set(tmp_path)
     data = browse_data(HEADER, table, image_statistics(images), [None] * 6, {"bad": []})
-    assert len(data["rows"]) == 6 and {"judge_confidence", "twosample_score", "brightness"} <= set(data["columns"])
+    assert len(data["rows"]) == 6 and (
+        {"judge_confidence", "twosample_score", "brightness"} <= set(data["columns"]))
     assert "seed" not in data["columns"] and data["rows"][3]["accepted"] == 0
     assert data["rows"][3]["rejected_by"] == "judge"
     assert data["rows"][5]["scores"]["brightness"] == pytest.approx((30 * 5 + 20) / 255, abs=1e-4)
@@ -49,13 +50,15 @@ def test_the_embedded_json_has_every_row_and_its_statistics(tmp_path):
 
 def test_user_data_cannot_close_the_script_or_inject_markup(tmp_path):
     out, table, images = _set(tmp_path)
-    page = write_browser(out, HEADER, table, images, {"bad": images[:2]}, np.array([0, 1, -1, 0, 1, 0])).read_text()
+    page = write_browser(out, HEADER, table, images, {"bad": images[:2]},
+                         np.array([0, 1, -1, 0, 1, 0])).read_text()
     assert EVIL not in page and "<b>" not in page.split('id="data">')[1]
     block = page.split('<script type="application/json" id="data">')[1].split("</script>")[0]
     assert json.loads(block)["rows"][5]["class"] == EVIL  # the data survives, as data
     assert "innerHTML" not in page  # the page builds its DOM from text nodes only
     assert not broken_links(out / "browse.html", out, follow_html=False) or all(
-        "samples.csv" in b or "index.html" in b for b in broken_links(out / "browse.html", out, follow_html=False))
+        "samples.csv" in b or "index.html" in b
+        for b in broken_links(out / "browse.html", out, follow_html=False))
 
 
 def _dom(page: Path, tmp_path: Path, fragment: str) -> str:
@@ -102,7 +105,8 @@ def test_gen_sample_exclude_rejects_the_listed_samples_as_manual_before_keep(tmp
     assert manual.tolist() == [False, True, False, True] and notes and "1 line(s)" in notes[0]
     feats = torch.zeros(4, 2, dtype=torch.float64)
     inp = FilterInputs(feats, torch.zeros(4, 1, 4, 4, dtype=torch.uint8), np.zeros(4, int),
-                       {0: RealSet(feats, torch.zeros(4, 1, 4, 4, dtype=torch.uint8))}, np.array([0.9, 0.95, 0.8, 0.99]))
+                       {0: RealSet(feats, torch.zeros(4, 1, 4, 4, dtype=torch.uint8))},
+                       np.array([0.9, 0.95, 0.8, 0.99]))
     out = run_filters(inp, FilterConfig(filters=["judge"], keep=2), manual)
     # --keep 2 fills both places from the samples nobody ruled out
     assert out.accepted.tolist() == [True, False, True, False]
@@ -122,7 +126,8 @@ def test_synthetic_exclude_removes_exactly_the_listed_samples_from_training(tmp_
     cfg = dict(data_dir=str(data), out_dir="unused", res=16, batch=4, epochs=1, progress=False,
                synthetic_dir=str(samples), synthetic_ratio=1.0)
     every = load_classifier_train_data(ClassifierTrainConfig(**cfg), "accepted")
-    fewer = load_classifier_train_data(ClassifierTrainConfig(**cfg, synthetic_exclude=str(listed)), "accepted")
+    fewer = load_classifier_train_data(ClassifierTrainConfig(**cfg, synthetic_exclude=str(listed)),
+                                       "accepted")
     assert fewer.synthetic_excluded == 2 and every.synthetic_excluded == 0
     names = {Path(f).name for f in fewer.synthetic_files}
     assert not names & {"seed0000.png", "seed0005.png"}

@@ -37,7 +37,8 @@ def _core(feats, k=3):
 
 def _inputs(feats, images, reals, conf=None):
     return FilterInputs(torch.as_tensor(feats, dtype=torch.float64), images,
-                        np.zeros(len(feats), int), {0: reals}, None if conf is None else np.asarray(conf, float))
+                        np.zeros(len(feats), int), {0: reals},
+                        None if conf is None else np.asarray(conf, float))
 
 
 def test_realism_inside_manifold_at_least_one_outside_below_one():
@@ -47,7 +48,8 @@ def test_realism_inside_manifold_at_least_one_outside_below_one():
     s = realism_scores(torch.cat([inside, outside]), real, k=3)
     assert (s[:5] >= 1).all() and (s[5:] < 1).all()
     # Realism filter agrees with the raw score and the default threshold 1.
-    res = build("realism")(_inputs(torch.cat([inside, outside]), torch.zeros(8, 1, 4, 4, dtype=torch.uint8), _reals()),
+    res = build("realism")(_inputs(torch.cat([inside, outside]), torch.zeros(8, 1, 4, 4, dtype=torch.uint8),
+                                   _reals()),
                            np.ones(8, bool))
     assert res.accept.tolist() == [True] * 5 + [False] * 3
 
@@ -91,7 +93,8 @@ def test_fid_select_lowers_fd_monotonically_and_reports_true_fd():
     assert h[-1] < 0.5 * h[0]
     # Reported numbers are the real FD of the kept set (incremental stats did not drift).
     assert h[0] == pytest.approx(frechet_distance(torch.tensor(fake), torch.tensor(real)), rel=1e-6)
-    assert h[-1] == pytest.approx(frechet_distance(torch.tensor(fake[res.keep]), torch.tensor(real)), rel=1e-5)
+    assert h[-1] == pytest.approx(frechet_distance(torch.tensor(fake[res.keep]), torch.tensor(real)),
+                                  rel=1e-5)
     assert sorted(res.removed_order[:20]) == list(range(80, 100))  # the shifted ones go first
 
 
@@ -108,7 +111,8 @@ def test_duplicates_exact_and_near_keep_the_first():
 
 def test_run_filters_records_first_rejecting_filter_and_keep_k():
     reals = _reals()
-    feats = torch.cat([reals.feats[_core(reals.feats)[:4]] + 1e-3, torch.full((2, 2), 60.0, dtype=torch.float64)])
+    feats = torch.cat([reals.feats[_core(reals.feats)[:4]] + 1e-3,
+                       torch.full((2, 2), 60.0, dtype=torch.float64)])
     conf = [0.9, 0.2, 0.8, 0.7, 0.95, 0.1]
     imgs = torch.randint(0, 256, (6, 1, 4, 4), dtype=torch.uint8)
     cfg = FilterConfig(filters=["judge", "realism"])
@@ -147,7 +151,8 @@ def test_fid_select_with_fewer_samples_than_dimensions_is_exact_and_monotone():
     h = np.array(res.history)
     assert np.all(np.diff(h) < 0) and len(h) > 6
     assert sorted(res.removed_order[:6]) == list(range(24, 30))
-    assert h[-1] == pytest.approx(frechet_distance(torch.tensor(fake[res.keep]), torch.tensor(real)), rel=1e-6)
+    assert h[-1] == pytest.approx(frechet_distance(torch.tensor(fake[res.keep]), torch.tensor(real)),
+                                  rel=1e-6)
 
 
 def test_duplicated_reals_do_not_zero_the_near_copy_threshold():
@@ -161,8 +166,10 @@ def test_duplicated_reals_do_not_zero_the_near_copy_threshold():
     assert not res.accept.any()
     # the same copies with float noise in their features (as other GPU kernels can give)
     noisy = RealSet(torch.cat([reals.feats, reals.feats[:4] + 1e-9]), dup.images)
-    assert near_copy_threshold(noisy.feats, 1.0) == pytest.approx(near_copy_threshold(reals.feats, 1.0), rel=0.05)
-    assert build("memorisation")(_inputs(near_copies, dup.images[10:15], noisy), np.ones(5, bool)).accept.sum() == 0
+    assert near_copy_threshold(noisy.feats, 1.0) == pytest.approx(near_copy_threshold(reals.feats, 1.0),
+                                                                  rel=0.05)
+    assert build("memorisation")(_inputs(near_copies, dup.images[10:15], noisy),
+                                 np.ones(5, bool)).accept.sum() == 0
 
 
 def test_fid_select_kept_is_empty_for_samples_it_never_saw():

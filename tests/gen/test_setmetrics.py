@@ -16,7 +16,8 @@ def _hand_fd(a: np.ndarray, b: np.ndarray) -> float:
     w, v = np.linalg.eigh(s1)
     r1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     inner = np.linalg.eigvalsh(r1 @ s2 @ r1)
-    return float(((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.clip(inner, 0, None)).sum())
+    return float(((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2)
+                 - 2 * np.sqrt(np.clip(inner, 0, None)).sum())
 
 
 def test_fd_matches_hand_computation_for_gaussians():
@@ -31,7 +32,8 @@ def test_fd_closed_forms_shift_and_scale():
     x = rng.normal(size=(500, 4))
     shift = np.array([3.0, -1.0, 0.5, 0.0])
     # Same covariance, shifted mean: FD = |shift|^2 exactly.
-    assert frechet_distance(torch.tensor(x + shift), torch.tensor(x)) == pytest.approx((shift**2).sum(), rel=1e-6)
+    assert frechet_distance(torch.tensor(x + shift), torch.tensor(x)) == pytest.approx(
+        (shift**2).sum(), rel=1e-6)
     # Scaled by 2 around the mean: FD = tr(S) + 4 tr(S) - 2*2 tr(S) = tr(S).
     xc = x - x.mean(0)
     tr = np.trace(np.cov(xc, rowvar=False))
@@ -75,7 +77,8 @@ def test_metric_names_never_mix_extractors():
     assert metric_name("fd", "inception") == "fid_inception"
     assert metric_name("kd", "inception") == "kid_inception"
     rng = np.random.default_rng(3)
-    out = metrics_from_features(torch.tensor(rng.normal(size=(20, 3))), torch.tensor(rng.normal(size=(30, 3))), "judge")
+    out = metrics_from_features(torch.tensor(rng.normal(size=(20, 3))),
+                                torch.tensor(rng.normal(size=(30, 3))), "judge")
     assert {"fd_judge", "kd_judge", "kd_judge_std", "kd_judge_subset"} == set(out)
     assert out["kd_judge_subset"] == 20
     with pytest.raises(UserError):
@@ -96,9 +99,11 @@ def _prdc_by_definition(fake: np.ndarray, real: np.ndarray, k: int) -> dict[str,
     in_real_ball = [[dist(y, real[i]) <= r_real[i] for i in range(len(real))] for y in fake]
     return {
         "precision": float(np.mean([any(row) for row in in_real_ball])),
-        "recall": float(np.mean([any(dist(x, fake[j]) <= r_fake[j] for j in range(len(fake))) for x in real])),
+        "recall": float(np.mean([any(dist(x, fake[j]) <= r_fake[j] for j in range(len(fake)))
+                                 for x in real])),
         "density": float(sum(sum(row) for row in in_real_ball) / (k * len(fake))),
-        "coverage": float(np.mean([any(in_real_ball[j][i] for j in range(len(fake))) for i in range(len(real))])),
+        "coverage": float(np.mean([any(in_real_ball[j][i] for j in range(len(fake)))
+                                   for i in range(len(real))])),
     }
 
 

@@ -116,8 +116,8 @@ def both_classes(tmp_path_factory) -> Path:
 
 
 def _cfg(data: Path, **kw) -> ClassifierTrainConfig:
-    return ClassifierTrainConfig(**{"data_dir": str(data), "out_dir": "unused", "res": 16, "batch": 8, "epochs": 3,
-                                    "progress": False, "seed": 0, **kw})
+    return ClassifierTrainConfig(**{"data_dir": str(data), "out_dir": "unused", "res": 16, "batch": 8,
+                                    "epochs": 3, "progress": False, "seed": 0, **kw})
 
 
 def test_symmetric_synthesis_gives_every_class_the_same_share(square_data, both_classes):
@@ -130,7 +130,8 @@ def test_symmetric_synthesis_gives_every_class_the_same_share(square_data, both_
     # Each added image is of its own class (the test folder paints class k with 40 + 50 k).
     painted = {"bad": 40, "good": 90}
     for k, name in enumerate(sym.classes):
-        assert sym.x_train[sym.n_train_real:][added == k].float().mean().item() == pytest.approx(painted[name], abs=0.5)
+        assert sym.x_train[sym.n_train_real:][added == k].float().mean().item() == pytest.approx(
+            painted[name], abs=0.5)
     minority_only = load_classifier_train_data(_cfg(square_data, synthetic_dir=str(both_classes),
                                                     synthetic_ratio=0.5), "accepted")
     assert (minority_only.y_train[minority_only.n_train_real:] == minority_only.positive).all()
@@ -158,7 +159,8 @@ def test_warmup_schedule_trains_the_last_third_on_real_images_only(square_data, 
     data = load_classifier_train_data(_cfg(square_data, synthetic_dir=str(both_classes), synthetic_ratio=1.0),
                                       "accepted")
     n_all, n_real = data.y_train.numel(), data.n_train_real
-    assert real_only_epochs(9, "warmup") == 3 and real_only_epochs(9, "mixed") == 0 and real_only_epochs(2, "warmup") == 1
+    assert real_only_epochs(9, "warmup") == 3 and real_only_epochs(9, "mixed") == 0 and (
+        real_only_epochs(2, "warmup") == 1)
     cfg = _cfg(square_data, epochs=3, synthetic_schedule="warmup")
     assert [train_rows(cfg, data, e).numel() for e in (1, 2, 3)] == [n_all, n_all, n_real]
     mixed = _cfg(square_data, epochs=3)
@@ -210,7 +212,8 @@ def test_ablation_config_reads_and_checks_the_synthetic_axes(tmp_path):
                                     "synthetic_schedules": ["mixed", "warmup"]})
     assert cfg.synthetic_classes == ["minority", "all"] and cfg.synthetic_weights == [1.0, 0.5]
     with pytest.raises(UserError, match="--synthetic-weight"):
-        AblationConfig.from_dict({"data_dir": "d", "out_dir": str(tmp_path), "device": "cpu", "synthetic_weights": "2"})
+        AblationConfig.from_dict({"data_dir": "d", "out_dir": str(tmp_path), "device": "cpu",
+                                  "synthetic_weights": "2"})
     with pytest.raises(UserError, match="--synthetic-classes"):
         AblationConfig.from_dict({"data_dir": "d", "out_dir": str(tmp_path), "device": "cpu",
                                   "synthetic_classes": "some"})
@@ -254,7 +257,8 @@ def test_orient_auto_turns_the_fewer_layout_and_records_it(tmp_path):
     rows_bright = turned.images[:, 0, 7:9, 4:12].float().mean(dim=(1, 2))
     cols_bright = turned.images[:, 0, 4:12, 7:9].float().mean(dim=(1, 2))
     assert (rows_bright > cols_bright).all()
-    kept = load_gan_train_data(tiny_cfg(data_dir, tmp_path / "run2", classes=["bad"], res=16, fit="pad", orient="none"))
+    kept = load_gan_train_data(tiny_cfg(data_dir, tmp_path / "run2", classes=["bad"], res=16, fit="pad",
+                                        orient="none"))
     assert kept.orient == {} and ((kept.images[:, 0, 7:9, 4:12].float().mean(dim=(1, 2)) >
                                    kept.images[:, 0, 4:12, 7:9].float().mean(dim=(1, 2))).sum() == 8)
     assert "4 portrait turned a quarter" in turned.summary()
@@ -267,9 +271,12 @@ def test_sampling_turns_back_in_the_reals_proportion():
     orient = {"bad": {"turned_share": 0.25}}
     back = [not torch.equal(turn_back(img, "bad", seed, orient), img) for seed in range(2000)]
     assert np.mean(back) == pytest.approx(0.25, abs=0.03)
-    assert torch.equal(turn_back(img, "good", 3, orient), img) and torch.equal(turn_back(img, "bad", 3, None), img)
-    turned = next(turn_back(img, "bad", s, orient) for s in range(50) if not torch.equal(turn_back(img, "bad", s, orient), img))
-    assert torch.equal(torch.rot90(turned, 1, dims=(1, 2)), img)  # a clockwise quarter undoes training's turn
+    assert torch.equal(turn_back(img, "good", 3, orient), img) and (
+        torch.equal(turn_back(img, "bad", 3, None), img))
+    turned = next(turn_back(img, "bad", s, orient) for s in range(50)
+                  if not torch.equal(turn_back(img, "bad", s, orient), img))
+    # a clockwise quarter undoes training's turn
+    assert torch.equal(torch.rot90(turned, 1, dims=(1, 2)), img)
 
 
 # ---- gen merge-samples: one generator per class ----------------------------------------------
@@ -284,8 +291,9 @@ def _one_class_folder(root: Path, cls: str, n: int, value: int) -> Path:
 
         for png in (folder / "images" / cls).glob("*.png"):
             Image.fromarray(np.full((32, 32), value, np.uint8), mode="L").save(png)
-    info = {"classes": [cls], "res": 32, "channels": 1, "fit": "crop", "manifest_hash": "h", "real_counts": {cls: n},
-            "seen_md5": {cls: [f"{cls}{i}" for i in range(n)]}, "recipe": "minority", "data_dir": "d"}
+    info = {"classes": [cls], "res": 32, "channels": 1, "fit": "crop", "manifest_hash": "h",
+            "real_counts": {cls: n}, "seen_md5": {cls: [f"{cls}{i}" for i in range(n)]}, "recipe": "minority",
+            "data_dir": "d"}
     (folder / "sample_info.json").write_text(json.dumps(info))
     return folder
 
@@ -305,8 +313,8 @@ def test_merge_samples_unites_one_folder_per_class_and_keeps_the_inputs(tmp_path
     info = json.loads((tmp_path / "both" / "sample_info.json").read_text())
     assert info["classes"] == ["bad", "good"] and info["real_counts"] == {"bad": 12, "good": 30}
     assert set(info["seen_md5"]) == {"bad", "good"} and (bad / "samples.csv").read_text() == before
-    data = load_classifier_train_data(_cfg(square_data, synthetic_dir=str(tmp_path / "both"), synthetic_ratio=0.5,
-                                          synthetic_classes="all"), "accepted")
+    data = load_classifier_train_data(_cfg(square_data, synthetic_dir=str(tmp_path / "both"),
+                                           synthetic_ratio=0.5, synthetic_classes="all"), "accepted")
     assert set(data.synthetic_per_class) == {"bad", "good"}
     again = CliRunner().invoke(main, ["merge-samples", str(bad), str(bad), "--out", str(tmp_path / "twice")])
     assert again.exit_code != 0 and "sampled in both" in again.output
@@ -353,7 +361,8 @@ def test_merged_leak_facts_come_from_the_generator_that_sampled_each_class(tmp_p
     (bad / "sample_info.json").write_text(json.dumps(info))
     merged = merge_sample_folders([bad, good], tmp_path / "both")
     assert merged["real_counts"] == {"bad": 12, "good": 3}  # each from the folder that sampled it
-    assert set(merged["seen_md5"]["good"]) == {"good0", "good1", "good2"}  # the sampling generator's, as its count
+    # the sampling generator's, as its count
+    assert set(merged["seen_md5"]["good"]) == {"good0", "good1", "good2"}
 
 
 def test_ratio_figure_draws_one_line_per_strategy_and_variant():

@@ -78,7 +78,8 @@ def test_resume_is_exact(data_dir, tmp_path):
         for k, st in a[opt]["state"].items():
             assert torch.equal(st["exp_avg_sq"], b[opt]["state"][k]["exp_avg_sq"])
     rows = [json.loads(x) for x in (split / "metrics.jsonl").read_text().splitlines()]
-    assert [r["nimg"] for r in rows] == sorted({r["nimg"] for r in rows}), "metrics.jsonl repeats or reorders ticks"
+    assert [r["nimg"] for r in rows] == sorted({r["nimg"] for r in rows}), (
+        "metrics.jsonl repeats or reorders ticks")
 
 
 def test_resume_with_changed_config_is_refused(data_dir, tmp_path):
@@ -159,8 +160,8 @@ def test_transfer_to_more_classes_reinitialises_label_layers(data_dir, tmp_path)
     msgs: list[str] = []
     dst = tmp_path / "dst"
     snap_path = list_snapshots(src)[-1]
-    train_gan(tiny_cfg(data_dir, dst, kimg=0.004, classes=["bad", "good"], resume_from=str(snap_path), lr=1e-12,
-                   gamma=0.0, pl_weight=0.0), log=msgs.append)
+    train_gan(tiny_cfg(data_dir, dst, kimg=0.004, classes=["bad", "good"], resume_from=str(snap_path),
+                       lr=1e-12, gamma=0.0, pl_weight=0.0), log=msgs.append)
     note = next(m for m in msgs if m.startswith("transfer:"))
     assert "G label layers re-initialised" in note and "D label layers re-initialised" in note
     a, b = state_of(src), state_of(dst)
@@ -177,7 +178,8 @@ def test_transfer_from_a_different_resolution_is_refused(data_dir, tmp_path):
     train_gan(tiny_cfg(data_dir, src, kimg=0.004), log=lambda m: None)
     with pytest.raises(UserError, match="--res 32 contradicts the checkpoint's img_resolution 16"):
         train_gan(tiny_cfg(data_dir, tmp_path / "dst", res=32, kimg=0.004,
-                       resume_from=str(src / "network-snapshot-000000.G_ema.safetensors")), log=lambda m: None)
+                       resume_from=str(src / "network-snapshot-000000.G_ema.safetensors")),
+                  log=lambda m: None)
 
 
 def test_fixed_augmentation_keeps_p():
@@ -215,8 +217,9 @@ def test_metrics_track_the_best_snapshot(data_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(metrics_mod, "build_extractor", fake_build)
     out = tmp_path / "run"
-    train_gan(tiny_cfg(data_dir, out, kimg=0.04, metrics=["fd", "kd"], judge="judge.pt", metric_every=1, snap=5),
-          log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, out, kimg=0.04, metrics=["fd", "kd"], judge="judge.pt", metric_every=1,
+                       snap=5),
+              log=lambda m: None)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     measured = [r for r in rows if "fd_judge" in r]
     assert len(measured) == len(rows) >= 3 and all(r["fd_judge"] >= 0 and "kd_judge" in r for r in measured)
@@ -244,7 +247,8 @@ def test_transfer_from_a_reference_pkl(data_dir, tmp_path):
 
     pkl = tmp_path / "ref.pkl"
     marker = tmp_path / "executed.txt"
-    golden = write_reference_pkl(Path(__file__).parents[1] / "golden" / "sg2ada_cond_gray32.safetensors", pkl, marker)
+    golden = write_reference_pkl(Path(__file__).parents[1] / "golden" / "sg2ada_cond_gray32.safetensors", pkl,
+                                 marker)
     msgs: list[str] = []
     out = tmp_path / "run"
     cfg = tiny_cfg(data_dir, out, res=32, z_dim=64, w_dim=64, map_layers=2, channel_base=4096, channel_max=64,
@@ -284,9 +288,11 @@ def test_best_snapshot_survives_a_newer_snapshot_of_the_same_kimg(data_dir, tmp_
     monkeypatch.setattr(tm.MetricRunner, "evaluate", lambda self, G: {"fd_judge": next(scripted)})
     monkeypatch.setattr(tm.MetricRunner, "primary", lambda self, values: "fd_judge")
     out = tmp_path / "run"
-    train_gan(tiny_cfg(data_dir, out, kimg=0.064, tick_kimg=0.02, metrics=["fd"], judge="j.pt"), log=lambda m: None)
+    train_gan(tiny_cfg(data_dir, out, kimg=0.064, tick_kimg=0.02, metrics=["fd"], judge="j.pt"),
+              log=lambda m: None)
     best = json.loads((out / "best.json").read_text())
-    assert best == {"snapshot": "best-network-snapshot-000000.pt", "metric": "fd_judge", "value": 3.0, "kimg": 0}
+    assert best == {"snapshot": "best-network-snapshot-000000.pt", "metric": "fd_judge", "value": 3.0,
+                    "kimg": 0}
     kept = torch.load(out / best["snapshot"], weights_only=True)
     assert kept["counters"]["cur_nimg"] == 24 and kept["metric_history"][-1]["fd_judge"] == 3.0
     assert state_of(out)["counters"]["cur_nimg"] == 64  # the latest state is in the plain name

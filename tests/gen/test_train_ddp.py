@@ -51,7 +51,8 @@ def test_two_gloo_processes_match_one(tmp_path, monkeypatch):
     G_ema and the synchronised w_avg.
     """
     data = make_prepared(tmp_path / "d", counts={"bad": 40, "good": 8})
-    kw = dict(batch=8, mbstd_group=4, aug="none", style_mixing=0.0, pl_weight=0.0, kimg=0.008, tick_kimg=0.008)
+    kw = dict(batch=8, mbstd_group=4, aug="none", style_mixing=0.0, pl_weight=0.0, kimg=0.008,
+              tick_kimg=0.008)
     from stylegan2_ada.synthesis import SynthesisNetwork
 
     monkeypatch.setattr(SynthesisNetwork, "forward", SynthesisNetwork.forward)  # undone after the test
@@ -59,7 +60,8 @@ def test_two_gloo_processes_match_one(tmp_path, monkeypatch):
     single = tmp_path / "single"
     train_gan(tiny_cfg(data, single, **kw), log=lambda m: None)
     ddp = tmp_path / "ddp"
-    mp.spawn(ddp_worker_constant_noise, args=(2, _free_port(), tiny_overrides(data, ddp, **kw)), nprocs=2, join=True)
+    mp.spawn(ddp_worker_constant_noise, args=(2, _free_port(), tiny_overrides(data, ddp, **kw)), nprocs=2,
+             join=True)
     a, b = state_of(single), state_of(ddp)
     assert b["world"] == 2 and b["counters"]["cur_nimg"] == a["counters"]["cur_nimg"] == 8
     # An element "differs" beyond rounding when its gradient's sign differs (Adam's first

@@ -54,22 +54,26 @@ def test_bad_input_is_one_clear_line(data_dir, tmp_path, flags, needles):
 
 
 def test_missing_data_folder(tmp_path):
-    one_line_error(_cli("--data", str(tmp_path / "nope"), "--class", "bad", "--out", str(tmp_path / "r"), "--dry-run"),
+    one_line_error(_cli("--data", str(tmp_path / "nope"), "--class", "bad", "--out", str(tmp_path / "r"),
+                        "--dry-run"),
                    after_output=True)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_gpu(data_dir, tmp_path):
-    one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path), "--device", "cuda"),
+    one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path),
+                        "--device", "cuda"),
                    "no CUDA GPU", "--device cpu", after_output=True)
 
 
 def test_gpu_preset_on_cpu_gets_a_note(data_dir, tmp_path):
-    r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
+    r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad",
+                                           "--out", str(tmp_path / "r"),
                                            "--device", "cpu", "--batch", "4", "--dry-run"])
     assert r.exit_code == 0 and "note: preset auto on the CPU builds 512-channel networks" in r.output
-    r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
-                                           "--device", "cpu", "--preset", "cpu-tiny", "--batch", "4", "--dry-run"])
+    r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad",
+                                           "--out", str(tmp_path / "r"), "--device", "cpu",
+                                           "--preset", "cpu-tiny", "--batch", "4", "--dry-run"])
     assert r.exit_code == 0 and "note:" not in r.output
 
 
@@ -100,7 +104,8 @@ def test_dry_run_shows_the_augmentation_pipeline_and_refuses_unknown_names(data_
     assert r.exit_code == 0 and '"augpipe": "bgc"' in r.output
     r = _cli(*args, "--augpipe", "bgcfnc")
     assert r.exit_code == 0, r.output
-    assert '"augpipe": "bgcfnc"' in r.output and "bgcfnc = xflip, rotate90" in r.output and "cutout" in r.output
+    assert '"augpipe": "bgcfnc"' in r.output and "bgcfnc = xflip, rotate90" in r.output and (
+        "cutout" in r.output)
     bad = _cli(*args, "--augpipe", "nonsense")
     assert bad.exit_code == 2
     error = [line for line in bad.output.splitlines() if "nonsense" in line]
@@ -112,8 +117,8 @@ def test_dry_run_shows_the_augmentation_pipeline_and_refuses_unknown_names(data_
 def test_batch_that_mbstd_groups_cannot_split_is_refused_up_front(data_dir, tmp_path):
     # cpu-tiny groups 4 images for minibatch-std; 6 per process would fail at the first D call
     one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
-                        "--preset", "cpu-tiny", "--batch", "6", "--dry-run"), "--mbstd-group 4", "per-process batch 6",
-                   after_output=True)
+                        "--preset", "cpu-tiny", "--batch", "6", "--dry-run"),
+                   "--mbstd-group 4", "per-process batch 6", after_output=True)
     ok = _cli("--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"), "--preset", "cpu-tiny",
               "--batch", "6", "--mbstd-group", "3", "--dry-run")
     assert ok.exit_code == 0, ok.output
@@ -138,7 +143,8 @@ def _spawn_training(data_dir: Path, out: Path) -> subprocess.Popen:
     code = (
         "import sys, torch; sys.path.insert(0, sys.argv[1]); torch.set_num_threads(1)\n"
         "from gen_helpers import tiny_cfg\nfrom gen.train.trainer import train_gan\n"
-        "print(train_gan(tiny_cfg(sys.argv[2], sys.argv[3], kimg=5.0, tick_kimg=0.004, snap=1), log=print), flush=True)\n"
+        "print(train_gan(tiny_cfg(sys.argv[2], sys.argv[3], kimg=5.0, tick_kimg=0.004, snap=1), "
+        "log=print), flush=True)\n"
     )
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
@@ -170,8 +176,9 @@ def test_kill_9_leaves_a_resumable_snapshot(data_dir, tmp_path):
     assert done >= 4 and snap["format_version"] == 1
     (out / ".network-snapshot-000000.pt.k9.tmp").write_bytes(b"torn")  # what a kill mid-write leaves
     (out / ".notes.txt.tmp").write_bytes(b"not ours")
-    result = train_gan(tiny_cfg(data_dir, out, kimg=(done + 8) / 1000, tick_kimg=0.004, snap=1, resume="latest"),
-                   log=lambda m: None)
+    result = train_gan(tiny_cfg(data_dir, out, kimg=(done + 8) / 1000, tick_kimg=0.004, snap=1,
+                                resume="latest"),
+                       log=lambda m: None)
     assert result["status"] == "done" and state_of(out)["counters"]["cur_nimg"] == done + 8
     assert sorted(p.name for p in out.glob(".*.tmp")) == [".notes.txt.tmp"]
 
@@ -193,7 +200,8 @@ def test_full_disk_keeps_the_old_snapshot(data_dir, tmp_path, monkeypatch):
     train_gan(tiny_cfg(data_dir, out, kimg=0.02), log=lambda m: None)
     old = (out / "network-snapshot-000000.pt").read_bytes()
     disk_full_for(monkeypatch, ".network-snapshot-")
-    with pytest.raises(UserError, match="disk full while writing .*network-snapshot-000000.pt; the previous file"):
+    with pytest.raises(UserError,
+                       match="disk full while writing .*network-snapshot-000000.pt; the previous file"):
         train_gan(tiny_cfg(data_dir, out, kimg=0.04, resume=str(out)), log=lambda m: None)
     monkeypatch.undo()
     assert (out / "network-snapshot-000000.pt").read_bytes() == old
@@ -230,8 +238,8 @@ def test_nan_loss_stops_and_keeps_last_good_snapshot(data_dir, tmp_path, monkeyp
 
 def test_cli_trains_then_resumes_with_more_kimg(data_dir, tmp_path):
     out = tmp_path / "run"
-    tiny = ["--preset", "cpu-tiny", "--res", "16", "--channel-base", "256", "--channel-max", "16", "--map", "1",
-            "--batch", "4", "--tick-kimg", "0.004", "--device", "cpu"]
+    tiny = ["--preset", "cpu-tiny", "--res", "16", "--channel-base", "256", "--channel-max", "16",
+            "--map", "1", "--batch", "4", "--tick-kimg", "0.004", "--device", "cpu"]
     r = _cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008", *tiny)
     assert r.exit_code == 0 and "done: kimg 0.008" in r.output, r.output
     r = _cli("--resume", str(out), "--kimg", "0.016")
@@ -239,7 +247,8 @@ def test_cli_trains_then_resumes_with_more_kimg(data_dir, tmp_path):
     assert state_of(out)["config"]["kimg"] == 0.016 and state_of(out)["config"]["channel_max"] == 16
     # a fresh run into that folder would interleave with it: refused, nothing touched
     before = (out / "metrics.jsonl").read_text()
-    one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008", *tiny),
+    one_line_error(_cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008",
+                        *tiny),
                    "already holds a training run", f"--resume {out}", after_output=True)
     # resuming a finished run: nothing to train, no repeated metrics row
     r = _cli("--resume", str(out), "--kimg", "0.008")
@@ -258,8 +267,9 @@ def test_cli_exit_code_says_a_stopped_run_is_unfinished(data_dir, tmp_path, monk
 
     stopped = {"status": "stopped", "stop_signal": signal_name, "kimg": 0.004, "snapshot": "s.pt"}
     monkeypatch.setattr(gen.train.recipes, "train_gan", lambda cfg, log, resume=None: stopped)
-    r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad", "--out", str(tmp_path / "r"),
-                                           "--preset", "cpu-tiny", "--device", "cpu"])
+    r = CliRunner().invoke(train_command, ["--data", str(data_dir), "--class", "bad",
+                                           "--out", str(tmp_path / "r"), "--preset", "cpu-tiny",
+                                           "--device", "cpu"])
     assert r.exit_code == code and "stopped: kimg 0.004" in r.output
 
 
@@ -278,8 +288,9 @@ def test_corrupt_snapshot_names_the_way_forward(tmp_path):
 def test_cli_stores_absolute_paths(data_dir, tmp_path, monkeypatch):
     """A relative --data must still resolve when `gen sample` runs from another directory."""
     monkeypatch.chdir(data_dir.parent)
-    r = CliRunner().invoke(train_command, ["--data", data_dir.name, "--class", "bad", "--out", str(tmp_path / "r"),
-                                           "--preset", "cpu-tiny", "--batch", "4", "--device", "cpu", "--dry-run"])
+    r = CliRunner().invoke(train_command, ["--data", data_dir.name, "--class", "bad",
+                                           "--out", str(tmp_path / "r"), "--preset", "cpu-tiny",
+                                           "--batch", "4", "--device", "cpu", "--dry-run"])
     assert r.exit_code == 0, r.output
     assert f'"data_dir": "{data_dir.resolve()}"' in r.output
 
@@ -301,12 +312,14 @@ def test_cli_resume_reads_its_snapshot_once(data_dir, tmp_path, monkeypatch):
     import gen.train.snapshot as snapshot_mod
 
     out = tmp_path / "run"
-    tiny = ["--preset", "cpu-tiny", "--res", "16", "--channel-base", "256", "--channel-max", "16", "--map", "1",
-            "--batch", "4", "--tick-kimg", "0.004", "--device", "cpu"]
-    assert _cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008", *tiny).exit_code == 0
+    tiny = ["--preset", "cpu-tiny", "--res", "16", "--channel-base", "256", "--channel-max", "16",
+            "--map", "1", "--batch", "4", "--tick-kimg", "0.004", "--device", "cpu"]
+    assert _cli("--data", str(data_dir), "--class", "bad", "--out", str(out), "--kimg", "0.008",
+                *tiny).exit_code == 0
     loads, found = [], []
     real_load, real_find = snapshot_mod.load_snapshot, snapshot_mod.find_resume_snapshot
-    monkeypatch.setattr(snapshot_mod, "load_snapshot", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    monkeypatch.setattr(snapshot_mod, "load_snapshot",
+                        lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
     monkeypatch.setattr(snapshot_mod, "find_resume_snapshot", lambda *a: found.append(a) or real_find(*a))
     r = _cli("--resume", str(out), "--kimg", "0.012")
     assert r.exit_code == 0 and "resumed from" in r.output, r.output
@@ -320,8 +333,8 @@ def test_metrics_judge_of_other_classes_is_refused_before_training(data_dir, tmp
     from classify.train.trainer import ClassifierTrainConfig, train_classifier
 
     other = make_prepared(tmp_path / "other", counts={"cat": 12, "dog": 12})
-    judge = train_classifier(ClassifierTrainConfig(data_dir=str(other), out_dir=str(tmp_path / "judge"), res=16,
-                                                   batch=4, epochs=1, progress=False))["checkpoint"]
+    judge = train_classifier(ClassifierTrainConfig(data_dir=str(other), out_dir=str(tmp_path / "judge"),
+                                                   res=16, batch=4, epochs=1, progress=False))["checkpoint"]
     with pytest.raises(UserError, match=r"trained on classes \['cat', 'dog'\], not \['bad'\]"):
         train_gan(tiny_cfg(data_dir, tmp_path / "gan", metrics=["fd"], judge=judge), log=lambda m: None)
     assert not list_snapshots(tmp_path / "gan")

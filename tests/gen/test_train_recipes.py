@@ -46,7 +46,8 @@ def test_conditional_recipe_learns_every_class_and_records_what_it_saw(data_dir,
     out = tmp_path / "cond"
     run_recipe(tiny_cfg(data_dir, out, recipe="conditional", kimg=0.008), **QUIET)
     info = _info(out)
-    assert info["classes"] == ["bad", "good"] and info["target_classes"] == ["bad"] and info["recipe"] == "conditional"
+    assert info["classes"] == ["bad", "good"] and info["target_classes"] == ["bad"] and (
+        info["recipe"] == "conditional")
     assert state_of(out)["G"]["mapping.embed.weight"].shape[1] == 2  # one-hot over both classes
     # only train-split images, per class, and every one of them
     assert {c: set(v) for c, v in info["seen_md5"].items()} == _train_md5(data_dir)
@@ -64,7 +65,8 @@ def test_transfer_recipe_pretrains_on_everything_then_finetunes_with_freezed(dat
     info = _info(out)
     assert info["classes"] == ["bad"] and set(info["seen_md5"]) == {"bad"}
     report = json.loads((out / "transfer.json").read_text())
-    assert report["source"].endswith("final.pt") and report["frozen_d_blocks"] == 2 and report["copied"]["G"] > 0
+    assert report["source"].endswith("final.pt") and report["frozen_d_blocks"] == 2 and (
+        report["copied"]["G"] > 0)
     # the fine-tune started from the pre-trained weights: frozen D blocks are untouched
     a, b = state_of(pre)["D"], state_of(out)["D"]
     top = max(int(k.split(".")[0][1:]) for k in a if k[:1] == "b" and k.split(".")[0][1:].isdigit())
@@ -93,10 +95,12 @@ def test_budget_stops_with_a_snapshot_and_resumes_to_a_larger_budget(data_dir, t
     spent = state_of(out)["counters"]["elapsed_s"]
     assert spent >= 2.0  # stopped by the budget, at the first step past it
     msgs: list[str] = []
-    train_gan(tiny_cfg(data_dir, out, kimg=1000, budget="2s", tick_kimg=0.008, resume=str(out)), log=msgs.append)
+    train_gan(tiny_cfg(data_dir, out, kimg=1000, budget="2s", tick_kimg=0.008, resume=str(out)),
+              log=msgs.append)
     assert any("nothing to train" in m for m in msgs)
     more = round(spent + 2, 1)  # relative to what the first session used: the box may be busy
-    second = train_gan(tiny_cfg(data_dir, out, kimg=1000, budget=f"{more}s", tick_kimg=0.008, resume=str(out)), **QUIET)
+    second = train_gan(tiny_cfg(data_dir, out, kimg=1000, budget=f"{more}s", tick_kimg=0.008,
+                                resume=str(out)), **QUIET)
     # the larger budget (as passed, rounded to 0.1 s) is spent before the second session stops
     assert second["kimg"] > first["kimg"] and state_of(out)["counters"]["elapsed_s"] >= more
 
@@ -129,7 +133,8 @@ def test_diffaug_policies_do_what_they_say():
     torch.manual_seed(0)
     ones = torch.ones(64, 1, 16, 16)
     hole = (DiffAugment(policies=("cutout",))(ones) == 0).float().mean(dim=(1, 2, 3))
-    assert (hole > 0).all() and (hole <= 0.25).all() and (hole == 0.25).any()  # half-size square, clipped at edges
+    # half-size square, clipped at edges
+    assert (hole > 0).all() and (hole <= 0.25).all() and (hole == 0.25).any()
     shifted = DiffAugment(policies=("translation",))(ones)
     assert ((shifted == 0) | (shifted == 1)).all() and (shifted == 0).any()
     grey = torch.rand(8, 1, 8, 8)
@@ -152,7 +157,8 @@ def test_resume_from_adopts_the_architecture_and_ada_p(data_dir, tmp_path):
     for key in ("z_dim", "w_dim", "map_layers", "res", "channel_base", "channel_max"):
         overrides.pop(key)  # no architecture flags at all
     cfg = resolve_config(overrides)
-    assert (cfg.z_dim, cfg.w_dim, cfg.map_layers, cfg.res, cfg.channels, cfg.p) == (24, 40, 2, 16, 1, pytest.approx(0.3))
+    assert (cfg.z_dim, cfg.w_dim, cfg.map_layers, cfg.res, cfg.channels, cfg.p) == (
+        24, 40, 2, 16, 1, pytest.approx(0.3))
     train_gan(cfg, **QUIET)
     with pytest.raises(UserError, match="--z-dim 32 contradicts the checkpoint's z_dim 24"):
         resolve_config(tiny_overrides(data_dir, tmp_path / "x", resume_from=str(src), z_dim=32))
@@ -166,7 +172,8 @@ def test_resume_from_a_reference_pkl_with_other_dims_needs_no_flags(data_dir, tm
     from engine_helpers import write_reference_pkl
 
     pkl = tmp_path / "ref.pkl"
-    write_reference_pkl(Path(__file__).parents[1] / "golden" / "sg2ada_cond_gray32.safetensors", pkl, tmp_path / "m")
+    write_reference_pkl(Path(__file__).parents[1] / "golden" / "sg2ada_cond_gray32.safetensors", pkl,
+                        tmp_path / "m")
     overrides = {k: v for k, v in tiny_overrides(data_dir, tmp_path / "dst", kimg=0.004).items()
                  if k not in ("z_dim", "w_dim", "map_layers", "res", "channel_base", "channel_max")}
     cfg = resolve_config(dict(overrides, resume_from=str(pkl)))
@@ -266,7 +273,8 @@ def test_claim_cores_follows_the_environment(monkeypatch):
 
 
 @pytest.mark.parametrize("device, native, expected", [
-    ("cpu", True, "bf16"), ("cpu", False, "fp32"), ("cpu", None, "fp32"), ("cuda", True, "fp32"), ("cuda:1", None, "fp32"),
+    ("cpu", True, "bf16"), ("cpu", False, "fp32"), ("cpu", None, "fp32"), ("cuda", True, "fp32"),
+    ("cuda:1", None, "fp32"),
 ])
 def test_default_precision_is_bf16_only_where_it_measured_faster(device, native, expected, monkeypatch):
     import classify.core.clitools as clitools

@@ -36,13 +36,16 @@ def test_every_module_is_on_the_architecture_map():
             if path.stem not in mapped.get(package, set()):
                 missing.append(f"{package}{path.name}")
     assert not missing, f"docs/ARCHITECTURE.md's package map lacks: {', '.join(missing)}"
-    stale = [f"{pkg}{m}.py" for pkg, mods in mapped.items() for m in mods if not (ROOT / pkg / f"{m}.py").is_file()]
-    assert not stale, f"docs/ARCHITECTURE.md's package map names modules that do not exist: {', '.join(stale)}"
+    stale = [f"{pkg}{m}.py" for pkg, mods in mapped.items() for m in mods
+             if not (ROOT / pkg / f"{m}.py").is_file()]
+    assert not stale, ("docs/ARCHITECTURE.md's package map names modules that do not exist: "
+                       f"{', '.join(stale)}")
 
 
 def tracked_text_files() -> list[Path]:
     try:
-        names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
     keep = (".py", ".md", ".toml", ".sh", ".txt", ".cfg", ".yml", ".yaml")
@@ -74,7 +77,8 @@ def test_module_paths_cited_in_the_docs_exist():
     """README.md and docs/*.md name source files by path (`classify/model/checkpoint.py`); a
     move must update them."""
     cited = re.compile(r"\b(?:classify|gen|vendor/stylegan2_ada|scripts|tests)/[\w/]+\.(?:py|sh|toml)\b")
-    stale = [f"{doc.relative_to(ROOT)}: {path}" for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    stale = [f"{doc.relative_to(ROOT)}: {path}"
+             for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
              for path in sorted(set(cited.findall(doc.read_text()))) if not (ROOT / path).is_file()]
     assert not stale, f"the docs cite files that do not exist: {', '.join(stale)}"
 

@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Import name -> folder. The engine is installed as `stylegan2_ada` from vendor/.
-PACKAGES = {"classify": ROOT / "classify", "gen": ROOT / "gen", "stylegan2_ada": ROOT / "vendor" / "stylegan2_ada"}
+PACKAGES = {"classify": ROOT / "classify", "gen": ROOT / "gen",
+            "stylegan2_ada": ROOT / "vendor" / "stylegan2_ada"}
 
 # Layers inside a package, lowest first: a module may import its own layer and the ones below.
 # `commands` and the top-level modules (cli, __main__, __init__) sit above every layer.
@@ -226,7 +227,8 @@ def test_a_bad_import_is_named_with_file_and_line(tmp_path):
     bad = tmp_path / "probe.py"
     bad.write_text("def f():\n    from classify.core.errors import UserError\n    return UserError\n")
     problems = layering_violations([bad], name_of=lambda _p: "stylegan2_ada.pkl.probe")
-    assert problems == ["probe.py:2 imports classify.core.errors.UserError: stylegan2_ada may not import classify"]
+    assert problems == ["probe.py:2 imports classify.core.errors.UserError: "
+                        "stylegan2_ada may not import classify"]
 
 
 def test_no_package_folder_keeps_too_many_modules_flat():
@@ -236,12 +238,14 @@ def test_no_package_folder_keeps_too_many_modules_flat():
             modules = [p for p in sub.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
             if len(modules) > MAX_FLAT_MODULES:
                 crowded[str(sub.relative_to(ROOT))] = len(modules)
-    assert not crowded, f"split these folders into sub-packages (more than {MAX_FLAT_MODULES} modules): {crowded}"
+    assert not crowded, (f"split these folders into sub-packages (more than {MAX_FLAT_MODULES} modules): "
+                         f"{crowded}")
 
 
 def test_every_folder_with_modules_is_a_package():
     loose = [str(d.relative_to(ROOT)) for folder in PACKAGES.values() for d in [folder, *folder.rglob("*")]
-             if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py")) and not (d / "__init__.py").is_file()]
+             if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))
+             and not (d / "__init__.py").is_file()]
     assert not loose, f"folders with modules but no __init__.py (setuptools would not install them): {loose}"
 
 
@@ -249,7 +253,8 @@ def test_no_import_cycle_between_modules():
     """Modules of one package form a DAG, lazy imports included: an import inside a function that
     closes a loop only hides it (the order modules load in then decides what works)."""
     cycles = import_cycles(import_graph(all_modules()))
-    assert not cycles, "import cycles (module (line of the import) -> module it imports):\n" + "\n".join(cycles)
+    assert not cycles, ("import cycles (module (line of the import) -> module it imports):\n"
+                        + "\n".join(cycles))
 
 
 def test_a_cycle_is_found_and_named(tmp_path):
