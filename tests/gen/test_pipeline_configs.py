@@ -22,6 +22,27 @@ def _parse(argv: list[str]) -> click.Context:
     return command.make_context(f"{argv[0]} {argv[1]}", list(argv[2:]))
 
 
+def parsed_steps(path: Path, cfg: PipelineConfig, values: dict):
+    """(step, click context) for every step, each parsed against its real command without running
+    it (a `python` step against its script's parser, context None); fails on an unknown flag, a bad
+    choice or a stray argument. A path that a previous step creates does not exist yet: that
+    BadParameter is expected (context None); any other is a real error."""
+    for step in cfg.steps:
+        argv = [a.format(**values) for a in step.argv + step.resume_args]
+        if argv[0] == "python":
+            _study_parser(argv[1]).parse_args(argv[2:])  # exits (SystemExit) on an unknown flag
+            yield step, None
+            continue
+        try:
+            ctx = _parse(argv)
+        except click.BadParameter as exc:
+            assert "does not exist" in str(exc), f"{path.name} step {step.name}: {exc}"
+            yield step, None
+            continue
+        assert not ctx.args, f"{path.name} step {step.name}: stray arguments {ctx.args}"
+        yield step, ctx
+
+
 def test_both_scales_exist():
     assert [p.name for p in CONFIGS] == ["demo-cpu.toml", "demo-gpu.toml"]
 
@@ -33,16 +54,8 @@ def test_every_step_parses_with_its_command(path, tmp_path):
     names = [s.name for s in cfg.steps]
     assert names == ["prepare", "judge", "judge_eval", "gan", "sample", "explain", "outliers", "ablate",
                      "report"]
-    for step in cfg.steps:
-        argv = [a.format(**values) for a in step.argv + step.resume_args]
-        try:
-            ctx = _parse(argv)
-        except click.BadParameter as exc:
-            # Paths that a previous step creates do not exist yet; anything else is a real error.
-            assert "does not exist" in str(exc), f"{path.name} step {step.name}: {exc}"
-            continue
-        assert not ctx.args, f"{path.name} step {step.name}: stray arguments {ctx.args}"
-        if step.name == "gan":
+    for step, ctx in parsed_steps(path, cfg, values):
+        if step.name == "gan" and ctx is not None:
             assert ctx.params["resume"] == "latest" and ctx.params["judge"].endswith("judge/model.pt")
     (gan,) = [s for s in cfg.steps if s.name == "gan"]
     assert gan.resume_if.format(**values).endswith("gan/network-snapshot-*.pt")
@@ -101,18 +114,8 @@ def test_the_studies_are_pipelines():
 def test_every_study_step_parses_with_its_command(path, tmp_path):
     cfg = PipelineConfig.load(path)
     values = dict(cfg.vars, out=str(tmp_path / "out"))
-    for step in cfg.steps:
-        argv = [a.format(**values) for a in step.argv + step.resume_args]
-        if argv[0] == "python":
-            _study_parser(argv[1]).parse_args(argv[2:])  # exits (SystemExit) on an unknown flag
-            continue
-        try:
-            ctx = _parse(argv)
-        except click.BadParameter as exc:
-            assert "does not exist" in str(exc), f"{path.name} step {step.name}: {exc}"
-            continue
-        assert not ctx.args, f"{path.name} step {step.name}: stray arguments {ctx.args}"
-        if argv[:2] == ["gen", "train"]:
+    for step, ctx in parsed_steps(path, cfg, values):
+        if step.argv[:2] == ["gen", "train"] and ctx is not None:
             assert step.resume_if and ctx.params["resume"] == "latest", (
                 f"{path.name} {step.name} cannot resume")
 
