@@ -80,23 +80,26 @@ def run_side_by_side(commands: dict[str, list[str]],
         with open(marks / f"{name}.log", "ab") as log:
             running[name] = subprocess.Popen(_resolve_exe(argv), stdout=log, stderr=subprocess.STDOUT,
                                              env=env)
-    codes: dict[str, int] = {}
+    ended: dict[str, tuple[int, float]] = {}  # name -> (exit code, seconds), as each one ends
     try:
-        for name, proc in running.items():
-            codes[name] = _wait(proc)
+        _wait_all(running, ended, t0)
+    except KeyboardInterrupt:  # the children got the signal too: let them save and exit
+        _wait_all(running, ended, t0)
+        raise
     finally:
         results = {}
-        for name, proc in running.items():
-            rc = codes.get(name, _wait(proc))
+        for name, (rc, seconds) in ended.items():
             outcome = "interrupted" if rc in INTERRUPTED else "done" if rc == 0 else f"failed (exit {rc})"
-            results[name] = (rc, _record_attempt(marks, name, time.time() - t0, outcome))
+            results[name] = (rc, _record_attempt(marks, name, seconds, outcome))
     return results
 
 
-def _wait(proc: subprocess.Popen) -> int:
-    """The exit code; a Ctrl-C while waiting waits on (the child is saving), then re-raises."""
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.wait()
-        raise
+def _wait_all(running: dict[str, subprocess.Popen], ended: dict[str, tuple[int, float]], t0: float) -> None:
+    """Poll until every process has exited, noting each one's exit code and its own wall time (a
+    step that ends first is not charged for the others)."""
+    while len(ended) < len(running):
+        for name, proc in running.items():
+            if name not in ended and proc.poll() is not None:
+                ended[name] = (proc.returncode, time.time() - t0)
+        if len(ended) < len(running):
+            time.sleep(0.2)

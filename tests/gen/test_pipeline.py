@@ -276,3 +276,13 @@ def test_a_failing_step_of_a_group_keeps_the_finished_one(tmp_path):
 def test_a_group_name_must_be_a_string(tmp_path):
     with pytest.raises(UserError, match="group must be a non-empty string"):
         _config(tmp_path, '[[step]]\nname = "a"\ngroup = 3\nargv = ["true"]\n')
+
+
+def test_a_step_of_a_group_is_charged_only_its_own_time(tmp_path):
+    from gen.pipeline.attempts import read_attempts
+
+    text = SIDE_BY_SIDE.replace("{wait}", "import sys, time; time.sleep(2.0 if sys.argv[2] == 'b' else 0)")
+    run_pipeline(_config(tmp_path, text), tmp_path / "out")
+    marks = tmp_path / "out" / ".steps"
+    fast, slow = read_attempts(marks, "first")[0]["seconds"], read_attempts(marks, "second")[0]["seconds"]
+    assert slow >= 2.0 and fast < slow - 1.0
