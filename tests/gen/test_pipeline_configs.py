@@ -105,8 +105,8 @@ def _study_parser(script: str):
 
 
 def test_the_studies_are_pipelines():
-    assert {p.stem for p in STUDIES} == {"synthetic", "gan_recipes", "classifier_elpv", "elpv_cpu",
-                                         "elpv_gpu"}
+    assert {p.stem for p in STUDIES} == {"synthetic", "synthetic_core", "gan_recipes", "classifier_elpv",
+                                         "elpv_cpu", "elpv_gpu"}
     assert not list((ROOT / "scripts").glob("study_*")) and not list((ROOT / "scripts").glob("ablation_*"))
 
 
