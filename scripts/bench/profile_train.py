@@ -64,8 +64,8 @@ def labelled(name: str, fn):
 
 def build_trainer(config: str, precision: str, p: float, extra: dict | None = None):
     overrides = dict(preset="cpu-tiny", data_dir="-", classes=["c0"], out_dir=tempfile.mkdtemp(),
-                     device="cpu", precision=precision, seed=0, batch=16, augpipe="bgc", **CONFIGS[config],
-                     **(extra or {}))
+                     device="cpu", precision=precision, seed=0, batch=16, augpipe="bgc")
+    overrides.update(CONFIGS[config], **(extra or {}))  # --set may override the config's own fields
     cfg = resolve(overrides)
     trainer = trainer_module.Trainer(cfg, log=lambda m: None, data=fake_data(cfg.res))
     pipe = trainer.nets.augment_pipe

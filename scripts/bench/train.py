@@ -14,6 +14,12 @@ Recipes change what one step computes: `conditional` adds the label embedding an
 projection (2 classes), `transfer` is its fine-tune stage (FreezeD: the first 2 D blocks
 frozen; its pre-training stage costs what `minority` does), `diffaug` swaps ADA for
 DiffAugment. Every row's ratio is against fp32 eager `minority` at the same resolution.
+
+Against another commit (`against.py`: a `git worktree` of REV, one child process per tree,
+interleaved rounds; issue 24's two configs from `profile_train.py`, `bgc` at p = 0.2, batch 16):
+
+    python scripts/bench/train.py --against fbbe223 --config 32 --threads 1 --rounds 5
+    python scripts/bench/train.py --against fbbe223 --config 64 --precision bf16 --set compile=true
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import tempfile
 import time
 
 import torch
+from against import run_against  # scripts/bench is not a package: found beside this file
 
 from gen.train.data import GanTrainData
 from gen.train.log import TickStats
@@ -96,7 +103,17 @@ def main() -> None:
     ap.add_argument("--recipes", default="minority", help=f"comma list of {','.join(RECIPES)}")
     ap.add_argument("--p", type=float, default=None,
                     help="fix ADA's p (default: the preset's, 0 at the start)")
+    ap.add_argument("--against", metavar="REV", default=None,
+                    help="time the current tree against commit REV, interleaved (see against.py)")
+    ap.add_argument("--config", choices=["32", "64"], default="32", help="with --against: the config")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="with --against")
+    ap.add_argument("--rounds", type=int, default=5, help="with --against: interleaved rounds")
+    ap.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
+                    help="with --against: a GanTrainConfig field for both trees; repeatable")
     args = ap.parse_args()
+    if args.against:
+        main_against(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     gpu = args.device.startswith("cuda")
@@ -125,6 +142,21 @@ def main() -> None:
     for r in rows:
         print(f"| {r['res']} | {r['recipe']} | {r['mode']} | {r['batch']} | {r['sec_per_kimg']:.2f} | "
               f"{r['img_per_s']:.1f} | x{r['speedup']:.2f} |")
+
+
+def main_against(args) -> None:
+    child_args = ["--config", args.config, "--precision", args.precision, "--p", str(args.p or 0.2),
+                  "--threads", str(args.threads or 1), "--warmup-cycles", str(args.warmup_cycles)]
+    for assignment in args.assignments:
+        child_args += ["--set", assignment]
+    print(f"# bench_train --against {args.against}: {platform.processor() or 'CPU'}, config {args.config}, "
+          f"{args.precision}, p {args.p or 0.2}, {args.threads or 1} thread(s), set {args.assignments}, "
+          f"torch {torch.__version__}", flush=True)
+    result = run_against(args.against, child_args, args.rounds, args.cycles,
+                         report=lambda m: print(m, flush=True))
+    print(f"ours {result['ours_sec_per_kimg']:.2f} sec/kimg, {args.against} "
+          f"{result['other_sec_per_kimg']:.2f} (medians): ours is x{result['ratio_median']:.3f} as fast "
+          f"(rounds x{result['ratio_min']:.3f}..x{result['ratio_max']:.3f})")
 
 
 if __name__ == "__main__":
