@@ -101,11 +101,13 @@ def summary(pairs: list[tuple[float, float]]) -> dict:
             "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
 
 
-def run_against(rev: str, child_args: list[str], rounds: int, cycles: int, report=print) -> dict:
-    """Time the current tree against `rev`; returns the medians and the ratio's range."""
+def run_against(rev: str, child_args: list[str], rounds: int, cycles: int, report=print,
+                ours_extra: list[str] | None = None) -> dict:
+    """Time the current tree (with `ours_extra` arguments on top) against `rev`; returns the
+    medians and the ratio's range."""
     with worktree(rev) as tree:
         other = Child.start(rev, tree, child_args)
-        ours = Child.start("ours", ROOT, child_args)
+        ours = Child.start("ours", ROOT, child_args + (ours_extra or []))
         report(f"warm-up: ours {ours.info['warmup_s']:.0f} s, {rev} {other.info['warmup_s']:.0f} s; "
                f"{rounds} rounds of {cycles} cycle(s) x 16 steps x batch {ours.info['batch']}")
         try:

@@ -110,6 +110,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="with --against: interleaved rounds")
     ap.add_argument("--set", dest="assignments", action="append", default=[], metavar="FIELD=VALUE",
                     help="with --against: a GanTrainConfig field for both trees; repeatable")
+    ap.add_argument("--ours-set", dest="ours_assignments", action="append", default=[],
+                    metavar="FIELD=VALUE",
+                    help="with --against: a field for the current tree only (e.g. --against HEAD "
+                         "--ours-set channels_last=true times one option on against off)")
     args = ap.parse_args()
     if args.against:
         main_against(args)
@@ -151,9 +155,11 @@ def main_against(args) -> None:
         child_args += ["--set", assignment]
     print(f"# bench_train --against {args.against}: {platform.processor() or 'CPU'}, config {args.config}, "
           f"{args.precision}, p {args.p or 0.2}, {args.threads or 1} thread(s), set {args.assignments}, "
+          f"ours also {args.ours_assignments}, "
           f"torch {torch.__version__}", flush=True)
+    ours_extra = [a for assignment in args.ours_assignments for a in ("--set", assignment)]
     result = run_against(args.against, child_args, args.rounds, args.cycles,
-                         report=lambda m: print(m, flush=True))
+                         report=lambda m: print(m, flush=True), ours_extra=ours_extra)
     print(f"ours {result['ours_sec_per_kimg']:.2f} sec/kimg, {args.against} "
           f"{result['other_sec_per_kimg']:.2f} (medians): ours is x{result['ratio_median']:.3f} as fast "
           f"(rounds x{result['ratio_min']:.3f}..x{result['ratio_max']:.3f})")
