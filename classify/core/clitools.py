@@ -78,17 +78,28 @@ def claim_cores() -> int:
     return n
 
 
-def cpu_native_bf16() -> bool | None:
-    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); None where unknown."""
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo; None where unknown (not Linux, no flags line)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
     return None
+
+
+def cpu_native_bf16() -> bool | None:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); None where unknown."""
+    flags = cpu_flags()
+    return None if flags is None else bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_avx512() -> bool | None:
+    """Whether the CPU has AVX512 (avx512f); None where unknown."""
+    flags = cpu_flags()
+    return None if flags is None else "avx512f" in flags
 
 
 def warn_if_slow_cpu_bf16(device: str, cpu_bf16: bool, flag: str = "--cpu-bf16") -> None:

@@ -105,6 +105,14 @@ def test_cpu_native_bf16_reads_cpu_flags() -> None:
     assert cpu_native_bf16() == expected
 
 
+def test_cpu_avx512_reads_cpu_flags() -> None:
+    from classify.core.clitools import cpu_avx512
+
+    flags = Path("/proc/cpuinfo")
+    expected = None if not flags.exists() else " avx512f" in flags.read_text()
+    assert cpu_avx512() == expected
+
+
 @pytest.mark.parametrize("package", ["classify", "gen"])
 def test_python_dash_m_runs_the_cli(package) -> None:
     import subprocess

@@ -314,3 +314,49 @@ def test_every_phase_runs_with_real_networks_and_augmentation(c_dim, channels, d
         if phase in ("Dreg", "Dboth"):
             assert stats["r1_penalty"] > 0
     assert torch.isfinite(loss.state_dict()["pl_mean"]) and loss.pl_mean.device.type == device
+
+
+def test_join_by_groups_keeps_every_mbstd_group_pure_and_splits_back():
+    from stylegan2_ada.loss import join_by_groups, split_by_groups
+    from stylegan2_ada.ops import minibatch_std
+
+    a, b = torch.randn(8, 3, 4, 4), torch.randn(8, 3, 4, 4) * 5 + 2
+    joint = join_by_groups(a, b, 4)
+    got_a, got_b = split_by_groups(joint, 4)
+    assert torch.equal(got_a, a) and torch.equal(got_b, b)
+    # The minibatch-stddev feature of the joint batch is each batch's own, sample by sample.
+    std_a, std_b = split_by_groups(minibatch_std(joint, 4)[:, -1:], 4)
+    torch.testing.assert_close(std_a, minibatch_std(a, 4)[:, -1:])
+    torch.testing.assert_close(std_b, minibatch_std(b, 4)[:, -1:])
+    with pytest.raises(ValueError, match="groups of 4"):
+        join_by_groups(a[:6], b[:6], 4)
+
+
+@pytest.mark.parametrize("c_dim, n, joint_expected", [(2, 8, True), (0, 4, True), (0, 2, False)])
+def test_joint_d_main_gives_the_separate_calls_numbers(c_dim, n, joint_expected):
+    """Fakes and reals in one D call: same draws, same loss, same gradients as two calls."""
+    results = []
+    for joint in (True, False):
+        torch.manual_seed(0)
+        common = dict(c_dim=c_dim, img_resolution=8, img_channels=1, channel_base=64, channel_max=8)
+        G = Generator.from_config(GeneratorConfig(z_dim=8, w_dim=8, mapping_layers=2, **common)).train()
+        D = Discriminator.from_config(DiscriminatorConfig(mapping_layers=2, mbstd_group_size=4, **common))
+        pipe = AugmentPipe(1)
+        pipe.p = 0.5
+        loss = StyleGAN2Loss(G, D.train(), augment_pipe=pipe, joint_d_main=joint)
+        joined = loss._joint_group_size(torch.zeros(n), torch.zeros(n)) is not None
+        assert joined == (joint and joint_expected)
+        c = F.one_hot(torch.arange(n) % 2, 2).float() if c_dim else torch.zeros(n, 0)
+        real = torch.rand(n, 1, 8, 8) * 2 - 1
+        torch.manual_seed(1)
+        stats = loss.accumulate_gradients("Dmain", real, c, torch.randn(n, 8), c, gain=2.0)
+        grads = [p.grad.clone() for p in D.parameters() if p.grad is not None]
+        results.append((stats, grads, G.mapping.w_avg))
+    (stats_j, grads_j, w_avg_j), (stats_s, grads_s, w_avg_s) = results
+    assert stats_j.keys() == stats_s.keys()
+    for key in stats_s:
+        assert stats_j[key] == pytest.approx(stats_s[key], rel=1e-5, abs=1e-6), key
+    assert len(grads_j) == len(grads_s) > 0
+    for gj, gs in zip(grads_j, grads_s, strict=True):
+        torch.testing.assert_close(gj, gs, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(w_avg_j, w_avg_s)

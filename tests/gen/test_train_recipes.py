@@ -284,3 +284,19 @@ def test_default_precision_is_bf16_only_where_it_measured_faster(device, native,
     assert default_precision(device) == expected
     # an explicit --precision always wins
     assert resolve_config({"preset": "cpu-tiny", "device": device, "precision": "fp16"}).precision == "fp16"
+
+
+@pytest.mark.parametrize("device, avx512, expected", [
+    ("cpu", True, True), ("cpu", False, False), ("cpu", None, False), ("cuda", True, False),
+])
+def test_default_channels_last_only_on_cpus_where_it_measured_faster(device, avx512, expected, monkeypatch):
+    import classify.core.clitools as clitools
+    from gen.train.recipes import default_channels_last, resolve_config
+
+    monkeypatch.setattr(clitools, "cpu_avx512", lambda: avx512)
+    assert default_channels_last(device) is expected
+    assert resolve_config({"preset": "cpu-tiny", "device": device}).channels_last is expected
+    # an explicit --channels-last / --no-channels-last always wins, and is what the run records
+    for flag in (True, False):
+        flags = {"preset": "cpu-tiny", "device": device, "channels_last": flag}
+        assert resolve_config(flags).channels_last is flag

@@ -42,11 +42,14 @@ class FullyConnectedLayer(nn.Module):
             raise ValueError(
                 f"FullyConnectedLayer: expected input [N, {self.in_features}], got {tuple(x.shape)}"
             )
-        w = self.weight.to(x.dtype) * self.weight_gain
-        b = self.bias.to(x.dtype) * self.bias_gain if self.bias is not None else None
-        if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return bias_act(x.matmul(w.t()), b, act=self.activation)
+        # act(x + b) * g = act(g * x + g * b) for the positively homogeneous activations and g > 0:
+        # the activation gain goes onto the small weight and bias, not onto the output.
+        g = act_gain(self.activation)
+        w = self.weight.to(x.dtype) * (self.weight_gain * g)
+        if self.bias is None:
+            return bias_act(x.matmul(w.t()), None, act=self.activation, gain=1.0)
+        b = self.bias.to(x.dtype) * (self.bias_gain * g)
+        return bias_act(torch.addmm(b.unsqueeze(0), x, w.t()), None, act=self.activation, gain=1.0)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, act={self.activation}"
@@ -89,11 +92,18 @@ class Conv2dLayer(nn.Module):
             raise ValueError(
                 f"Conv2dLayer: expected input [N, {self.in_channels}, H, W], got {tuple(x.shape)}"
             )
-        w = self.weight.to(x.dtype) * self.weight_gain
-        x = conv2d_resample(x, w, self.resample_filter, down=self.down, padding=self.padding)
+        if gain <= 0:
+            raise ValueError(f"Conv2dLayer: gain must be positive, got {gain}")
+        # act(x + b) * g = act(g * x + g * b) for g > 0 (lrelu and linear are positively
+        # homogeneous), so the whole gain goes onto the weight and bias and the bias into the
+        # conv kernel: two passes over the activations fewer, forward and backward.
+        g = act_gain(self.activation) * gain
+        w = self.weight.to(x.dtype) * (self.weight_gain * g)
+        b = self.bias.to(x.dtype) * g if self.bias is not None else None
+        x = conv2d_resample(x, w, self.resample_filter, down=self.down, padding=self.padding, bias=b)
         # The layer gain (sqrt(.5) in resnet blocks) scales both the activation gain and the clamp.
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, act=self.activation, gain=act_gain(self.activation) * gain, clamp=clamp)
+        return bias_act(x, None, act=self.activation, gain=1.0, clamp=clamp)
 
     def extra_repr(self) -> str:
         return (

@@ -94,6 +94,29 @@ def style_mix(
     return torch.where(from_other[:, :, None], other, ws)
 
 
+def join_by_groups(a: torch.Tensor, b: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Two batches of N as one of 2N whose minibatch-stddev groups are each all-`a` or all-`b`.
+
+    mbstd (group size G) puts sample i with samples i + k * (N / G). Splitting each batch into
+    G blocks of M = N / G and laying the blocks out as a0 b0 a1 b1 ... keeps that rule: in the
+    joint batch (block 2M) sample j < M of block k is a[k * M + j] and its group-mates are the
+    same j of the other blocks, exactly a's group; likewise for b. So D(join) = D(a), D(b).
+    """
+    if a.shape != b.shape or a.shape[0] % group_size:
+        raise ValueError(f"join_by_groups: batches {tuple(a.shape)} and {tuple(b.shape)} do not split "
+                         f"into groups of {group_size} alike")
+    g, m = group_size, a.shape[0] // group_size  # explicit sizes: c may have zero columns
+    blocks = torch.stack([a.reshape(g, m, *a.shape[1:]), b.reshape(g, m, *b.shape[1:])], dim=1)
+    return blocks.reshape(2 * a.shape[0], *a.shape[1:])
+
+
+def split_by_groups(x: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inverse of `join_by_groups`: (a, b) back from the joint batch (or its per-sample outputs)."""
+    n = x.shape[0] // 2
+    blocks = x.reshape(group_size, 2, n // group_size, *x.shape[1:])
+    return blocks[:, 0].reshape(n, *x.shape[1:]), blocks[:, 1].reshape(n, *x.shape[1:])
+
+
 def lazy_regularization(lr: float, betas: tuple[float, float], interval: int | None) -> tuple[float, tuple]:
     """Adam settings for a network whose regulariser runs every `interval` steps.
 
@@ -137,13 +160,16 @@ class StyleGAN2Loss:
     def __init__(
         self, G: torch.nn.Module, D: torch.nn.Module, augment_pipe: torch.nn.Module | None = None,
         r1_gamma: float = 10, style_mixing_prob: float = 0.9, pl_weight: float = 2.0,
-        pl_batch_shrink: int = 2, pl_decay: float = 0.01,
+        pl_batch_shrink: int = 2, pl_decay: float = 0.01, joint_d_main: bool = True,
     ) -> None:
         if pl_batch_shrink < 1:
             raise ValueError(f"pl_batch_shrink must be >= 1, got {pl_batch_shrink}")
         self.G, self.D, self.augment_pipe = G, D, augment_pipe
         self.r1_gamma, self.style_mixing_prob = r1_gamma, style_mixing_prob
         self.pl_weight, self.pl_batch_shrink, self.pl_decay = pl_weight, pl_batch_shrink, pl_decay
+        # D's main phase on fakes and reals in one call (one forward, one backward, batch 2N)
+        # where the mbstd groups allow it (`join_by_groups`); the same numbers, fewer calls.
+        self.joint_d_main = joint_d_main
         self.pl_mean = torch.zeros([], device=_module_device(G))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -192,6 +218,9 @@ class StyleGAN2Loss:
             return stats
         do_main = phase in ("Dmain", "Dboth")
         do_r1 = phase in ("Dreg", "Dboth") and self.r1_gamma != 0
+        group_size = self._joint_group_size(real_img, gen_z) if do_main and not do_r1 else None
+        if group_size is not None:
+            return self._d_main_joint(real_img, real_c, gen_z, gen_c, gain, group_size)
         if do_main:
             stats.update(self._d_fake(gen_z, gen_c, gain))
         if do_main or do_r1:
@@ -228,6 +257,42 @@ class StyleGAN2Loss:
         loss = d_fake_loss(logits)
         (loss * gain).backward()
         return {"loss_D_fake": loss.item(), "scores_fake": logits.detach().mean().item()}
+
+    def _joint_group_size(self, real_img: torch.Tensor, gen_z: torch.Tensor) -> int | None:
+        """mbstd's group size if fakes and reals can share one D call, else None.
+
+        Separate calls on N samples use groups of min(size, N); a joint call on 2N uses
+        min(size, 2N): the same only when N >= size (and N must split into such groups)."""
+        size = getattr(getattr(self.D, "config", None), "mbstd_group_size", None)
+        n = real_img.shape[0]
+        if not self.joint_d_main or not size or gen_z.shape[0] != n or n < size or n % size:
+            return None
+        return size
+
+    def _d_main_joint(
+        self, real_img: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor, gen_c: torch.Tensor,
+        gain: float, group_size: int,
+    ) -> dict[str, float]:
+        """D main on fakes and reals in one forward and backward. The draws come in the order of
+        the separate calls (G's noise, the fakes' augmentation, then the reals')."""
+        with torch.no_grad():
+            fake, _ = self.run_G(gen_z, gen_c)
+        if self.augment_pipe is not None:
+            fake, real = self.augment_pipe(fake), self.augment_pipe(real_img.detach())
+        else:
+            real = real_img.detach()
+        img = join_by_groups(fake, real.to(fake.dtype), group_size)
+        c = join_by_groups(gen_c, real_c, group_size)
+        fake_logits, real_logits = split_by_groups(self.D(img, c), group_size)
+        loss_fake, loss_real = d_fake_loss(fake_logits), d_real_loss(real_logits)
+        ((loss_fake + loss_real) * gain).backward()
+        signs = real_logits.detach().sign()
+        return {
+            "loss_D_fake": loss_fake.item(), "scores_fake": fake_logits.detach().mean().item(),
+            "real_sign_sum": signs.sum().item(), "real_count": float(signs.numel()),
+            "loss_D_real": loss_real.item(), "scores_real": real_logits.detach().mean().item(),
+            "loss_D": loss_fake.item() + loss_real.item(),
+        }
 
     def _d_real(
         self, real_img: torch.Tensor, real_c: torch.Tensor, gain: float, do_main: bool, do_r1: bool

@@ -66,11 +66,19 @@ def bias_act(
         x = x + b.to(x.dtype).reshape(shape)
     if act == "lrelu":
         x = F.leaky_relu(x, _LRELU_SLOPE)
-    if gain != 1.0:
+    if not is_unit_gain(gain):
         x = x * gain
     if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+        # hardtanh is clamp with a one-kernel backward (clamp's takes four: two compares, an
+        # and, a where); they differ only at exactly +-clamp, where hardtanh passes no gradient.
+        x = F.hardtanh(x, -clamp, clamp)
     return x
+
+
+def is_unit_gain(gain: float) -> bool:
+    """True for gains that are 1 up to float64 rounding (sqrt(2) * sqrt(1/2) = 1 + 2e-16): a
+    multiply by them is a pass over the tensor that changes no float32 or lower value."""
+    return abs(gain - 1.0) < 1e-12
 
 
 def _parse_padding(padding: Padding) -> tuple[int, int, int, int]:
@@ -124,7 +132,9 @@ def upfirdn2d(
     px0, px1, py0, py1 = _parse_padding(padding)
     if up > 1:
         x = _zero_stuff(x, up)
-    x = _pad_or_crop(x, px0, px1, py0, py1)
+    # Zero padding that all four sides share is left to the conv (no padded copy is made).
+    inner = max(min(px0, px1, py0, py1), 0) if f is not None else 0
+    x = _pad_or_crop(x, px0 - inner, px1 - inner, py0 - inner, py1 - inner)
     if f is None:
         x = x * gain if gain != 1.0 else x
         return x[:, :, ::down, ::down] if down > 1 else x
@@ -136,7 +146,7 @@ def upfirdn2d(
     # "filter, then keep every down-th sample starting at 0" without computing the dropped ones.
     k = (f.to(x.dtype) * gain).flip([0, 1])
     k = k[None, None].repeat(c, 1, 1, 1)
-    return F.conv2d(x, k, stride=down, groups=c)
+    return F.conv2d(x, k, stride=down, padding=inner, groups=c)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
@@ -193,9 +203,11 @@ def conv2d_up2(
     return upfirdn2d(x, f, padding=(q0, q1, q0, q1), gain=4.0)
 
 
-def conv2d_down2(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, padding: int) -> torch.Tensor:
+def conv2d_down2(
+    x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, padding: int, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """k x k conv with down=2, H -> H/2 (docs/ENGINE.md, "Notation and building blocks"); plain
-    correlation."""
+    correlation, plus `bias` per output channel if given (added inside the conv kernel)."""
     kw = w.shape[-1]
     fw = f.shape[-1]
     p0 = padding + (fw - 1) // 2
@@ -203,9 +215,9 @@ def conv2d_down2(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor, padding: int
     if kw == 1:
         # Filtering and decimating first makes the 1x1 conv run on 4x fewer pixels.
         x = upfirdn2d(x, f, down=2, padding=(p0, p1, p0, p1))
-        return F.conv2d(x, w)
+        return F.conv2d(x, w, bias)
     x = upfirdn2d(x, f, padding=(p0, p1, p0, p1))
-    return F.conv2d(x, w, stride=2)
+    return F.conv2d(x, w, bias, stride=2)
 
 
 def conv2d_resample(
@@ -217,20 +229,23 @@ def conv2d_resample(
     padding: int = 0,
     groups: int = 1,
     fast: bool = True,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Conv with optional up=2 (true convolution) or down=2 (correlation), else plain conv2d."""
+    """Conv with optional up=2 (true convolution) or down=2 (correlation), else plain conv2d;
+    then `bias` per output channel if given (inside the conv kernel where no filter follows it)."""
     _check_4d(x, "conv2d_resample")
     if up not in (1, 2) or down not in (1, 2) or (up > 1 and down > 1):
         raise ValueError(f"conv2d_resample supports up=2 or down=2 (not both); got up={up}, down={down}")
     if (up > 1 or down > 1) and f is None:
         raise ValueError("conv2d_resample: resampling needs the low-pass filter f")
     if up == 2:
-        return conv2d_up2(x, w, f, padding, groups=groups, fast=fast)
+        x = conv2d_up2(x, w, f, padding, groups=groups, fast=fast)
+        return x if bias is None else x + bias.reshape(1, -1, 1, 1)
     if down == 2:
         if groups != 1:
             raise ValueError("conv2d_resample: grouped conv with down=2 is not supported")
-        return conv2d_down2(x, w, f, padding)
-    return F.conv2d(x, w, padding=padding, groups=groups)
+        return conv2d_down2(x, w, f, padding, bias)
+    return F.conv2d(x, w, bias, padding=padding, groups=groups)
 
 
 def _prenormalize_fp16(weight: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,8 +272,10 @@ def modulated_conv2d(
     resample_filter: torch.Tensor | None = None,
     demodulate: bool = True,
     fused: bool = True,
+    out_gain: float = 1.0,
 ) -> torch.Tensor:
-    """Per-sample modulated (and optionally demodulated) conv, plus optional additive noise.
+    """Per-sample modulated (and optionally demodulated) conv, plus optional additive noise,
+    all times `out_gain` (folded into the per-sample coefficients, not a pass of its own).
 
     fused=True folds the styles into per-sample weights and runs one grouped conv (few kernel
     launches; good for inference). fused=False scales the activations by the styles before the
@@ -285,21 +302,28 @@ def modulated_conv2d(
         dcoefs = None
         if demodulate:
             dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+        if not is_unit_gain(out_gain):
+            dcoefs = torch.full([n, o], out_gain, device=x.device) if dcoefs is None else dcoefs * out_gain
         x = x * styles.to(x.dtype).reshape(n, i, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
+        if noise is not None and dcoefs is not None:
+            # One pass for "scale by the coefficients, add the noise" instead of two.
+            return torch.addcmul((noise * out_gain).to(x.dtype), x, dcoefs.to(x.dtype).reshape(n, o, 1, 1))
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(n, o, 1, 1)
     else:
         w = weight.unsqueeze(0) * styles.reshape(n, 1, i, 1, 1)  # [N, O, I, k, k]
         if demodulate:
             w = w * (w.square().sum(dim=[2, 3, 4], keepdim=True) + 1e-8).rsqrt()
+        if not is_unit_gain(out_gain):
+            w = w * out_gain
         h_in, w_in = x.shape[2], x.shape[3]
         x = x.reshape(1, n * i, h_in, w_in)
         w = w.reshape(n * o, i, kh, kw).to(x.dtype)
         x = conv2d_resample(x, w, resample_filter, up=up, padding=padding, groups=n)
         x = x.reshape(n, o, x.shape[2], x.shape[3])
     if noise is not None:
-        x = x + noise.to(x.dtype)
+        x = x + (noise * out_gain).to(x.dtype)
     return x
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from .config import FP16_DTYPES, channels_at, fp16_min_resolution
 from .layers import FullyConnectedLayer
-from .ops import bias_act, modulated_conv2d, setup_filter, upsample2d
+from .ops import act_gain, bias_act, modulated_conv2d, setup_filter, upsample2d
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -71,6 +71,9 @@ class SynthesisLayer(nn.Module):
                 f"SynthesisLayer: expected [N, {self.in_channels}, {in_res}, {in_res}], got {tuple(x.shape)}"
             )
         styles = self.affine(w)
+        # lrelu(x + b) * g = lrelu(g * x + g * b) (g > 0): the activation gain rides on the
+        # demodulation coefficients, the noise and the bias instead of taking a pass of its own.
+        g = act_gain("lrelu")
         x = modulated_conv2d(
             x,
             self.weight,
@@ -80,8 +83,9 @@ class SynthesisLayer(nn.Module):
             padding=self.padding,
             resample_filter=self.resample_filter,
             fused=fused_modconv,
+            out_gain=g,
         )
-        return bias_act(x, self.bias, act="lrelu", clamp=self.conv_clamp)
+        return bias_act(x, self.bias * g, act="lrelu", gain=1.0, clamp=self.conv_clamp)
 
 
 class ToRGBLayer(nn.Module):
