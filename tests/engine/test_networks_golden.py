@@ -19,7 +19,8 @@ GOLDEN_DIR = Path(__file__).parents[1] / "golden"
 GOLDEN_FILES = ["sg2ada_cond_gray32", "sg2ada_uncond_rgb64"]
 # CUDA runs too where a GPU is present (with TF32 off: the check is about float32).
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-CASES = [(f, d) for d in DEVICES for f in GOLDEN_FILES]
+# channels_last too: it is gen train's CPU default where the CPU has AVX512.
+CASES = [(f, d, cl) for d in DEVICES for f in GOLDEN_FILES for cl in (False, True)]
 TOLERANCE = 1e-4
 
 
@@ -30,7 +31,7 @@ def rel_err(ours: torch.Tensor, ref: torch.Tensor) -> float:
     return (ours - ref).abs().max().item() / scale
 
 
-def configs_from_meta(meta: dict) -> tuple[GeneratorConfig, DiscriminatorConfig]:
+def configs_from_meta(meta: dict, channels_last: bool = False) -> tuple[GeneratorConfig, DiscriminatorConfig]:
     """Map the fixture's `config` metadata onto our typed configs."""
     assert meta["G_architecture"] == "skip" and meta["D_architecture"] == "resnet"
     common = dict(
@@ -41,6 +42,7 @@ def configs_from_meta(meta: dict) -> tuple[GeneratorConfig, DiscriminatorConfig]
         channel_max=meta["channel_max"],
         conv_clamp=meta["conv_clamp"],
         num_fp16_res=meta["num_fp16_res"],
+        channels_last=channels_last,
     )
     g_cfg = GeneratorConfig(
         z_dim=meta["z_dim"],
@@ -58,14 +60,15 @@ def configs_from_meta(meta: dict) -> tuple[GeneratorConfig, DiscriminatorConfig]
     return g_cfg, d_cfg
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[f"{f}-{d}" for f, d in CASES])
+@pytest.fixture(scope="module", params=CASES,
+                ids=[f"{f}-{d}{'-channels_last' if cl else ''}" for f, d, cl in CASES])
 def golden_loaded(request):
-    fname, device = request.param
+    fname, device, channels_last = request.param
     path = GOLDEN_DIR / f"{fname}.safetensors"
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["config"])
     tensors = load_file(str(path), device=device)
-    g_cfg, d_cfg = configs_from_meta(meta)
+    g_cfg, d_cfg = configs_from_meta(meta, channels_last)
     G = Generator.from_config(g_cfg).to(device).eval()
     D = Discriminator.from_config(d_cfg).to(device).eval()
     # strict=True: every reference key exists in our networks and nothing extra.
