@@ -12,7 +12,7 @@ from torch import nn
 
 from .config import FP16_DTYPES, DiscriminatorConfig, channels_at, fp16_min_resolution
 from .layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
-from .ops import minibatch_std, setup_filter
+from .ops import in_memory_format, minibatch_std, setup_filter
 
 # Both resnet branches are scaled by sqrt(1/2) so that their sum keeps unit variance.
 _RESNET_GAIN = math.sqrt(0.5)
@@ -53,9 +53,9 @@ class DiscriminatorBlock(nn.Module):
     def forward(self, x: torch.Tensor | None, img: torch.Tensor, force_fp32: bool = False) -> torch.Tensor:
         dtype = self.fp16_dtype if self.use_fp16 and not force_fp32 else torch.float32
         if self.in_channels == 0:
-            x = self.fromrgb(img.to(dtype=dtype, memory_format=self.memory_format))
+            x = self.fromrgb(in_memory_format(img.to(dtype=dtype), self.memory_format))
         else:
-            x = x.to(dtype=dtype, memory_format=self.memory_format)
+            x = in_memory_format(x.to(dtype=dtype), self.memory_format)
         y = self.skip(x, gain=_RESNET_GAIN)
         x = self.conv1(self.conv0(x), gain=_RESNET_GAIN)
         return y + x
