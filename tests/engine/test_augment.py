@@ -315,13 +315,17 @@ def test_ada_update_moves_by_one_step_towards_the_target_and_never_below_zero(p,
 @given(seed=st.integers(0, 2**31 - 1), value=st.floats(-1, 1))
 def test_any_rigid_warp_keeps_a_constant_image_constant(seed, value):
     # Bilinear weights and both filters sum to one, and reflecting a constant is constant. The
-    # padding covers every read of a rigid motion; a strong zoom-out may read the zeros beyond
-    # it near the border, as the method does, so scale and anisotropy are left out here.
+    # padding covers the reads of a rigid motion away from the border; a strong zoom-out may read
+    # the zeros beyond it, as the method does, so scale and anisotropy are left out here. A
+    # rotation plus a translation can still bring the filters' tails to those zeros at the outer
+    # two pixels (seed 2936: 1.2e-4 at a corner; worst of 3,000 seeds 5.7e-3 there, 8.3e-7 inside).
     torch.manual_seed(seed)
     pipe = AugmentPipe(1, {"xflip": 1, "rotate90": 1, "xint": 1, "rotate": 1, "xfrac": 1})
     pipe.p = 1.0
     flat = torch.full((3, 1, 16, 16), value)
-    assert torch.allclose(pipe(flat), flat, atol=1e-5)
+    out = pipe(flat)
+    assert torch.allclose(out[..., 2:-2, 2:-2], flat[..., 2:-2, 2:-2], atol=1e-5)
+    assert torch.allclose(out, flat, atol=1e-2)
 
 
 @pytest.mark.parametrize("name", sorted(AUGPIPES))
