@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stylegan2_ada.augment import AUGPIPES, AugmentPipe, ada_update, augpipe_groups
 from stylegan2_ada.augment.draws import AugmentStrengths
@@ -313,6 +313,7 @@ def test_ada_update_moves_by_one_step_towards_the_target_and_never_below_zero(p,
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), value=st.floats(-1, 1))
+@example(seed=2936, value=1.0)  # reaches the zeros at a corner: 1.2e-4 there
 def test_any_rigid_warp_keeps_a_constant_image_constant(seed, value):
     # Bilinear weights and both filters sum to one, and reflecting a constant is constant. The
     # padding covers the reads of a rigid motion away from the border; a strong zoom-out may read
