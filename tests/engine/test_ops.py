@@ -143,6 +143,30 @@ def test_bias_act_order_bias_act_gain_clamp():
     assert torch.allclose(y_lin, torch.tensor([-1.5, -1.5, 9.0]))
 
 
+@pytest.mark.parametrize("peak", [0.5, 1.0 - 1e-6, 1.0, 1.5])
+def test_bias_act_clamp_skipped_only_where_it_changes_nothing(peak, monkeypatch):
+    # Below the clamp the hardtanh is skipped; values and gradients must equal those of the
+    # clamp that always runs, also with a value exactly at the clamp (where hardtanh's
+    # gradient is 0) and beyond it.
+    import stylegan2_ada.ops as ops
+
+    x = torch.linspace(-peak, peak, 24, dtype=F64).reshape(2, 3, 2, 2)
+
+    def run():
+        leaf = x.clone().requires_grad_(True)
+        y = bias_act(leaf, None, act="linear", clamp=1.0)
+        (grad,) = torch.autograd.grad((y * torch.arange(24.0, dtype=F64).reshape(y.shape)).sum(), leaf)
+        return y.detach(), grad
+
+    skipped = ops.reaches_clamp(x, 1.0) is False
+    assert skipped == (peak < 1.0)
+    y, grad = run()
+    monkeypatch.setattr(ops, "reaches_clamp", lambda t, c: True)
+    y_always, grad_always = run()
+    assert torch.equal(y, y_always) and torch.equal(grad, grad_always)
+    assert ops.reaches_clamp(torch.tensor([float("nan")]), 1.0)
+
+
 def test_bias_act_errors():
     with pytest.raises(ValueError, match="unknown activation"):
         bias_act(torch.zeros(1, 2), act="swish")

@@ -68,11 +68,24 @@ def bias_act(
         x = F.leaky_relu(x, _LRELU_SLOPE)
     if not is_unit_gain(gain):
         x = x * gain
-    if clamp is not None and clamp >= 0:
+    if clamp is not None and clamp >= 0 and reaches_clamp(x, clamp):
         # hardtanh is clamp with a one-kernel backward (clamp's takes four: two compares, an
         # and, a where); they differ only at exactly +-clamp, where hardtanh passes no gradient.
         x = F.hardtanh(x, -clamp, clamp)
     return x
+
+
+def reaches_clamp(x: torch.Tensor, clamp: float) -> bool:
+    """False only when every value lies strictly inside (-clamp, clamp), where hardtanh is the
+    identity and passes every gradient unchanged: skipping it then changes no value and no
+    gradient, and saves a pass forward and one backward. The check is two read-only reductions
+    (no write, nothing saved for backward). On a GPU it would stall the queue for a host sync,
+    and under torch.compile it would break the graph, so there the clamp always runs. A NaN
+    makes both comparisons false, so the clamp runs (and passes the NaN, as it always did)."""
+    if x.device.type != "cpu" or torch.compiler.is_compiling():
+        return True
+    x = x.detach()
+    return not (float(x.amax()) < clamp and float(x.amin()) > -clamp)
 
 
 def is_unit_gain(gain: float) -> bool:
