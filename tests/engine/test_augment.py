@@ -285,6 +285,31 @@ def test_bilinear_zeros_matches_grid_sample_with_zero_padding():
     assert torch.allclose(ours, ref, atol=1e-5)
 
 
+def test_bilinear_zeros_differentiates_to_the_second_order():
+    # Its backward is the adjoint pair (grid_sample, then the sampler's input gradient, then
+    # grid_sample again): finite differences check the first and the second derivative, with
+    # samples on, near and beyond the edges.
+    g = torch.Generator().manual_seed(1)
+    img = torch.randn(2, 2, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    coords = torch.rand(2, 3, 6, 2, generator=g, dtype=torch.float64) * 8 - 2
+    coords[0, 0, 0] = torch.tensor([0.0, 0.0], dtype=torch.float64)  # exactly on a pixel
+    assert torch.autograd.gradcheck(lambda x: bilinear_zeros(x, coords), (img,))
+    assert torch.autograd.gradgradcheck(lambda x: bilinear_zeros(x, coords), (img,))
+
+
+def test_a_warp_under_inference_mode_leaves_the_kept_matrices_usable_for_training():
+    # The filter matrices are kept per size: the first warp at a size may run under
+    # inference_mode (a metric, a sample grid), and the next one under autograd.
+    size = 11  # a size no other test warps at, so this test builds the matrices
+    x = torch.randn(2, 1, size, size)
+    eye = torch.eye(3).expand(2, 3, 3).contiguous()
+    with torch.inference_mode():
+        warp(x, eye)
+    x.requires_grad_(True)
+    warp(x, eye).square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 def test_resampling_is_aligned_and_keeps_constants():
     # Up- and down-filters reproduce linear functions, so a ramp survives the identity
     # warp away from the mirrored borders; a half-pixel misalignment would shift it.
