@@ -76,7 +76,7 @@ class LossScaler:
 
     def unscale(self, params: list[torch.nn.Parameter]) -> bool:
         grads = [p.grad for p in params if p.grad is not None]
-        finite = all(bool(torch.isfinite(g).all()) for g in grads)
+        finite = all_finite(grads)
         if not self.enabled:
             if not finite:
                 raise NonFinite("gradient")
@@ -84,8 +84,7 @@ class LossScaler:
         if not finite:
             self.scale, self.good = self.scale / 2, 0
             return False
-        for g in grads:
-            g.div_(self.scale)
+        torch._foreach_div_(grads, self.scale)
         self.good += 1
         if self.good % self.growth_interval == 0:
             self.scale *= 2
@@ -105,10 +104,19 @@ def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, cfg: GanTrainConfig, 
         ema_nimg = min(ema_nimg, cur_nimg * cfg.ema_rampup)
     beta = 0.5 ** (cfg.batch / max(ema_nimg, 1e-8))
     with torch.no_grad():
-        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-            p_ema.copy_(p.lerp(p_ema, beta))
-        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-            b_ema.copy_(b)
+        # lerp(p, p_ema, beta) for every tensor in one call, then one copy: the same numbers
+        # as a loop over the tensors, without ~4 small ops per tensor.
+        ema = list(G_ema.parameters())
+        torch._foreach_copy_(ema, torch._foreach_lerp(list(G.parameters()), ema, beta))
+        torch._foreach_copy_(list(G_ema.buffers()), list(G.buffers()))
+
+
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Whether no tensor holds a NaN or an infinity: the largest magnitude of each (NaN if it
+    has one) in one call, then one check (one host sync on a GPU, not one per tensor)."""
+    if not tensors:
+        return True
+    return bool(torch.stack(torch._foreach_norm(tensors, float("inf"))).isfinite().all())
 
 
 @contextmanager

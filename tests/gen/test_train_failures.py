@@ -236,6 +236,16 @@ def test_nan_loss_stops_and_keeps_last_good_snapshot(data_dir, tmp_path, monkeyp
     assert all(torch.isfinite(v).all() for v in snap["G"].values() if v.is_floating_point())
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_all_finite_finds_one_bad_value_in_any_tensor(bad):
+    tensors = [torch.randn(4, 3), torch.zeros(()), torch.randn(7)]
+    assert train_mod.all_finite(tensors) and train_mod.all_finite([])
+    tensors[2][5] = bad
+    assert not train_mod.all_finite(tensors)
+    tensors[2][5] = 3e38  # large but finite
+    assert train_mod.all_finite(tensors)
+
+
 def test_cli_trains_then_resumes_with_more_kimg(data_dir, tmp_path):
     out = tmp_path / "run"
     tiny = ["--preset", "cpu-tiny", "--res", "16", "--channel-base", "256", "--channel-max", "16",
