@@ -167,6 +167,23 @@ def test_bias_act_clamp_skipped_only_where_it_changes_nothing(peak, monkeypatch)
     assert ops.reaches_clamp(torch.tensor([float("nan")]), 1.0)
 
 
+@pytest.mark.parametrize("act", ["lrelu", "linear"])
+def test_bias_act_inplace_gives_the_same_values_and_gradients(act):
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(2, 3, 4, 4, generator=g, dtype=F64)
+    bias = torch.randn(3, generator=g, dtype=F64)
+    weight = torch.randn(2, 3, 4, 4, generator=g, dtype=F64)
+
+    def run(inplace):
+        x0, b = base.clone().requires_grad_(True), bias.clone().requires_grad_(True)
+        x = x0 * 1.5  # a fresh intermediate, as a conv output is
+        y = bias_act(x, b, act=act, gain=1.0, clamp=1.0, inplace=inplace)
+        return (y.detach(), *torch.autograd.grad((y * weight).sum(), [x0, b]))
+
+    for ours, ref in zip(run(True), run(False)):
+        assert torch.equal(ours, ref)
+
+
 def test_bias_act_errors():
     with pytest.raises(ValueError, match="unknown activation"):
         bias_act(torch.zeros(1, 2), act="swish")

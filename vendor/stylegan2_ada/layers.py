@@ -47,9 +47,10 @@ class FullyConnectedLayer(nn.Module):
         g = act_gain(self.activation)
         w = self.weight.to(x.dtype) * (self.weight_gain * g)
         if self.bias is None:
-            return bias_act(x.matmul(w.t()), None, act=self.activation, gain=1.0)
+            return bias_act(x.matmul(w.t()), None, act=self.activation, gain=1.0, inplace=True)
         b = self.bias.to(x.dtype) * (self.bias_gain * g)
-        return bias_act(torch.addmm(b.unsqueeze(0), x, w.t()), None, act=self.activation, gain=1.0)
+        return bias_act(torch.addmm(b.unsqueeze(0), x, w.t()), None, act=self.activation, gain=1.0,
+                        inplace=True)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, act={self.activation}"
@@ -103,7 +104,7 @@ class Conv2dLayer(nn.Module):
         x = conv2d_resample(x, w, self.resample_filter, down=self.down, padding=self.padding, bias=b)
         # The layer gain (sqrt(.5) in resnet blocks) scales both the activation gain and the clamp.
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, None, act=self.activation, gain=1.0, clamp=clamp)
+        return bias_act(x, None, act=self.activation, gain=1.0, clamp=clamp, inplace=True)
 
     def extra_repr(self) -> str:
         return (

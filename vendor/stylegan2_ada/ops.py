@@ -48,11 +48,18 @@ def bias_act(
     gain: float | None = None,
     clamp: float | None = None,
     dim: int = 1,
+    inplace: bool = False,
 ) -> torch.Tensor:
     """Add bias along `dim`, apply `act`, multiply by `gain`, clamp to [-clamp, clamp].
 
     `gain=None` means the activation's default gain. The order matters: the clamp bounds the
     *scaled* activation, which is what keeps float16 activations finite.
+
+    `inplace=True` lets the bias add and the activation overwrite `x`: for callers whose `x`
+    is a fresh intermediate that nothing else reads (a conv or matmul output; their backward
+    keeps their inputs, not their output). It saves a new tensor per op, not a pass; the
+    activation's backward then reads its output, whose sign is its input's, so the gradient
+    is the same.
     """
     gain = act_gain(act) if gain is None else float(gain)
     if b is not None:
@@ -63,9 +70,10 @@ def bias_act(
             )
         shape = [1] * x.ndim
         shape[dim] = -1
-        x = x + b.to(x.dtype).reshape(shape)
+        b = b.to(x.dtype).reshape(shape)
+        x = x.add_(b) if inplace else x + b
     if act == "lrelu":
-        x = F.leaky_relu(x, _LRELU_SLOPE)
+        x = F.leaky_relu(x, _LRELU_SLOPE, inplace=inplace)
     if not is_unit_gain(gain):
         x = x * gain
     if clamp is not None and clamp >= 0 and reaches_clamp(x, clamp):

@@ -85,7 +85,7 @@ class SynthesisLayer(nn.Module):
             fused=fused_modconv,
             out_gain=g,
         )
-        return bias_act(x, self.bias * g, act="lrelu", gain=1.0, clamp=self.conv_clamp)
+        return bias_act(x, self.bias * g, act="lrelu", gain=1.0, clamp=self.conv_clamp, inplace=True)
 
 
 class ToRGBLayer(nn.Module):
@@ -106,7 +106,7 @@ class ToRGBLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv)
-        return bias_act(x, self.bias, clamp=self.conv_clamp)
+        return bias_act(x, self.bias, clamp=self.conv_clamp, inplace=True)
 
 
 class SynthesisBlock(nn.Module):
