@@ -272,17 +272,30 @@ def test_runs_on_cuda_twice_differentiable_and_matches_cpu():
     assert torch.allclose(on_cpu, on_gpu, atol=1e-5)
 
 
-def test_bilinear_zeros_matches_grid_sample_with_zero_padding():
-    # The forward of our gather-based sampler equals torch's zero-padded bilinear grid_sample
-    # (align_corners=False), also well outside the image.
+def test_bilinear_zeros_reads_pixel_coordinates_with_zeros_outside():
+    # Against the definition, sample by sample in float64: pixel (x, y) is the centre of column
+    # x and row y, the four neighbours are weighted by the fractional parts, and a neighbour
+    # outside the image reads zero; also well outside the image.
     g = torch.Generator().manual_seed(0)
-    img = torch.randn(2, 3, 5, 7, generator=g)
-    coords = torch.rand(2, 6, 4, 2, generator=g) * 14 - 4  # pixel units, beyond the edges
-    ours = bilinear_zeros(img, coords)
-    norm = (2 * coords + 1) / torch.tensor([7.0, 5.0]) - 1
-    ref = torch.nn.functional.grid_sample(img, norm, mode="bilinear", padding_mode="zeros",
-                                          align_corners=False)
-    assert torch.allclose(ours, ref, atol=1e-5)
+    img = torch.randn(2, 3, 5, 7, generator=g, dtype=torch.float64)
+    coords = torch.rand(2, 6, 4, 2, generator=g, dtype=torch.float64) * 14 - 4  # beyond the edges
+    coords[0, 0, 0] = torch.tensor([2.0, 3.0], dtype=torch.float64)  # exactly on a pixel
+
+    def pixel(n, yi, xi):
+        inside = 0 <= yi < 5 and 0 <= xi < 7
+        return img[n, :, yi, xi] if inside else torch.zeros(3, dtype=torch.float64)
+
+    ref = torch.zeros(2, 3, 6, 4, dtype=torch.float64)
+    for n in range(2):
+        for i in range(6):
+            for j in range(4):
+                x, y = coords[n, i, j].tolist()
+                x0, y0 = math.floor(x), math.floor(y)
+                fx, fy = x - x0, y - y0
+                ref[n, :, i, j] = ((1 - fy) * ((1 - fx) * pixel(n, y0, x0) + fx * pixel(n, y0, x0 + 1))
+                                   + fy * ((1 - fx) * pixel(n, y0 + 1, x0) + fx * pixel(n, y0 + 1, x0 + 1)))
+    assert torch.allclose(bilinear_zeros(img, coords), ref, atol=1e-10)
+    assert torch.allclose(ref[0, :, 0, 0], img[0, :, 3, 2])
 
 
 def test_bilinear_zeros_differentiates_to_the_second_order():
