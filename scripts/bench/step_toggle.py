@@ -1,0 +1,90 @@
+"""Time one switch of the CPU training step in one process: 16-step cycles alternating off and on.
+
+    python scripts/bench/step_toggle.py --toggle torgb-matmul --threads 1 --pairs 8
+    python scripts/bench/step_toggle.py --toggle flush-denormal --threads 1
+    python scripts/bench/step_toggle.py --toggle two-threads          # 1 thread (off) vs 2 (on)
+
+This box's speed drifts by ±20% over minutes, so two processes a minute apart cannot resolve a
+few percent; one process whose cycles alternate (off, on, then on, off, ...) can. The trainer
+is `profile_train.py`'s (preset cpu-tiny, batch 16, the `bgc` pipe at fixed p, the lazy
+regularisation mix), built once; each switch flips between two states of the same process:
+
+  torgb-matmul    toRGB's 1x1 modulated conv: the unfused path (x * styles, then a 1x1 conv; off)
+                  or one batched matmul with per-sample weights (`ops._modulated_1x1`; on)
+  flush-denormal  `torch.set_flush_denormal` off / on
+  two-threads     `torch.set_num_threads` 1 / 2
+
+Prints each pair and the median ratio off/on (above 1: "on" is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import stylegan2_ada.ops as ops
+import torch
+import torch.nn.functional as F
+from profile_train import CONFIGS, build_trainer
+
+from gen.train.log import TickStats
+
+CYCLE = 16
+
+
+def unfused_1x1(x, weight, styles, demodulate, noise, out_gain):
+    """toRGB as the unfused path computed it (the layer has no demodulation, noise or gain)."""
+    if demodulate or noise is not None or not ops.is_unit_gain(out_gain):
+        raise ValueError("step_toggle: the unfused stand-in covers toRGB's call only")
+    n, i = x.shape[:2]
+    return F.conv2d(x * styles.to(x.dtype).reshape(n, i, 1, 1), weight.to(x.dtype))
+
+
+def switches() -> dict:
+    """name -> function(on: bool) that puts the process in that state."""
+    matmul = ops._modulated_1x1
+
+    def torgb(on: bool) -> None:
+        ops._modulated_1x1 = matmul if on else unfused_1x1
+
+    return {
+        "torgb-matmul": torgb,
+        "flush-denormal": lambda on: torch.set_flush_denormal(on),
+        "two-threads": lambda on: torch.set_num_threads(2 if on else 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--toggle", required=True, choices=sorted(switches()))
+    ap.add_argument("--config", choices=sorted(CONFIGS), default="32")
+    ap.add_argument("--threads", type=int, default=1, help="threads (except for two-threads)")
+    ap.add_argument("--pairs", type=int, default=8)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    flip = switches()[args.toggle]
+    trainer = build_trainer(args.config, "fp32", 0.2)
+    stats = TickStats()
+
+    def cycle(on: bool) -> float:
+        flip(on)
+        t0 = time.perf_counter()
+        for _ in range(CYCLE):
+            trainer.train_step(stats)
+        return (time.perf_counter() - t0) * 1000 / CYCLE
+
+    cycle(False)  # warm-up of both states: allocator, oneDNN primitives
+    cycle(True)
+    ratios = []
+    for k in range(args.pairs):
+        ms = {on: cycle(on) for on in ((False, True) if k % 2 == 0 else (True, False))}
+        ratios.append(ms[False] / ms[True])
+        print(f"pair {k + 1}: off {ms[False]:.1f} ms/step, on {ms[True]:.1f}, x{ratios[-1]:.3f}", flush=True)
+    print(f"# step_toggle {args.toggle}: config {args.config}, {args.threads} thread(s), "
+          f"torch {torch.__version__}: on is x{statistics.median(ratios):.3f} "
+          f"(pairs x{min(ratios):.3f}..x{max(ratios):.3f})")
+
+
+if __name__ == "__main__":
+    main()
