@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
         ms = {on: cycle(on) for on in ((False, True) if k % 2 == 0 else (True, False))}
         ratios.append(ms[False] / ms[True])
         print(f"pair {k + 1}: off {ms[False]:.1f} ms/step, on {ms[True]:.1f}, x{ratios[-1]:.3f}", flush=True)
-    print(f"# step_toggle {args.toggle}: config {args.config}, {args.threads} thread(s), "
+    threads = "1 vs 2 threads" if args.toggle == "two-threads" else f"{args.threads} thread(s)"
+    print(f"# step_toggle {args.toggle}: config {args.config}, {threads}, "
           f"torch {torch.__version__}: on is x{statistics.median(ratios):.3f} "
           f"(pairs x{min(ratios):.3f}..x{max(ratios):.3f})")
 
