@@ -362,7 +362,7 @@ def modulated_conv2d(
     styles = styles.float()
     if demodulate and x.dtype == torch.float16:
         weight, styles = _prenormalize_fp16(weight, styles)
-    if kh == 1 and kw == 1 and up == 1:
+    if kh == 1 and kw == 1 and up == 1 and padding == 0:
         return _modulated_1x1(x, weight, styles, demodulate, noise, out_gain)
     # Demodulation coefficients are computed in float32 whatever the activation dtype.
     if not fused:
