@@ -13,6 +13,10 @@ regularisation mix), built once; each switch flips between two states of the sam
                   or one batched matmul with per-sample weights (`ops._modulated_1x1`; on)
   flush-denormal  `torch.set_flush_denormal` off / on
   two-threads     `torch.set_num_threads` 1 / 2
+  scale-add-noise the unfused modconv's "x * d + noise": torch.addcmul's own backward (off) or
+                  `ops._ScaleAddNoise`'s, without addcmul's extra passes (on)
+  penalty-convs   R1's and path length's convs: torch's conv autograd (off) or the engine's, whose
+                  double backward is first-order convs (`conv_autograd.penalty_graph`; on)
 
 Prints each pair and the median ratio off/on (above 1: "on" is faster).
 """
@@ -41,30 +45,46 @@ def unfused_1x1(x, weight, styles, demodulate, noise, out_gain):
     return F.conv2d(x * styles.to(x.dtype).reshape(n, i, 1, 1), weight.to(x.dtype))
 
 
-def switches() -> dict:
+def switches(trainer) -> dict:
     """name -> function(on: bool) that puts the process in that state."""
     matmul = ops._modulated_1x1
 
     def torgb(on: bool) -> None:
         ops._modulated_1x1 = matmul if on else unfused_1x1
 
+    own_epilogue = ops._ScaleAddNoise
+
+    class TorchAddcmul:
+        apply = staticmethod(lambda x, d, noise: torch.addcmul(noise, x, d))
+
+    def scale_add_noise(on: bool) -> None:
+        ops._ScaleAddNoise = own_epilogue if on else TorchAddcmul
+
+    def penalty_convs(on: bool) -> None:
+        trainer.loss.penalty_convs = on
+
     return {
         "torgb-matmul": torgb,
         "flush-denormal": lambda on: torch.set_flush_denormal(on),
         "two-threads": lambda on: torch.set_num_threads(2 if on else 1),
+        "penalty-convs": penalty_convs,
+        "scale-add-noise": scale_add_noise,
     }
+
+
+TOGGLES = sorted(switches(None))
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--toggle", required=True, choices=sorted(switches()))
+    ap.add_argument("--toggle", required=True, choices=TOGGLES)
     ap.add_argument("--config", choices=sorted(CONFIGS), default="32")
     ap.add_argument("--threads", type=int, default=1, help="threads (except for two-threads)")
     ap.add_argument("--pairs", type=int, default=8)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    flip = switches()[args.toggle]
     trainer = build_trainer(args.config, "fp32", 0.2)
+    flip = switches(trainer)[args.toggle]
     stats = TickStats()
 
     def cycle(on: bool) -> float:

@@ -258,6 +258,22 @@ def test_modulated_1x1_matmul_matches_the_per_sample_conv(layout, demodulate, ou
             assert torch.allclose(g.double(), g_ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("noise_shape", [(3, 1, 5, 6), (5, 6)], ids=["per-sample", "const"])
+def test_scale_add_noise_gradients_to_second_order(noise_shape):
+    # The unfused modconv's epilogue x * d + noise has a backward of its own (no extra passes);
+    # its first and second derivatives (path length differentiates it twice) are checked
+    # numerically in float64, for per-sample and for constant noise.
+    from stylegan2_ada.ops import _ScaleAddNoise
+
+    torch.manual_seed(7)
+    x = torch.randn(3, 4, 5, 6, dtype=F64).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    d = torch.randn(3, 4, 1, 1, dtype=F64, requires_grad=True)
+    noise = torch.randn(noise_shape, dtype=F64, requires_grad=True)
+    torch.testing.assert_close(_ScaleAddNoise.apply(x, d, noise), torch.addcmul(noise, x, d))
+    assert torch.autograd.gradcheck(_ScaleAddNoise.apply, (x, d, noise))
+    assert torch.autograd.gradgradcheck(_ScaleAddNoise.apply, (x, d, noise))
+
+
 def test_demodulated_output_has_unit_scale_per_channel():
     # With demodulation, scaling all styles of a sample leaves the output unchanged.
     torch.manual_seed(4)

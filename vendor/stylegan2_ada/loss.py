@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
+from .conv_autograd import penalty_graph
+
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
 
 
@@ -161,6 +163,7 @@ class StyleGAN2Loss:
         self, G: torch.nn.Module, D: torch.nn.Module, augment_pipe: torch.nn.Module | None = None,
         r1_gamma: float = 10, style_mixing_prob: float = 0.9, pl_weight: float = 2.0,
         pl_batch_shrink: int = 2, pl_decay: float = 0.01, joint_d_main: bool = True,
+        penalty_convs: bool = True,
     ) -> None:
         if pl_batch_shrink < 1:
             raise ValueError(f"pl_batch_shrink must be >= 1, got {pl_batch_shrink}")
@@ -170,6 +173,10 @@ class StyleGAN2Loss:
         # D's main phase on fakes and reals in one call (one forward, one backward, batch 2N)
         # where the mbstd groups allow it (`join_by_groups`); the same numbers, fewer calls.
         self.joint_d_main = joint_d_main
+        # The penalties' forward passes make their convs with a first-order double backward
+        # (`conv_autograd.penalty_graph`); the same gradients to float rounding, fewer and larger
+        # kernels. False keeps torch's own conv autograd (the comparison the tests make).
+        self.penalty_convs = penalty_convs
         self.pl_mean = torch.zeros([], device=_module_device(G))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -180,6 +187,10 @@ class StyleGAN2Loss:
             raise ValueError(f"StyleGAN2Loss state must hold exactly 'pl_mean', got {sorted(state)}")
         self.pl_mean = (torch.as_tensor(state["pl_mean"], dtype=torch.float32)
                         .to(self.pl_mean.device).reshape([]))
+
+    def _penalty_scope(self) -> contextlib.AbstractContextManager:
+        """The forward pass of a gradient penalty: its first backward wants no weight gradients."""
+        return penalty_graph() if self.penalty_convs else contextlib.nullcontext()
 
     def run_G(self, z: torch.Tensor, c: torch.Tensor):
         """(img, ws) with style mixing and random noise, as in training.
@@ -238,7 +249,8 @@ class StyleGAN2Loss:
 
     def _g_path_length(self, gen_z: torch.Tensor, gen_c: torch.Tensor, gain: float) -> dict[str, float]:
         n = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
-        img, ws = self.run_G(gen_z[:n], gen_c[:n])
+        with self._penalty_scope():
+            img, ws = self.run_G(gen_z[:n], gen_c[:n])
         pl_noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
         lengths = path_length(img, ws, pl_noise)
         loss, penalty, self.pl_mean = path_length_loss(lengths, self.pl_mean, self.pl_decay, self.pl_weight)
@@ -299,7 +311,8 @@ class StyleGAN2Loss:
     ) -> dict[str, float]:
         # R1 differentiates w.r.t. the real image *before* augmentation.
         real = real_img.detach().requires_grad_(do_r1)
-        logits = self.run_D(real, real_c)
+        with self._penalty_scope() if do_r1 else contextlib.nullcontext():
+            logits = self.run_D(real, real_c)
         total = logits.new_zeros([])
         stats: dict[str, float] = {}
         # ADA's r_t counts every real logit D produced, the R1 phase's included.

@@ -15,6 +15,8 @@ from types import MappingProxyType
 import torch
 import torch.nn.functional as F
 
+from .conv_autograd import conv2d, conv_transpose2d
+
 Padding = int | Sequence[int]
 
 # Default gain of each supported activation (docs/ENGINE.md: sqrt(2) for lrelu, 1 for linear).
@@ -181,7 +183,7 @@ def upfirdn2d(
     # "filter, then keep every down-th sample starting at 0" without computing the dropped ones.
     k = (f.to(x.dtype) * gain).flip([0, 1])
     k = k[None, None].repeat(c, 1, 1, 1)
-    return F.conv2d(x, k, stride=down, padding=inner, groups=c)
+    return conv2d(x, k, stride=down, padding=inner, groups=c)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
@@ -229,8 +231,8 @@ def conv2d_up2(
     if not fast:
         x = upfirdn2d(x, None, up=2)
         x = upfirdn2d(x, f, padding=(px0, px1, px0, px1), gain=4.0)
-        return F.conv2d(x, w.flip([2, 3]), groups=groups)
-    x = F.conv_transpose2d(x, _transposed_weight(w, groups), stride=2, groups=groups)
+        return conv2d(x, w.flip([2, 3]), groups=groups)
+    x = conv_transpose2d(x, _transposed_weight(w, groups), stride=2, groups=groups)
     # The transposed conv already spent kw-1 samples of padding on each side; on the right it
     # also lacks the trailing stuffed zero (output (H-1)*2 + kw, not 2H + kw - 1), hence +1.
     q0 = px0 - (kw - 1)
@@ -250,9 +252,9 @@ def conv2d_down2(
     if kw == 1:
         # Filtering and decimating first makes the 1x1 conv run on 4x fewer pixels.
         x = upfirdn2d(x, f, down=2, padding=(p0, p1, p0, p1))
-        return F.conv2d(x, w, bias)
+        return conv2d(x, w, bias)
     x = upfirdn2d(x, f, padding=(p0, p1, p0, p1))
-    return F.conv2d(x, w, bias, stride=2)
+    return conv2d(x, w, bias, stride=2)
 
 
 def conv2d_resample(
@@ -280,7 +282,7 @@ def conv2d_resample(
         if groups != 1:
             raise ValueError("conv2d_resample: grouped conv with down=2 is not supported")
         return conv2d_down2(x, w, f, padding, bias)
-    return F.conv2d(x, w, bias, padding=padding, groups=groups)
+    return conv2d(x, w, bias, padding=padding, groups=groups)
 
 
 def _prenormalize_fp16(weight: torch.Tensor, styles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -327,6 +329,28 @@ def _modulated_1x1(
     if noise is not None:
         y = y + (noise * out_gain).to(y.dtype)
     return y
+
+
+class _ScaleAddNoise(torch.autograd.Function):
+    """y = x * d + noise, d per sample and channel: torch.addcmul forward, and a backward without
+    the two extra passes torch's takes (it multiplies each full-size factor by addcmul's `value`,
+    here 1, before multiplying by the gradient). Its ops are torch ops, so it differentiates again
+    (path length's double backward runs through it)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, d: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, d)
+        ctx.noise_shape = noise.shape
+        return torch.addcmul(noise, x, d)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        x, d = ctx.saved_tensors
+        need_x, need_d, need_noise = ctx.needs_input_grad
+        gx = g * d if need_x else None
+        gd = (g * x).sum_to_size(d.shape) if need_d else None
+        gnoise = g.sum_to_size(ctx.noise_shape) if need_noise else None
+        return gx, gd, gnoise
 
 
 def modulated_conv2d(
@@ -377,7 +401,7 @@ def modulated_conv2d(
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
         if noise is not None and dcoefs is not None:
             # One pass for "scale by the coefficients, add the noise" instead of two.
-            return torch.addcmul((noise * out_gain).to(x.dtype), x, dcoefs.to(x.dtype).reshape(n, o, 1, 1))
+            return _ScaleAddNoise.apply(x, dcoefs.to(x.dtype).reshape(n, o, 1, 1), (noise * out_gain).to(x.dtype))
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(n, o, 1, 1)
     else:
