@@ -401,7 +401,8 @@ def modulated_conv2d(
         x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, padding=padding)
         if noise is not None and dcoefs is not None:
             # One pass for "scale by the coefficients, add the noise" instead of two.
-            return _ScaleAddNoise.apply(x, dcoefs.to(x.dtype).reshape(n, o, 1, 1), (noise * out_gain).to(x.dtype))
+            d = dcoefs.to(x.dtype).reshape(n, o, 1, 1)
+            return _ScaleAddNoise.apply(x, d, (noise * out_gain).to(x.dtype))
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(n, o, 1, 1)
     else:
