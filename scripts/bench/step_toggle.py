@@ -3,6 +3,7 @@
     python scripts/bench/step_toggle.py --toggle torgb-matmul --threads 1 --pairs 8
     python scripts/bench/step_toggle.py --toggle flush-denormal --threads 1
     python scripts/bench/step_toggle.py --toggle two-threads          # 1 thread (off) vs 2 (on)
+    python scripts/bench/step_toggle.py --toggle penalty-convs --phase Greg   # one phase, not the step
 
 This box's speed drifts by ±20% over minutes, so two processes a minute apart cannot resolve a
 few percent; one process whose cycles alternate (off, on, then on, off, ...) can. The trainer
@@ -18,6 +19,9 @@ regularisation mix), built once; each switch flips between two states of the sam
   penalty-convs   R1's and path length's convs: torch's conv autograd (off) or the engine's, whose
                   double backward is first-order convs (`conv_autograd.penalty_graph`; on)
 
+With `--phase NAME` a cycle is 16 calls of that one loss phase (`StyleGAN2Loss.accumulate_gradients`
+on a fixed batch, its network's parameters trainable as in `run_phase`) instead of 16 steps.
+
 Prints each pair and the median ratio off/on (above 1: "on" is faster).
 """
 
@@ -31,6 +35,7 @@ import stylegan2_ada.ops as ops
 import torch
 import torch.nn.functional as F
 from profile_train import CONFIGS, build_trainer
+from stylegan2_ada.loss import PHASES
 
 from gen.train.log import TickStats
 
@@ -75,34 +80,63 @@ def switches(trainer) -> dict:
 TOGGLES = sorted(switches(None))
 
 
+def step_runner(trainer):
+    stats = TickStats()
+    return lambda: trainer.train_step(stats)
+
+
+def phase_runner(trainer, phase: str):
+    """One call of `phase` on a fixed batch (the trainer's shapes), its network trainable."""
+    nets, loss = trainer.nets, trainer.loss
+    module = nets.G if phase.startswith("G") else nets.D
+    gen = torch.Generator().manual_seed(0)
+    n, res = trainer.cfg.batch, trainer.cfg.res
+    real = torch.rand([n, nets.G.img_channels, res, res], generator=gen) * 2 - 1
+    z = torch.randn([n, nets.G.z_dim], generator=gen)
+    c = torch.zeros([n, nets.G.c_dim])
+
+    def run() -> None:
+        for p in module.parameters():
+            p.requires_grad_(True)
+        loss.accumulate_gradients(phase, real, c, z, c, gain=1.0)
+        for p in module.parameters():
+            p.requires_grad_(False)
+            p.grad = None
+
+    return run
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--toggle", required=True, choices=TOGGLES)
     ap.add_argument("--config", choices=sorted(CONFIGS), default="32")
     ap.add_argument("--threads", type=int, default=1, help="threads (except for two-threads)")
     ap.add_argument("--pairs", type=int, default=8)
+    ap.add_argument("--phase", choices=PHASES, default=None, help="time this loss phase alone")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     trainer = build_trainer(args.config, "fp32", 0.2)
     flip = switches(trainer)[args.toggle]
-    stats = TickStats()
+    work = phase_runner(trainer, args.phase) if args.phase else step_runner(trainer)
 
     def cycle(on: bool) -> float:
         flip(on)
         t0 = time.perf_counter()
         for _ in range(CYCLE):
-            trainer.train_step(stats)
+            work()
         return (time.perf_counter() - t0) * 1000 / CYCLE
 
     cycle(False)  # warm-up of both states: allocator, oneDNN primitives
     cycle(True)
     ratios = []
+    unit = f"{args.phase} call" if args.phase else "step"
     for k in range(args.pairs):
         ms = {on: cycle(on) for on in ((False, True) if k % 2 == 0 else (True, False))}
         ratios.append(ms[False] / ms[True])
-        print(f"pair {k + 1}: off {ms[False]:.1f} ms/step, on {ms[True]:.1f}, x{ratios[-1]:.3f}", flush=True)
+        print(f"pair {k + 1}: off {ms[False]:.1f} ms per {unit}, on {ms[True]:.1f}, x{ratios[-1]:.3f}",
+              flush=True)
     threads = "1 vs 2 threads" if args.toggle == "two-threads" else f"{args.threads} thread(s)"
-    print(f"# step_toggle {args.toggle}: config {args.config}, {threads}, "
+    print(f"# step_toggle {args.toggle}: config {args.config}, {unit}, {threads}, "
           f"torch {torch.__version__}: on is x{statistics.median(ratios):.3f} "
           f"(pairs x{min(ratios):.3f}..x{max(ratios):.3f})")
 

@@ -43,9 +43,9 @@ def _torch_conv(case, x, w, b):
     return F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
 
 
-def _own_conv(case, x, w, b, penalty: bool):
+def _own_conv(case, x, w, b):
     _, _, _, _, stride, padding, groups, transposed, _ = case
-    spec = ca.ConvSpec((stride, stride), (padding, padding), (0, 0), groups, transposed, penalty)
+    spec = ca.ConvSpec((stride, stride), (padding, padding), (0, 0), groups, transposed)
     return ca._Conv.apply(x, w, b, spec)
 
 
@@ -59,7 +59,7 @@ def test_first_order_values_and_gradients_match_torch(case, channels_last):
     x, w, b = _make(case, channels_last=channels_last)
     ref_in, own_in = _leaves(x, w, b), _leaves(x, w, b)
     y_ref = _torch_conv(case, *ref_in)
-    y_own = _own_conv(case, *own_in, penalty=False)
+    y_own = _own_conv(case, *own_in)
     torch.testing.assert_close(y_own, y_ref, rtol=1e-12, atol=1e-12)
     gy = torch.randn_like(y_ref)
     y_ref.backward(gy)
@@ -84,20 +84,23 @@ def test_penalty_double_backward_matches_torch(case):
     them) and its input gradient is a plain conv: the penalty's gradients are torch's own."""
     x, w, b = _make(case, channels_last=True)
     ref = _penalty_grads(lambda *a: _torch_conv(case, *a), *_leaves(x, w, b))
-    own = _penalty_grads(lambda *a: _own_conv(case, *a, penalty=True), *_leaves(x, w, b))
+    own = _penalty_grads(lambda *a: _own_conv(case, *a), *_leaves(x, w, b))
     assert len(own) == len(ref)
     for got, want in zip(own, ref, strict=True):
         assert want.abs().max() > 0
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
 
 
-def test_outside_a_penalty_a_graph_building_backward_keeps_weight_gradients():
-    """Only penalty_graph() may drop them: elsewhere d(conv)/dw under create_graph is torch's."""
-    case = CASES[0]
-    x, w, b = _leaves(*_make(case))
-    (gw,) = torch.autograd.grad(_own_conv(case, x, w, b, penalty=False).square().sum(), w, create_graph=True)
-    x2, w2, b2 = _leaves(*_make(case))
-    (gw_ref,) = torch.autograd.grad(_torch_conv(case, x2, w2, b2).square().sum(), w2, create_graph=True)
+def test_a_penalty_graph_refuses_weight_gradients_loudly():
+    """The contract of penalty_graph(): a graph-building backward asks for input gradients only.
+    Asking it for a weight's fails (no silent zero); outside the scope torch's autograd answers."""
+    x, w, _ = _leaves(*_make(CASES[0]))
+    with ca.penalty_graph():
+        y = ca.conv2d(x, w, padding=1)
+    with pytest.raises(RuntimeError, match="not have been used in the graph"):
+        torch.autograd.grad(y.square().sum(), w, create_graph=True)
+    (gw,) = torch.autograd.grad(ca.conv2d(x, w, padding=1).square().sum(), w, create_graph=True)
+    (gw_ref,) = torch.autograd.grad(F.conv2d(x, w, padding=1).square().sum(), w, create_graph=True)
     torch.testing.assert_close(gw, gw_ref)
     assert gw.requires_grad  # and differentiable further
 

@@ -48,7 +48,6 @@ class ConvSpec:
     output_padding: tuple[int, int]
     groups: int
     transposed: bool
-    penalty: bool  # made inside penalty_graph(): skip weight gradients in a graph-building backward
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -94,30 +93,26 @@ class _Conv(torch.autograd.Function):
         if not torch.is_grad_enabled():  # a backward that nothing differentiates
             gx, gw, gb = _first_order(gy, x, w, spec, has_bias, (need_x, need_w, need_b))
             return gx, gw, gb, None
-        # Building a graph (create_graph=True): the input gradient as a differentiable conv call.
+        # Building a graph (create_graph=True): the penalty's first backward, which wants the
+        # input's gradient only. It is a conv call, differentiable to first order like any;
+        # the weight and bias gradients nobody asked for are not computed.
         gx = _adjoint(gy, w, spec, x.shape) if need_x else None
-        gw = gb = None
-        if not spec.penalty and (need_w or need_b):
-            # Weight gradients that will be differentiated again: torch's own (generic) route.
-            _, gw, gb = torch.ops.aten.convolution_backward(
-                gy, x, w, [gy.shape[1]] if has_bias else None, spec.stride, spec.padding, (1, 1),
-                spec.transposed, spec.output_padding, spec.groups, [False, need_w, need_b and has_bias])
-        return gx, gw, gb, None
+        return gx, None, None, None
 
 
-def _needs_own_autograd(x: torch.Tensor, w: torch.Tensor, spec: ConvSpec) -> bool:
-    """Only convs of a penalty's forward pass that autograd records; compiled graphs (which the
-    penalties never use) keep torch's own."""
-    return (spec.penalty and torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+def _in_penalty_graph(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """A conv of a penalty's forward pass that autograd records. Compiled graphs (which the
+    penalties never use) keep torch's own. Checked before anything else is built: every conv
+    of every phase passes here."""
+    return (_PENALTY_GRAPH.get() and torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
             and not torch.compiler.is_compiling())
 
 
 def conv2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None, stride: int = 1,
            padding: int | tuple[int, int] = 0, groups: int = 1) -> torch.Tensor:
     """F.conv2d, with the engine's own backward inside `penalty_graph()`."""
-    spec = ConvSpec(_pair(stride), _pair(padding), (0, 0), groups, False, _PENALTY_GRAPH.get())
-    if _needs_own_autograd(x, w, spec):
-        return _Conv.apply(x, w, b, spec)
+    if _in_penalty_graph(x, w):
+        return _Conv.apply(x, w, b, ConvSpec(_pair(stride), _pair(padding), (0, 0), groups, False))
     return F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
 
 
@@ -125,8 +120,8 @@ def conv_transpose2d(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = 
                      padding: int | tuple[int, int] = 0, output_padding: int | tuple[int, int] = 0,
                      groups: int = 1) -> torch.Tensor:
     """F.conv_transpose2d, with the engine's own backward inside `penalty_graph()`."""
-    spec = ConvSpec(_pair(stride), _pair(padding), _pair(output_padding), groups, True, _PENALTY_GRAPH.get())
-    if _needs_own_autograd(x, w, spec):
+    if _in_penalty_graph(x, w):
+        spec = ConvSpec(_pair(stride), _pair(padding), _pair(output_padding), groups, True)
         return _Conv.apply(x, w, b, spec)
     return F.conv_transpose2d(x, w, b, stride=stride, padding=padding, output_padding=output_padding,
                               groups=groups)
