@@ -112,10 +112,17 @@ def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, cfg: GanTrainConfig, 
 
 
 def all_finite(tensors: list[torch.Tensor]) -> bool:
-    """Whether no tensor holds a NaN or an infinity: the largest magnitude of each (NaN if it
-    has one) in one call, then one check (one host sync on a GPU, not one per tensor)."""
+    """Whether no tensor holds a NaN or an infinity, with one host sync (not one per tensor).
+
+    A NaN or an infinity makes a tensor's sum NaN or infinite; summed in float64 no finite
+    float32 (or lower) tensor of under 1e200 elements can overflow, so the sum tells exactly.
+    On a CPU the per-tensor sums are ~4x cheaper than torch's multi-tensor max-norm, which
+    runs one norm per tensor there (0.27 against 1.10 ms for G's 56 gradients at 32²); on a
+    GPU that multi-tensor kernel is one launch, so it stays there."""
     if not tensors:
         return True
+    if tensors[0].device.type == "cpu":
+        return bool(torch.stack([t.sum(dtype=torch.float64) for t in tensors]).isfinite().all())
     return bool(torch.stack(torch._foreach_norm(tensors, float("inf"))).isfinite().all())
 
 

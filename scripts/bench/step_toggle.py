@@ -16,6 +16,10 @@ regularisation mix), built once; each switch flips between two states of the sam
   two-threads     `torch.set_num_threads` 1 / 2
   scale-add-noise the unfused modconv's "x * d + noise": torch.addcmul's own backward (off) or
                   `ops._ScaleAddNoise`'s, without addcmul's extra passes (on)
+  image-upsample  the synthesis image path's 2x upsampling: upfirdn2d's depthwise conv (off) or two
+                  matrix products (`ops.upsample2d` with a separable filter; on)
+  finite-sums     the gradients' finiteness check: torch's multi-tensor max-norm (off) or a
+                  float64 sum per tensor (`trainer.all_finite` on a CPU; on)
   penalty-convs   R1's and path length's convs: torch's conv autograd (off) or the engine's, whose
                   double backward is first-order convs (`conv_autograd.penalty_graph`; on)
 
@@ -37,6 +41,7 @@ import torch.nn.functional as F
 from profile_train import CONFIGS, build_trainer
 from stylegan2_ada.loss import PHASES
 
+import gen.train.trainer as trainer_module
 from gen.train.log import TickStats
 
 CYCLE = 16
@@ -65,6 +70,18 @@ def switches(trainer) -> dict:
     def scale_add_noise(on: bool) -> None:
         ops._ScaleAddNoise = own_epilogue if on else TorchAddcmul
 
+    separable_taps = ops._separable_taps
+    finite = trainer_module.all_finite
+
+    def image_upsample(on: bool) -> None:
+        ops._separable_taps = separable_taps if on else (lambda f, x: None)
+
+    def max_norm_check(tensors) -> bool:
+        return bool(torch.stack(torch._foreach_norm(tensors, float("inf"))).isfinite().all())
+
+    def finite_sums(on: bool) -> None:
+        trainer_module.all_finite = finite if on else max_norm_check
+
     def penalty_convs(on: bool) -> None:
         trainer.loss.penalty_convs = on
 
@@ -74,6 +91,8 @@ def switches(trainer) -> dict:
         "two-threads": lambda on: torch.set_num_threads(2 if on else 1),
         "penalty-convs": penalty_convs,
         "scale-add-noise": scale_add_noise,
+        "image-upsample": image_upsample,
+        "finite-sums": finite_sums,
     }
 
 

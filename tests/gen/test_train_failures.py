@@ -244,6 +244,10 @@ def test_all_finite_finds_one_bad_value_in_any_tensor(bad):
     assert not train_mod.all_finite(tensors)
     tensors[2][5] = 3e38  # large but finite
     assert train_mod.all_finite(tensors)
+    tensors[2][:] = 3e38  # finite, though its float32 sum would overflow
+    assert train_mod.all_finite(tensors)
+    tensors[2][0], tensors[2][1] = float("inf"), -float("inf")  # a sum of NaN
+    assert not train_mod.all_finite(tensors)
 
 
 def test_cli_trains_then_resumes_with_more_kimg(data_dir, tmp_path):
