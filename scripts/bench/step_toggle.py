@@ -70,11 +70,11 @@ def switches(trainer) -> dict:
     def scale_add_noise(on: bool) -> None:
         ops._ScaleAddNoise = own_epilogue if on else TorchAddcmul
 
-    separable_taps = ops._separable_taps
+    separable_taps = ops.separable_taps
     finite = trainer_module.all_finite
 
     def image_upsample(on: bool) -> None:
-        ops._separable_taps = separable_taps if on else (lambda f, x: None)
+        ops.separable_taps = separable_taps if on else (lambda f, x: None)
 
     def max_norm_check(tensors) -> bool:
         return bool(torch.stack(torch._foreach_norm(tensors, float("inf"))).isfinite().all())

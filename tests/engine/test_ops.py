@@ -76,7 +76,7 @@ def test_upsample2d_by_matrices_is_the_filtered_upsampling(shape):
     # A separable filter takes the matrix path on a CPU; it must be upfirdn2d's map to float64
     # rounding, first and second derivatives included. A filter that is not a product of two
     # 1-D filters keeps upfirdn2d (and still matches it).
-    from stylegan2_ada.ops import _separable_taps
+    from stylegan2_ada.separable import separable_taps
 
     torch.manual_seed(8)
     x = torch.randn(shape, dtype=F64, requires_grad=True)
@@ -84,7 +84,7 @@ def test_upsample2d_by_matrices_is_the_filtered_upsampling(shape):
                          [1.0, 1.0, 0.0, 2.0]])
     lopsided = torch.outer(torch.tensor([1.0, 2.0, 1.0, 3.0]), torch.tensor([2.0, 1.0, 1.0, 1.0])).double()
     for f, separable in ((filt(), True), (lopsided / lopsided.sum(), True), (skew.double() / 17, False)):
-        assert (_separable_taps(f, x) is not None) == separable
+        assert (separable_taps(f, x) is not None) == separable
         want = upfirdn2d(x, f, up=2, padding=(2, 1, 2, 1), gain=4)
         torch.testing.assert_close(upsample2d(x, f), want, rtol=1e-12, atol=1e-12)
     small = torch.randn(1, 1, 3, 4, dtype=F64, requires_grad=True)

@@ -8,7 +8,6 @@ forward without graph breaks.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from types import MappingProxyType
@@ -17,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .conv_autograd import conv2d, conv_transpose2d
+from .separable import separable_taps, upsample_matrix
 
 Padding = int | Sequence[int]
 
@@ -191,63 +191,19 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
     """Spec upsample2d: H -> up*H (pad (2, 1, 2, 1) and gain up^2 for the 4-tap filter).
 
     On a CPU, a separable filter (the resampling filter is outer(k, k) / sum) makes this the
-    linear map A_h x A_w^T per channel, two small matrix products (`_upsample_matrix`): the
+    linear map A_h x A_w^T per channel, two small matrix products (`separable.upsample_matrix`): the
     synthesis image path's one-channel depthwise convolution, forward and backward, ran ~15x
     slower than them (2.3 against 0.14 ms at [16, 1, 16, 16] -> 32²). The same numbers to float
     rounding, and differentiable to any order (path length differentiates through it)."""
     fw = f.shape[-1]
     p0 = (fw + up - 1) // 2
     p1 = (fw - up) // 2
-    taps = _separable_taps(f, x) if up == 2 else None
+    taps = separable_taps(f, x) if up == 2 else None
     if taps is not None:
-        a_h = _upsample_matrix(taps[0], p0, x.shape[2], x.dtype, x.device)
-        a_w = _upsample_matrix(taps[1], p0, x.shape[3], x.dtype, x.device)
+        a_h = upsample_matrix(taps[0], p0, x.shape[2], x.dtype, x.device)
+        a_w = upsample_matrix(taps[1], p0, x.shape[3], x.dtype, x.device)
         return torch.matmul(a_h, x).matmul(a_w.t())
     return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up * up)
-
-
-Taps = tuple[float, ...]
-
-
-def _separable_taps(f: torch.Tensor, x: torch.Tensor) -> tuple[Taps, Taps] | None:
-    """(row taps, column taps) with outer(row, col) = f, if f is such a product; else None.
-    Read on the host, so only for CPU tensors outside torch.compile, and never for a filter
-    that is being trained."""
-    if x.device.type != "cpu" or f.device.type != "cpu" or f.requires_grad or f.ndim != 2:
-        return None
-    if torch.compiler.is_compiling():
-        return None
-    return _factor_filter(tuple(tuple(row) for row in f.tolist()))
-
-
-@functools.lru_cache(maxsize=16)
-def _factor_filter(values: tuple[Taps, ...]) -> tuple[Taps, Taps] | None:
-    """The factors of a rank-one filter (row sums, column sums / total), else None."""
-    f = torch.tensor(values, dtype=torch.float64)
-    total = float(f.sum())
-    if total == 0:
-        return None
-    row, col = f.sum(dim=1), f.sum(dim=0) / total
-    if not torch.allclose(torch.outer(row, col), f, rtol=1e-7, atol=1e-12):
-        return None
-    return tuple(row.tolist()), tuple(col.tolist())
-
-
-@functools.lru_cache(maxsize=64)
-def _upsample_matrix(taps: Taps, pad_before: int, length: int, dtype: torch.dtype,
-                     device: torch.device) -> torch.Tensor:
-    """[2L, L]: zero-stuff by 2, pad `pad_before`, true convolution with 2 * taps (gain 2 per
-    axis, 4 over both), as a matrix: output j takes input m with 2 taps[K - 1 - (2m + p0 - j)].
-    Built in float64 once per (taps, length, dtype, device) and kept, read-only."""
-    with torch.inference_mode(False):  # a kept tensor must be usable outside inference mode
-        k = len(taps)
-        flipped = torch.tensor(taps, dtype=torch.float64).flip(0) * 2
-        j = torch.arange(2 * length)[:, None]
-        m = torch.arange(length)[None, :]
-        t = 2 * m + pad_before - j
-        inside = (t >= 0) & (t < k)
-        a = torch.where(inside, flipped[t.clamp(0, k - 1)], torch.zeros((), dtype=torch.float64))
-        return a.to(dtype=dtype, device=device)
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tensor:
