@@ -78,6 +78,9 @@ def _first_order(gy, x, w, spec: ConvSpec, has_bias: bool, need: tuple[bool, boo
 
 
 class _Conv(torch.autograd.Function):
+    """torch.convolution forward; backward by torch's own conv backward, except in a backward
+    that builds a graph (the penalty's first one): there the adjoint conv for the input only."""
+
     @staticmethod
     def forward(ctx, x, w, b, spec: ConvSpec):
         ctx.save_for_backward(x, w)
