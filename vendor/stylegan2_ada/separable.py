@@ -14,6 +14,15 @@ import torch
 Taps = tuple[float, ...]
 
 
+def banded(offset: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
+    """The matrix of taps[offset[r, c]] where 0 <= offset < len(taps), zero elsewhere: a 1-D
+    filter (with resampling) as a matrix. Also builds the ADA warp's sym6 matrices."""
+    k = taps.shape[0]
+    inside = (offset >= 0) & (offset < k)
+    picked = taps[offset.clamp(0, k - 1)]
+    return torch.where(inside, picked, torch.zeros((), dtype=taps.dtype, device=taps.device))
+
+
 def separable_taps(f: torch.Tensor, x: torch.Tensor) -> tuple[Taps, Taps] | None:
     """(row taps, column taps) with outer(row, col) = f, if f is such a product; else None.
     Read on the host, so only for CPU tensors outside torch.compile, and never for a filter
@@ -45,11 +54,7 @@ def upsample_matrix(taps: Taps, pad_before: int, length: int, dtype: torch.dtype
     axis, 4 over both), as a matrix: output j takes input m with 2 taps[K - 1 - (2m + p0 - j)].
     Built in float64 once per (taps, length, dtype, device) and kept, read-only."""
     with torch.inference_mode(False):  # a kept tensor must be usable outside inference mode
-        k = len(taps)
         flipped = torch.tensor(taps, dtype=torch.float64).flip(0) * 2
         j = torch.arange(2 * length)[:, None]
         m = torch.arange(length)[None, :]
-        t = 2 * m + pad_before - j
-        inside = (t >= 0) & (t < k)
-        a = torch.where(inside, flipped[t.clamp(0, k - 1)], torch.zeros((), dtype=torch.float64))
-        return a.to(dtype=dtype, device=device)
+        return banded(2 * m + pad_before - j, flipped).to(dtype=dtype, device=device)

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..separable import banded
+
 # Decomposition low-pass of the symlet-6 wavelet (the standard published coefficients).
 SYM6 = (
     0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
@@ -60,13 +62,6 @@ def sym6_filter(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return (h / h.sum()).to(dtype=dtype, device=device)
 
 
-def _banded(offset: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
-    """The matrix of taps[offset[r, c]] where 0 <= offset < TAPS, zero elsewhere."""
-    inside = (offset >= 0) & (offset < TAPS)
-    picked = taps[offset.clamp(0, TAPS - 1)]
-    return torch.where(inside, picked, torch.zeros((), dtype=taps.dtype, device=taps.device))
-
-
 # The two matrices depend only on the length, dtype and device, and each warp needs four of
 # them (building one is ~15 small ops, ~0.3 ms): kept, read-only, per (length, dtype, device).
 @functools.lru_cache(maxsize=64)
@@ -78,7 +73,7 @@ def upsample_matrix(length: int, dtype: torch.dtype, device: torch.device) -> to
         h = 2 * sym6_filter(dtype, device)
         m = torch.arange(length, device=device)[:, None]
         j = torch.arange(2 * length, device=device)[None, :]
-        return _banded(j + TAPS // 2 - 1 - 2 * m, h)
+        return banded(j + TAPS // 2 - 1 - 2 * m, h)
 
 
 @functools.lru_cache(maxsize=64)
@@ -89,7 +84,7 @@ def downsample_matrix(length: int, dtype: torch.dtype, device: torch.device) -> 
         h = sym6_filter(dtype, device)
         i = torch.arange(length, device=device)[:, None]
         k = torch.arange(length // 2 - GUARD, device=device)[None, :]
-        return _banded(i - 1 - 2 * k, h)
+        return banded(i - 1 - 2 * k, h)
 
 
 # Both filters are linear maps along one axis, so each runs as a matrix product: rows @ M along
