@@ -7,13 +7,16 @@ afterwards; the current checkout is never touched). Each tree gets one long-live
 then the parent asks them in turn for the same number of cycles, alternating which goes first
 each round, so that drift in the machine's load lands on both. The ratio is per round
 (other sec/kimg / ours), and its median and range are what is reported: > 1 means the current
-tree is faster.
+tree is faster. With enough rounds (6 at 95%) the median also gets a distribution-free confidence
+interval (`median_interval`): on a box whose speed drifts, "x1.98" alone does not say whether
+2 is inside the noise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -94,11 +97,27 @@ def interleave(ours: Child, other: Child, rounds: int, cycles: int, report) -> l
     return pairs
 
 
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """A confidence interval for the median that assumes nothing about the distribution: the
+    order statistics x_(j) and x_(n+1-j) for the largest j with P(Bin(n, 1/2) < j) <= (1 - level)/2,
+    so it covers the median with probability >= level when the rounds are independent draws.
+    None when there are too few values for that level (fewer than 6 at 95%)."""
+    xs, n = sorted(values), len(values)
+    below, j = 0.0, 0
+    while j < n:
+        with_j = below + math.comb(n, j) / 2**n  # P(Bin(n, 1/2) <= j)
+        if with_j > (1 - level) / 2:
+            break
+        below, j = with_j, j + 1
+    return (xs[j - 1], xs[n - j]) if j else None
+
+
 def summary(pairs: list[tuple[float, float]]) -> dict:
     ratios = [b / a for a, b in pairs]
     return {"ours_sec_per_kimg": statistics.median(a for a, _ in pairs),
             "other_sec_per_kimg": statistics.median(b for _, b in pairs),
-            "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios)}
+            "ratio_median": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+            "ratio_interval_95": median_interval(ratios, 0.95), "ratio_mean": statistics.fmean(ratios)}
 
 
 def run_against(rev: str, child_args: list[str], rounds: int, cycles: int, report=print,

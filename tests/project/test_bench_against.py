@@ -34,7 +34,8 @@ def test_against_head_times_both_trees_and_cleans_up():
     for _, ours, other, ratio in rounds:
         assert float(ours) > 0 and float(other) > 0
         assert float(ratio) == pytest.approx(float(other) / float(ours), rel=0.01)
-    assert re.search(r"ours is x[\d.]+ as fast \(rounds x[\d.]+\.\.x[\d.]+\)", out.stdout), out.stdout
+    assert re.search(r"ours is x[\d.]+ as fast \(rounds x[\d.]+\.\.x[\d.]+; mean x[\d.]+; "
+                     r"too few rounds for a 95% interval of the median\)", out.stdout), out.stdout
     assert _git("worktree", "list") == before  # the temporary checkout is gone
 
 
@@ -44,3 +45,17 @@ def test_against_an_unknown_revision_is_one_clear_line():
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode != 0
     assert out.stderr.strip().splitlines()[-1] == f"--against: 'no-such-rev-42' is not a commit of {ROOT}"
+
+
+def test_median_interval_is_the_binomial_order_statistics():
+    sys.path.insert(0, str(ROOT / "scripts" / "bench"))
+    try:
+        from against import median_interval
+    finally:
+        sys.path.remove(str(ROOT / "scripts" / "bench"))
+    values = [float(v) for v in range(15, 0, -1)]  # order must not matter
+    # Bin(15, 1/2): P(X <= 3) = 0.0176 <= 0.025 < P(X <= 4) = 0.0592, so x_(4) .. x_(12).
+    assert median_interval(values, 0.95) == (4.0, 12.0)
+    assert median_interval(values[:6], 0.95) == (10.0, 15.0)  # 1/64 <= 0.025: the extremes
+    assert median_interval(values[:5], 0.95) is None  # 1/32 > 0.025: no interval at 95%
+    assert median_interval(values, 0.5) == (6.0, 10.0)  # P(X <= 5) = 0.151 <= 0.25 < P(X <= 6)
