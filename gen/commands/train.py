@@ -30,7 +30,8 @@ def _csv(value: str | None) -> list[str] | None:
 def _default_note(name: str) -> str | None:
     """What a user gets without the flag: the preset's value, or a rule the CLI applies."""
     notes = {"precision": "bf16 on CPUs with native bf16, else fp32",
-             "channels_last": "on for CPUs with AVX512, else off"}
+             "channels_last": "on for CPUs with AVX512, else off",
+             "keep_freed_memory": "on for CPU runs, else off"}
     if name in notes:
         return notes[name]
     every, some = preset_field_names()

@@ -41,7 +41,7 @@ RESUMABLE_CHANGES = frozenset(
     {
         "kimg", "snap", "keep", "metric_every", "metrics", "out_dir", "data_dir", "device",
         "compile", "resume", "resume_from", "inception_weights", "judge", "tick_kimg",
-        "channels_last", "tf32", "gpus", "budget",
+        "channels_last", "tf32", "gpus", "budget", "keep_freed_memory",
     }
 )
 
@@ -126,6 +126,8 @@ class GanTrainConfig(Config):
     precision: str = setting("fp32", "Mixed precision of the top resolutions.", choices=PRECISIONS)
     compile: bool = setting(False, "torch.compile the networks.")
     channels_last: bool = setting(False, "channels_last memory format.")
+    keep_freed_memory: bool = setting(False, "CPU: keep freed memory in the process for the next step "
+                                      "(glibc malloc; no page faults per step).")
     tf32: bool = setting(True, "TF32 matmuls/convolutions on CUDA.")
     # --- resume / transfer ---
     resume: str | None = setting(None, "Continue a run exactly: RUN_DIR, a snapshot .pt, or 'latest' "

@@ -29,6 +29,7 @@ from stylegan2_ada.pkl.importer import load_reference_pkl
 
 from classify.core.clitools import parse_device
 from classify.core.errors import UserError
+from classify.core.memory import keep_freed_memory
 from gen.core.download import fetch, is_url
 from gen.core.errors import as_user_error
 from gen.core.generator_file import read_generator_metadata, read_generator_weights
@@ -54,6 +55,8 @@ def resolve_device(cfg: GanTrainConfig, rank: int) -> torch.device:
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
         torch.backends.cudnn.allow_tf32 = cfg.tf32
         torch.backends.cudnn.benchmark = True
+    if dev.type == "cpu" and cfg.keep_freed_memory:
+        keep_freed_memory()
     if cfg.precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UserError("--precision bf16 needs a GPU with bfloat16 support; use --precision fp16 or fp32")
     return dev

@@ -161,11 +161,13 @@ def main_against(args) -> None:
     result = run_against(args.against, child_args, args.rounds, args.cycles,
                          report=lambda m: print(m, flush=True), ours_extra=ours_extra)
     interval = result["ratio_interval_95"]
+    spread = (f"rounds x{result['ratio_min']:.3f}..x{result['ratio_max']:.3f}; "
+              f"mean x{result['ratio_mean']:.3f}; ")
+    spread += (f"95% interval of the median x{interval[0]:.3f}..x{interval[1]:.3f}" if interval
+               else "too few rounds for a 95% interval of the median")
     print(f"ours {result['ours_sec_per_kimg']:.2f} sec/kimg, {args.against} "
           f"{result['other_sec_per_kimg']:.2f} (medians): ours is x{result['ratio_median']:.3f} as fast "
-          f"(rounds x{result['ratio_min']:.3f}..x{result['ratio_max']:.3f}; mean x{result['ratio_mean']:.3f}; "
-          + (f"95% interval of the median x{interval[0]:.3f}..x{interval[1]:.3f})" if interval
-             else "too few rounds for a 95% interval of the median)"))
+          f"({spread})")
 
 
 if __name__ == "__main__":

@@ -300,3 +300,14 @@ def test_default_channels_last_only_on_cpus_where_it_measured_faster(device, avx
     for flag in (True, False):
         flags = {"preset": "cpu-tiny", "device": device, "channels_last": flag}
         assert resolve_config(flags).channels_last is flag
+
+
+@pytest.mark.parametrize("device, expected", [("cpu", True), ("cuda", False), ("cuda:1", False)])
+def test_keep_freed_memory_is_the_cpu_default_and_a_flag_overrides_it(device, expected):
+    from gen.train.recipes import resolve_config
+
+    assert resolve_config({"preset": "cpu-tiny", "device": device}).keep_freed_memory is expected
+    for flag in (True, False):
+        cfg = resolve_config({"preset": "cpu-tiny", "device": device, "keep_freed_memory": flag})
+        assert cfg.keep_freed_memory is flag
+        assert cfg.to_dict()["keep_freed_memory"] is flag  # recorded in the run's config
