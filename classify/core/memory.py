@@ -3,7 +3,7 @@
 Every training step allocates and frees the same few hundred tensors. glibc hands a freed block
 above its thresholds back to the kernel (an unmapped chunk, or a trimmed heap top), so the next
 step asks for it again and the kernel maps fresh pages, each zeroed on first touch: at 32²
-(batch 16, docs/BENCHMARKS.md "fifth round") that was 4,600-5,400 minor page faults and
+(batch 16, docs/BENCHMARKS.md "fifth round") that was 4,600-5,900 minor page faults and
 8-11 ms of kernel time per ~400 ms step, every step. Raising the two thresholds keeps those
 blocks in the heap for the next step: no faults, ~0 ms of kernel time, and the resident size
 stays at the step's peak (+23 MiB at 32², which the step reaches anyway).
@@ -22,7 +22,8 @@ import ctypes.util
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 # Blocks up to this size come from the heap (glibc's own ceiling for its adaptive threshold is
-# 32 MiB; a 64² step's largest tensors are ~40 MiB). Larger ones are still mapped and returned.
+# 32 MiB; a 64² step's largest tensor, [32, 64, 65, 65] float32, is 33 MiB). Larger blocks are
+# still mapped and returned.
 MMAP_THRESHOLD = 256 << 20
 # Free memory at the heap's top is returned to the kernel only beyond this much.
 TRIM_THRESHOLD = 1 << 30
